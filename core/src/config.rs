@@ -1,0 +1,348 @@
+//! Timing configuration and the inequalities that make it safe.
+//!
+//! Every inequality here is written out, with the default numbers, in `docs/safety.md`.
+//! A configuration that breaks one is refused with an error naming it; nothing is clamped.
+
+use std::fmt;
+use std::time::Duration;
+
+/// etcd refuses to keep a lease shorter than about 1.5 x its election timeout (1 s by default)
+/// and silently raises the TTL. Planning with a shorter TTL would put our deadlines before the
+/// real ones, so it is refused instead.
+pub const ETCD_MINIMUM_TTL: Duration = Duration::from_secs(2);
+
+/// Above this rate difference between two clocks the host is broken, not drifting.
+pub const MAX_SUPPORTED_DRIFT: f64 = 0.1;
+
+/// The timings the elector runs on. Defaults fit a 10 s lease and a 5 s IoTeX block interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// TTL requested for the lease. etcd may grant another; every ack carries the granted one.
+    pub lease_ttl: Duration,
+    /// How often a keep-alive is sent while a lease is held.
+    pub keepalive_interval: Duration,
+    /// Longest wait for any one etcd request; the driver abandons it then and reports failure.
+    pub etcd_request_timeout: Duration,
+    /// Longest time a node keeps reporting active after `activate=false` (it finishes its
+    /// consensus round; a round fits in the 5 s block interval).
+    pub drain_bound: Duration,
+    /// Largest rate difference between this host's clock and etcd's (0.01 = 1 %).
+    pub max_clock_drift: f64,
+    /// Slack between "node certainly drained" and "lease may expire": covers the standby command
+    /// and its confirming read.
+    pub safety_margin: Duration,
+    /// Longest wait for one call to the node's admin or probe endpoint.
+    pub node_timeout: Duration,
+    /// How often the node's mode is read to reconcile it with the role.
+    pub node_check_interval: Duration,
+    /// How often the mode is re-read while a standby is not yet confirmed.
+    pub confirm_poll_interval: Duration,
+    /// How often readiness is probed.
+    pub probe_interval: Duration,
+    /// Consecutive failed probes after which the node counts as unready.
+    pub unready_threshold: u32,
+    /// Documented assumption: after an elector dies or hangs, something (systemd's
+    /// `ExecStopPost`, the watchdog, the restarted elector) commands its node standby within
+    /// this bound.
+    pub restart_bound: Duration,
+    /// How long a new leader waits before activating when it cannot know that the previous
+    /// leader's node was confirmed standby.
+    pub activation_delay: Duration,
+    /// How long a leader waits for a named handover target to become next in line.
+    pub handover_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        let mut timing = Timing {
+            lease_ttl: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(1),
+            etcd_request_timeout: Duration::from_secs(1),
+            drain_bound: Duration::from_secs(5),
+            max_clock_drift: 0.01,
+            safety_margin: Duration::from_millis(1500),
+            node_timeout: Duration::from_millis(300),
+            node_check_interval: Duration::from_secs(1),
+            confirm_poll_interval: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            unready_threshold: 3,
+            restart_bound: Duration::from_secs(3),
+            activation_delay: Duration::ZERO,
+            handover_timeout: Duration::from_secs(30),
+        };
+        timing.activation_delay = timing.minimum_activation_delay();
+        timing
+    }
+}
+
+impl Timing {
+    /// The lease TTL as this host may count it: scaled down by the clock drift bound, so that
+    /// counting it on a slow local clock still ends before etcd's lease does.
+    pub fn drift_scaled(&self, ttl: Duration) -> Duration {
+        ttl.mul_f64(1.0 - self.max_clock_drift)
+    }
+
+    /// Step-down lead: how long before the lease deadline the node must be commanded standby.
+    /// The node drains within `drain_bound`; the margin covers the command and its confirmation.
+    pub fn step_down_lead(&self) -> Duration {
+        self.drain_bound + self.safety_margin
+    }
+
+    /// Room a leader needs before its step-down deadline to (re)activate: one more keep-alive
+    /// round, so that a healthy lease is renewed before the deadline forces a step-down.
+    pub fn activation_room(&self) -> Duration {
+        self.keepalive_interval + self.etcd_request_timeout
+    }
+
+    /// The smallest activation delay the `activation_delay_covers_dead_leader` inequality
+    /// allows, rounded up to 100 ms.
+    pub fn minimum_activation_delay(&self) -> Duration {
+        let exact = (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift);
+        let step = 100u128;
+        let ms = exact.as_millis().div_ceil(step) * step;
+        Duration::from_millis(ms as u64)
+    }
+
+    /// Longest a shutdown may take: demote, drain, confirm, resign.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.drain_bound + self.safety_margin + 2 * self.etcd_request_timeout
+    }
+
+    /// Checks every inequality of `docs/safety.md`. The error names the first one violated.
+    pub fn validate(&self) -> Result<(), TimingError> {
+        let fail =
+            |inequality: &'static str, detail: String| Err(TimingError { inequality, detail });
+        let positive = [
+            ("keepalive_interval", self.keepalive_interval),
+            ("etcd_request_timeout", self.etcd_request_timeout),
+            ("node_timeout", self.node_timeout),
+            ("node_check_interval", self.node_check_interval),
+            ("confirm_poll_interval", self.confirm_poll_interval),
+            ("probe_interval", self.probe_interval),
+        ];
+        for (name, value) in positive {
+            if value.is_zero() {
+                return fail(
+                    "positive_intervals",
+                    format!("{name} must be greater than 0"),
+                );
+            }
+        }
+        if self.unready_threshold == 0 {
+            return fail(
+                "positive_intervals",
+                "unready_threshold must be at least 1".into(),
+            );
+        }
+        if !(0.0..MAX_SUPPORTED_DRIFT).contains(&self.max_clock_drift) {
+            return fail(
+                "drift_bound",
+                format!(
+                    "max_clock_drift {} must be in [0, {MAX_SUPPORTED_DRIFT})",
+                    self.max_clock_drift
+                ),
+            );
+        }
+        if self.lease_ttl < ETCD_MINIMUM_TTL {
+            return fail(
+                "etcd_minimum_ttl",
+                format!(
+                    "lease_ttl {} < etcd's minimum TTL {}",
+                    secs(self.lease_ttl),
+                    secs(ETCD_MINIMUM_TTL)
+                ),
+            );
+        }
+        // The standby command and a confirming read each take up to node_timeout, reads repeat
+        // every confirm_poll_interval, and the drain itself is measured on a drifting clock.
+        let confirm_cost = 2 * self.node_timeout
+            + self.confirm_poll_interval
+            + self.drain_bound.mul_f64(self.max_clock_drift);
+        if self.safety_margin < confirm_cost {
+            return fail(
+                "margin_covers_standby_confirmation",
+                format!(
+                    "safety_margin {} < 2 x node_timeout + confirm_poll_interval + drain_bound x max_clock_drift = {}",
+                    secs(self.safety_margin),
+                    secs(confirm_cost)
+                ),
+            );
+        }
+        if self.activation_room() < self.node_timeout {
+            return fail(
+                "activation_room_covers_node_call",
+                format!(
+                    "keepalive_interval + etcd_request_timeout {} < node_timeout {}",
+                    secs(self.activation_room()),
+                    secs(self.node_timeout)
+                ),
+            );
+        }
+        let scaled_ttl = self.drift_scaled(self.lease_ttl);
+        let window = scaled_ttl.saturating_sub(self.step_down_lead());
+        let needed = self.etcd_request_timeout + self.activation_room();
+        if window <= needed {
+            return fail(
+                "renewal_window",
+                format!(
+                    "lease_ttl x (1 - max_clock_drift) - drain_bound - safety_margin = {} must exceed \
+                     etcd_request_timeout + keepalive_interval + etcd_request_timeout = {}",
+                    secs(window),
+                    secs(needed)
+                ),
+            );
+        }
+        let min_delay = (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift);
+        if self.activation_delay < min_delay {
+            return fail(
+                "activation_delay_covers_dead_leader",
+                format!(
+                    "activation_delay {} < (restart_bound + drain_bound) x (1 + max_clock_drift) = {}",
+                    secs(self.activation_delay),
+                    secs(min_delay)
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// A timing configuration that breaks one of the safety inequalities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimingError {
+    /// The name of the inequality, as in `docs/safety.md`.
+    pub inequality: &'static str,
+    /// The numbers that break it.
+    pub detail: String,
+}
+
+impl fmt::Display for TimingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unsafe timing ({}): {} (see docs/safety.md)",
+            self.inequality, self.detail
+        )
+    }
+}
+
+impl std::error::Error for TimingError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(timing: Timing) -> &'static str {
+        timing.validate().expect_err("must be rejected").inequality
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        Timing::default().validate().expect("defaults must pass");
+        assert_eq!(
+            Timing::default().activation_delay,
+            Duration::from_millis(8100)
+        );
+    }
+
+    #[test]
+    fn rejects_zero_intervals() {
+        let t = Timing {
+            probe_interval: Duration::ZERO,
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "positive_intervals");
+        let t = Timing {
+            unready_threshold: 0,
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "positive_intervals");
+    }
+
+    #[test]
+    fn rejects_drift_out_of_range() {
+        for drift in [-0.01, 0.1, 0.5, f64::NAN] {
+            let t = Timing {
+                max_clock_drift: drift,
+                ..Timing::default()
+            };
+            assert_eq!(rejected(t), "drift_bound", "drift {drift}");
+        }
+    }
+
+    #[test]
+    fn rejects_ttl_below_etcd_minimum() {
+        let t = Timing {
+            lease_ttl: Duration::from_millis(1500),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "etcd_minimum_ttl");
+    }
+
+    #[test]
+    fn rejects_margin_smaller_than_confirmation() {
+        let t = Timing {
+            safety_margin: Duration::from_millis(700),
+            ..Timing::default()
+        };
+        let err = t.validate().unwrap_err();
+        assert_eq!(err.inequality, "margin_covers_standby_confirmation");
+        assert!(err.to_string().contains("safety_margin 0.700s"), "{err}");
+    }
+
+    #[test]
+    fn rejects_activation_room_smaller_than_node_call() {
+        let t = Timing {
+            keepalive_interval: Duration::from_millis(100),
+            etcd_request_timeout: Duration::from_millis(100),
+            node_timeout: Duration::from_millis(300),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "activation_room_covers_node_call");
+    }
+
+    #[test]
+    fn rejects_ttl_without_renewal_window() {
+        let t = Timing {
+            lease_ttl: Duration::from_secs(9),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "renewal_window");
+        let t = Timing {
+            drain_bound: Duration::from_secs(7),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "renewal_window");
+    }
+
+    #[test]
+    fn rejects_short_activation_delay() {
+        let t = Timing {
+            activation_delay: Duration::from_secs(8),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "activation_delay_covers_dead_leader");
+    }
+
+    #[test]
+    fn short_ttl_is_possible_with_fast_nodes() {
+        // A 3 s lease is safe when the node drains within 1 s.
+        let mut t = Timing {
+            lease_ttl: Duration::from_secs(3),
+            keepalive_interval: Duration::from_millis(300),
+            etcd_request_timeout: Duration::from_millis(300),
+            drain_bound: Duration::from_millis(700),
+            safety_margin: Duration::from_millis(500),
+            node_timeout: Duration::from_millis(150),
+            confirm_poll_interval: Duration::from_millis(100),
+            restart_bound: Duration::from_secs(2),
+            ..Timing::default()
+        };
+        t.activation_delay = t.minimum_activation_delay();
+        t.validate().expect("fast profile is safe");
+    }
+}

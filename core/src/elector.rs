@@ -1,0 +1,1140 @@
+//! The decision machine. Every rule about roles and time lives in this file, each in one
+//! function named for what it decides. The driver hands in inputs with the time and executes
+//! what [`Elector::poll_output`] returns.
+
+use crate::Instant;
+use crate::config::{Timing, TimingError};
+use crate::io::*;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// First wait before retrying etcd after a failure; doubles up to [`ETCD_RETRY_MAX`].
+const ETCD_RETRY_MIN: Duration = Duration::from_millis(200);
+const ETCD_RETRY_MAX: Duration = Duration::from_secs(5);
+/// With nothing else to do, wake up at least this often (keeps `/healthz` fresh).
+const IDLE_WAKEUP: Duration = Duration::from_secs(1);
+
+/// Who we are and how we time things.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Our identity in the election (`--value`), matched against handover targets.
+    pub value: String,
+    pub timing: Timing,
+    /// Deliberate bugs, to prove that the tests and the simulation can catch them.
+    #[cfg(any(test, feature = "mutation"))]
+    pub mutation: Mutation,
+}
+
+impl Settings {
+    pub fn new(value: impl Into<String>, timing: Timing) -> Self {
+        Settings {
+            value: value.into(),
+            timing,
+            #[cfg(any(test, feature = "mutation"))]
+            mutation: Mutation::default(),
+        }
+    }
+}
+
+/// Planted bugs, compiled only for tests (`feature = "mutation"`), never in the product.
+#[cfg(any(test, feature = "mutation"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mutation {
+    /// Step down at the lease deadline minus the drain bound only: no safety margin.
+    pub no_safety_margin: bool,
+    /// Resign (with a handover record) as soon as standby is commanded, without confirming it.
+    pub resign_before_standby_confirmed: bool,
+}
+
+/// Readiness as the probes tell it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Unknown,
+    Ready,
+    /// `unready_threshold` probes in a row failed.
+    Unready,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Lease {
+    None { retry_at: Instant },
+    Granting,
+    Held { id: LeaseId, deadline: Instant },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Candidacy {
+    None,
+    Creating,
+    Created(CandidateId),
+}
+
+/// Our current leadership term: our key is first in the latest observation.
+#[derive(Clone, Debug)]
+struct Term {
+    id: CandidateId,
+    /// Activation is allowed from here on (rule: `activation_gate`).
+    activation_not_before: Instant,
+    /// Once passed, every earlier leader's node is known to be standby, so our own clean
+    /// resignation may tell the next leader to skip the delay.
+    gate_passed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Handover {
+    to: Option<String>,
+    reason: String,
+    started: Instant,
+    /// The successor is in place and we are demoting.
+    committed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Resigning {
+    lease: LeaseId,
+    candidate: Option<CandidateId>,
+    record: Option<HandoverRecord>,
+    in_flight: bool,
+    retry_at: Instant,
+    /// After resigning, campaign again (handover, stepping aside) rather than wait.
+    done: bool,
+}
+
+/// What we know about the node, from the calls made and their answers.
+#[derive(Clone, Debug)]
+struct Node {
+    next_id: CallId,
+    in_flight: Option<(CallId, NodeCall)>,
+    /// `activate=true` was sent and no `activate=false` since: the node may be active.
+    active_commanded: bool,
+    /// `activate=false` was acknowledged and no `activate=true` sent since.
+    standby_acked: bool,
+    /// A read made after our last `activate=true` said `{"active":false}`.
+    standby_confirmed: bool,
+    /// We demoted an active node and have not confirmed it standby yet.
+    draining: bool,
+    /// Id of the last `activate=true` call; reads older than it prove nothing.
+    last_activate: CallId,
+    last_read: Option<bool>,
+    next_read_at: Instant,
+    retry_at: Instant,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Fence {
+    /// Standby must be confirmed by then, or the fence command runs.
+    deadline: Option<Instant>,
+    fired: bool,
+    done: bool,
+}
+
+/// The elector's decision machine. See the crate docs for the rules.
+pub struct Elector {
+    settings: Settings,
+    now: Instant,
+    out: VecDeque<Output>,
+    role: Role,
+    why: String,
+    observing: bool,
+    /// Set once the node was first confirmed standby and ready (rule `campaign_allowed`).
+    started: bool,
+    shutdown_deadline: Option<Instant>,
+    stopped: bool,
+    lease: Lease,
+    etcd_backoff: Duration,
+    keepalive_in_flight: bool,
+    next_keepalive_at: Instant,
+    candidacy: Candidacy,
+    view: Option<Observation>,
+    term: Option<Term>,
+    /// The leader in the last observation where it was not us: the term a handover record
+    /// must name for us to skip the activation delay.
+    previous_leader: Option<CandidateId>,
+    handover: Option<Handover>,
+    handled_request: Option<i64>,
+    resigning: Option<Resigning>,
+    node: Node,
+    readiness: Readiness,
+    probe_failures: u32,
+    probe_in_flight: bool,
+    next_probe_at: Instant,
+    fence: Fence,
+}
+
+impl Elector {
+    /// A new elector at time `now`. Refuses an unsafe timing configuration.
+    pub fn new(settings: Settings, now: Instant) -> Result<Self, TimingError> {
+        settings.timing.validate()?;
+        Ok(Elector {
+            settings,
+            now,
+            out: VecDeque::new(),
+            role: Role::Starting,
+            why: "elector started".into(),
+            observing: false,
+            started: false,
+            shutdown_deadline: None,
+            stopped: false,
+            lease: Lease::None { retry_at: now },
+            etcd_backoff: ETCD_RETRY_MIN,
+            keepalive_in_flight: false,
+            next_keepalive_at: now,
+            candidacy: Candidacy::None,
+            view: None,
+            term: None,
+            previous_leader: None,
+            handover: None,
+            handled_request: None,
+            resigning: None,
+            node: Node {
+                next_id: 1,
+                in_flight: None,
+                active_commanded: false,
+                standby_acked: false,
+                standby_confirmed: false,
+                draining: false,
+                last_activate: 0,
+                last_read: None,
+                next_read_at: now,
+                retry_at: now,
+            },
+            readiness: Readiness::Unknown,
+            probe_failures: 0,
+            probe_in_flight: false,
+            next_probe_at: now,
+            fence: Fence::default(),
+        })
+    }
+
+    fn timing(&self) -> &Timing {
+        &self.settings.timing
+    }
+
+    // ----- public view, for `/status` and tests -----------------------------------------
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Why the role last changed.
+    pub fn role_reason(&self) -> &str {
+        &self.why
+    }
+    pub fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+    pub fn lease(&self) -> Option<LeaseId> {
+        match self.lease {
+            Lease::Held { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+    pub fn candidate(&self) -> Option<CandidateId> {
+        match self.candidacy {
+            Candidacy::Created(id) => Some(id),
+            _ => None,
+        }
+    }
+    /// The latest read of the election.
+    pub fn observation(&self) -> Option<&Observation> {
+        self.view.as_ref()
+    }
+    /// The value of the candidate that leads, if any.
+    pub fn leader_value(&self) -> Option<&str> {
+        self.view
+            .as_ref()
+            .and_then(|v| v.candidates.first())
+            .map(|c| c.value.as_str())
+    }
+    pub fn node_active_commanded(&self) -> bool {
+        self.node.active_commanded
+    }
+    pub fn node_standby_confirmed(&self) -> bool {
+        self.node.standby_confirmed
+    }
+    /// The last mode read from the node.
+    pub fn node_last_read(&self) -> Option<bool> {
+        self.node.last_read
+    }
+
+    /// Rule `lease_deadline`: the send time of the last acknowledged keep-alive (or of the
+    /// grant) plus the granted TTL scaled down by the clock drift bound. Never the receive
+    /// time: the request may have been served long before its answer arrived, and etcd's lease
+    /// was reset when it was served.
+    pub fn lease_deadline(&self) -> Option<Instant> {
+        match self.lease {
+            Lease::Held { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Rule `step_down_deadline`: by this instant the node must be commanded standby, so that
+    /// it has drained (`drain_bound`) and been confirmed (`safety_margin`) before the lease can
+    /// expire and another replica can win.
+    pub fn step_down_deadline(&self) -> Option<Instant> {
+        let lead = self.step_down_lead();
+        self.lease_deadline().map(|deadline| deadline - lead)
+    }
+
+    fn step_down_lead(&self) -> Duration {
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.no_safety_margin {
+            return self.timing().drain_bound;
+        }
+        self.timing().step_down_lead()
+    }
+
+    // ----- sans-IO interface ------------------------------------------------------------
+
+    /// Feeds one input, handled at `now`. `now` earlier than a previous input's is taken as the
+    /// previous one: time never runs backwards inside the core.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        if self.stopped {
+            return;
+        }
+        match input {
+            Input::Timeout => {}
+            Input::LeaseGranted {
+                lease,
+                ttl,
+                sent_at,
+            } => self.on_lease_granted(lease, ttl, sent_at),
+            Input::LeaseGrantFailed { reason } => {
+                if self.lease == Lease::Granting {
+                    self.why = format!("etcd: lease grant failed: {reason}");
+                    self.lease = Lease::None {
+                        retry_at: self.etcd_retry_at(),
+                    };
+                }
+            }
+            Input::KeepAliveAcked {
+                lease,
+                sent_at,
+                ttl,
+            } => self.on_keepalive_acked(lease, sent_at, ttl),
+            Input::KeepAliveFailed { lease, .. } => {
+                if self.lease() == Some(lease) {
+                    self.keepalive_in_flight = false;
+                    // Retry soon: every missed round brings the step-down deadline closer.
+                    self.next_keepalive_at = self.now + self.timing().keepalive_interval / 4;
+                }
+            }
+            Input::CandidateCreated {
+                lease,
+                create_revision,
+            } => {
+                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+                    self.etcd_backoff = ETCD_RETRY_MIN;
+                    self.candidacy = Candidacy::Created(CandidateId {
+                        lease,
+                        create_revision,
+                    });
+                    self.why = format!("candidate key created at revision {create_revision}");
+                }
+            }
+            Input::CandidateCreateFailed { lease, reason } => {
+                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+                    self.why = format!("etcd: creating candidate key failed: {reason}");
+                    self.candidacy = Candidacy::None;
+                    self.next_keepalive_at = self.next_keepalive_at.min(self.now);
+                    if let Lease::Held { .. } = self.lease {
+                        // Try again after a pause; a lost lease is noticed by its keep-alive.
+                        self.resign_abandoned_lease_if_stale();
+                    }
+                }
+            }
+            Input::Observed(observation) => self.on_observed(observation),
+            Input::ObserveFailed { .. } => {}
+            Input::NodeCallDone { id, call, active } => self.on_node_call_done(id, call, active),
+            Input::NodeCallFailed { id, call, reason } => {
+                self.on_node_call_failed(id, call, reason)
+            }
+            Input::Probed { ready, detail } => self.on_probed(ready, detail),
+            Input::Resigned { lease } => self.on_resigned(lease),
+            Input::ResignFailed { lease, reason } => {
+                let retry_at = self.now + self.timing().keepalive_interval / 4;
+                if let Some(r) = self.resigning.as_mut().filter(|r| r.lease == lease) {
+                    r.in_flight = false;
+                    r.retry_at = retry_at;
+                    self.why = format!("etcd: resign failed: {reason}");
+                }
+            }
+            Input::FenceDone { .. } => self.fence.done = true,
+            Input::ShutdownRequested => {
+                if self.shutdown_deadline.is_none() {
+                    self.shutdown_deadline = Some(self.now + self.timing().shutdown_grace());
+                    self.why = "shutdown requested".into();
+                }
+            }
+            Input::HandoverRequested { to } => self.request_handover(to, "local request".into()),
+        }
+        self.step();
+    }
+
+    /// The next thing to do, or [`Output::Timeout`] when there is nothing until then.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.out.pop_front() {
+            return output;
+        }
+        Output::Timeout(self.next_timeout())
+    }
+
+    // ----- input handlers ---------------------------------------------------------------
+
+    fn on_lease_granted(&mut self, lease: LeaseId, ttl: Duration, sent_at: Instant) {
+        if self.lease != Lease::Granting {
+            // A grant we no longer want (we shut down or gave up): let it go.
+            self.emit(Command::Resign {
+                lease,
+                candidate: None,
+                record: None,
+            });
+            return;
+        }
+        self.etcd_backoff = ETCD_RETRY_MIN;
+        self.lease = Lease::Held {
+            id: lease,
+            deadline: sent_at + self.timing().drift_scaled(ttl),
+        };
+        self.next_keepalive_at = sent_at + self.timing().keepalive_interval;
+        self.keepalive_in_flight = false;
+        self.candidacy = Candidacy::None;
+    }
+
+    fn on_keepalive_acked(&mut self, lease: LeaseId, sent_at: Instant, ttl: Duration) {
+        let Lease::Held { id, deadline } = self.lease else {
+            return;
+        };
+        if id != lease {
+            return;
+        }
+        self.keepalive_in_flight = false;
+        if ttl.is_zero() {
+            self.lose_lease("etcd says the lease no longer exists");
+            return;
+        }
+        let renewed = sent_at + self.timing().drift_scaled(ttl);
+        self.lease = Lease::Held {
+            id,
+            deadline: deadline.max(renewed),
+        };
+        self.next_keepalive_at = (sent_at + self.timing().keepalive_interval).max(self.now);
+    }
+
+    fn on_observed(&mut self, observation: Observation) {
+        if let Candidacy::Created(ours) = self.candidacy {
+            let present = observation.candidates.iter().any(|c| c.id == ours);
+            if !present && observation.revision >= ours.create_revision {
+                self.view = Some(observation);
+                self.lose_lease("our candidate key was deleted");
+                return;
+            }
+        }
+        let ours = self.candidate();
+        let first = observation.candidates.first().map(|c| c.id);
+        match (first, ours) {
+            (Some(first), Some(ours)) if first == ours => {
+                if self.term.as_ref().map(|t| t.id) != Some(ours) {
+                    self.begin_term(ours, &observation);
+                }
+            }
+            (first, _) => {
+                self.term = None;
+                if first.is_some() {
+                    self.previous_leader = first;
+                }
+            }
+        }
+        self.consider_handover_request(&observation);
+        self.view = Some(observation);
+    }
+
+    /// Rule `activation_gate`: a new leader waits `activation_delay` before activating, long
+    /// enough for a dead or hung previous leader's node to be forced standby and drain
+    /// (`restart_bound + drain_bound`, with drift). It skips the wait only when the previous
+    /// leader's term ended with a handover record: that leader confirmed its node standby, and
+    /// had itself passed the gate, so no earlier node can still be active.
+    fn begin_term(&mut self, id: CandidateId, observation: &Observation) {
+        let clean = matches!(
+            (&observation.handover_record, self.previous_leader),
+            (Some(record), Some(previous)) if record.from == previous
+        );
+        let delay = if clean {
+            Duration::ZERO
+        } else {
+            self.timing().activation_delay
+        };
+        self.why = if clean {
+            "our key is first; the previous leader handed over cleanly".into()
+        } else {
+            format!(
+                "our key is first; activation delay {:.1}s (previous leader not known standby)",
+                delay.as_secs_f64()
+            )
+        };
+        self.term = Some(Term {
+            id,
+            activation_not_before: self.now + delay,
+            gate_passed: false,
+        });
+    }
+
+    /// Rule `handover_request`: an operator asked for a handover. The leader hands over once
+    /// its successor is next in line; a candidate ahead of a named target steps aside (it
+    /// resigns and campaigns again, behind the target).
+    fn consider_handover_request(&mut self, observation: &Observation) {
+        let Some(request) = observation.handover_request.clone() else {
+            return;
+        };
+        if self.handled_request == Some(request.revision) {
+            return;
+        }
+        let Some(ours) = self.candidate() else {
+            return;
+        };
+        let position = |id: CandidateId| observation.candidates.iter().position(|c| c.id == id);
+        let our_position = position(ours);
+        if our_position == Some(0) {
+            self.handled_request = Some(request.revision);
+            if request.to.as_deref() != Some(self.settings.value.as_str()) {
+                self.request_handover(request.to, "operator request".into());
+            }
+            return;
+        }
+        let Some(target) = request.to.as_deref() else {
+            return;
+        };
+        if target == self.settings.value {
+            return;
+        }
+        let target_position = observation
+            .candidates
+            .iter()
+            .position(|c| c.value == target);
+        if let (Some(ours), Some(theirs)) = (our_position, target_position)
+            && ours < theirs
+            && self.resigning.is_none()
+        {
+            self.handled_request = Some(request.revision);
+            self.why = format!("stepping aside for handover to {target}");
+            self.start_resign(None);
+        }
+    }
+
+    fn request_handover(&mut self, to: Option<String>, reason: String) {
+        if self.term.is_none() || self.handover.is_some() {
+            return;
+        }
+        self.handover = Some(Handover {
+            to,
+            reason,
+            started: self.now,
+            committed: false,
+        });
+    }
+
+    fn on_node_call_done(&mut self, id: CallId, call: NodeCall, active: Option<bool>) {
+        if self.node.in_flight.map(|(i, _)| i) != Some(id) {
+            return;
+        }
+        self.node.in_flight = None;
+        match call {
+            NodeCall::SetActive => {}
+            NodeCall::SetStandby => self.node.standby_acked = !self.node.active_commanded,
+            NodeCall::ReadMode => match active {
+                Some(active) => self.on_mode_read(id, active),
+                None => self.on_node_call_failed(id, call, "no mode in the answer".into()),
+            },
+        }
+    }
+
+    /// Rule `reconcile_node`: a read is the only proof of the node's mode. `false` from a read
+    /// made after our last activation confirms standby. `true` while we do not want the node
+    /// active commands standby again at once; `false` while we lead means the node restarted
+    /// and may be activated again.
+    fn on_mode_read(&mut self, id: CallId, active: bool) {
+        self.node.last_read = Some(active);
+        if active {
+            self.node.standby_confirmed = false;
+            if !self.node.active_commanded {
+                self.node.standby_acked = false;
+                if !self.node.draining {
+                    self.emit_event(Event::NodeActiveUnexpectedly);
+                    if self.fence.deadline.is_none() {
+                        self.fence.deadline = Some(self.now + self.timing().step_down_lead());
+                    }
+                }
+            }
+        } else if id > self.node.last_activate {
+            self.node.active_commanded = false;
+            if !self.node.standby_confirmed {
+                self.node.standby_confirmed = true;
+                self.node.draining = false;
+                self.fence = Fence::default();
+                self.emit_event(Event::StandbyConfirmed);
+            }
+        }
+    }
+
+    fn on_node_call_failed(&mut self, id: CallId, call: NodeCall, reason: String) {
+        if self.node.in_flight.map(|(i, _)| i) == Some(id) {
+            self.node.in_flight = None;
+        }
+        let _ = reason;
+        if call == NodeCall::SetStandby {
+            self.node.standby_acked = false;
+        }
+        // Whatever failed, try again after a short pause, not in a tight loop.
+        let pause = self.timing().confirm_poll_interval;
+        self.node.retry_at = self.now + pause;
+        self.node.next_read_at = self.node.next_read_at.max(self.now + pause);
+    }
+
+    /// Rule `readiness`: ready after one good probe; unready after `unready_threshold` failed
+    /// probes in a row, so that one slow answer does not move leadership.
+    fn on_probed(&mut self, ready: bool, _detail: String) {
+        self.probe_in_flight = false;
+        if ready {
+            self.probe_failures = 0;
+            self.readiness = Readiness::Ready;
+        } else {
+            self.probe_failures = self.probe_failures.saturating_add(1);
+            if self.probe_failures >= self.timing().unready_threshold {
+                self.readiness = Readiness::Unready;
+            }
+        }
+    }
+
+    fn on_resigned(&mut self, lease: LeaseId) {
+        let Some(resigning) = self.resigning.as_mut().filter(|r| r.lease == lease) else {
+            return;
+        };
+        resigning.done = true;
+        resigning.in_flight = false;
+        if self.lease() == Some(lease) {
+            self.drop_lease();
+        }
+        self.handover = None;
+        self.resigning = None;
+        self.lease = Lease::None { retry_at: self.now };
+    }
+
+    // ----- the rules, applied after every input -----------------------------------------
+
+    fn step(&mut self) {
+        if !self.observing {
+            self.observing = true;
+            self.emit(Command::Observe);
+        }
+        self.enforce_lease_deadline();
+        self.pass_activation_gate();
+        self.decide_unready_leader();
+        self.advance_handover();
+        self.drive_node();
+        self.drive_fence();
+        self.drive_probe();
+        self.drive_resign();
+        self.drive_campaign();
+        self.drive_keepalive();
+        self.finish_shutdown();
+        self.update_role();
+    }
+
+    /// Rule `lease_deadline`, enforced: past the deadline the lease is gone as far as we may
+    /// assume, whatever etcd says later.
+    fn enforce_lease_deadline(&mut self) {
+        if let Lease::Held { deadline, .. } = self.lease
+            && self.now >= deadline
+        {
+            self.lose_lease("lease deadline passed without a keep-alive ack");
+        }
+    }
+
+    fn pass_activation_gate(&mut self) {
+        let now = self.now;
+        if let Some(term) = self.term.as_mut()
+            && !term.gate_passed
+            && now >= term.activation_not_before
+        {
+            term.gate_passed = true;
+        }
+    }
+
+    /// Rule `unready_leader`: a leader whose node stays unready hands over, so a ready standby
+    /// takes over without waiting for the lease to expire; unless nobody else is a candidate,
+    /// as stepping down would gain nothing.
+    fn decide_unready_leader(&mut self) {
+        if self.readiness != Readiness::Unready || self.term.is_none() || self.handover.is_some() {
+            return;
+        }
+        if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
+            self.handover = Some(Handover {
+                to: None,
+                reason: "node unready".into(),
+                started: self.now,
+                committed: true,
+            });
+        }
+    }
+
+    fn advance_handover(&mut self) {
+        let Some(handover) = self.handover.as_mut() else {
+            return;
+        };
+        if self.term.is_none() && self.resigning.is_none() && !handover.committed {
+            self.handover = None;
+            return;
+        }
+        if !handover.committed {
+            let next = self.view.as_ref().and_then(|v| v.candidates.get(1));
+            let successor_ready = match (&handover.to, next) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(to), Some(next)) => &next.value == to,
+            };
+            if successor_ready {
+                handover.committed = true;
+                self.why = format!("handing over: {}", handover.reason);
+            } else if self.now >= handover.started + self.settings.timing.handover_timeout {
+                self.why = format!(
+                    "handover ({}) abandoned: no successor{} in line",
+                    handover.reason,
+                    handover
+                        .to
+                        .as_ref()
+                        .map(|t| format!(" {t}"))
+                        .unwrap_or_default()
+                );
+                self.handover = None;
+                return;
+            }
+        }
+        let committed = handover.committed;
+        if committed && self.resigning.is_none() && self.ready_to_resign_as_leader() {
+            let record = self.clean_handover_record();
+            self.start_resign(record);
+        }
+    }
+
+    /// Standby is confirmed (or, under a planted bug, merely commanded).
+    fn ready_to_resign_as_leader(&self) -> bool {
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.resign_before_standby_confirmed {
+            return !self.node.active_commanded && self.node.in_flight.is_none();
+        }
+        self.node.standby_confirmed
+    }
+
+    /// Rule `handover_record`: written only when our node is confirmed standby and we passed
+    /// the activation gate (so no earlier leader's node can be active either).
+    fn clean_handover_record(&self) -> Option<HandoverRecord> {
+        let term = self.term.as_ref()?;
+        let confirmed = self.ready_to_resign_as_leader();
+        (term.gate_passed && confirmed).then(|| HandoverRecord {
+            from: term.id,
+            value: self.settings.value.clone(),
+        })
+    }
+
+    /// Rule `node_active_allowed`: the node may be active only while we lead (our key first,
+    /// lease held, before the step-down deadline), with no shutdown or handover under way. To
+    /// *become* active it must also be ready, past the activation gate, and have at least one
+    /// keep-alive round of room before the step-down deadline.
+    fn node_active_allowed(&self) -> bool {
+        if self.shutdown_deadline.is_some()
+            || self.handover.as_ref().is_some_and(|h| h.committed)
+            || self.resigning.is_some()
+        {
+            return false;
+        }
+        let (Some(term), Some(step_down)) = (&self.term, self.step_down_deadline()) else {
+            return false;
+        };
+        if self.candidate() != Some(term.id) || self.now >= step_down {
+            return false;
+        }
+        if self.node.active_commanded {
+            return true;
+        }
+        self.readiness == Readiness::Ready
+            && term.gate_passed
+            && self.now + self.timing().activation_room() <= step_down
+    }
+
+    /// Rules `step_down_deadline` and `reconcile_node`, as node calls. One call at a time:
+    /// answers then come back in order, and a read always sees the effect of earlier commands.
+    fn drive_node(&mut self) {
+        let allowed = self.node_active_allowed();
+        if !allowed && self.node.active_commanded && !self.node.draining {
+            // Demotion: from here the node must be confirmed standby by the fence deadline.
+            self.node.draining = true;
+            self.why = self.demotion_reason();
+            let by_lease = self.lease_deadline();
+            let by_drain = self.now + self.timing().step_down_lead();
+            self.fence.deadline = Some(by_lease.map_or(by_drain, |l| l.min(by_drain)));
+            self.fence.fired = false;
+        }
+        if self.node.in_flight.is_some() {
+            return;
+        }
+        let now = self.now;
+        if allowed {
+            if !self.node.active_commanded {
+                self.node.active_commanded = true;
+                self.node.standby_acked = false;
+                self.node.standby_confirmed = false;
+                self.why = "activating: leader, node ready".into();
+                let id = self.node_call(NodeCall::SetActive);
+                self.node.last_activate = id;
+                self.node.next_read_at = now + self.timing().confirm_poll_interval;
+            } else if now >= self.node.next_read_at
+                && self
+                    .step_down_deadline()
+                    .is_some_and(|sd| now + self.timing().node_timeout < sd)
+            {
+                // Quiet window: no read may still be in flight at the step-down deadline.
+                self.node.next_read_at = now + self.timing().node_check_interval;
+                self.node_call(NodeCall::ReadMode);
+            }
+            return;
+        }
+        if !self.node.standby_acked || self.node.active_commanded {
+            if now >= self.node.retry_at || self.node.active_commanded {
+                self.node.active_commanded = false;
+                self.node.next_read_at = now;
+                self.node_call(NodeCall::SetStandby);
+            }
+        } else if now >= self.node.next_read_at {
+            let interval = if self.node.standby_confirmed {
+                self.timing().node_check_interval
+            } else {
+                self.timing().confirm_poll_interval
+            };
+            self.node.next_read_at = now + interval;
+            self.node_call(NodeCall::ReadMode);
+        }
+    }
+
+    fn demotion_reason(&self) -> String {
+        if self.shutdown_deadline.is_some() {
+            return "demoting: shutdown requested".into();
+        }
+        if let Some(h) = &self.handover {
+            return format!("demoting: handover ({})", h.reason);
+        }
+        match (self.lease_deadline(), self.step_down_deadline()) {
+            (None, _) => "demoting: lease lost".into(),
+            (_, Some(sd)) if self.now >= sd => {
+                "demoting: step-down deadline reached without a keep-alive ack".into()
+            }
+            _ if self.term.is_none() => "demoting: our key is no longer first".into(),
+            _ => "demoting: leadership not valid".into(),
+        }
+    }
+
+    fn node_call(&mut self, call: NodeCall) -> CallId {
+        let id = self.node.next_id;
+        self.node.next_id += 1;
+        self.node.in_flight = Some((id, call));
+        self.emit(Command::Node { id, call });
+        id
+    }
+
+    /// Rule `fence`: if standby is not confirmed by the fence deadline (the lease deadline
+    /// after a step-down), run the operator's fence command, once, and say so loudly.
+    fn drive_fence(&mut self) {
+        if self.node.standby_confirmed {
+            self.fence.deadline = None;
+            return;
+        }
+        if let Some(deadline) = self.fence.deadline
+            && self.now >= deadline
+            && !self.fence.fired
+        {
+            self.fence.fired = true;
+            self.fence.done = false;
+            let reason = format!(
+                "node standby not confirmed by {deadline} (last read: {})",
+                match self.node.last_read {
+                    Some(true) => "active",
+                    Some(false) => "standby",
+                    None => "none",
+                }
+            );
+            self.emit(Command::Fence {
+                reason: reason.clone(),
+            });
+            self.emit_event(Event::Fenced { reason });
+        }
+    }
+
+    fn drive_probe(&mut self) {
+        if !self.probe_in_flight && self.now >= self.next_probe_at {
+            self.probe_in_flight = true;
+            self.next_probe_at = self.now + self.timing().probe_interval;
+            self.emit(Command::ProbeReadiness);
+        }
+    }
+
+    /// Rule `withdraw_when_unready`: a candidate that is not leading and whose node is unready
+    /// withdraws, so it cannot become leader with a node that cannot serve.
+    fn drive_resign(&mut self) {
+        if self.resigning.is_none()
+            && self.term.is_none()
+            && self.readiness == Readiness::Unready
+            && self.candidate().is_some()
+        {
+            self.why = "withdrawing: node unready".into();
+            self.start_resign(None);
+        }
+        if self.resigning.is_none()
+            && self.shutdown_deadline.is_some()
+            && (self.node.standby_confirmed || self.fence.fired)
+            && let Lease::Held { .. } = self.lease
+        {
+            let record = self.clean_handover_record();
+            self.start_resign(record);
+        }
+        let now = self.now;
+        if let Some(r) = self.resigning.as_mut()
+            && !r.in_flight
+            && now >= r.retry_at
+        {
+            r.in_flight = true;
+            let command = Command::Resign {
+                lease: r.lease,
+                candidate: r.candidate,
+                record: r.record.clone(),
+            };
+            self.emit(command);
+        }
+    }
+
+    fn start_resign(&mut self, record: Option<HandoverRecord>) {
+        let Lease::Held { id, .. } = self.lease else {
+            return;
+        };
+        self.resigning = Some(Resigning {
+            lease: id,
+            candidate: self.candidate(),
+            record,
+            in_flight: false,
+            retry_at: self.now,
+            done: false,
+        });
+    }
+
+    /// Rule `campaign_allowed`: campaign only with the node confirmed standby and ready, and no
+    /// shutdown or resignation under way.
+    fn drive_campaign(&mut self) {
+        let may_campaign = self.shutdown_deadline.is_none()
+            && self.resigning.is_none()
+            && self.node.standby_confirmed
+            && self.readiness == Readiness::Ready;
+        if may_campaign {
+            self.started = true;
+        }
+        match self.lease {
+            Lease::None { retry_at } if may_campaign && self.now >= retry_at => {
+                self.lease = Lease::Granting;
+                self.emit(Command::GrantLease {
+                    ttl: self.timing().lease_ttl,
+                });
+            }
+            Lease::Held { id, .. }
+                if self.candidacy == Candidacy::None
+                    && self.resigning.is_none()
+                    && self.shutdown_deadline.is_none() =>
+            {
+                self.candidacy = Candidacy::Creating;
+                self.emit(Command::CreateCandidate { lease: id });
+            }
+            _ => {}
+        }
+    }
+
+    fn drive_keepalive(&mut self) {
+        if let Lease::Held { id, .. } = self.lease
+            && !self.keepalive_in_flight
+            && self.now >= self.next_keepalive_at
+        {
+            self.keepalive_in_flight = true;
+            self.emit(Command::KeepAlive { lease: id });
+        }
+    }
+
+    /// Rule `shutdown`: exit once the node is confirmed standby and we left the election, or
+    /// when the shutdown grace runs out (after the fence, if standby was not confirmed).
+    fn finish_shutdown(&mut self) {
+        let Some(deadline) = self.shutdown_deadline else {
+            return;
+        };
+        let confirmed = self.node.standby_confirmed;
+        let left = matches!(self.lease, Lease::None { .. }) && self.resigning.is_none();
+        let out_of_time = self.now >= deadline;
+        if out_of_time && !confirmed && !self.fence.fired {
+            self.fence.deadline = Some(self.now);
+            self.drive_fence();
+        }
+        let fence_settled = confirmed || self.fence.done;
+        if (confirmed && left) || (out_of_time && fence_settled) {
+            self.stopped = true;
+            self.why = if confirmed {
+                "shut down with the node confirmed standby".into()
+            } else {
+                "shut down WITHOUT confirming node standby (fence ran)".into()
+            };
+            self.emit(Command::Exit {
+                code: if confirmed { 0 } else { 1 },
+            });
+        }
+    }
+
+    fn update_role(&mut self) {
+        let role = if self.stopped {
+            Role::Stopped
+        } else if self.node.draining && !self.node.standby_confirmed {
+            Role::SteppingDown
+        } else if self.node.active_commanded {
+            Role::Active
+        } else if self.term.is_some() && self.lease().is_some() {
+            Role::Leader
+        } else if self.candidate().is_some() {
+            Role::Candidate
+        } else if !self.started {
+            Role::Starting
+        } else {
+            Role::Standby
+        };
+        if role != self.role {
+            let from = self.role;
+            self.role = role;
+            self.emit_event(Event::RoleChanged {
+                from,
+                to: role,
+                reason: self.why.clone(),
+            });
+        }
+    }
+
+    // ----- helpers ----------------------------------------------------------------------
+
+    /// The lease is gone (expired by our clock, deleted, or unknown to etcd): forget it and
+    /// everything attached, and let it go at etcd in case it still exists.
+    fn lose_lease(&mut self, reason: &str) {
+        if let Lease::Held { id, .. } = self.lease {
+            self.emit_event(Event::LeaseLost {
+                lease: id,
+                reason: reason.into(),
+            });
+            self.emit(Command::Resign {
+                lease: id,
+                candidate: None,
+                record: None,
+            });
+        }
+        self.why = reason.into();
+        self.drop_lease();
+        self.lease = Lease::None { retry_at: self.now };
+    }
+
+    fn drop_lease(&mut self) {
+        self.candidacy = Candidacy::None;
+        self.term = None;
+        self.keepalive_in_flight = false;
+        if self.resigning.as_ref().is_some_and(|r| !r.done) && self.shutdown_deadline.is_none() {
+            // Nothing left to resign: the lease is gone already.
+            self.resigning = None;
+            self.handover = None;
+        }
+        if self.shutdown_deadline.is_some() {
+            self.resigning = None;
+        }
+    }
+
+    fn resign_abandoned_lease_if_stale(&mut self) {
+        self.lease = match self.lease {
+            Lease::Held { id, .. } => {
+                self.emit(Command::Resign {
+                    lease: id,
+                    candidate: None,
+                    record: None,
+                });
+                Lease::None {
+                    retry_at: self.etcd_retry_at(),
+                }
+            }
+            ref other => other.clone(),
+        };
+    }
+
+    fn etcd_retry_at(&mut self) -> Instant {
+        let at = self.now + self.etcd_backoff;
+        self.etcd_backoff = (self.etcd_backoff * 2).min(ETCD_RETRY_MAX);
+        at
+    }
+
+    fn emit(&mut self, command: Command) {
+        self.out.push_back(Output::Command(command));
+    }
+
+    fn emit_event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn next_timeout(&self) -> Instant {
+        let now = self.now;
+        if self.stopped {
+            return now + Duration::from_secs(3600);
+        }
+        let mut timers: Vec<Instant> = vec![now + IDLE_WAKEUP];
+        if let Lease::Held { deadline, .. } = self.lease {
+            timers.push(deadline);
+            if let Some(sd) = self.step_down_deadline() {
+                timers.push(sd);
+                // The last instant an activation or read still fits before the deadline.
+                timers.push(sd - self.timing().activation_room());
+                timers.push(sd - self.timing().node_timeout);
+            }
+            if !self.keepalive_in_flight {
+                timers.push(self.next_keepalive_at);
+            }
+        }
+        if let Lease::None { retry_at } = self.lease {
+            timers.push(retry_at);
+        }
+        if let Some(term) = &self.term
+            && !term.gate_passed
+        {
+            timers.push(term.activation_not_before);
+        }
+        if self.node.in_flight.is_none() {
+            timers.push(self.node.next_read_at);
+            timers.push(self.node.retry_at);
+        }
+        if !self.probe_in_flight {
+            timers.push(self.next_probe_at);
+        }
+        if let Some(deadline) = self.fence.deadline
+            && !self.fence.fired
+        {
+            timers.push(deadline);
+        }
+        if let Some(r) = &self.resigning
+            && !r.in_flight
+        {
+            timers.push(r.retry_at);
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            timers.push(deadline);
+        }
+        if let Some(h) = &self.handover {
+            timers.push(h.started + self.timing().handover_timeout);
+        }
+        timers
+            .into_iter()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(now + IDLE_WAKEUP)
+    }
+}

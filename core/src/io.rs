@@ -1,0 +1,245 @@
+//! What goes into the core and what comes out of it.
+
+use crate::Instant;
+use std::time::Duration;
+
+/// An etcd lease id.
+pub type LeaseId = i64;
+
+/// One campaign of one elector, as etcd knows it: the candidate key's lease and create revision.
+/// The pair is unique for the life of an etcd cluster, so it also names a leadership term.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CandidateId {
+    pub lease: LeaseId,
+    pub create_revision: i64,
+}
+
+/// A candidate key under the election prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: CandidateId,
+    /// The value stored in the key: the replica's identity (`--value`).
+    pub value: String,
+}
+
+/// Written by a leader, atomically with the deletion of its key, after its node was confirmed
+/// standby. The next leader may then skip the activation delay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoverRecord {
+    /// The leadership term that ended cleanly.
+    pub from: CandidateId,
+    /// Its value, for people reading etcd.
+    pub value: String,
+}
+
+/// An operator's request (`elector handover`) that the leader hand over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoverRequest {
+    /// The value of the replica that should lead next; `None` means the next in line.
+    pub to: Option<String>,
+    /// The request's etcd mod revision: tells one request from the next.
+    pub revision: i64,
+}
+
+/// One consistent read of the election: every candidate in election order (lowest create
+/// revision first, so `candidates[0]` leads), and the handover keys.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// The etcd revision the read was served at.
+    pub revision: i64,
+    pub candidates: Vec<Candidate>,
+    pub handover_record: Option<HandoverRecord>,
+    pub handover_request: Option<HandoverRequest>,
+}
+
+/// A call to the node's admin endpoint. Calls are executed one at a time, in order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NodeCall {
+    /// `GET /ha?activate=true`
+    SetActive,
+    /// `GET /ha?activate=false`
+    SetStandby,
+    /// `GET /ha`, expecting `{"active":bool}`
+    ReadMode,
+}
+
+/// Tells the results of node calls apart; results come back in the order the calls were made.
+pub type CallId = u64;
+
+/// Everything the world tells the core. Each comes with the time it is handled at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Nothing happened; the time is simply `now` (the timeout the core asked for, or later).
+    Timeout,
+    /// etcd granted a lease. `sent_at` is when the grant request was sent.
+    LeaseGranted {
+        lease: LeaseId,
+        ttl: Duration,
+        sent_at: Instant,
+    },
+    LeaseGrantFailed {
+        reason: String,
+    },
+    /// A keep-alive was answered. `sent_at` is when that request was *sent*; `ttl` is what etcd
+    /// granted (zero: the lease no longer exists).
+    KeepAliveAcked {
+        lease: LeaseId,
+        sent_at: Instant,
+        ttl: Duration,
+    },
+    KeepAliveFailed {
+        lease: LeaseId,
+        reason: String,
+    },
+    /// Our candidate key exists, attached to `lease`, with this create revision.
+    CandidateCreated {
+        lease: LeaseId,
+        create_revision: i64,
+    },
+    CandidateCreateFailed {
+        lease: LeaseId,
+        reason: String,
+    },
+    /// A fresh read of the election (after start, and after every change or watch error).
+    Observed(Observation),
+    /// Reading or watching the election failed; the driver keeps retrying.
+    ObserveFailed {
+        reason: String,
+    },
+    /// A node call answered as expected. `active` is the mode read, for `ReadMode`.
+    NodeCallDone {
+        id: CallId,
+        call: NodeCall,
+        active: Option<bool>,
+    },
+    /// A node call timed out, failed, or got an answer it cannot trust.
+    NodeCallFailed {
+        id: CallId,
+        call: NodeCall,
+        reason: String,
+    },
+    /// Readiness probe result; `detail` says why when not ready.
+    Probed {
+        ready: bool,
+        detail: String,
+    },
+    /// We resigned (handover record written if asked, key deleted, lease revoked).
+    Resigned {
+        lease: LeaseId,
+    },
+    ResignFailed {
+        lease: LeaseId,
+        reason: String,
+    },
+    /// The fence command finished.
+    FenceDone {
+        success: bool,
+        detail: String,
+    },
+    /// SIGTERM or SIGINT: demote, confirm standby, hand over, exit.
+    ShutdownRequested,
+    /// A local request to hand over leadership, to the named replica or the next in line.
+    HandoverRequested {
+        to: Option<String>,
+    },
+}
+
+/// Something for the driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Start reading and watching the election; report every change as [`Input::Observed`].
+    Observe,
+    GrantLease {
+        ttl: Duration,
+    },
+    /// Send one keep-alive and report the time it was sent.
+    KeepAlive {
+        lease: LeaseId,
+    },
+    /// Create `<key>/<lease hex>` = value, attached to the lease, if it does not exist.
+    CreateCandidate {
+        lease: LeaseId,
+    },
+    /// Leave the election: if `record` is set, write it and delete our key in one transaction
+    /// that succeeds only while our key still exists (and clear any handover request); then
+    /// revoke the lease.
+    Resign {
+        lease: LeaseId,
+        candidate: Option<CandidateId>,
+        record: Option<HandoverRecord>,
+    },
+    /// Call the node's admin endpoint.
+    Node {
+        id: CallId,
+        call: NodeCall,
+    },
+    ProbeReadiness,
+    /// Run the operator's fence command: standby could not be confirmed in time.
+    Fence {
+        reason: String,
+    },
+    /// Stop the process with this exit code.
+    Exit {
+        code: i32,
+    },
+}
+
+/// The elector's role, as shown in logs, `/status` and metrics.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Forcing the node to standby and waiting for it to be ready before campaigning.
+    Starting,
+    /// Not a candidate: the node is unready, etcd is unreachable, or we just handed over.
+    Standby,
+    /// Our key waits behind another candidate's.
+    Candidate,
+    /// Our key is first; the node is not (yet) active.
+    Leader,
+    /// Leader, with the node commanded active.
+    Active,
+    /// The node was commanded standby and is not confirmed standby yet.
+    SteppingDown,
+    /// Shut down.
+    Stopped,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Starting => "starting",
+            Role::Standby => "standby",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+            Role::Active => "active",
+            Role::SteppingDown => "stepping-down",
+            Role::Stopped => "stopped",
+        }
+    }
+}
+
+/// Something worth telling an operator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    RoleChanged {
+        from: Role,
+        to: Role,
+        reason: String,
+    },
+    /// The node's standby was confirmed by a read.
+    StandbyConfirmed,
+    /// The fence command was started: standby could not be confirmed in time.
+    Fenced { reason: String },
+    /// A node that should be standby reported active.
+    NodeActiveUnexpectedly,
+    /// The lease was lost; no more keep-alives for it.
+    LeaseLost { lease: LeaseId, reason: String },
+}
+
+/// What [`crate::Elector::poll_output`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Command(Command),
+    Event(Event),
+    /// Nothing more now: hand in [`Input::Timeout`] at this instant, or earlier with any input.
+    Timeout(Instant),
+}

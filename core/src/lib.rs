@@ -1,0 +1,37 @@
+//! # elector-core
+//!
+//! The sans-IO decision machine of the IoTeX elector. It decides when a replica campaigns,
+//! leads, activates its node, steps down, fences and hands over; it does no I/O and reads no
+//! clock. The driver feeds [`Input`]s with the current [`Instant`] through
+//! [`Elector::handle_input`] and executes what [`Elector::poll_output`] returns until it
+//! returns [`Output::Timeout`].
+//!
+//! The rules, each in one function of [`Elector`] named for it:
+//! - `campaign_allowed`: campaign only with the node confirmed standby and ready.
+//! - `lease_deadline`: send time of the last acknowledged keep-alive + granted TTL x (1 - drift).
+//! - `step_down_deadline`: lease deadline - drain bound - safety margin; the node is commanded
+//!   standby by then.
+//! - `fence`: standby not confirmed by the lease deadline runs the fence command.
+//! - `node_active_allowed`: active only while leading, ready, past the activation gate.
+//! - `activation_gate`: a new leader waits the activation delay unless the previous term ended
+//!   with a handover record.
+//! - `reconcile_node`: a node that reads active while it should not is commanded standby.
+//! - `readiness`, `unready_leader`, `withdraw_when_unready`: unready nodes give way.
+//! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
+//!
+//! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
+
+mod config;
+mod elector;
+mod io;
+mod time;
+
+pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
+#[cfg(any(test, feature = "mutation"))]
+pub use elector::Mutation;
+pub use elector::{Elector, Readiness, Settings};
+pub use io::*;
+pub use time::Instant;
+
+#[cfg(test)]
+mod tests;
