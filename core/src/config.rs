@@ -103,9 +103,10 @@ impl Timing {
         Duration::from_millis(ms as u64)
     }
 
-    /// Longest a shutdown may take: demote, drain, confirm, resign.
+    /// Longest a shutdown may take: finish a node call in flight, demote, drain, confirm,
+    /// resign (a transaction and a revocation).
     pub fn shutdown_grace(&self) -> Duration {
-        self.drain_bound + self.safety_margin + 2 * self.etcd_request_timeout
+        self.node_timeout + self.drain_bound + self.safety_margin + 2 * self.etcd_request_timeout
     }
 
     /// Checks every inequality of `docs/safety.md`. The error names the first one violated.
@@ -155,14 +156,18 @@ impl Timing {
         }
         // The standby command and a confirming read each take up to node_timeout, reads repeat
         // every confirm_poll_interval, and the drain itself is measured on a drifting clock.
+        // Fix (tests): the last read that still sees the node active may be served just before
+        // the drain ends and answered a full node_timeout later; the next read starts only
+        // then. So reads repeat every max(confirm_poll_interval, node_timeout), not every
+        // confirm_poll_interval (0.85 s allowed a fence against a node within its bounds).
         let confirm_cost = 2 * self.node_timeout
-            + self.confirm_poll_interval
+            + self.confirm_poll_interval.max(self.node_timeout)
             + self.drain_bound.mul_f64(self.max_clock_drift);
         if self.safety_margin < confirm_cost {
             return fail(
                 "margin_covers_standby_confirmation",
                 format!(
-                    "safety_margin {} < 2 x node_timeout + confirm_poll_interval + drain_bound x max_clock_drift = {}",
+                    "safety_margin {} < 2 x node_timeout + max(confirm_poll_interval, node_timeout) + drain_bound x max_clock_drift = {}",
                     secs(self.safety_margin),
                     secs(confirm_cost)
                 ),

@@ -330,6 +330,12 @@ impl Elector {
                         create_revision,
                     });
                     self.why = format!("candidate key created at revision {create_revision}");
+                    // Fix (tests): the watch may report our new key before the create call
+                    // returns; read the latest view again now that we know the key is ours,
+                    // or we would wait for the next change of the election to lead.
+                    if let Some(view) = self.view.clone() {
+                        self.on_observed(view);
+                    }
                 }
             }
             Input::CandidateCreateFailed { lease, reason } => {
@@ -426,7 +432,13 @@ impl Elector {
             let present = observation.candidates.iter().any(|c| c.id == ours);
             if !present && observation.revision >= ours.create_revision {
                 self.view = Some(observation);
-                self.lose_lease("our candidate key was deleted");
+                if self.resigning.is_some() {
+                    // Our own resignation deleted it; its answer finishes the job.
+                    self.candidacy = Candidacy::None;
+                    self.term = None;
+                } else {
+                    self.lose_lease("our candidate key was deleted");
+                }
                 return;
             }
         }
@@ -438,11 +450,16 @@ impl Elector {
                     self.begin_term(ours, &observation);
                 }
             }
-            (first, _) => {
+            (first, ours) => {
                 self.term = None;
-                if first.is_some() {
-                    self.previous_leader = first;
-                }
+                // Fix (tests): remember the leader only when it is the one candidate ahead of
+                // our key. With more ahead (or our key absent, when others may still be created
+                // ahead of it) another may lead and crash between it and us, unseen if the
+                // watch skips changes; a record naming the leader seen earlier then proves
+                // nothing about the term that ended just before ours.
+                let our_position =
+                    ours.and_then(|o| observation.candidates.iter().position(|c| c.id == o));
+                self.previous_leader = first.filter(|_| our_position == Some(1));
             }
         }
         self.consider_handover_request(&observation);
@@ -522,7 +539,8 @@ impl Elector {
     }
 
     fn request_handover(&mut self, to: Option<String>, reason: String) {
-        if self.term.is_none() || self.handover.is_some() {
+        let to_us = to.as_deref() == Some(self.settings.value.as_str());
+        if self.term.is_none() || self.handover.is_some() || to_us {
             return;
         }
         self.handover = Some(Handover {
@@ -555,14 +573,28 @@ impl Elector {
     fn on_mode_read(&mut self, id: CallId, active: bool) {
         self.node.last_read = Some(active);
         if active {
+            let was_confirmed = self.node.standby_confirmed;
             self.node.standby_confirmed = false;
+            // Fix (tests): a resignation retried after a failure must not carry a record made
+            // while standby was confirmed once the node is found active again (it restarted
+            // active): the record tells the next leader to skip its activation delay.
+            if let Some(r) = self.resigning.as_mut() {
+                r.record = None;
+            }
             if !self.node.active_commanded {
-                self.node.standby_acked = false;
-                if !self.node.draining {
+                // Fix (tests): a node that acknowledged `activate=false` but still reads active
+                // is finishing its round; keep reading it every `confirm_poll_interval` (the
+                // pace `margin_covers_standby_confirmation` assumes). Re-sending the command on
+                // every such read made SetStandby/ReadMode loop as fast as the node answers.
+                // A node that was confirmed standby and reads active again restarted active:
+                // command it standby again at once.
+                if was_confirmed {
+                    self.node.standby_acked = false;
+                }
+                // Reported once per episode: the fence deadline marks it as known.
+                if !self.node.draining && self.fence.deadline.is_none() {
                     self.emit_event(Event::NodeActiveUnexpectedly);
-                    if self.fence.deadline.is_none() {
-                        self.fence.deadline = Some(self.now + self.timing().step_down_lead());
-                    }
+                    self.fence.deadline = Some(self.now + self.timing().step_down_lead());
                 }
             }
         } else if id > self.node.last_activate {
@@ -756,7 +788,11 @@ impl Elector {
         if self.node.active_commanded {
             return true;
         }
+        // Fix (tests): `Ready` tolerates up to `unready_threshold - 1` failed probes so that
+        // one slow answer does not move leadership; *becoming* active also needs the latest
+        // probe to have succeeded.
         self.readiness == Readiness::Ready
+            && self.probe_failures == 0
             && term.gate_passed
             && self.now + self.timing().activation_room() <= step_down
     }
@@ -770,7 +806,15 @@ impl Elector {
             self.node.draining = true;
             self.why = self.demotion_reason();
             let by_lease = self.lease_deadline();
-            let by_drain = self.now + self.timing().step_down_lead();
+            // Fix (tests): a node call in flight delays `activate=false` by up to node_timeout
+            // (one call at a time); the margin covers the command, the drain and the confirming
+            // reads from when the command is sent. (At the step-down deadline no call is in
+            // flight, and the lease deadline caps this anyway.)
+            let wait = match self.node.in_flight {
+                Some(_) => self.timing().node_timeout,
+                None => Duration::ZERO,
+            };
+            let by_drain = self.now + wait + self.timing().step_down_lead();
             self.fence.deadline = Some(by_lease.map_or(by_drain, |l| l.min(by_drain)));
             self.fence.fired = false;
         }
@@ -783,6 +827,12 @@ impl Elector {
                 self.node.active_commanded = true;
                 self.node.standby_acked = false;
                 self.node.standby_confirmed = false;
+                // Fix (tests): activating again (a late ack renewed the lease after a step-down
+                // whose standby was not confirmed yet) ends that demotion: its fence deadline no
+                // longer applies, or the fence would run against a rightly active node. A later
+                // demotion sets a new one.
+                self.node.draining = false;
+                self.fence = Fence::default();
                 self.why = "activating: leader, node ready".into();
                 let id = self.node_call(NodeCall::SetActive);
                 self.node.last_activate = id;
@@ -801,6 +851,11 @@ impl Elector {
         if !self.node.standby_acked || self.node.active_commanded {
             if now >= self.node.retry_at || self.node.active_commanded {
                 self.node.active_commanded = false;
+                // Fix (tests): standby is confirmed by a read made after the standby command.
+                // A read that found the node standby just before this command (it restarted)
+                // no longer counts: without this, a shutdown resigned with a record and exited
+                // 0 while its own `activate=false` was still in flight.
+                self.node.standby_confirmed = false;
                 self.node.next_read_at = now;
                 self.node_call(NodeCall::SetStandby);
             }
@@ -931,8 +986,9 @@ impl Elector {
             && self.resigning.is_none()
             && self.node.standby_confirmed
             && self.readiness == Readiness::Ready;
-        if may_campaign {
+        if may_campaign && !self.started {
             self.started = true;
+            self.why = "node confirmed standby and ready: campaigning".into();
         }
         match self.lease {
             Lease::None { retry_at } if may_campaign && self.now >= retry_at => {
@@ -941,11 +997,9 @@ impl Elector {
                     ttl: self.timing().lease_ttl,
                 });
             }
-            Lease::Held { id, .. }
-                if self.candidacy == Candidacy::None
-                    && self.resigning.is_none()
-                    && self.shutdown_deadline.is_none() =>
-            {
+            // Fix (tests): the grant may come back after the node turned unready or was found
+            // active; the candidate key needs the same conditions as the grant.
+            Lease::Held { id, .. } if may_campaign && self.candidacy == Candidacy::None => {
                 self.candidacy = Candidacy::Creating;
                 self.emit(Command::CreateCandidate { lease: id });
             }
@@ -997,6 +1051,8 @@ impl Elector {
             Role::SteppingDown
         } else if self.node.active_commanded {
             Role::Active
+        } else if self.resigning.is_some() || self.shutdown_deadline.is_some() {
+            Role::Resigning
         } else if self.term.is_some() && self.lease().is_some() {
             Role::Leader
         } else if self.candidate().is_some() {

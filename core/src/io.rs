@@ -199,6 +199,8 @@ pub enum Role {
     Active,
     /// The node was commanded standby and is not confirmed standby yet.
     SteppingDown,
+    /// Leaving the election (handover, shutdown, withdrawal) with the node standby.
+    Resigning,
     /// Shut down.
     Stopped,
 }
@@ -212,6 +214,7 @@ impl Role {
             Role::Leader => "leader",
             Role::Active => "active",
             Role::SteppingDown => "stepping-down",
+            Role::Resigning => "resigning",
             Role::Stopped => "stopped",
         }
     }
