@@ -1,1 +1,2 @@
-
+pub mod etcd_process;
+pub mod standin;

@@ -1,1 +1,13 @@
+//! The IoTeX elector's shell: runs the decision core (`elector-core`) against etcd and the
+//! node. Modules:
+//! - [`driver`]: the loop that feeds the core and executes its commands;
+//! - [`etcd`]: the election on etcd (Go `concurrency.Election` layout);
+//! - [`node`]: the node's `/ha` and `/readiness` endpoints;
+//! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags.
 
+pub mod cli;
+pub mod clock;
+pub mod driver;
+pub mod etcd;
+pub mod node;
+pub mod status;
