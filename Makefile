@@ -42,9 +42,11 @@ unit: prereqs
 test: prereqs fmt lint unit
 
 ## demo: local etcd, three stand-in nodes, three electors; failover and handover, timed.
-demo: build
-	$(CARGO) build --release --locked -p elector-integration --bin demo --bin stand-in-node
-	target/release/demo --elector bin/elector --stand-in target/release/stand-in-node
+## DEMO_ARGS=--fast uses the 3 s lease profile.
+demo: prereqs
+	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin demo
+	@mkdir -p bin && cp target/release/elector bin/elector
+	target/release/demo --elector bin/elector $(DEMO_ARGS)
 
 clean:
 	$(CARGO) clean

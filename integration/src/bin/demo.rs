@@ -28,8 +28,9 @@ struct Args {
     #[arg(long)]
     fast: bool,
     /// Consensus round of the stand-in nodes: how long a node stays active after activate=false
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    round: Duration,
+    /// [default: 2s, or 500ms with --fast; it must stay within the elector's drain bound]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    round: Option<Duration>,
 }
 
 /// The fast profile of docs/safety.md (nodes that drain within 700 ms).
@@ -197,6 +198,11 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let round = args.round.unwrap_or(if args.fast {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(2)
+    });
     if !args.elector.exists() {
         bail!(
             "{} not found: run `make build` first",
@@ -214,7 +220,7 @@ async fn run(args: Args) -> Result<()> {
     println!(
         "elector demo: etcd {endpoint} (from PATH), key {KEY}, 3 replicas, lease TTL {ttl}, \
          activation delay {delay}, node round {:.1}s",
-        args.round.as_secs_f64()
+        round.as_secs_f64()
     );
     println!("  elector logs: {}", logs.path().display());
     let mut demo = Demo {
@@ -225,7 +231,7 @@ async fn run(args: Args) -> Result<()> {
     for name in NAMES {
         let options = StandInOptions {
             start_active: false,
-            round: args.round,
+            round,
             ready: true,
         };
         let started = Instant::now();
@@ -247,11 +253,12 @@ async fn run(args: Args) -> Result<()> {
     demo.say(format!(
         "node {first_name} active: elected on a cold start (waits the activation delay)"
     ));
-    let listed = etcd.etcdctl_ok(&["elect", "-l", KEY])?;
-    demo.say(format!(
-        "etcdctl elect -l {KEY} says: {}",
-        listed.lines().last().unwrap_or("").trim()
-    ));
+    // `etcdctl elect -l` keeps listening: it prints the leader's key, then its value.
+    let mut listen = etcd.spawn_etcdctl(&["elect", "-l", KEY])?;
+    let _key = listen.next_line(Duration::from_secs(10))?;
+    let value = listen.next_line(Duration::from_secs(10))?;
+    listen.kill();
+    demo.say(format!("etcdctl elect -l {KEY} says the leader is: {}", value.trim()));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A crashed host: elector and node die together.
