@@ -78,6 +78,8 @@ struct Term {
     /// Once passed, every earlier leader's node is known to be standby, so our own clean
     /// resignation may tell the next leader to skip the delay.
     gate_passed: bool,
+    /// Why we lead and how the gate was set, for the activation's log line.
+    reason: String,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +128,8 @@ struct Fence {
     deadline: Option<Instant>,
     fired: bool,
     done: bool,
+    /// The fence command reported success: the node is stopped by other means.
+    succeeded: bool,
 }
 
 /// The elector's decision machine. See the crate docs for the rules.
@@ -365,7 +369,10 @@ impl Elector {
                     self.why = format!("etcd: resign failed: {reason}");
                 }
             }
-            Input::FenceDone { .. } => self.fence.done = true,
+            Input::FenceDone { success, .. } => {
+                self.fence.done = true;
+                self.fence.succeeded = success;
+            }
             Input::ShutdownRequested => {
                 if self.shutdown_deadline.is_none() {
                     self.shutdown_deadline = Some(self.now + self.timing().shutdown_grace());
@@ -481,18 +488,20 @@ impl Elector {
         } else {
             self.timing().activation_delay
         };
-        self.why = if clean {
-            "our key is first; the previous leader handed over cleanly".into()
+        let reason = if clean {
+            "our key is first; the previous leader handed over cleanly, no activation delay".into()
         } else {
             format!(
                 "our key is first; activation delay {:.1}s (previous leader not known standby)",
                 delay.as_secs_f64()
             )
         };
+        self.why = reason.clone();
         self.term = Some(Term {
             id,
             activation_not_before: self.now + delay,
             gate_passed: false,
+            reason,
         });
     }
 
@@ -742,7 +751,11 @@ impl Elector {
             }
         }
         let committed = handover.committed;
-        if committed && self.resigning.is_none() && self.ready_to_resign_as_leader() {
+        // A successful fence stopped the node by other means: leave so another replica can
+        // take over, without a record (it waits the activation delay). A failed fence keeps
+        // the key: nobody else may lead while our node may be active.
+        let node_out = self.ready_to_resign_as_leader() || self.fence.succeeded;
+        if committed && self.resigning.is_none() && node_out {
             let record = self.clean_handover_record();
             self.start_resign(record);
         }
@@ -833,7 +846,10 @@ impl Elector {
                 // demotion sets a new one.
                 self.node.draining = false;
                 self.fence = Fence::default();
-                self.why = "activating: leader, node ready".into();
+                self.why = match &self.term {
+                    Some(term) => format!("activating, node ready: {}", term.reason),
+                    None => "activating: leader, node ready".into(),
+                };
                 let id = self.node_call(NodeCall::SetActive);
                 self.node.last_activate = id;
                 self.node.next_read_at = now + self.timing().confirm_poll_interval;
@@ -1142,6 +1158,10 @@ impl Elector {
         let now = self.now;
         if self.stopped {
             return now + Duration::from_secs(3600);
+        }
+        if !self.observing {
+            // Nothing was decided yet: the first step is due now.
+            return now;
         }
         let mut timers: Vec<Instant> = vec![now + IDLE_WAKEUP];
         if let Lease::Held { deadline, .. } = self.lease {

@@ -213,3 +213,23 @@ fn observation_before_candidate_created_still_makes_us_leader() {
         vec![ms(100) + h.timing.activation_delay]
     );
 }
+
+#[test]
+fn activation_after_a_clean_handover_says_so() {
+    // Operators read the role change to see whether the delay was skipped.
+    let (h, _) = becomes_first(&[other(1)], Some(record(other(1))));
+    assert_eq!(h.core.role(), Role::Active);
+    assert!(
+        h.core.role_reason().contains("handed over cleanly"),
+        "{}",
+        h.core.role_reason()
+    );
+}
+
+#[test]
+fn first_step_is_due_at_once() {
+    let mut core = Elector::new(Settings::new("us", Timing::default()), ms(5)).unwrap();
+    assert_eq!(core.poll_output(), Output::Timeout(ms(5)));
+    core.handle_input(ms(5), Input::Timeout);
+    assert_eq!(core.poll_output(), Output::Command(Command::Observe));
+}

@@ -336,3 +336,37 @@ fn shutdown_confirms_standby_with_a_read_made_after_the_standby_command() {
     let out = h.input(Input::Resigned { lease: LEASE });
     assert_eq!(commands(&out), vec![Command::Exit { code: 0 }]);
 }
+
+#[test]
+fn handover_with_a_stuck_node_resigns_only_after_a_successful_fence() {
+    // The node never confirms standby. Without a fence nobody else may lead (our node may be
+    // active); once the fence stopped it, we leave without a record so a successor can lead.
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.run_for(dur(3000));
+    h.auto.node.as_mut().unwrap().stuck = true;
+    h.auto.fence = None; // the fence command runs, and has not answered yet
+    let t = h.now;
+    h.input(Input::HandoverRequested { to: None });
+    let lead = h.timing.step_down_lead();
+    h.run_until(t + lead + dur(2000));
+    assert!(
+        resigns(&h, t).is_empty(),
+        "resigned with an unconfirmed node"
+    );
+    h.input(Input::FenceDone {
+        success: true,
+        detail: "node stopped".into(),
+    });
+    let fenced_at = h.now;
+    assert_eq!(
+        resigns(&h, fenced_at),
+        vec![(
+            fenced_at,
+            Command::Resign {
+                lease: LEASE,
+                candidate: Some(OURS),
+                record: None
+            }
+        )]
+    );
+}
