@@ -1,8 +1,14 @@
 //! Command line. Accepts the Go elector's flags as they were (`-etcd=URL -iotexAdmin=URL
 //! -iotexProbe=URL -key=K -value=V`) and conventional ones (`--etcd URL ...`); every flag can
 //! also come from an `ELECTOR_*` environment variable. Errors are one line, exit code 2.
+//!
+//! Without a subcommand the elector runs. The operator commands `status`, `handover` and
+//! `force-standby` take their flags after the subcommand name (`elector status --etcd URL`),
+//! with the same names and environment variables as the running elector, so one environment
+//! file serves both.
 
-use clap::{Args, Parser, ValueEnum};
+use crate::etcd::EtcdOptions;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use elector_core::Timing;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,12 +32,228 @@ const GO_FLAGS: [(&str, &str); 5] = [
         Run one elector beside each replica (same host or network namespace: the node's admin \
         port listens on 127.0.0.1). The elector forces its node to standby, campaigns in etcd \
         and activates the node only while it leads, stepping down before its lease can expire. \
-        Drop-in for the Go elector: -etcd=, -iotexAdmin=, -iotexProbe=, -key=, -value= work.",
-    after_help = "Safety rules and the timing inequalities: docs/safety.md. Operations: README.md."
+        Drop-in for the Go elector: -etcd=, -iotexAdmin=, -iotexProbe=, -key=, -value= work.\n\n\
+        Operator commands (flags after the command name; `elector <command> --help`): \
+        `elector status` shows the election, `elector handover [--to VALUE]` moves leadership \
+        cleanly, `elector force-standby` commands the node standby (systemd ExecStopPost=).",
+    after_help = "Safety rules and the timing inequalities: docs/safety.md. \
+        Operations: docs/operations.md.",
+    args_conflicts_with_subcommands = true,
+    subcommand_help_heading = "Operator commands",
+    subcommand_value_name = "COMMAND"
 )]
 pub struct Cli {
+    /// An operator command; without one, the elector runs.
+    #[command(subcommand)]
+    pub command: Option<Operation>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// The operator commands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Operation {
+    /// Show the election: candidates in order, leases, TTL left, who leads
+    #[command(
+        long_about = "Shows the election at --key as etcd holds it: every candidate in election \
+            order (the first leads) with its value, lease id and the lease's TTL left, any \
+            pending handover request and the last handover record. Two candidates with one \
+            value (two replicas configured with the same identity) are flagged with a warning.\n\n\
+            Reads etcd only; works beside running electors, Go electors and etcdctl candidates.",
+        after_help = "Exit codes: 0 shown (also with warnings), 1 etcd unreachable or failed, \
+            2 bad flags."
+    )]
+    Status(StatusArgs),
+    /// Ask the leader to hand over cleanly, and wait until it did
+    #[command(
+        long_about = "Asks the current leader to hand over: it commands its node standby, waits \
+            until a read confirms standby, then in one etcd transaction writes a handover record \
+            and deletes its key, so the next leader activates its node at once, without the \
+            activation delay and without overlap. With --to, candidates ahead of the named one \
+            step aside first. Candidates are only replicas whose node is ready (an unready \
+            replica withdraws), so a candidate in line is a ready standby.\n\n\
+            Refuses at once when no other candidate exists or the named one is not a \
+            candidate. Succeeds when etcd shows the old leader's key gone, a handover record \
+            naming it, and the new leader first (the named one, if any). Otherwise fails with \
+            the reason after --timeout and withdraws the request. A Go elector or etcdctl \
+            leader ignores handover requests.",
+        after_help = "Exit codes: 0 handed over (or the named replica leads already), 1 refused, \
+            failed or timed out (the request is withdrawn), 2 bad flags."
+    )]
+    Handover(HandoverArgs),
+    /// Command the node standby and confirm it by a read (for systemd ExecStopPost=)
+    #[command(
+        long_about = "Sends /ha?activate=false to the node at once, then reads /ha until it \
+            says {\"active\":false}, re-sending the command on failures, all within --timeout. \
+            Meant for systemd's ExecStopPost=, so that the node is standby whenever the elector \
+            exits, for whatever reason (crash, kill -9, watchdog). If standby is not confirmed \
+            in time and --fence-cmd is set, the fence command runs.\n\n\
+            Not a way to move leadership: a running leader's elector activates its node again at \
+            its next check. Use `elector handover` for that.",
+        after_help = "Exit codes: 0 standby confirmed, 1 not confirmed in time (fence run if \
+            configured), 2 bad flags."
+    )]
+    ForceStandby(ForceStandbyArgs),
+}
+
+/// How the operator commands reach etcd: the running elector's flags and variables.
+#[derive(Args, Debug, Clone)]
+pub struct EtcdArgs {
+    /// etcd endpoints, comma separated (Go flag: -etcd)
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    pub etcd: Vec<String>,
+    /// Election key; candidates are <key>/<lease id> (Go flag: -key)
+    #[arg(long, env = "ELECTOR_KEY", default_value = "/iotex-server")]
+    pub key: String,
+    /// CA certificate for etcd over TLS
+    #[arg(long, env = "ELECTOR_ETCD_CA", help_heading = "etcd security")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd over TLS
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_CERT",
+        requires = "etcd_key",
+        help_heading = "etcd security"
+    )]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client private key for etcd over TLS
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_KEY",
+        requires = "etcd_cert",
+        help_heading = "etcd security"
+    )]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd user name
+    #[arg(long, env = "ELECTOR_ETCD_USER", help_heading = "etcd security")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd password (or set ELECTOR_ETCD_PASSWORD); never logged
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_PASSWORD_FILE",
+        help_heading = "etcd security"
+    )]
+    pub etcd_password_file: Option<PathBuf>,
+    /// Longest wait for one etcd request
+    #[arg(long, env = "ELECTOR_ETCD_TIMEOUT", value_parser = duration, default_value = "1s")]
+    pub etcd_timeout: Duration,
+}
+
+/// Shortest connect bound of the operator commands: they may run far from etcd.
+const OPERATOR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl EtcdArgs {
+    /// Checks what clap cannot.
+    pub fn check(&self) -> Result<(), String> {
+        check_endpoints(&self.etcd)?;
+        check_key(&self.key)?;
+        if self.etcd_timeout.is_zero() {
+            return Err("--etcd-timeout: must be greater than 0".into());
+        }
+        Ok(())
+    }
+
+    /// The connection options (reads the password).
+    pub fn options(&self) -> Result<EtcdOptions, String> {
+        Ok(EtcdOptions {
+            endpoints: self.etcd.clone(),
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+            user: self.etcd_user.clone(),
+            password: read_password(self.etcd_password_file.as_deref())?,
+            connect_timeout: self.etcd_timeout.max(OPERATOR_CONNECT_TIMEOUT),
+            request_timeout: self.etcd_timeout,
+        })
+    }
+}
+
+/// `elector status`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Print JSON (one object) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `elector handover`.
+#[derive(Args, Debug, Clone)]
+pub struct HandoverArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// The replica (its --value) that should lead next [default: the next in line]
+    #[arg(long, value_name = "VALUE")]
+    pub to: Option<String>,
+    /// Give up (and withdraw the request) after this long
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub timeout: Duration,
+}
+
+/// `elector force-standby`.
+#[derive(Args, Debug, Clone)]
+pub struct ForceStandbyArgs {
+    /// The node's admin endpoint, serving /ha (Go flag: -iotexAdmin)
+    #[arg(
+        long,
+        env = "ELECTOR_IOTEX_ADMIN",
+        default_value = "http://127.0.0.1:9009"
+    )]
+    pub iotex_admin: String,
+    /// Longest wait for one call to the node
+    #[arg(long, env = "ELECTOR_NODE_TIMEOUT", value_parser = duration, default_value = "300ms")]
+    pub node_timeout: Duration,
+    /// Pause between two reads (and between retries after a failed call)
+    #[arg(long, env = "ELECTOR_CONFIRM_POLL_INTERVAL", value_parser = duration, default_value = "200ms")]
+    pub confirm_poll_interval: Duration,
+    /// Give up confirming standby after this long: at least the node's drain time
+    #[arg(long, env = "ELECTOR_FORCE_STANDBY_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Command run (sh -c) when standby is not confirmed in time, e.g. stopping the node's service
+    #[arg(long, env = "ELECTOR_FENCE_CMD")]
+    pub fence_cmd: Option<String>,
+    /// The fence command is killed after this long
+    #[arg(long, env = "ELECTOR_FENCE_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub fence_timeout: Duration,
+}
+
+impl Operation {
+    /// Checks what clap cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Operation::Status(args) => args.etcd.check(),
+            Operation::Handover(args) => {
+                args.etcd.check()?;
+                if args.to.as_deref().is_some_and(str::is_empty) {
+                    return Err("--to: must not be empty".into());
+                }
+                if args.timeout.is_zero() {
+                    return Err("--timeout: must be greater than 0".into());
+                }
+                Ok(())
+            }
+            Operation::ForceStandby(args) => {
+                check_url("--iotex-admin", &args.iotex_admin)?;
+                for (flag, value) in [
+                    ("--node-timeout", args.node_timeout),
+                    ("--confirm-poll-interval", args.confirm_poll_interval),
+                    ("--timeout", args.timeout),
+                    ("--fence-timeout", args.fence_timeout),
+                ] {
+                    if value.is_zero() {
+                        return Err(format!("{flag}: must be greater than 0"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -232,25 +454,10 @@ impl RunArgs {
 
     /// Checks what clap cannot: URLs and the key.
     pub fn check(&self) -> Result<(), String> {
-        for endpoint in &self.etcd {
-            if endpoint.trim().is_empty() {
-                return Err("--etcd: empty endpoint in the list".into());
-            }
-        }
-        for (flag, url) in [
-            ("--iotex-admin", &self.iotex_admin),
-            ("--iotex-probe", &self.iotex_probe),
-        ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{flag}: {url:?} is not an http:// URL"));
-            }
-        }
-        if self.key.is_empty() || self.key.ends_with('/') {
-            return Err(format!(
-                "--key: {:?} must be non-empty and not end with '/'",
-                self.key
-            ));
-        }
+        check_endpoints(&self.etcd)?;
+        check_url("--iotex-admin", &self.iotex_admin)?;
+        check_url("--iotex-probe", &self.iotex_probe)?;
+        check_key(&self.key)?;
         if self.value().is_empty() {
             return Err("--value: must not be empty".into());
         }
@@ -263,13 +470,42 @@ impl RunArgs {
 
     /// The etcd password from ELECTOR_ETCD_PASSWORD or --etcd-password-file.
     pub fn etcd_password(&self) -> Result<Option<String>, String> {
-        if let Some(path) = &self.etcd_password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--etcd-password-file {}: {e}", path.display()))?;
-            return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
-        }
-        Ok(std::env::var("ELECTOR_ETCD_PASSWORD").ok())
+        read_password(self.etcd_password_file.as_deref())
     }
+}
+
+/// The etcd password from `--etcd-password-file`, else `ELECTOR_ETCD_PASSWORD`.
+fn read_password(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--etcd-password-file {}: {e}", path.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    Ok(std::env::var("ELECTOR_ETCD_PASSWORD").ok())
+}
+
+fn check_endpoints(endpoints: &[String]) -> Result<(), String> {
+    if endpoints.iter().any(|e| e.trim().is_empty()) {
+        return Err("--etcd: empty endpoint in the list".into());
+    }
+    Ok(())
+}
+
+fn check_url(flag: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{flag}: {url:?} is not an http:// URL"))
+    }
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.ends_with('/') {
+        return Err(format!(
+            "--key: {key:?} must be non-empty and not end with '/'"
+        ));
+    }
+    Ok(())
 }
 
 fn host_name() -> String {
@@ -311,10 +547,18 @@ pub enum Parsed {
 /// Parses the command line (with Go flags translated) and checks it.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Parsed {
     match Cli::try_parse_from(translate_go_flags(args)) {
-        Ok(cli) => match cli.run.check().and_then(|()| cli.run.timing().map(|_| ())) {
-            Ok(()) => Parsed::Run(Box::new(cli)),
-            Err(line) => Parsed::Error(line),
-        },
+        Ok(cli) => {
+            let checked = match &cli.command {
+                // The running elector's flags (and variables) do not concern an operator
+                // command: only its own are checked.
+                Some(operation) => operation.check(),
+                None => cli.run.check().and_then(|()| cli.run.timing().map(|_| ())),
+            };
+            match checked {
+                Ok(()) => Parsed::Run(Box::new(cli)),
+                Err(line) => Parsed::Error(line),
+            }
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -426,6 +670,98 @@ mod tests {
             let e = error(line);
             assert!(e.contains(needle), "{line}: {e}");
             assert!(!e.contains('\n'), "{line}: multi-line error {e:?}");
+        }
+    }
+
+    fn operation(line: &str) -> Operation {
+        match parse(args(line)) {
+            Parsed::Run(cli) => cli
+                .command
+                .unwrap_or_else(|| panic!("no command in {line}")),
+            Parsed::Info(_) => panic!("info for {line}"),
+            Parsed::Error(e) => panic!("error for {line}: {e}"),
+        }
+    }
+
+    #[test]
+    fn bare_flags_still_run_the_elector() {
+        match parse(args("--value a --ttl 10s")) {
+            Parsed::Run(cli) => assert!(cli.command.is_none()),
+            _ => panic!("bare flags must run the elector"),
+        }
+    }
+
+    #[test]
+    fn operator_commands_take_the_connection_flags() {
+        match operation("status --json -etcd=http://10.0.0.1:2379 -key=/k") {
+            Operation::Status(a) => {
+                assert!(a.json);
+                assert_eq!(a.etcd.etcd, vec!["http://10.0.0.1:2379"]);
+                assert_eq!(a.etcd.key, "/k");
+            }
+            other => panic!("{other:?}"),
+        }
+        match operation("handover --to b --timeout 5s --etcd http://a:1,http://b:2") {
+            Operation::Handover(a) => {
+                assert_eq!(a.to.as_deref(), Some("b"));
+                assert_eq!(a.timeout, Duration::from_secs(5));
+                assert_eq!(a.etcd.etcd.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        match operation("handover") {
+            Operation::Handover(a) => {
+                assert_eq!(a.to, None);
+                assert_eq!(a.timeout, Duration::from_secs(60));
+            }
+            other => panic!("{other:?}"),
+        }
+        match operation("force-standby -iotexAdmin=http://127.0.0.1:9019") {
+            Operation::ForceStandby(a) => {
+                assert_eq!(a.iotex_admin, "http://127.0.0.1:9019");
+                assert_eq!(a.node_timeout, Duration::from_millis(300));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn operator_command_errors_are_one_line() {
+        for (line, needle) in [
+            ("status --bogus", "--bogus"),
+            ("status --key /a/", "must be non-empty"),
+            ("handover --to", "--to"),
+            ("handover --timeout 0s", "greater than 0"),
+            (
+                "force-standby --iotex-admin 127.0.0.1:9009",
+                "not an http:// URL",
+            ),
+            ("--etcd http://x:1 status", "status"),
+            ("frobnicate", "frobnicate"),
+        ] {
+            let e = error(line);
+            assert!(e.contains(needle), "{line}: {e}");
+            assert!(!e.contains('\n'), "{line}: multi-line error {e:?}");
+        }
+    }
+
+    #[test]
+    fn every_operator_command_has_help() {
+        for command in ["status", "handover", "force-standby"] {
+            match parse(args(&format!("{command} --help"))) {
+                Parsed::Info(text) => {
+                    assert!(text.contains("Exit codes"), "{command}: {text}")
+                }
+                _ => panic!("{command} --help"),
+            }
+        }
+        match parse(args("--help")) {
+            Parsed::Info(text) => {
+                for command in ["status", "handover", "force-standby", "--ttl"] {
+                    assert!(text.contains(command), "--help lacks {command}: {text}");
+                }
+            }
+            _ => panic!("--help"),
         }
     }
 

@@ -119,6 +119,9 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             };
             status.update(&core, clock.now());
             let input = tokio::select! {
+                // Fixed order (inputs, control, timer) instead of tokio's random one, so that
+                // a simulation seed always gives the same run.
+                biased;
                 Some(input) = rx.recv() => input,
                 message = control.recv(), if control_open => match message {
                     Some(Control::Shutdown) => {

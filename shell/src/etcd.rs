@@ -758,8 +758,10 @@ impl Election {
                 return;
             }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                // Fixed order, so that a simulation seed always gives the same run.
+                biased;
                 () = tx.closed() => return,
+                () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(OBSERVE_BACKOFF_MAX);
         }
@@ -798,6 +800,8 @@ impl Election {
         let mut silent_periods = 0;
         loop {
             tokio::select! {
+                // Fixed order, so that a simulation seed always gives the same run.
+                biased;
                 () = tx.closed() => return ObserveEnd::ReceiverGone,
                 answer = answers.message() => {
                     heard_from_watch = true;

@@ -1,6 +1,13 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
+//!
+//! Without a subcommand it runs the elector; `status`, `handover` and `force-standby` are
+//! operator commands (`ops`). Under systemd (`Type=notify`) it reports readiness, role
+//! changes and watchdog pings (`systemd`).
 
-use elector::cli::{self, LogFormat, Parsed, RunArgs, StatusAddr};
+mod ops;
+mod systemd;
+
+use elector::cli::{self, LogFormat, Operation, Parsed, RunArgs, StatusAddr};
 use elector::clock::{Clock, TokioClock};
 use elector::driver::{Connect, Control, Driver, Fence};
 use elector::etcd::{self, EtcdOptions};
@@ -8,9 +15,10 @@ use elector::node::{NodeClient, ReqwestTransport};
 use elector::status::{self, Status};
 use elector_core::{Elector, Settings};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Exit code for bad flags, as clap and the Go flag package use.
 const EXIT_USAGE: u8 = 2;
@@ -27,6 +35,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(operation) = cli.command {
+        return ExitCode::from(run_operation(operation));
+    }
     init_logging(cli.run.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -48,9 +59,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs an operator command; returns its exit code (0 success, 1 failure).
+fn run_operation(operation: Operation) -> u8 {
+    // Operator commands print their results; the log only carries warnings and errors.
+    init_logging_at(LogFormat::Human, "warn");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("elector: cannot start the runtime: {e}");
+            return ops::EXIT_FAILED;
+        }
+    };
+    runtime.block_on(async move {
+        match operation {
+            Operation::Status(args) => ops::status(args).await,
+            Operation::Handover(args) => ops::handover(args).await,
+            Operation::ForceStandby(args) => ops::force_standby(args).await,
+        }
+    })
+}
+
 fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+fn init_logging_at(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ELECTOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -83,10 +121,36 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         connect_timeout: timing.etcd_request_timeout,
         request_timeout: timing.etcd_request_timeout,
     };
+    // systemd (Type=notify): readiness, status lines, watchdog pings. A watchdog must fit in
+    // the restart bound the activation delay of the other replicas relies on.
+    let notifier = systemd::Notifier::from_env()?.map(Arc::new);
+    let watchdog = systemd::watchdog_from_env()?;
+    if let Some(watchdog) = watchdog {
+        systemd::check_restart_bound(watchdog, timing.node_timeout, timing.restart_bound)?;
+        if notifier.is_none() {
+            warn!("WATCHDOG_USEC is set but NOTIFY_SOCKET is not: no watchdog pings");
+        }
+    }
     let status = Status::new(&args.key, &value);
+    if let Some(notifier) = &notifier {
+        info!(
+            socket = notifier.target(),
+            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
+            "systemd notifications on"
+        );
+        tokio::spawn(systemd::supervise(
+            notifier.clone(),
+            watchdog,
+            status.clone(),
+        ));
+    }
     if let StatusAddr::At(addr) = args.status_addr {
         let listener = status::bind(addr).await?;
-        info!(%addr, "status server: /status /metrics /healthz");
+        // The bound address, so that port 0 tells which port it got.
+        let bound = listener
+            .local_addr()
+            .map_err(|e| format!("--status-addr {addr}: {e}"))?;
+        info!(addr = %bound, "status server: /status /metrics /healthz");
         tokio::spawn(status::serve(listener, status.clone()));
     }
     let transport = ReqwestTransport::new()?;
@@ -115,7 +179,7 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         "elector starting: forcing the node to standby before campaigning"
     );
     let (control, control_rx) = mpsc::unbounded_channel();
-    tokio::spawn(forward_signals(control));
+    tokio::spawn(forward_signals(control, notifier));
     let driver = Driver {
         core,
         clock,
@@ -131,7 +195,10 @@ async fn run(args: RunArgs) -> Result<i32, String> {
 }
 
 /// SIGTERM and SIGINT start the graceful path; the core bounds how long it takes.
-async fn forward_signals(control: mpsc::UnboundedSender<Control>) {
+async fn forward_signals(
+    control: mpsc::UnboundedSender<Control>,
+    notifier: Option<Arc<systemd::Notifier>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -144,6 +211,9 @@ async fn forward_signals(control: mpsc::UnboundedSender<Control>) {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+        }
+        if let Some(notifier) = &notifier {
+            let _ = notifier.notify("STOPPING=1\nSTATUS=shutting down: demoting and handing over");
         }
         if control.send(Control::Shutdown).is_err() {
             return;

@@ -227,6 +227,12 @@ impl Status {
         inner.last_loop.elapsed() < STALL_AFTER
     }
 
+    /// How long ago the driver loop last ran: the systemd watchdog pings only while it is short.
+    pub fn loop_age(&self) -> Duration {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.last_loop.elapsed()
+    }
+
     /// Prometheus text exposition.
     pub fn render_metrics(&self) -> String {
         let m = &self.metrics;

@@ -1,0 +1,513 @@
+//! The operator commands `elector status` and `elector handover`, run as the real binary
+//! against a real etcd: with candidates made directly through the etcd adapter, and with real
+//! electors beside stand-in nodes (`elector_integration::cluster`, fast timing profile).
+//!
+//! Handovers are checked on the nodes, not only in etcd: the new leader's node becomes
+//! active, the old one's standby, and the shared checker (`elector_sim::history::dual_active`)
+//! finds no instant with two active nodes. Run `cargo build -p elector` first. Every wait and
+//! every command is bounded; processes are killed when their guards drop.
+
+use elector::etcd::{Election, EtcdOptions, connect};
+use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE, elector_binary};
+use elector_integration::etcd_process::EtcdProcess;
+use elector_sim::history::{History, dual_active};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Bound on one operator command that should finish promptly.
+const PROMPT: Duration = Duration::from_secs(20);
+/// `elector handover --timeout`: generous for a loaded machine; a handover takes about a
+/// second with the fast profile.
+const HANDOVER_TIMEOUT: &str = "30s";
+/// The activation delay of the cluster's fast profile: (restart bound 1 s + drain bound
+/// 0.7 s) × 1.01, rounded up to 100 ms.
+const ACTIVATION_DELAY: Duration = Duration::from_millis(1800);
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(self.code, Some(code), "{what}: {self:#?}");
+        self
+    }
+}
+
+/// Runs `elector <args>` with no `ELECTOR_*` variables from the test's environment, bounded
+/// by `bound` (killed after it).
+async fn elector(args: &[&str], bound: Duration) -> Run {
+    let mut command = tokio::process::Command::new(elector_binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ELECTOR_") {
+            command.env_remove(name);
+        }
+    }
+    command.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(bound, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("elector {args:?} did not finish within {bound:?}"))
+        .unwrap_or_else(|e| panic!("running elector {args:?}: {e}"));
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `elector status --json` for `key`, parsed.
+async fn status_json(endpoint: &str, key: &str) -> Value {
+    let run = elector(
+        &["status", "--json", "--etcd", endpoint, "--key", key],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(0, "elector status --json");
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", run.stdout))
+}
+
+fn candidate_values(status: &Value) -> Vec<String> {
+    status["candidates"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| c["value"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The candidates and their lease, made directly in etcd as the running elector would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_candidates_in_order_and_flags_duplicates() {
+    let etcd = tokio::task::spawn_blocking(EtcdProcess::start_new)
+        .await
+        .expect("the etcd task")
+        .expect("starting etcd (is `etcd` on PATH?)");
+    let endpoint = etcd.endpoint();
+    let client = connect(&EtcdOptions::new(vec![endpoint.clone()]))
+        .await
+        .expect("connecting to etcd");
+    let mut leases = Vec::new();
+    for value in ["replica-a", "replica-b", "replica-a"] {
+        let election = Election::new(
+            client.clone(),
+            KEY.to_owned(),
+            value.to_owned(),
+            Duration::from_secs(2),
+        );
+        let (lease, _) = election
+            .grant(Duration::from_secs(30))
+            .await
+            .expect("a lease");
+        election.create_candidate(lease).await.expect("a candidate");
+        leases.push(format!("{lease:x}"));
+    }
+
+    // The table: election order, the leader marked, the duplicate flagged.
+    let run = elector(&["status", "--etcd", &endpoint], PROMPT).await;
+    run.assert_code(0, "elector status");
+    println!("elector status:\n{}", run.stdout);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("election {KEY} at revision "))
+            && lines[0].ends_with(": replica-a leads, 3 candidates"),
+        "{}",
+        run.stdout
+    );
+    assert!(lines[1].contains("VALUE") && lines[1].contains("LEASE") && lines[1].contains("TTL"));
+    for (row, (value, lease)) in lines[2..5]
+        .iter()
+        .zip(["replica-a", "replica-b", "replica-a"].iter().zip(&leases))
+    {
+        assert!(
+            row.contains(value) && row.contains(lease.as_str()) && row.contains("/30s"),
+            "row {row:?} lacks {value} {lease}: {}",
+            run.stdout
+        );
+    }
+    assert!(lines[2].ends_with("leader"), "{}", run.stdout);
+    assert!(!lines[3].contains("leader") && !lines[4].contains("leader"));
+    let warning = lines
+        .iter()
+        .find(|l| l.starts_with("warning:"))
+        .unwrap_or_else(|| panic!("no warning line: {}", run.stdout));
+    assert!(
+        warning.contains("\"replica-a\" is held by 2 candidates")
+            && warning.contains(&leases[0])
+            && warning.contains(&leases[2]),
+        "{warning}"
+    );
+
+    // The JSON says the same, for scripts.
+    let status = status_json(&endpoint, KEY).await;
+    assert_eq!(status["key"], KEY);
+    assert_eq!(status["leader"], "replica-a");
+    assert_eq!(
+        candidate_values(&status),
+        ["replica-a", "replica-b", "replica-a"]
+    );
+    for (i, candidate) in status["candidates"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(candidate["position"], i + 1);
+        assert_eq!(candidate["lease"], leases[i].as_str());
+        assert_eq!(candidate["key"], format!("{KEY}/{}", leases[i]).as_str());
+        assert_eq!(candidate["leader"], i == 0);
+        assert_eq!(candidate["granted_ttl_seconds"], 30);
+        let ttl = candidate["ttl_seconds"].as_i64().unwrap_or(-1);
+        assert!((1..=30).contains(&ttl), "ttl {ttl}");
+    }
+    assert_eq!(status["duplicates"][0]["value"], "replica-a");
+    assert_eq!(
+        status["duplicates"][0]["leases"],
+        serde_json::json!([leases[0], leases[2]])
+    );
+    assert_eq!(status["handover_request"], Value::Null);
+
+    // Another key: nobody leads; still exit 0.
+    let run = elector(&["status", "--etcd", &endpoint, "--key", "/nobody"], PROMPT).await;
+    run.assert_code(0, "status of an empty election");
+    assert!(
+        run.stdout.contains("no candidates, nobody leads"),
+        "{run:?}"
+    );
+
+    // Refusals write nothing: a target that is not a candidate, nobody else to hand to.
+    let run = elector(
+        &["handover", "--etcd", &endpoint, "--to", "replica-z"],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(1, "handover to a stranger");
+    assert!(
+        run.stderr.contains(
+            "target \"replica-z\" is not a candidate (candidates: replica-a, replica-b, replica-a)"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    let run = elector(
+        &["handover", "--etcd", &endpoint, "--to", "replica-a"],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(0, "handover to the leader itself");
+    assert!(run.stdout.contains("replica-a leads already"), "{run:?}");
+    assert_eq!(
+        status_json(&endpoint, KEY).await["handover_request"],
+        Value::Null,
+        "a refused handover left a request behind"
+    );
+    // The leader here is no elector: nobody acts on the request. After the timeout the
+    // command says so and withdraws the request.
+    let run = elector(
+        &["handover", "--etcd", &endpoint, "--timeout", "1s"],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(1, "handover nobody carries out");
+    assert!(
+        run.stderr.contains("replica-a did not hand over within 1s")
+            && run.stderr.contains("the handover request was withdrawn"),
+        "{run:?}"
+    );
+    assert_eq!(
+        status_json(&endpoint, KEY).await["handover_request"],
+        Value::Null,
+        "the request was not withdrawn"
+    );
+    let alone = Election::new(
+        client.clone(),
+        "/alone".to_owned(),
+        "only".to_owned(),
+        Duration::from_secs(2),
+    );
+    let (lease, _) = alone.grant(Duration::from_secs(30)).await.expect("lease");
+    alone.create_candidate(lease).await.expect("candidate");
+    let run = elector(
+        &["handover", "--etcd", &endpoint, "--key", "/alone"],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(1, "handover without another candidate");
+    assert!(
+        run.stderr
+            .contains("no candidate other than the leader only"),
+        "{run:?}"
+    );
+    assert_eq!(
+        status_json(&endpoint, "/alone").await["handover_request"],
+        Value::Null
+    );
+
+    // An unreachable etcd: one line, exit 1.
+    drop(etcd);
+    for args in [
+        vec!["status", "--etcd", endpoint.as_str()],
+        vec!["handover", "--etcd", endpoint.as_str()],
+    ] {
+        let run = elector(&args, PROMPT).await;
+        run.assert_code(1, "etcd gone");
+        assert!(run.stderr.contains("unreachable"), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    }
+}
+
+/// Every stand-in's history on one time line (since `origin`), for `dual_active`.
+struct Timeline {
+    origin: Instant,
+    /// Each stand-in's epoch, measured once: its history times are relative to it.
+    epochs: Vec<Instant>,
+}
+
+impl Timeline {
+    fn new(cluster: &Cluster) -> Self {
+        let origin = Instant::now();
+        let epochs = (0..cluster.len())
+            .map(|i| {
+                let before = Instant::now();
+                let now = cluster.node(i).state().now;
+                before - now
+            })
+            .collect();
+        Timeline { origin, epochs }
+    }
+
+    fn histories(&self, cluster: &Cluster) -> Vec<History> {
+        (0..cluster.len())
+            .map(|i| {
+                cluster
+                    .node(i)
+                    .state()
+                    .history
+                    .into_iter()
+                    .map(|(at, active)| {
+                        let at = (self.epochs[i] + at).saturating_duration_since(self.origin);
+                        (at, active)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Fails if two nodes were ever active at one instant.
+    fn assert_never_two_active(&self, cluster: &Cluster) {
+        let histories = self.histories(cluster);
+        let overlaps = dual_active(&histories, self.origin.elapsed());
+        assert!(
+            overlaps.is_empty(),
+            "TWO NODES ACTIVE AT ONCE: {overlaps:?}\nhistories: {histories:?}"
+        );
+    }
+
+    /// When node `i` last became active, and last became inactive, on this time line.
+    fn last_change(&self, cluster: &Cluster, i: usize, active: bool) -> Option<Duration> {
+        self.histories(cluster)[i]
+            .iter()
+            .rev()
+            .find(|(_, a)| *a == active)
+            .map(|(at, _)| *at)
+    }
+}
+
+/// Waits until `status --json` lists `count` candidates; returns their values in order.
+async fn wait_for_candidates(cluster: &Cluster, count: usize) -> Vec<String> {
+    let endpoint = cluster.etcd().endpoint();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let values = candidate_values(&status_json(&endpoint, KEY).await);
+        if values.len() == count {
+            return values;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} candidates expected within {SETTLE:?}, have {values:?}\n{}",
+            cluster.describe().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until exactly node `i` is active.
+async fn wait_for_active(cluster: &Cluster, i: usize) {
+    cluster
+        .wait_until(&format!("node {i} alone active"), SETTLE, async || {
+            cluster.active_nodes() == [i]
+        })
+        .await;
+}
+
+/// One `elector handover`, checked on the nodes: returns the new leader's index.
+async fn hand_over(
+    cluster: &Cluster,
+    timeline: &Timeline,
+    leader: usize,
+    to: Option<&str>,
+    expected: &str,
+) -> usize {
+    let endpoint = cluster.etcd().endpoint();
+    let mut args = vec![
+        "handover",
+        "--etcd",
+        &endpoint,
+        "--key",
+        KEY,
+        "--timeout",
+        HANDOVER_TIMEOUT,
+    ];
+    if let Some(to) = to {
+        args.extend(["--to", to]);
+    }
+    let run = elector(&args, Duration::from_secs(60)).await;
+    println!("elector {args:?}:\n{}{}", run.stdout, run.stderr);
+    run.assert_code(0, "elector handover");
+    assert!(
+        run.stdout
+            .contains(&format!("handed over: {expected} leads")),
+        "{run:?}"
+    );
+    let next = cluster
+        .index_of(expected)
+        .expect("a replica of the cluster");
+    wait_for_active(cluster, next).await;
+    let standby = timeline
+        .last_change(cluster, leader, false)
+        .expect("the old leader's node went standby");
+    let active = timeline
+        .last_change(cluster, next, true)
+        .expect("the new leader's node went active");
+    println!(
+        "{} standby at {standby:?}, {expected} active at {active:?}: gap {:?}",
+        cluster.value(leader),
+        active.saturating_sub(standby)
+    );
+    assert!(active >= standby, "overlap: {standby:?} > {active:?}");
+    // The new leader led only after the old one resigned, which was after its node read
+    // standby; had it waited the activation delay, the gap would be at least that. So a
+    // shorter gap shows the handover record let it skip the delay.
+    assert!(
+        active - standby < ACTIVATION_DELAY,
+        "gap {:?}: the new leader waited the activation delay",
+        active - standby
+    );
+    timeline.assert_never_two_active(cluster);
+    next
+}
+
+/// `elector handover --to <third in line>` (the second steps aside), then `elector handover`
+/// to the next in line: each time the new leader's node becomes active after the old one's
+/// went standby, without the activation delay, and never two at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_to_a_named_replica_and_to_the_next_in_line() {
+    let cluster = Cluster::start_with(ClusterOptions::default()).await;
+    let timeline = Timeline::new(&cluster);
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    let order = wait_for_candidates(&cluster, 3).await;
+    assert_eq!(order[0], cluster.value(leader));
+
+    // Named: the candidate between the leader and the target steps aside.
+    let target = order[2].clone();
+    let second = order[1].clone();
+    let new_leader = hand_over(&cluster, &timeline, leader, Some(&target), &target).await;
+    let order = wait_for_candidates(&cluster, 3).await;
+    assert_eq!(order[0], target, "{order:?}");
+    // The one that stepped aside campaigned again, ahead of the old leader, which resigned last.
+    assert_eq!(order[1], second, "{order:?}");
+    assert_eq!(order[2], cluster.value(leader), "{order:?}");
+
+    // Next in line.
+    let next = order[1].clone();
+    hand_over(&cluster, &timeline, new_leader, None, &next).await;
+    wait_for_candidates(&cluster, 3).await;
+    let status = status_json(&cluster.etcd().endpoint(), KEY).await;
+    assert_eq!(status["handover_request"], Value::Null);
+    assert_eq!(status["last_handover"]["value"], target.as_str());
+    timeline.assert_never_two_active(&cluster);
+}
+
+/// A handover is refused at once when no other candidate is ready: the other replica's node is
+/// unready, so its elector withdrew. Nothing changes: the leader stays active, no request is
+/// left in etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_is_refused_when_no_other_replica_is_ready() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 2,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let timeline = Timeline::new(&cluster);
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    let other = 1 - leader;
+    wait_for_candidates(&cluster, 2).await;
+    cluster.node(other).set_ready(false);
+    let left = wait_for_candidates(&cluster, 1).await;
+    assert_eq!(left, [cluster.value(leader)]);
+
+    let endpoint = cluster.etcd().endpoint();
+    let run = elector(&["handover", "--etcd", &endpoint, "--key", KEY], PROMPT).await;
+    run.assert_code(1, "handover with no ready standby");
+    assert!(
+        run.stderr.contains(&format!(
+            "no candidate other than the leader {}",
+            cluster.value(leader)
+        )),
+        "{run:?}"
+    );
+    let run = elector(
+        &[
+            "handover",
+            "--etcd",
+            &endpoint,
+            "--key",
+            KEY,
+            "--to",
+            cluster.value(other),
+        ],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(1, "handover to the unready replica");
+    assert!(run.stderr.contains("is not a candidate"), "{run:?}");
+    assert_eq!(
+        status_json(&endpoint, KEY).await["handover_request"],
+        Value::Null
+    );
+    assert_eq!(cluster.active_nodes(), [leader]);
+    timeline.assert_never_two_active(&cluster);
+
+    // The Grafana dashboard charts only series the leader's /metrics serves.
+    let (code, metrics) = cluster
+        .status_server_get(leader, "/metrics")
+        .await
+        .expect("the leader's /metrics");
+    assert_eq!(code, 200);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/grafana/elector-dashboard.json");
+    let dashboard = std::fs::read_to_string(&path).expect("reading the dashboard");
+    serde_json::from_str::<Value>(&dashboard).expect("the dashboard is JSON");
+    let mut charted: Vec<&str> = dashboard
+        .match_indices("elector_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|name| name.len() > "elector_".len())
+        .collect();
+    charted.sort_unstable();
+    charted.dedup();
+    assert!(charted.len() >= 10, "{charted:?}");
+    for name in charted {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "the dashboard charts {name}, which /metrics does not serve:\n{metrics}"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The systemd integration without systemd: the unit file's `ExecStopPost=` command line run
+//! exactly as written (parsed from `deploy/systemd/elector.service`, with the variables of
+//! `deploy/systemd/elector.env`) after the leader's elector was killed with SIGKILL; the
+//! fence of `elector force-standby`; and the `sd_notify` messages (`READY=1`, `STATUS=`,
+//! `WATCHDOG=1`, `STOPPING=1`) on a socket of our own.
+//!
+//! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
+
+use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, elector_binary};
+use elector_sim::node_model::AdminFault;
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn deploy_file(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/systemd")
+        .join(name);
+    path.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `key=value` settings of the unit's `[Service]` section, in order (a key may repeat).
+fn unit_settings() -> Vec<(String, String)> {
+    let path = deploy_file("elector.service");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut section = String::new();
+    let mut settings = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_owned();
+            continue;
+        }
+        if section == "[Service]"
+            && let Some((key, value)) = line.split_once('=')
+        {
+            settings.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    settings
+}
+
+fn unit_setting(name: &str) -> String {
+    unit_settings()
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .unwrap_or_else(|| panic!("elector.service sets no {name}="))
+}
+
+/// The variables of the example environment file, as systemd reads them (quotes removed).
+fn env_file() -> BTreeMap<String, String> {
+    let path = deploy_file("elector.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not an assignment in elector.env: {line:?}"));
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            (key.trim().to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// A systemd command line as systemd splits it: prefixes (`-`, `@`, `:`, `+`, `!`) dropped,
+/// words split on blanks, double quotes grouping. The installed binary path is replaced by
+/// this workspace's binary.
+fn command_line(value: &str) -> Vec<String> {
+    let value = value.trim_start_matches(['-', '@', ':', '+', '!']);
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in value.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    assert!(
+        words.first().is_some_and(|w| w.ends_with("/elector")),
+        "the command line does not run the elector: {value:?}"
+    );
+    words[0] = elector_binary().to_string_lossy().into_owned();
+    words
+}
+
+/// Runs the unit's `ExecStopPost=` as systemd would after the elector died: with the example
+/// environment file, the node's admin endpoint pointed at `admin`, and `extra` variables.
+fn run_exec_stop_post(admin: &str, extra: &[(&str, &str)]) -> (Option<i32>, String, Duration) {
+    let words = command_line(&unit_setting("ExecStopPost"));
+    let mut command = Command::new(&words[0]);
+    command.args(&words[1..]).env_clear();
+    command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command.envs(env_file());
+    command.env("ELECTOR_IOTEX_ADMIN", admin);
+    command.envs(extra.iter().copied());
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {words:?}: {e}"));
+    let output = wait_bounded(child, Duration::from_secs(30));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text, started.elapsed())
+}
+
+/// Waits for `child` to exit and collects its output; kills it and fails after `bound`.
+fn wait_bounded(mut child: Child, bound: Duration) -> std::process::Output {
+    let deadline = Instant::now() + bound;
+    while child.try_wait().expect("waiting for a child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a child process did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+        .wait_with_output()
+        .expect("collecting a child's output")
+}
+
+/// The unit is what the documentation says, and its watchdog fits in the restart bound of the
+/// environment file (the inequality the elector checks at start-up).
+#[test]
+fn the_unit_and_its_environment_file_agree() {
+    assert_eq!(unit_setting("Type"), "notify");
+    assert_eq!(unit_setting("Restart"), "always");
+    assert_eq!(unit_setting("WatchdogSignal"), "SIGKILL");
+    assert_eq!(unit_setting("EnvironmentFile"), "/etc/elector/elector.env");
+    assert!(unit_setting("ExecStart").ends_with("/elector"));
+    let watchdog = humantime::parse_duration(&unit_setting("WatchdogSec")).expect("WatchdogSec");
+    let env = env_file();
+    let bound = humantime::parse_duration(&env["ELECTOR_RESTART_BOUND"]).expect("restart bound");
+    let node_timeout = env
+        .get("ELECTOR_NODE_TIMEOUT")
+        .map_or(Duration::from_millis(300), |t| {
+            humantime::parse_duration(t).expect("node timeout")
+        });
+    // LOOP_STALL + WatchdogSec + STOP_POST_START + node timeout (shell/src/systemd.rs).
+    let needed = Duration::from_millis(1250) + watchdog + Duration::from_millis(100) + node_timeout;
+    assert!(
+        needed <= bound,
+        "WatchdogSec={watchdog:?} does not fit ELECTOR_RESTART_BOUND={bound:?}"
+    );
+
+    // systemd's own check of the unit, with the paths pointed at this workspace.
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        println!("systemd-analyze not found: the unit's syntax is not checked");
+        return;
+    };
+    assert!(version.status.success());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let unit = std::fs::read_to_string(deploy_file("elector.service"))
+        .expect("reading the unit")
+        .replace(
+            "/usr/local/bin/elector",
+            &elector_binary().to_string_lossy(),
+        )
+        .replace(
+            "/etc/elector/elector.env",
+            &deploy_file("elector.env").to_string_lossy(),
+        );
+    let path = dir.path().join("elector.service");
+    std::fs::write(&path, unit).expect("writing the unit");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("running systemd-analyze verify");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(verify.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// The leader's elector dies by SIGKILL: nothing demotes its node, until the unit's
+/// `ExecStopPost=` runs; then the node is standby, confirmed by a read, promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_stop_post_forces_the_node_standby_after_sigkill() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    cluster.kill_elector(leader);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        cluster.node(leader).state().active,
+        "the node of a killed elector went standby by itself"
+    );
+
+    let admin = format!("http://{}", cluster.node(leader).admin_addr());
+    let (code, output, took) = tokio::task::block_in_place(|| run_exec_stop_post(&admin, &[]));
+    println!("ExecStopPost took {took:?}: {output}");
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("confirmed standby"), "{output}");
+    assert!(!cluster.node(leader).state().active);
+    // The command goes out at once; confirming waits for the node's round (500 ms).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// A node that does not answer is not confirmed standby: `force-standby` gives up after its
+/// timeout, runs the fence command with the reason, and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_standby_fences_a_node_it_cannot_confirm() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.node(0).set_admin_fault(AdminFault::Hang);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let marker = dir.path().join("fenced");
+    let fence = format!("echo \"$ELECTOR_FENCE_REASON\" > '{}'", marker.display());
+    let admin = format!("http://{}", cluster.node(0).admin_addr());
+    let (code, output, took) = tokio::task::block_in_place(|| {
+        run_exec_stop_post(
+            &admin,
+            &[
+                ("ELECTOR_FORCE_STANDBY_TIMEOUT", "1s"),
+                ("ELECTOR_FENCE_CMD", &fence),
+            ],
+        )
+    });
+    println!("force-standby took {took:?}: {output}");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("not confirmed standby within 1s"),
+        "{output}"
+    );
+    assert!(output.contains("succeeded"), "{output}");
+    assert_eq!(output.trim().lines().count(), 1, "{output}");
+    let reason = std::fs::read_to_string(&marker).expect("the fence command ran");
+    assert!(reason.contains("not confirmed standby"), "{reason}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// An elector process with our own `NOTIFY_SOCKET`, killed when dropped.
+struct Notified {
+    child: Child,
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The cluster's elector arguments with `--restart-bound` replaced (the fast profile's 1 s
+/// cannot hold a watchdog).
+fn args_with_restart_bound(cluster: &Cluster, bound: &str) -> Vec<String> {
+    let mut args = cluster.elector_args(0);
+    let at = args
+        .iter()
+        .position(|a| a == "--restart-bound")
+        .expect("the profile sets --restart-bound");
+    args[at + 1] = bound.to_owned();
+    args
+}
+
+fn spawn_notified(args: &[String], socket: &Path, watchdog_usec: &str, stderr: Stdio) -> Child {
+    let mut command = Command::new(elector_binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ELECTOR_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", watchdog_usec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("starting the elector")
+}
+
+/// What arrived on the socket, with arrival times, until `until` holds or `bound` passed.
+fn receive(
+    socket: &UnixDatagram,
+    bound: Duration,
+    mut until: impl FnMut(&[(Instant, String)]) -> bool,
+) -> Vec<(Instant, String)> {
+    let deadline = Instant::now() + bound;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("a read timeout");
+    while Instant::now() < deadline && !until(&received) {
+        if let Ok(n) = socket.recv(&mut buffer) {
+            received.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buffer[..n]).into_owned(),
+            ));
+        }
+    }
+    received
+}
+
+fn has(received: &[(Instant, String)], needle: &str) -> Option<usize> {
+    received.iter().position(|(_, m)| m.contains(needle))
+}
+
+/// `READY=1` once the node was confirmed standby (before leading), `STATUS=` on role changes,
+/// `WATCHDOG=1` every half watchdog period, `STOPPING=1` on SIGTERM; and a watchdog that does
+/// not fit in the restart bound is refused at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_notify_readiness_status_watchdog_and_stopping() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.kill_elector(0);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("binding the notify socket");
+
+    // WatchdogSec=2s with a 3 s restart bound: 1.25 + 2 + 0.1 + 0.15 > 3.
+    let args = args_with_restart_bound(&cluster, "3s");
+    let refused = tokio::task::block_in_place(|| {
+        wait_bounded(
+            spawn_notified(&args, &path, "2000000", Stdio::piped()),
+            Duration::from_secs(20),
+        )
+    });
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("watchdog_within_restart_bound"), "{stderr}");
+
+    // WatchdogSec=1s fits.
+    let mut elector = Notified {
+        child: spawn_notified(&args, &path, "1000000", Stdio::null()),
+    };
+    let received = tokio::task::block_in_place(|| {
+        receive(&socket, SETTLE, |got| {
+            let pings_after_active = has(got, "STATUS=active").map_or(0, |at| {
+                got[at..].iter().filter(|(_, m)| m == "WATCHDOG=1").count()
+            });
+            pings_after_active >= 4
+        })
+    });
+    let messages: Vec<&str> = received.iter().map(|(_, m)| m.as_str()).collect();
+    let ready = has(&received, "READY=1").unwrap_or_else(|| panic!("no READY=1: {messages:?}"));
+    let active =
+        has(&received, "STATUS=active").unwrap_or_else(|| panic!("no STATUS=active: {messages:?}"));
+    assert!(
+        ready < active,
+        "READY=1 must come before leading: {messages:?}"
+    );
+    assert!(
+        has(&received, "STATUS=starting").is_some_and(|at| at <= ready),
+        "{messages:?}"
+    );
+    let pings: Vec<Instant> = received
+        .iter()
+        .filter(|(_, m)| m == "WATCHDOG=1")
+        .map(|(at, _)| *at)
+        .collect();
+    for pair in pings.windows(2) {
+        let gap = pair[1] - pair[0];
+        // Every half second; a loaded machine may delay one, never by the whole period.
+        assert!(gap < Duration::from_millis(950), "ping gap {gap:?}");
+    }
+
+    // SIGTERM: STOPPING=1, then a clean exit.
+    let pid = libc::pid_t::try_from(elector.child.id()).expect("pid in range");
+    // SAFETY: kill(2) on our own child, not yet reaped (we hold its `Child`).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stopping = tokio::task::block_in_place(|| {
+        receive(&socket, SETTLE, |got| has(got, "STOPPING=1").is_some())
+    });
+    assert!(has(&stopping, "STOPPING=1").is_some(), "{stopping:?}");
+    let deadline = Instant::now() + SETTLE;
+    let status = loop {
+        if let Some(status) = elector.child.try_wait().expect("waiting") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the elector did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!cluster.node(0).state().active);
+}

@@ -1,0 +1,290 @@
+//! systemd integration: readiness, status lines and watchdog pings over the `sd_notify(3)`
+//! datagram protocol, spoken directly (it is one `sendto` of `KEY=VALUE` lines to the Unix
+//! datagram socket named in `$NOTIFY_SOCKET`).
+//!
+//! - `READY=1` once the driver loop runs and the node was confirmed standby (or the elector
+//!   went on past start-up), so `systemctl start` returns when the node is known standby.
+//! - `STATUS=<role>: <reason>` on every role change, shown by `systemctl status`.
+//! - `WATCHDOG=1` every half `WatchdogSec=` (`$WATCHDOG_USEC`), but only while the driver loop
+//!   ran within [`LOOP_STALL`]: a hung loop stops the pings, systemd kills the elector
+//!   (`WatchdogSignal=SIGKILL`) and `ExecStopPost=elector force-standby` demotes the node.
+//! - `STOPPING=1` on SIGTERM or SIGINT.
+//!
+//! Nothing is sent when `$NOTIFY_SOCKET` is unset; no pings when `$WATCHDOG_USEC` is unset or
+//! `$WATCHDOG_PID` names another process.
+//!
+//! The restart bound of docs/safety.md must cover a hang: the last ping can come up to
+//! [`LOOP_STALL`] after the loop stopped, systemd kills the elector `WatchdogSec` after the last
+//! ping, then `ExecStopPost=` starts (allowed [`STOP_POST_START`]) and its `activate=false`
+//! lands within `--node-timeout`. [`check_restart_bound`] checks that sum at start-up.
+
+use elector::status::Status;
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+/// The driver loop runs at least once a second (the core always asks to be woken within
+/// 1 s); a loop that has not run for this long is hung, and the watchdog pings stop.
+pub const LOOP_STALL: Duration = Duration::from_millis(1250);
+
+/// Allowance for systemd to start `ExecStopPost=` and for `elector force-standby` to send its
+/// first command after the elector was killed.
+pub const STOP_POST_START: Duration = Duration::from_millis(100);
+
+/// How often the supervisor looks at the status snapshot for readiness and role changes.
+const STATUS_TICK: Duration = Duration::from_millis(100);
+
+/// A warning about failed notifications is repeated at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// The socket systemd listens on for notifications.
+pub struct Notifier {
+    socket: UnixDatagram,
+    addr: SocketAddr,
+    shown: String,
+}
+
+impl Notifier {
+    /// The notifier for `$NOTIFY_SOCKET`, or `None` when it is unset (not run by systemd with
+    /// `Type=notify`). An error names a value that cannot work.
+    pub fn from_env() -> Result<Option<Notifier>, String> {
+        match std::env::var_os("NOTIFY_SOCKET") {
+            None => Ok(None),
+            Some(value) => Notifier::new(&value.to_string_lossy()).map(Some),
+        }
+    }
+
+    /// The notifier for a socket path (`/run/systemd/notify`) or abstract name (`@name`).
+    pub fn new(socket: &str) -> Result<Notifier, String> {
+        let bad = |why: String| format!("NOTIFY_SOCKET={socket:?}: {why}");
+        let addr = if let Some(name) = socket.strip_prefix('@') {
+            abstract_address(name.as_bytes()).map_err(|e| bad(e.to_string()))?
+        } else if socket.starts_with('/') {
+            SocketAddr::from_pathname(socket).map_err(|e| bad(e.to_string()))?
+        } else {
+            return Err(bad(
+                "not a socket path or @abstract name (vsock is not supported)".into(),
+            ));
+        };
+        let socket_fd = UnixDatagram::unbound().map_err(|e| bad(e.to_string()))?;
+        // Never block the runtime: a full queue at systemd loses a notification, no more.
+        socket_fd
+            .set_nonblocking(true)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Notifier {
+            socket: socket_fd,
+            addr,
+            shown: socket.to_string(),
+        })
+    }
+
+    /// Sends one notification: newline-separated `KEY=VALUE` assignments.
+    pub fn notify(&self, state: &str) -> io::Result<()> {
+        self.socket
+            .send_to_addr(state.as_bytes(), &self.addr)
+            .map(|_| ())
+    }
+
+    /// Where notifications go.
+    pub fn target(&self) -> &str {
+        &self.shown
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_address(name: &[u8]) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    SocketAddr::from_abstract_name(name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_address(_name: &[u8]) -> io::Result<SocketAddr> {
+    Err(io::Error::other("abstract sockets exist on Linux only"))
+}
+
+/// The watchdog period asked for by systemd (`$WATCHDOG_USEC`), if it is meant for this
+/// process (`$WATCHDOG_PID` unset or ours).
+pub fn watchdog_from_env() -> Result<Option<Duration>, String> {
+    let Some(usec) = std::env::var_os("WATCHDOG_USEC") else {
+        return Ok(None);
+    };
+    if let Some(pid) = std::env::var_os("WATCHDOG_PID")
+        && pid.to_string_lossy().trim() != std::process::id().to_string()
+    {
+        return Ok(None);
+    }
+    parse_watchdog_usec(&usec.to_string_lossy()).map(Some)
+}
+
+fn parse_watchdog_usec(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(usec) if usec > 0 => Ok(Duration::from_micros(usec)),
+        _ => Err(format!(
+            "WATCHDOG_USEC={text:?} is not a positive number of microseconds"
+        )),
+    }
+}
+
+/// Inequality `watchdog_within_restart_bound`: after a hang, the node must be commanded
+/// standby within `--restart-bound` (docs/safety.md): [`LOOP_STALL`] + `WatchdogSec` +
+/// [`STOP_POST_START`] + `--node-timeout` ≤ `--restart-bound`.
+pub fn check_restart_bound(
+    watchdog: Duration,
+    node_timeout: Duration,
+    restart_bound: Duration,
+) -> Result<(), String> {
+    let needed = LOOP_STALL + watchdog + STOP_POST_START + node_timeout;
+    if needed <= restart_bound {
+        return Ok(());
+    }
+    let s = |d: Duration| format!("{}s", d.as_secs_f64());
+    Err(format!(
+        "unsafe timing (watchdog_within_restart_bound): loop stall {} + WatchdogSec {} + \
+         ExecStopPost start {} + --node-timeout {} = {} > --restart-bound {}; lower \
+         WatchdogSec= or raise --restart-bound on every replica (see docs/operations.md)",
+        s(LOOP_STALL),
+        s(watchdog),
+        s(STOP_POST_START),
+        s(node_timeout),
+        s(needed),
+        s(restart_bound)
+    ))
+}
+
+/// Whether a watchdog ping may be sent: the driver loop ran recently enough.
+pub fn loop_alive(loop_age: Duration) -> bool {
+    loop_age < LOOP_STALL
+}
+
+/// Keeps systemd informed until the process exits: `READY=1` once, `STATUS=` on role
+/// changes, `WATCHDOG=1` every half `watchdog` while the driver loop is alive.
+pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, status: Arc<Status>) {
+    let ping_every = watchdog.map(|w| w / 2);
+    let tick = ping_every.map_or(STATUS_TICK, |p| p.min(STATUS_TICK));
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ready = false;
+    let mut last_role: Option<&'static str> = None;
+    let mut last_ping: Option<Instant> = None;
+    let mut last_warning: Option<Instant> = None;
+    let mut send = |state: String| {
+        if let Err(e) = notifier.notify(&state) {
+            let now = Instant::now();
+            if last_warning.is_none_or(|at| now >= at + WARN_EVERY) {
+                warn!(
+                    socket = notifier.target(),
+                    "systemd notification failed: {e}"
+                );
+                last_warning = Some(now);
+            }
+        } else {
+            debug!(state = %state.replace('\n', " "), "notified systemd");
+        }
+    };
+    loop {
+        ticks.tick().await;
+        let now = Instant::now();
+        if let Some(every) = ping_every
+            && last_ping.is_none_or(|at| now >= at + every)
+            && loop_alive(status.loop_age())
+        {
+            send("WATCHDOG=1".into());
+            last_ping = Some(now);
+        }
+        let Some(snapshot) = status.snapshot() else {
+            continue;
+        };
+        let mut lines = Vec::new();
+        if last_role != Some(snapshot.role) {
+            last_role = Some(snapshot.role);
+            let leader = match &snapshot.leader {
+                Some(leader) if *leader != snapshot.value => format!(" (leader: {leader})"),
+                _ => String::new(),
+            };
+            lines.push(format!(
+                "STATUS={}{leader}: {}",
+                snapshot.role,
+                one_line(&snapshot.role_reason)
+            ));
+        }
+        if !ready && (snapshot.node_standby_confirmed || !matches!(snapshot.role, "starting")) {
+            ready = true;
+            lines.push("READY=1".into());
+        }
+        if !lines.is_empty() {
+            send(lines.join("\n"));
+        }
+    }
+}
+
+/// A status line must not contain newlines: they separate assignments.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_usec_is_parsed_strictly() {
+        assert_eq!(parse_watchdog_usec("1000000"), Ok(Duration::from_secs(1)));
+        assert!(parse_watchdog_usec("0").is_err());
+        assert!(parse_watchdog_usec("1s").is_err());
+        assert!(parse_watchdog_usec("").is_err());
+    }
+
+    #[test]
+    fn the_restart_bound_must_cover_a_hang() {
+        let ms = Duration::from_millis;
+        // Defaults of the unit file: WatchdogSec=1s, node timeout 300 ms, restart bound 3 s.
+        assert!(check_restart_bound(ms(1000), ms(300), ms(3000)).is_ok());
+        let e = check_restart_bound(ms(2000), ms(300), ms(3000)).unwrap_err();
+        assert!(e.contains("watchdog_within_restart_bound"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn pings_stop_when_the_loop_stalls() {
+        assert!(loop_alive(Duration::from_millis(1000)));
+        assert!(!loop_alive(LOOP_STALL));
+    }
+
+    #[test]
+    fn bad_sockets_are_named() {
+        let e = Notifier::new("vsock:2:999").err().unwrap_or_default();
+        assert!(e.contains("NOTIFY_SOCKET"), "{e}");
+    }
+
+    #[test]
+    fn notifications_arrive_as_datagrams() {
+        let dir = std::env::temp_dir().join(format!("elector-notify-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).expect("binding a test socket");
+        let notifier = Notifier::new(path.to_str().expect("utf-8 path")).expect("notifier");
+        notifier.notify("READY=1\nSTATUS=standby").expect("send");
+        let mut buffer = [0u8; 256];
+        let n = listener.recv(&mut buffer).expect("receive");
+        assert_eq!(&buffer[..n], b"READY=1\nSTATUS=standby");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn abstract_sockets_work() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("elector-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("address");
+        let listener = UnixDatagram::bind_addr(&addr).expect("binding");
+        let notifier = Notifier::new(&format!("@{name}")).expect("notifier");
+        notifier.notify("WATCHDOG=1").expect("send");
+        let mut buffer = [0u8; 64];
+        let n = listener.recv(&mut buffer).expect("receive");
+        assert_eq!(&buffer[..n], b"WATCHDOG=1");
+    }
+}
