@@ -1,2 +1,4 @@
+pub mod cluster;
+pub mod containers;
 pub mod etcd_process;
 pub mod standin;
