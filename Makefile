@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client
 
-.PHONY: all build test demo prereqs fmt lint unit clean
+.PHONY: all build test demo prereqs fmt lint unit docker-images clean
 
 all: build
 
@@ -35,11 +35,20 @@ fmt:
 lint: prereqs
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+## unit: every test. Tests that run the elector binary find it in target/debug.
 unit: prereqs
+	$(CARGO) build --locked -p elector
 	$(CARGO) test --locked --workspace
 
-## test: formatting, lints and every test (unit, property, real etcd, simulation).
-test: prereqs fmt lint unit
+## docker-images: the images the Docker tests need, when a Docker engine answers (or when
+## ELECTOR_REQUIRE_DOCKER=1, so that CI fails instead of skipping).
+docker-images:
+	@if docker info >/dev/null 2>&1 || [ "$$ELECTOR_REQUIRE_DOCKER" = 1 ]; then \
+	  $(MAKE) --no-print-directory etcd-image image; \
+	else echo "no Docker engine: the Docker tests will be skipped"; fi
+
+## test: formatting, lints and every test (unit, property, real etcd, Docker, simulation).
+test: prereqs fmt lint docker-images unit
 
 ## demo: local etcd, three stand-in nodes, three electors; failover and handover, timed.
 ## DEMO_ARGS=--fast uses the 3 s lease profile.
@@ -51,3 +60,42 @@ demo: prereqs
 clean:
 	$(CARGO) clean
 	rm -rf bin
+
+# ---- Docker images and the compose example (issues 5 and 6). No registry is needed: every
+# image is built locally (docs/testing.md).
+ELECTOR_IMAGE ?= iotex-elector:latest
+STAND_IN_IMAGE ?= elector-test/stand-in-node:latest
+.PHONY: etcd-image image compose-test
+
+## etcd-image: the etcd image of the Docker tests (elector-test/etcd:3.4.23) from Debian's
+## etcd-server and etcd-client, with `docker import`; does nothing when it is up to date.
+etcd-image: prereqs
+	docker/etcd-image.sh
+
+## image: the elector image $(ELECTOR_IMAGE) and the stand-in node image $(STAND_IN_IMAGE),
+## FROM scratch (release binary and its libraries, user 65532, no shell).
+image: build
+	$(CARGO) build --release --locked -p elector-integration --bin stand-in-node
+	docker/app-image.sh target/release/elector docker/elector.Dockerfile $(ELECTOR_IMAGE)
+	docker/app-image.sh target/release/stand-in-node docker/stand-in-node.Dockerfile $(STAND_IN_IMAGE)
+
+## compose-test: deploy/docker-compose.yml with stand-in nodes: up, kill the active replica,
+## check the takeover, down.
+compose-test: etcd-image image
+	$(CARGO) test --locked -p elector-integration --test docker_compose
+
+## bench: failover, handover, footprint and scale against a local etcd, side by side with
+## etcd's Go election (`etcdctl elect`); criterion for the core's decision step; the
+## simulation's speed. Rewrites docs/benchmarks.md and docs/benchmarks.svg (about 10 minutes
+## after the build). BENCH_ARGS go to target/release/bench (see its --help), e.g.
+## BENCH_ARGS="--phases crash-fast --out /tmp/b.md --svg /tmp/b.svg".
+.PHONY: bench
+bench: prereqs
+	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin bench
+	@mkdir -p bin && cp target/release/elector bin/elector
+	$(CARGO) bench --locked -p elector-core --bench decision
+	@sim=target/release/elector-sim; \
+	$(CARGO) build --release --locked -p elector-sim --bin elector-sim || { \
+	  echo "elector-sim did not build: the report will say its speed was not measured" >&2; \
+	  sim=/nonexistent/elector-sim; }; \
+	target/release/bench --elector bin/elector --sim $$sim --criterion-dir target/criterion $(BENCH_ARGS)

@@ -258,7 +258,10 @@ async fn run(args: Args) -> Result<()> {
     let _key = listen.next_line(Duration::from_secs(10))?;
     let value = listen.next_line(Duration::from_secs(10))?;
     listen.kill();
-    demo.say(format!("etcdctl elect -l {KEY} says the leader is: {}", value.trim()));
+    demo.say(format!(
+        "etcdctl elect -l {KEY} says the leader is: {}",
+        value.trim()
+    ));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A crashed host: elector and node die together.
