@@ -86,8 +86,8 @@ compose-test: etcd-image image
 
 ## bench: failover, handover, footprint and scale against a local etcd, side by side with
 ## etcd's Go election (`etcdctl elect`); criterion for the core's decision step; the
-## simulation's speed. Rewrites docs/benchmarks.md and docs/benchmarks.svg (about 10 minutes
-## after the build). BENCH_ARGS go to target/release/bench (see its --help), e.g.
+## simulation's speed. Rewrites docs/benchmarks.md and docs/benchmarks.svg (about 7 minutes
+## on 2 cores once built). BENCH_ARGS go to target/release/bench (see its --help), e.g.
 ## BENCH_ARGS="--phases crash-fast --out /tmp/b.md --svg /tmp/b.svg".
 .PHONY: bench
 bench: prereqs
