@@ -128,8 +128,6 @@ struct Fence {
     deadline: Option<Instant>,
     fired: bool,
     done: bool,
-    /// The fence command reported success: the node is stopped by other means.
-    succeeded: bool,
 }
 
 /// The elector's decision machine. See the crate docs for the rules.
@@ -369,10 +367,7 @@ impl Elector {
                     self.why = format!("etcd: resign failed: {reason}");
                 }
             }
-            Input::FenceDone { success, .. } => {
-                self.fence.done = true;
-                self.fence.succeeded = success;
-            }
+            Input::FenceDone { .. } => self.fence.done = true,
             Input::ShutdownRequested => {
                 if self.shutdown_deadline.is_none() {
                     self.shutdown_deadline = Some(self.now + self.timing().shutdown_grace());
@@ -489,7 +484,7 @@ impl Elector {
             self.timing().activation_delay
         };
         let reason = if clean {
-            "our key is first; the previous leader handed over cleanly, no activation delay".into()
+            "our key is first; the previous leader handed over cleanly: activating at once".into()
         } else {
             format!(
                 "our key is first; activation delay {:.1}s (previous leader not known standby)",
@@ -751,11 +746,9 @@ impl Elector {
             }
         }
         let committed = handover.committed;
-        // A successful fence stopped the node by other means: leave so another replica can
-        // take over, without a record (it waits the activation delay). A failed fence keeps
-        // the key: nobody else may lead while our node may be active.
-        let node_out = self.ready_to_resign_as_leader() || self.fence.succeeded;
-        if committed && self.resigning.is_none() && node_out {
+        // Only a confirmed standby lets a leader hand over: while its node may be active, no
+        // one else may lead (a fence's success is reported, not proof).
+        if committed && self.resigning.is_none() && self.ready_to_resign_as_leader() {
             let record = self.clean_handover_record();
             self.start_resign(record);
         }
