@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use etcd_client::proto::{
@@ -18,7 +18,7 @@ use etcd_client::proto::{
     PbTxnResponse, PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService,
 };
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -29,16 +29,65 @@ use super::watch::{WatchCreate, WatchSet};
 pub(crate) struct Shared {
     store: Mutex<Store>,
     /// Bumped after every write, to wake watch streams and keep-alives waiting for a revocation.
-    changed: watch::Sender<u64>,
+    changed: Arc<Changes>,
     /// How many times a server was started over this store.
     boots: AtomicU32,
+}
+
+/// A change counter whose waiters wake in the order they started waiting. (tokio's `watch`
+/// channel parks each waiter on one of eight `Notify`s picked at random, so the order in which
+/// the watch streams woke after a write, and with it the order of everything they sent, and
+/// the network latencies turmoil drew for it, differed between two runs of one seed.)
+#[derive(Default)]
+pub(crate) struct Changes {
+    version: AtomicU64,
+    notify: Notify,
+}
+
+impl Changes {
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+/// One waiter's view of [`Changes`], like a `watch::Receiver`.
+pub(crate) struct ChangesReceiver {
+    changes: Arc<Changes>,
+    seen: u64,
+}
+
+impl ChangesReceiver {
+    /// Marks the current version seen.
+    pub fn borrow_and_update(&mut self) {
+        self.seen = self.changes.version();
+    }
+
+    /// Waits for a version not seen yet, and marks it seen.
+    pub async fn changed(&mut self) {
+        loop {
+            let notified = self.changes.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let version = self.changes.version();
+            if version != self.seen {
+                self.seen = version;
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Shared {
     pub fn new(store: Store) -> Self {
         Shared {
             store: Mutex::new(store),
-            changed: watch::Sender::new(0),
+            changed: Arc::new(Changes::default()),
             boots: AtomicU32::new(0),
         }
     }
@@ -53,12 +102,15 @@ impl Shared {
     /// Changes the store and wakes everyone waiting for a change.
     pub fn write<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let result = f(&mut self.lock());
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.changed.bump();
         result
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
+    pub fn subscribe(&self) -> ChangesReceiver {
+        ChangesReceiver {
+            seen: self.changed.version(),
+            changes: self.changed.clone(),
+        }
     }
 
     /// A server starts over this store: a restart unless it is the first.
@@ -206,7 +258,7 @@ impl PbLeaseService for LeaseService {
 struct KeepAliveSession {
     shared: Arc<Shared>,
     requests: Streaming<PbLeaseKeepAliveRequest>,
-    changed: watch::Receiver<u64>,
+    changed: ChangesReceiver,
 }
 
 impl KeepAliveSession {
@@ -241,7 +293,7 @@ impl KeepAliveSession {
             if !self.shared.lock().has_lease(id) {
                 return Some(());
             }
-            self.changed.changed().await.ok()?;
+            self.changed.changed().await;
         }
     }
 }
@@ -276,7 +328,7 @@ struct WatchSession {
     shared: Arc<Shared>,
     /// `None` once the client closed its side; events keep flowing then, as in etcd.
     requests: Option<Streaming<PbWatchRequest>>,
-    changed: watch::Receiver<u64>,
+    changed: ChangesReceiver,
     watchers: WatchSet,
     out: VecDeque<PbWatchResponse>,
 }
@@ -303,8 +355,7 @@ impl WatchSession {
                     // The client went away.
                     Err(_) => return None,
                 },
-                changed = self.changed.changed() => {
-                    changed.ok()?;
+                () = self.changed.changed() => {
                     let store = self.shared.lock();
                     self.watchers.poll(&store, &mut self.out);
                 }
