@@ -1,0 +1,260 @@
+//! The checker: judges a run by the nodes' mode histories (what a read of `/ha` would have
+//! said at every instant, the "active until the round ends" tail included), in simulated time.
+//!
+//! - Safety: at no instant are two nodes active ([`overlaps`], the checker shared with the
+//!   functional tests and the demo).
+//! - Liveness: after the last fault heals, exactly one node is active by the deadline and stays
+//!   active, alone, until the end of the run ([`settled`], [`liveness_bound`]).
+//! - Stability: leadership changes hands at most once per fault, plus once
+//!   ([`leadership_changes`]).
+
+use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
+pub use crate::history::Overlap;
+use crate::node_model::Transition;
+use crate::transport::HTTP2_PING_INTERVAL;
+use elector_core::Timing;
+use std::time::Duration;
+
+/// The longest pause between two attempts at etcd: the core's retry backoff and the
+/// observer's both double up to 5 s (`elector-core`'s `ETCD_RETRY_MAX`, `elector::etcd`'s
+/// `OBSERVE_BACKOFF_MAX`).
+pub const ETCD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Room for what the bound does not itemize: the simulated network's latency and step
+/// granularity, one more etcd round trip, the activation call itself.
+pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
+
+/// How long after the last fault heals exactly one node must be active. The honest bound is
+/// the longer of two paths to a new leadership, then the activation:
+///
+/// - **the old leader's lease runs out**: it was renewed at the latest when the last fault
+///   healed, so etcd expires it within `lease_ttl`, plus 1 s if etcd itself just restarted
+///   (it resets leases to TTL + election timeout), plus one 500 ms expiry sweep;
+/// - **the new leader reaches etcd again**: turmoil's TCP does not retransmit, so a partition
+///   that dropped a segment leaves the HTTP/2 connection silently dead (real TCP recovers from
+///   short partitions, not necessarily from long ones). Only an HTTP/2 ping notices: hyper
+///   pings 10 s after the last frame read, but only while a stream is open (production sets
+///   `keep_alive_while_idle(false)`), and a stream opens with the next etcd call, at most one
+///   retry backoff (5 s) later; the ping then times out after the request timeout. The next
+///   attempts come at most one more backoff later (the observer's and the campaign's retries
+///   run side by side), and a grant and a candidate key take one request timeout each.
+///
+/// Then the new leader waits the activation delay on its own clock (up to
+/// `1 / (1 - max_clock_drift)` times longer in real time), reads its node's readiness and mode
+/// (one probe or check interval) and activates it (one node timeout), plus
+/// [`LIVENESS_SLACK`]. With the default timing: max(11.5 s, 23 s) + 8.18 s + 1 s + 0.3 s + 1 s
+/// = 33.5 s; with the 3 s profile: max(4.5 s, 20.9 s) + 2.83 s + 1 s + 0.15 s + 1 s = 25.9 s.
+/// The search reports the slowest recovery it saw next to this bound.
+pub fn liveness_bound(timing: &Timing) -> Duration {
+    let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
+    let reconnect = HTTP2_PING_INTERVAL
+        + ETCD_RETRY_MAX
+        + timing.etcd_request_timeout
+        + ETCD_RETRY_MAX
+        + 2 * timing.etcd_request_timeout;
+    let delay = timing
+        .activation_delay
+        .div_f64(1.0 - timing.max_clock_drift);
+    expiry.max(reconnect)
+        + delay
+        + timing.probe_interval.max(timing.node_check_interval)
+        + timing.node_timeout
+        + LIVENESS_SLACK
+}
+
+/// Every change of the set of active nodes, in time order: `(when, active nodes from then)`.
+/// Changes at one instant are applied together (a node that stops at `t` and one that starts
+/// at `t` never overlap).
+pub fn active_sets(histories: &[Vec<Transition>]) -> Vec<(Duration, Vec<usize>)> {
+    let mut changes: Vec<(Duration, usize, bool)> = histories
+        .iter()
+        .enumerate()
+        .flat_map(|(node, history)| history.iter().map(move |&(at, active)| (at, node, active)))
+        .collect();
+    changes.sort_by_key(|&(at, node, _)| (at, node));
+    let mut active = vec![false; histories.len()];
+    let mut sets: Vec<(Duration, Vec<usize>)> = Vec::new();
+    let mut i = 0;
+    while i < changes.len() {
+        let at = changes[i].0;
+        while i < changes.len() && changes[i].0 == at {
+            active[changes[i].1] = changes[i].2;
+            i += 1;
+        }
+        let set: Vec<usize> = (0..active.len()).filter(|&n| active[n]).collect();
+        if sets.last().map(|(_, s)| s) != Some(&set) {
+            sets.push((at, set));
+        }
+    }
+    sets
+}
+
+/// Safety: every stretch of time during which two nodes were both active, up to `end`: the
+/// shared checker of the simulation, the functional tests and the demo
+/// ([`crate::history::dual_active`]).
+pub fn overlaps(histories: &[Vec<Transition>], end: Duration) -> Vec<Overlap> {
+    crate::history::dual_active(histories, end)
+}
+
+/// The final state of a run, if it is exactly one active node: since when (the last change of
+/// the set of active nodes) and which.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    pub since: Duration,
+    pub node: usize,
+}
+
+/// Liveness evidence: `Some` when the run ends with exactly one node active, alone since
+/// `since`. Liveness holds when `since` is no later than the deadline.
+pub fn settled(histories: &[Vec<Transition>]) -> Option<Settled> {
+    let sets = active_sets(histories);
+    let (since, set) = sets.last()?;
+    match set.as_slice() {
+        [node] => Some(Settled {
+            since: *since,
+            node: *node,
+        }),
+        _ => None,
+    }
+}
+
+/// Every start of an active span (the "active until the round ends" tail counts as part of
+/// the span), in time order: `(when, node)`.
+pub fn activations(histories: &[Vec<Transition>]) -> Vec<(Duration, usize)> {
+    let mut starts: Vec<(Duration, usize)> = histories
+        .iter()
+        .enumerate()
+        .flat_map(|(node, h)| {
+            let first = h.first().filter(|t| t.1).map(|t| (t.0, node));
+            first.into_iter().chain(
+                h.windows(2)
+                    .filter(|w| !w[0].1 && w[1].1)
+                    .map(move |w| (w[1].0, node)),
+            )
+        })
+        .collect();
+    starts.sort_unstable();
+    starts
+}
+
+/// Stability evidence: how many times leadership changed hands, counting the first
+/// activation: each activation of a node other than the one activated before it. (A leader
+/// that re-activates its own node after the node restarted keeps its leadership.)
+pub fn leadership_changes(histories: &[Vec<Transition>]) -> usize {
+    let mut last = None;
+    let mut changes = 0;
+    for (_, node) in activations(histories) {
+        if last != Some(node) {
+            changes += 1;
+            last = Some(node);
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    fn h(changes: &[(u64, bool)]) -> Vec<Transition> {
+        changes.iter().map(|&(at, a)| (s(at), a)).collect()
+    }
+
+    #[test]
+    fn back_to_back_activity_is_not_an_overlap() {
+        let histories = vec![
+            h(&[(0, false), (100, true), (500, false)]),
+            h(&[(0, false), (500, true)]),
+        ];
+        assert!(overlaps(&histories, s(1000)).is_empty());
+        assert_eq!(
+            settled(&histories),
+            Some(Settled {
+                since: s(500),
+                node: 1
+            })
+        );
+        assert_eq!(activations(&histories), vec![(s(100), 0), (s(500), 1)]);
+        assert_eq!(leadership_changes(&histories), 2);
+    }
+
+    #[test]
+    fn overlaps_are_found_with_every_node_involved() {
+        let histories = vec![
+            h(&[(0, false), (100, true), (600, false)]),
+            h(&[(0, false), (500, true), (700, false), (800, true)]),
+            h(&[(0, false), (550, true), (650, false)]),
+        ];
+        assert_eq!(
+            overlaps(&histories, s(1000)),
+            vec![
+                Overlap {
+                    nodes: (0, 1),
+                    from: s(500),
+                    until: s(600)
+                },
+                Overlap {
+                    nodes: (0, 2),
+                    from: s(550),
+                    until: s(600)
+                },
+                Overlap {
+                    nodes: (1, 2),
+                    from: s(550),
+                    until: s(650)
+                },
+            ]
+        );
+        assert_eq!(activations(&histories).len(), 4);
+        assert_eq!(leadership_changes(&histories), 4);
+    }
+
+    #[test]
+    fn a_leader_reactivating_its_own_node_keeps_its_leadership() {
+        let histories = vec![
+            h(&[(0, false), (100, true), (200, false), (300, true)]),
+            h(&[(0, false), (900, true)]),
+        ];
+        assert_eq!(activations(&histories).len(), 3);
+        assert_eq!(leadership_changes(&histories), 2);
+    }
+
+    #[test]
+    fn an_overlap_still_open_at_the_end_is_reported_to_the_end() {
+        let histories = vec![h(&[(0, true)]), h(&[(0, false), (300, true)])];
+        assert_eq!(
+            overlaps(&histories, s(900)),
+            vec![Overlap {
+                nodes: (0, 1),
+                from: s(300),
+                until: s(900)
+            }]
+        );
+        assert_eq!(settled(&histories), None);
+        assert_eq!(activations(&histories), vec![(s(0), 0), (s(300), 1)]);
+    }
+
+    #[test]
+    fn nobody_active_is_not_settled() {
+        let histories = vec![h(&[(0, false), (10, true), (20, false)]), h(&[(0, false)])];
+        assert_eq!(settled(&histories), None);
+    }
+
+    #[test]
+    fn liveness_bounds_of_the_two_profiles() {
+        let standard = liveness_bound(&Timing::default());
+        assert!(
+            standard > Duration::from_millis(33_400) && standard < Duration::from_millis(33_600),
+            "{standard:?}"
+        );
+        let fast = liveness_bound(&crate::schedule::Profile::fast().timing);
+        assert!(
+            fast > Duration::from_millis(25_800) && fast < Duration::from_millis(26_000),
+            "{fast:?}"
+        );
+    }
+}

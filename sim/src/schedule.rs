@@ -1,0 +1,717 @@
+//! What one run does, drawn from its seed: the timing profile, the replicas, their clock
+//! rates, the network, and the fault schedule.
+//!
+//! Everything here is decided before the run starts, so a seed names the run completely and a
+//! schedule can be printed before the timeline it produced.
+
+use crate::node_model::AdminFault;
+use crate::rng::Rng;
+use elector_core::{Mutation, Timing};
+use std::fmt;
+use std::time::Duration;
+
+/// A timing configuration the electors run with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub timing: Timing,
+}
+
+impl Profile {
+    /// The defaults of `elector --help`: 10 s lease, 5 s drain bound, 8.1 s activation delay.
+    pub fn standard() -> Self {
+        Profile {
+            name: "default",
+            timing: Timing::default(),
+        }
+    }
+
+    /// The 3 s profile of `docs/safety.md`, for nodes that drain within 700 ms.
+    pub fn fast() -> Self {
+        let mut timing = Timing {
+            lease_ttl: Duration::from_secs(3),
+            keepalive_interval: Duration::from_millis(300),
+            etcd_request_timeout: Duration::from_millis(300),
+            drain_bound: Duration::from_millis(700),
+            safety_margin: Duration::from_millis(500),
+            node_timeout: Duration::from_millis(150),
+            confirm_poll_interval: Duration::from_millis(100),
+            restart_bound: Duration::from_secs(2),
+            ..Timing::default()
+        };
+        timing.activation_delay = timing.minimum_activation_delay();
+        Profile {
+            name: "fast",
+            timing,
+        }
+    }
+}
+
+/// Which profile runs use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProfileChoice {
+    Standard,
+    Fast,
+    /// Drawn from the seed, half and half.
+    Mixed,
+}
+
+/// Which planted bug of the core to switch on (none in normal runs).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum MutationChoice {
+    #[default]
+    None,
+    NoSafetyMargin,
+    ResignBeforeStandbyConfirmed,
+}
+
+impl MutationChoice {
+    pub fn to_core(self) -> Mutation {
+        Mutation {
+            no_safety_margin: self == MutationChoice::NoSafetyMargin,
+            resign_before_standby_confirmed: self == MutationChoice::ResignBeforeStandbyConfirmed,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MutationChoice::None => "none",
+            MutationChoice::NoSafetyMargin => "no-safety-margin",
+            MutationChoice::ResignBeforeStandbyConfirmed => "resign-before-standby-confirmed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            MutationChoice::None,
+            MutationChoice::NoSafetyMargin,
+            MutationChoice::ResignBeforeStandbyConfirmed,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
+}
+
+/// What the caller fixes; the seed draws the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub profile: ProfileChoice,
+    /// Number of replicas; drawn from 2..=5 when not set.
+    pub replicas: Option<usize>,
+    pub mutation: MutationChoice,
+    /// Also draw faults that break a documented assumption (drift or restart beyond the bound,
+    /// a misconfigured active start, no fence). Such runs are reported apart.
+    pub break_assumptions: bool,
+    /// turmoil's step: how far every host's clock moves per step. Network messages are
+    /// delivered at step boundaries, so it is also the granularity of network latency.
+    pub tick: Duration,
+    /// No run is shorter than this.
+    pub min_duration: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            profile: ProfileChoice::Mixed,
+            replicas: None,
+            mutation: MutationChoice::None,
+            break_assumptions: true,
+            tick: Duration::from_millis(5),
+            min_duration: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Electors on one side of a link fault.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    One(usize),
+    /// Every elector: etcd is cut off from all of them.
+    All,
+}
+
+/// Which way a partition drops messages.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    /// Elector to etcd dropped: requests are lost, answers would get through.
+    ToEtcd,
+    /// etcd to elector dropped: requests arrive and take effect, answers are lost.
+    FromEtcd,
+}
+
+/// One fault, from `at` until it heals at `heal`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub at: Duration,
+    pub heal: Duration,
+    pub kind: FaultKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// Messages between electors and etcd are dropped (TCP segments vanish silently).
+    Partition {
+        target: Target,
+        direction: Direction,
+    },
+    /// Messages between electors and etcd are held, then delivered at once (a delay spike).
+    Hold { target: Target },
+    /// The elector-etcd link's latency rises up to `max`.
+    Latency { target: Target, max: Duration },
+    /// The etcd process is killed; it restarts at `heal` over the same data.
+    EtcdCrash,
+    /// The elector process is killed; systemd's `ExecStopPost` commands the node standby
+    /// `supervisor` after the crash (never, if `None`); the elector restarts at `heal`.
+    ElectorCrash {
+        elector: usize,
+        supervisor: Option<Duration>,
+    },
+    /// SIGTERM: the elector hands over and exits; systemd restarts it at `heal`.
+    ElectorShutdown { elector: usize },
+    /// `elector handover` on this replica, naming a successor or not.
+    HandoverRequest { elector: usize, to: Option<usize> },
+    /// The node process dies (standby at once, endpoints gone), comes back after `down` in
+    /// standby (or active if `active_start`: `system.active` left at its default), and is
+    /// ready again at `heal`.
+    NodeRestart {
+        node: usize,
+        down: Duration,
+        active_start: bool,
+    },
+    /// The node's readiness probe fails until `heal`.
+    Unready { node: usize },
+    /// The node's admin endpoint answers 500, garbage, or hangs until `heal`.
+    Admin { node: usize, fault: AdminFault },
+}
+
+impl FaultKind {
+    /// A short name for summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Partition {
+                direction: Direction::Both,
+                ..
+            } => "partition",
+            FaultKind::Partition { .. } => "partition-oneway",
+            FaultKind::Hold { .. } => "hold",
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::EtcdCrash => "etcd-crash",
+            FaultKind::ElectorCrash { .. } => "elector-crash",
+            FaultKind::ElectorShutdown { .. } => "elector-sigterm",
+            FaultKind::HandoverRequest { .. } => "handover-request",
+            FaultKind::NodeRestart { .. } => "node-restart",
+            FaultKind::Unready { .. } => "unready",
+            FaultKind::Admin { .. } => "admin-fault",
+        }
+    }
+}
+
+fn target_name(target: Target) -> String {
+    match target {
+        Target::One(i) => format!("elector-{i}"),
+        Target::All => "every elector".into(),
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::Partition { target, direction } => {
+                let t = target_name(*target);
+                match direction {
+                    Direction::Both => write!(f, "partition {t} <-> etcd"),
+                    Direction::ToEtcd => write!(f, "partition {t} -> etcd (one way)"),
+                    Direction::FromEtcd => write!(f, "partition etcd -> {t} (one way)"),
+                }
+            }
+            FaultKind::Hold { target } => write!(f, "hold {} <-> etcd", target_name(*target)),
+            FaultKind::Latency { target, max } => write!(
+                f,
+                "latency {} <-> etcd up to {}ms",
+                target_name(*target),
+                max.as_millis()
+            ),
+            FaultKind::EtcdCrash => write!(f, "etcd crash"),
+            FaultKind::ElectorCrash {
+                elector,
+                supervisor,
+            } => match supervisor {
+                Some(d) => write!(
+                    f,
+                    "elector-{elector} crash (ExecStopPost standby after {})",
+                    secs(*d)
+                ),
+                None => write!(f, "elector-{elector} crash (no ExecStopPost)"),
+            },
+            FaultKind::ElectorShutdown { elector } => write!(f, "elector-{elector} SIGTERM"),
+            FaultKind::HandoverRequest { elector, to } => match to {
+                Some(to) => write!(f, "handover request at elector-{elector} to replica-{to}"),
+                None => write!(f, "handover request at elector-{elector}"),
+            },
+            FaultKind::NodeRestart {
+                node,
+                down,
+                active_start,
+            } => write!(
+                f,
+                "node-{node} restart (down {}, starts {})",
+                secs(*down),
+                if *active_start {
+                    "ACTIVE: misconfigured"
+                } else {
+                    "standby"
+                }
+            ),
+            FaultKind::Unready { node } => write!(f, "node-{node} unready"),
+            FaultKind::Admin { node, fault } => {
+                write!(f, "node-{node} admin fault {}", fault.as_str())
+            }
+        }
+    }
+}
+
+/// One elector's setup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElectorSetup {
+    /// Its clock's rate against true (and etcd's) time.
+    pub rate: f64,
+    /// When it first starts.
+    pub start_delay: Duration,
+}
+
+/// One node's setup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSetup {
+    /// When it is first ready (synced).
+    pub ready_at: Duration,
+}
+
+/// The operator's fence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FenceSetup {
+    /// `--fence-cmd` is set. Without it, a needed fence is an assumption broken.
+    pub configured: bool,
+    /// How long the fence takes to force the node standby.
+    pub delay: Duration,
+}
+
+/// One run, completely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub seed: u64,
+    pub profile: Profile,
+    pub mutation: MutationChoice,
+    pub tick: Duration,
+    /// Latency of the elector-etcd links: `min..=max` (turmoil draws from an exponential
+    /// curve). Elector-node links (same host in production) take 1 ms.
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    /// The lambda of turmoil's exponential latency curve (smaller: a heavier tail).
+    pub latency_curve: f64,
+    pub electors: Vec<ElectorSetup>,
+    pub nodes: Vec<NodeSetup>,
+    pub fence: FenceSetup,
+    pub faults: Vec<Fault>,
+    /// When the last fault has healed (and every node was first ready).
+    pub last_heal: Duration,
+    /// When exactly one node must be active and stay so.
+    pub liveness_deadline: Duration,
+    /// End of the run.
+    pub duration: Duration,
+}
+
+/// Shared resources: two faults on the same one never overlap (turmoil cannot combine a
+/// hold with a one-way partition on a link, and two readiness faults would fight).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Resource {
+    Link(usize),
+    Etcd,
+    Elector(usize),
+    NodeReady(usize),
+    NodeAdmin(usize),
+}
+
+/// How long the world is given, after the last heal, to show that it stays settled.
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(20);
+
+impl Scenario {
+    /// Draws the run for `seed`.
+    pub fn generate(seed: u64, options: &Options) -> Scenario {
+        let mut root = Rng::new(seed);
+        let mut setup = root.fork(1);
+        let mut faults_rng = root.fork(2);
+
+        let profile = match options.profile {
+            ProfileChoice::Standard => Profile::standard(),
+            ProfileChoice::Fast => Profile::fast(),
+            ProfileChoice::Mixed if setup.chance(0.5) => Profile::standard(),
+            ProfileChoice::Mixed => Profile::fast(),
+        };
+        let timing = profile.timing.clone();
+        let replicas = options
+            .replicas
+            .unwrap_or_else(|| setup.range(2, 5) as usize);
+        let rho = timing.max_clock_drift;
+        let mut electors: Vec<ElectorSetup> = (0..replicas)
+            .map(|_| {
+                let rate = match setup.weighted(&[1, 1, 2, 1]) {
+                    0 => 1.0 - rho,
+                    1 => 1.0 + rho,
+                    2 => 1.0 + rho * setup.float(-1.0, 1.0),
+                    _ => 1.0,
+                };
+                ElectorSetup {
+                    rate,
+                    start_delay: setup.millis(Duration::ZERO, Duration::from_secs(2)),
+                }
+            })
+            .collect();
+        if options.break_assumptions && setup.chance(0.04) {
+            let victim = setup.range(0, replicas as u64 - 1) as usize;
+            let excess = rho * setup.float(2.0, 5.0);
+            electors[victim].rate = if setup.chance(0.5) {
+                1.0 - excess
+            } else {
+                1.0 + excess
+            };
+        }
+        let nodes = (0..replicas)
+            .map(|_| NodeSetup {
+                ready_at: setup.millis(Duration::ZERO, Duration::from_secs(3)),
+            })
+            .collect::<Vec<_>>();
+        let fence = FenceSetup {
+            configured: !(options.break_assumptions && setup.chance(0.1)),
+            delay: setup.millis(Duration::ZERO, Duration::from_millis(300)),
+        };
+        let latency_max = Duration::from_millis(*setup.pick(&[2, 10, 25, 50]));
+        let latency_curve = *setup.pick(&[2.0, 5.0, 10.0]);
+
+        let faults = draw_faults(&mut faults_rng, &timing, replicas, options);
+
+        let first_ready = nodes.iter().map(|n| n.ready_at).max().unwrap_or_default();
+        let first_start = electors
+            .iter()
+            .map(|e| e.start_delay)
+            .max()
+            .unwrap_or_default();
+        let last_heal = faults
+            .iter()
+            .map(|f| f.heal)
+            .chain([first_ready, first_start])
+            .max()
+            .unwrap_or_default();
+        let liveness_deadline = last_heal + crate::check::liveness_bound(&timing);
+        let duration = options
+            .min_duration
+            .max(liveness_deadline + SETTLE_WINDOW)
+            .max(Duration::from_secs(1));
+        Scenario {
+            seed,
+            profile,
+            mutation: options.mutation,
+            tick: options.tick,
+            latency_min: Duration::ZERO,
+            latency_max,
+            latency_curve,
+            electors,
+            nodes,
+            fence,
+            faults,
+            last_heal,
+            liveness_deadline,
+            duration,
+        }
+    }
+
+    pub fn replicas(&self) -> usize {
+        self.electors.len()
+    }
+
+    /// Whether an elector's clock drifts more than the configured bound allows.
+    pub fn drift_beyond_bound(&self) -> Vec<usize> {
+        let rho = self.profile.timing.max_clock_drift;
+        self.electors
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| (e.rate - 1.0).abs() > rho + 1e-12)
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+fn draw_faults(rng: &mut Rng, timing: &Timing, replicas: usize, options: &Options) -> Vec<Fault> {
+    let count = rng.weighted(&[1, 2, 3, 4, 4, 3, 2, 1, 1]);
+    let ttl = timing.lease_ttl;
+    let window_start = Duration::from_secs(2);
+    let window_end = Duration::from_secs(70);
+    let mut busy: Vec<(Resource, Duration, Duration)> = Vec::new();
+    let mut faults = Vec::new();
+    for _ in 0..count {
+        // A few attempts to find a slot that does not collide; else the fault is dropped.
+        for _attempt in 0..8 {
+            let at = rng.millis(window_start, window_end);
+            let (kind, length, resources) = draw_fault(rng, timing, ttl, replicas, options);
+            let heal = at + length;
+            let free = resources.iter().all(|r| {
+                busy.iter()
+                    .filter(|(b, _, _)| b == r)
+                    .all(|&(_, from, to)| heal + Duration::from_millis(50) < from || to < at)
+            });
+            if free {
+                busy.extend(resources.iter().map(|&r| (r, at, heal)));
+                faults.push(Fault { at, heal, kind });
+                break;
+            }
+        }
+    }
+    faults.sort_by_key(|f| (f.at, f.heal));
+    faults
+}
+
+/// Short, medium or long, against the lease TTL.
+fn draw_span(rng: &mut Rng, ttl: Duration) -> Duration {
+    let ms = Duration::from_millis;
+    match rng.weighted(&[4, 4, 2]) {
+        0 => rng.millis(ms(100), ttl / 2),
+        1 => rng.millis(ttl / 2, ttl * 3 / 2),
+        _ => rng.millis(ttl * 3 / 2, ttl * 3),
+    }
+}
+
+fn draw_fault(
+    rng: &mut Rng,
+    timing: &Timing,
+    ttl: Duration,
+    replicas: usize,
+    options: &Options,
+) -> (FaultKind, Duration, Vec<Resource>) {
+    let ms = Duration::from_millis;
+    let one = |rng: &mut Rng| rng.range(0, replicas as u64 - 1) as usize;
+    let links = |target: Target| match target {
+        Target::One(i) => vec![Resource::Link(i)],
+        Target::All => (0..replicas).map(Resource::Link).collect(),
+    };
+    let target = |rng: &mut Rng| {
+        if rng.chance(0.2) {
+            Target::All
+        } else {
+            Target::One(rng.range(0, replicas as u64 - 1) as usize)
+        }
+    };
+    let weights = [10, 8, 6, 5, 6, 10, 5, 5, 6, 8, 8];
+    match rng.weighted(&weights) {
+        0 | 1 => {
+            let direction = if rng.chance(0.5) {
+                Direction::Both
+            } else if rng.chance(0.5) {
+                Direction::ToEtcd
+            } else {
+                Direction::FromEtcd
+            };
+            let target = target(rng);
+            (
+                FaultKind::Partition { target, direction },
+                draw_span(rng, ttl),
+                links(target),
+            )
+        }
+        2 => {
+            let target = target(rng);
+            (
+                FaultKind::Hold { target },
+                rng.millis(ms(100), ttl),
+                links(target),
+            )
+        }
+        3 => {
+            let target = target(rng);
+            let rt = timing.etcd_request_timeout;
+            let max = rng.millis(rt / 2, rt * 5 / 2);
+            (
+                FaultKind::Latency { target, max },
+                draw_span(rng, ttl),
+                links(target),
+            )
+        }
+        4 => (
+            FaultKind::EtcdCrash,
+            rng.millis(ms(200), ttl * 5 / 2),
+            vec![Resource::Etcd],
+        ),
+        5 => {
+            let elector = one(rng);
+            let bound = timing.restart_bound;
+            let beyond = options.break_assumptions && rng.chance(0.25);
+            // systemd restarts the elector only after `ExecStopPost` finished.
+            let (supervisor, restart): (Option<Duration>, Duration) = if beyond {
+                let supervisor = if rng.chance(0.4) {
+                    None
+                } else {
+                    Some(rng.millis(bound + ms(100), bound + ttl))
+                };
+                (supervisor, rng.millis(bound + ms(100), bound + ttl * 2))
+            } else {
+                (
+                    Some(rng.millis(ms(20), bound.saturating_sub(ms(20)))),
+                    rng.millis(ms(200), ttl * 5 / 2),
+                )
+            };
+            let restart = restart.max(supervisor.unwrap_or_default() + ms(50));
+            (
+                FaultKind::ElectorCrash {
+                    elector,
+                    supervisor,
+                },
+                restart,
+                vec![Resource::Elector(elector)],
+            )
+        }
+        6 => {
+            let elector = one(rng);
+            let restart = timing.shutdown_grace() + rng.millis(ms(200), ttl);
+            (
+                FaultKind::ElectorShutdown { elector },
+                restart,
+                vec![Resource::Elector(elector)],
+            )
+        }
+        7 => {
+            let elector = one(rng);
+            let to = if rng.chance(0.5) {
+                Some(one(rng))
+            } else {
+                None
+            };
+            (
+                FaultKind::HandoverRequest { elector, to },
+                Duration::ZERO,
+                vec![Resource::Elector(elector)],
+            )
+        }
+        8 => {
+            let node = one(rng);
+            let down = rng.millis(Duration::ZERO, ms(3000));
+            let sync = rng.millis(Duration::ZERO, ms(5000));
+            let active_start = options.break_assumptions && rng.chance(0.15);
+            (
+                FaultKind::NodeRestart {
+                    node,
+                    down,
+                    active_start,
+                },
+                down + sync,
+                vec![Resource::NodeReady(node), Resource::NodeAdmin(node)],
+            )
+        }
+        9 => {
+            let node = one(rng);
+            (
+                FaultKind::Unready { node },
+                rng.millis(ms(300), ttl * 2),
+                vec![Resource::NodeReady(node)],
+            )
+        }
+        _ => {
+            let node = one(rng);
+            let fault = *rng.pick(&[
+                AdminFault::Status500,
+                AdminFault::GarbageBody,
+                AdminFault::Hang,
+            ]);
+            (
+                FaultKind::Admin { node, fault },
+                rng.millis(ms(100), ttl * 3 / 2),
+                vec![Resource::NodeAdmin(node)],
+            )
+        }
+    }
+}
+
+/// Seconds with millisecond precision, for humans.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_scenario() {
+        let options = Options::default();
+        for seed in 0..50 {
+            assert_eq!(
+                Scenario::generate(seed, &options),
+                Scenario::generate(seed, &options)
+            );
+        }
+        assert_ne!(
+            Scenario::generate(1, &options).faults,
+            Scenario::generate(2, &options).faults
+        );
+    }
+
+    #[test]
+    fn faults_on_one_resource_never_overlap_and_runs_outlast_the_liveness_deadline() {
+        let options = Options::default();
+        for seed in 0..500 {
+            let s = Scenario::generate(seed, &options);
+            assert!((2..=5).contains(&s.replicas()));
+            assert!(s.duration >= options.min_duration);
+            assert!(s.duration >= s.liveness_deadline + SETTLE_WINDOW);
+            for f in &s.faults {
+                assert!(f.heal >= f.at, "{f:?}");
+                assert!(f.heal <= s.last_heal);
+                if let FaultKind::ElectorCrash {
+                    supervisor: Some(d),
+                    ..
+                } = f.kind
+                {
+                    assert!(f.at + d < f.heal, "restart before ExecStopPost: {f:?}");
+                }
+            }
+            s.profile.timing.validate().expect("profiles are valid");
+        }
+    }
+
+    #[test]
+    fn without_breaking_assumptions_nothing_is_drawn_beyond_a_bound() {
+        let options = Options {
+            break_assumptions: false,
+            ..Options::default()
+        };
+        for seed in 0..500 {
+            let s = Scenario::generate(seed, &options);
+            assert!(s.drift_beyond_bound().is_empty());
+            assert!(s.fence.configured);
+            for f in &s.faults {
+                match f.kind {
+                    FaultKind::NodeRestart { active_start, .. } => assert!(!active_start),
+                    FaultKind::ElectorCrash { supervisor, .. } => {
+                        let d = supervisor.expect("within bound: ExecStopPost runs");
+                        assert!(d < s.profile.timing.restart_bound);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mutation_names_round_trip() {
+        for m in [
+            MutationChoice::None,
+            MutationChoice::NoSafetyMargin,
+            MutationChoice::ResignBeforeStandbyConfirmed,
+        ] {
+            assert_eq!(MutationChoice::parse(m.name()), Some(m));
+        }
+        assert!(
+            MutationChoice::ResignBeforeStandbyConfirmed
+                .to_core()
+                .resign_before_standby_confirmed
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! Many seeds on every core, one simulation per thread at a time, and what they add up to.
+
+use crate::schedule::{MutationChoice, Options, ProfileChoice, Scenario, secs};
+use crate::world::{BrokenKind, Outcome, Verdict, simulate};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What the search keeps of one run.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub seed: u64,
+    pub profile: &'static str,
+    pub replicas: usize,
+    pub verdict: Verdict,
+    pub problems: Vec<String>,
+    pub broken: Vec<BrokenKind>,
+    /// Two nodes were active at once (whatever the assumptions).
+    pub dual_active: bool,
+    pub simulated: Duration,
+    pub wall: Duration,
+    /// From the last heal to one node active for good, when the run got there.
+    pub recovery: Option<Duration>,
+    pub fences: usize,
+    pub unexplained_fences: usize,
+}
+
+impl RunSummary {
+    pub fn of(outcome: &Outcome, wall: Duration) -> Self {
+        let mut broken: Vec<BrokenKind> = outcome.broken.iter().map(|b| b.kind).collect();
+        broken.dedup();
+        RunSummary {
+            seed: outcome.scenario.seed,
+            profile: outcome.scenario.profile.name,
+            replicas: outcome.scenario.replicas(),
+            verdict: outcome.verdict(),
+            problems: outcome.problems(),
+            broken,
+            dual_active: !outcome.safety_ok(),
+            simulated: outcome.simulated,
+            wall,
+            recovery: outcome.recovery(),
+            fences: outcome.fences,
+            unexplained_fences: outcome.unexplained_fences.len(),
+        }
+    }
+}
+
+/// Runs under one broken assumption.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokenStats {
+    pub runs: u64,
+    /// Of which had two nodes active at once.
+    pub dual_active: Vec<u64>,
+    /// Of those, the runs that broke no other assumption.
+    pub dual_active_alone: Vec<u64>,
+}
+
+/// The totals of a search.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub runs: u64,
+    pub passes: u64,
+    pub broken_runs: u64,
+    pub broken: BTreeMap<BrokenKind, BrokenStats>,
+    /// Runs that failed a property under the documented assumptions, by seed.
+    pub violations: BTreeMap<u64, Vec<String>>,
+    /// Runs in which the simulation itself failed, by seed.
+    pub errors: BTreeMap<u64, Vec<String>>,
+    /// Seeds with two nodes active at once under the documented assumptions.
+    pub dual_active: Vec<u64>,
+    pub simulated: Duration,
+    /// Summed over runs (CPU time, near enough).
+    pub run_wall: Duration,
+    /// Elapsed, for the whole search.
+    pub wall: Duration,
+    /// The slowest recovery after the last heal, by profile: (time, seed).
+    pub slowest_recovery: BTreeMap<&'static str, (Duration, u64)>,
+    pub fences: u64,
+    /// Seeds in which a fence ran although the node was healthy (see
+    /// `Outcome::unexplained_fences`), whatever the assumptions.
+    pub unexplained_fences: Vec<u64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, run: &RunSummary) {
+        self.runs += 1;
+        self.simulated += run.simulated;
+        self.run_wall += run.wall;
+        self.fences += run.fences as u64;
+        if run.unexplained_fences > 0 {
+            self.unexplained_fences.push(run.seed);
+        }
+        match run.verdict {
+            Verdict::Pass => self.passes += 1,
+            Verdict::AssumptionBroken => {
+                self.broken_runs += 1;
+                for &kind in &run.broken {
+                    let stats = self.broken.entry(kind).or_default();
+                    stats.runs += 1;
+                    if run.dual_active {
+                        stats.dual_active.push(run.seed);
+                        if run.broken.len() == 1 {
+                            stats.dual_active_alone.push(run.seed);
+                        }
+                    }
+                }
+            }
+            Verdict::Violation => {
+                self.violations.insert(run.seed, run.problems.clone());
+                if run.dual_active {
+                    self.dual_active.push(run.seed);
+                }
+            }
+            Verdict::Error => {
+                self.errors.insert(run.seed, run.problems.clone());
+            }
+        }
+        if run.verdict == Verdict::Pass
+            && let Some(recovery) = run.recovery
+        {
+            let slowest = self
+                .slowest_recovery
+                .entry(run.profile)
+                .or_insert((recovery, run.seed));
+            if recovery > slowest.0 {
+                *slowest = (recovery, run.seed);
+            }
+        }
+    }
+
+    /// Simulated seconds per wall second, over the whole search.
+    pub fn speed(&self) -> f64 {
+        self.simulated.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Simulated seconds per second of one core.
+    pub fn speed_per_core(&self) -> f64 {
+        self.simulated.as_secs_f64() / self.run_wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Everything fine under the documented assumptions.
+    pub fn clean(&self) -> bool {
+        self.violations.is_empty() && self.errors.is_empty()
+    }
+
+    /// The summary, for people.
+    pub fn report(&self, options: &Options) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "runs:                {}", self.runs);
+        let _ = writeln!(out, "passes:              {}", self.passes);
+        let _ = writeln!(
+            out,
+            "assumption broken:   {} (reported apart, not passes)",
+            self.broken_runs
+        );
+        for (kind, stats) in &self.broken {
+            let _ = write!(out, "  {:<28} {} runs", kind.name(), stats.runs);
+            if stats.dual_active.is_empty() {
+                let _ = writeln!(out, ", none with two active nodes");
+            } else {
+                let seeds: Vec<String> = stats
+                    .dual_active
+                    .iter()
+                    .take(10)
+                    .map(u64::to_string)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    ", {} with two active nodes, {} of them breaking nothing else (seeds {}{})",
+                    stats.dual_active.len(),
+                    stats.dual_active_alone.len(),
+                    seeds.join(", "),
+                    if stats.dual_active.len() > 10 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "violations:          {} ({} with two active nodes)",
+            self.violations.len(),
+            self.dual_active.len()
+        );
+        for (seed, problems) in self.violations.iter().take(20) {
+            for p in problems {
+                let _ = writeln!(out, "  seed {seed}: {p}");
+            }
+            let _ = writeln!(out, "    replay: {}", replay_command(*seed, options));
+        }
+        if self.violations.len() > 20 {
+            let _ = writeln!(out, "  ... and {} more", self.violations.len() - 20);
+        }
+        let _ = writeln!(out, "simulation errors:   {}", self.errors.len());
+        for (seed, problems) in self.errors.iter().take(20) {
+            for p in problems {
+                let _ = writeln!(out, "  seed {seed}: {p}");
+            }
+            let _ = writeln!(out, "    replay: {}", replay_command(*seed, options));
+        }
+        for (profile, (recovery, seed)) in &self.slowest_recovery {
+            let bound = match *profile {
+                "fast" => crate::check::liveness_bound(&crate::schedule::Profile::fast().timing),
+                _ => crate::check::liveness_bound(&crate::schedule::Profile::standard().timing),
+            };
+            let _ = writeln!(
+                out,
+                "slowest recovery:    {} after the last heal ({profile} profile, seed {seed}; bound {})",
+                secs(*recovery),
+                secs(bound)
+            );
+        }
+        let _ = writeln!(out, "fences run:          {}", self.fences);
+        if !self.unexplained_fences.is_empty() {
+            let seeds: Vec<String> = self
+                .unexplained_fences
+                .iter()
+                .take(10)
+                .map(u64::to_string)
+                .collect();
+            let _ = writeln!(
+                out,
+                "  with a healthy node (standby not confirmed in time): {} runs (seeds {}{})",
+                self.unexplained_fences.len(),
+                seeds.join(", "),
+                if self.unexplained_fences.len() > 10 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "simulated:           {:.0} s in {:.1} s wall: {:.0} simulated s per wall s ({:.0} per core)",
+            self.simulated.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            self.speed(),
+            self.speed_per_core()
+        );
+        out
+    }
+}
+
+/// The command that replays one seed with a timeline.
+pub fn replay_command(seed: u64, options: &Options) -> String {
+    let mut cmd = format!("cargo run -p elector-sim --release -- --seed {seed} --trace");
+    match options.profile {
+        ProfileChoice::Mixed => {}
+        ProfileChoice::Standard => cmd.push_str(" --profile default"),
+        ProfileChoice::Fast => cmd.push_str(" --profile fast"),
+    }
+    if let Some(r) = options.replicas {
+        let _ = write!(cmd, " --replicas {r}");
+    }
+    if options.mutation != MutationChoice::None {
+        let _ = write!(cmd, " --mutation {}", options.mutation.name());
+    }
+    if !options.break_assumptions {
+        cmd.push_str(" --no-break");
+    }
+    if options.tick != Options::default().tick {
+        let _ = write!(cmd, " --tick-ms {}", options.tick.as_millis());
+    }
+    if options.min_duration != Options::default().min_duration {
+        let _ = write!(cmd, " --min-duration {}", options.min_duration.as_secs());
+    }
+    cmd
+}
+
+/// Runs one seed and summarizes it.
+pub fn run_seed(seed: u64, options: &Options) -> (Outcome, RunSummary) {
+    let started = Instant::now();
+    let outcome = simulate(&Scenario::generate(seed, options));
+    let summary = RunSummary::of(&outcome, started.elapsed());
+    (outcome, summary)
+}
+
+/// Runs one seed twice and compares the two timelines, schedules and verdicts: a difference
+/// is a simulation error (the run would not replay).
+pub fn run_seed_twice(seed: u64, options: &Options) -> (Outcome, RunSummary) {
+    let (first, mut summary) = run_seed(seed, options);
+    let (second, _) = run_seed(seed, options);
+    let (a, b) = (first.render(true), second.render(true));
+    if a != b {
+        let diff = a
+            .lines()
+            .zip(b.lines())
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| format!("first difference: {x:?} vs {y:?}"))
+            .unwrap_or_else(|| "one timeline is longer".to_owned());
+        summary.verdict = Verdict::Error;
+        summary.problems.push(format!(
+            "NONDETERMINISM: two runs of the seed differ; {diff}"
+        ));
+    }
+    (first, summary)
+}
+
+/// Runs `seeds` on `threads` threads. `on_run` sees every run as it finishes (in completion
+/// order) with the totals so far; it returns false to stop the search early (runs in
+/// progress finish). The returned totals do not depend on the number of threads. With
+/// `verify_determinism` every seed runs twice ([`run_seed_twice`]).
+pub fn search(
+    options: &Options,
+    seeds: Range<u64>,
+    threads: usize,
+    verify_determinism: bool,
+    mut on_run: impl FnMut(&RunSummary, &Summary) -> bool,
+) -> Summary {
+    let started = Instant::now();
+    let next = AtomicU64::new(seeds.start);
+    let stop = AtomicBool::new(false);
+    let mut summary = Summary::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<RunSummary>();
+        for _ in 0..threads.max(1) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let (_, run) = if verify_determinism {
+                        run_seed_twice(seed, options)
+                    } else {
+                        run_seed(seed, options)
+                    };
+                    if tx.send(run).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for run in rx {
+            summary.add(&run);
+            summary.wall = started.elapsed();
+            if !on_run(&run, &summary) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    summary.wall = started.elapsed();
+    summary.dual_active.sort_unstable();
+    summary.unexplained_fences.sort_unstable();
+    for stats in summary.broken.values_mut() {
+        stats.dual_active.sort_unstable();
+        stats.dual_active_alone.sort_unstable();
+    }
+    summary
+}

@@ -1,0 +1,206 @@
+//! The CI seed set, determinism, and proof that the simulation can fail.
+//!
+//! The seeds are spread over several test functions so that the test harness runs them on
+//! every core. Each seed is a complete run of at least two simulated minutes: 2 to 5 replicas
+//! running the real driver under a drawn fault schedule. A run that breaks a documented
+//! assumption on purpose is reported and does not fail the test; a violation or a simulation
+//! error under the documented assumptions fails it, naming the seed and the replay command.
+
+use elector_sim::schedule::{FaultKind, MutationChoice, Options, ProfileChoice, Scenario};
+use elector_sim::search::{replay_command, run_seed, search};
+use elector_sim::world::{BrokenKind, Verdict, simulate};
+use std::time::Instant;
+
+/// Seeds per CI chunk, and chunks: 8 x 40 = 320 runs.
+const CHUNK: u64 = 40;
+
+fn ci_chunk(chunk: u64) {
+    let options = Options::default();
+    let seeds = chunk * CHUNK..(chunk + 1) * CHUNK;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut passes = 0;
+    let mut broken = 0;
+    for seed in seeds.clone() {
+        let (outcome, run) = run_seed(seed, &options);
+        assert!(
+            outcome.simulated >= options.min_duration,
+            "seed {seed} stopped at {:?}",
+            outcome.simulated
+        );
+        match run.verdict {
+            Verdict::Pass => passes += 1,
+            Verdict::AssumptionBroken => {
+                broken += 1;
+                let kinds: Vec<&str> = run.broken.iter().map(|k| k.name()).collect();
+                eprintln!(
+                    "seed {seed}: assumption broken on purpose ({}){}",
+                    kinds.join(", "),
+                    if run.dual_active {
+                        "; two nodes were active at once"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Verdict::Violation | Verdict::Error => {
+                failures.push(format!(
+                    "seed {seed}: {}\n  replay: {}",
+                    run.problems.join("; "),
+                    replay_command(seed, &options)
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "seeds {}..{}: {passes} passes, {broken} assumption broken, {} failures, {:.1}s wall",
+        seeds.start,
+        seeds.end,
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        passes >= CHUNK / 2,
+        "only {passes} of {CHUNK} runs kept every assumption"
+    );
+}
+
+#[test]
+fn ci_seeds_0() {
+    ci_chunk(0);
+}
+#[test]
+fn ci_seeds_1() {
+    ci_chunk(1);
+}
+#[test]
+fn ci_seeds_2() {
+    ci_chunk(2);
+}
+#[test]
+fn ci_seeds_3() {
+    ci_chunk(3);
+}
+#[test]
+fn ci_seeds_4() {
+    ci_chunk(4);
+}
+#[test]
+fn ci_seeds_5() {
+    ci_chunk(5);
+}
+#[test]
+fn ci_seeds_6() {
+    ci_chunk(6);
+}
+#[test]
+fn ci_seeds_7() {
+    ci_chunk(7);
+}
+
+/// The same seed gives the same run: schedule, every line of the timeline, every node's
+/// history. (The seed has faults of many kinds, a fence and a clean handover.)
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let options = Options::default();
+    let scenario = Scenario::generate(DETERMINISM_SEED, &options);
+    assert!(scenario.faults.len() >= 4, "{:?}", scenario.faults);
+    let first = simulate(&scenario);
+    let second = simulate(&scenario);
+    assert!(first.trace.len() > 50, "{}", first.render(true));
+    assert_eq!(first.histories, second.histories);
+    let (a, b) = (first.render(true), second.render(true));
+    if a != b {
+        let diff = a
+            .lines()
+            .zip(b.lines())
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| format!("first difference:\n  {x}\n  {y}"))
+            .unwrap_or_else(|| "one trace is longer".to_owned());
+        panic!("seed {DETERMINISM_SEED} ran differently twice; {diff}");
+    }
+}
+
+const DETERMINISM_SEED: u64 = 1;
+
+/// A run that breaks an assumption is reported as such, never as a pass.
+#[test]
+fn a_misconfigured_active_start_is_reported_not_passed() {
+    let options = Options::default();
+    let seed = (0..2000)
+        .find(|&seed| {
+            Scenario::generate(seed, &options).faults.iter().any(|f| {
+                matches!(
+                    f.kind,
+                    FaultKind::NodeRestart {
+                        active_start: true,
+                        ..
+                    }
+                )
+            })
+        })
+        .expect("some seed restarts a node active");
+    let outcome = simulate(&Scenario::generate(seed, &options));
+    assert_eq!(outcome.verdict(), Verdict::AssumptionBroken, "seed {seed}");
+    assert!(
+        outcome
+            .broken
+            .iter()
+            .any(|b| b.kind == BrokenKind::MisconfiguredActiveStart)
+    );
+}
+
+/// With the core's planted bug "resign before standby is confirmed", a leader that hands over
+/// tells its successor to skip the activation delay while its own node is still finishing
+/// its round: two active nodes. The search must find it within a bounded number of seeds.
+#[test]
+fn the_search_finds_the_planted_resign_before_confirmed_bug() {
+    let options = Options {
+        mutation: MutationChoice::ResignBeforeStandbyConfirmed,
+        break_assumptions: false,
+        profile: ProfileChoice::Mixed,
+        ..Options::default()
+    };
+    let summary = search(&options, 0..MUTATION_SEEDS, 1, false, |run, _| {
+        !run.dual_active
+    });
+    assert!(
+        !summary.dual_active.is_empty(),
+        "no dual-active in {MUTATION_SEEDS} seeds with the planted bug:\n{}",
+        summary.report(&options)
+    );
+    let seed = summary.dual_active[0];
+    // And the finding replays.
+    let outcome = simulate(&Scenario::generate(seed, &options));
+    assert!(!outcome.safety_ok(), "seed {seed} did not replay");
+    assert_eq!(outcome.verdict(), Verdict::Violation);
+}
+
+const MUTATION_SEEDS: u64 = 200;
+
+/// With the core's planted bug "no safety margin", a leader cut off from etcd commands its
+/// node standby only `drain_bound` before its lease deadline, so the standby cannot be
+/// confirmed in time and the fence runs against a healthy node. (It never yields two active
+/// nodes: a new leader still waits the activation delay, which covers the late step-down.)
+/// The search must flag it within a bounded number of seeds.
+#[test]
+fn the_search_finds_the_planted_no_safety_margin_bug() {
+    let options = Options {
+        mutation: MutationChoice::NoSafetyMargin,
+        break_assumptions: false,
+        ..Options::default()
+    };
+    let summary = search(&options, 0..MUTATION_SEEDS, 1, false, |run, _| {
+        run.unexplained_fences == 0
+    });
+    assert!(
+        !summary.unexplained_fences.is_empty(),
+        "no fence against a healthy node in {MUTATION_SEEDS} seeds with the planted bug:\n{}",
+        summary.report(&options)
+    );
+    let seed = summary.unexplained_fences[0];
+    let outcome = simulate(&Scenario::generate(seed, &options));
+    assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
+    assert!(!outcome.fence_discipline_ok());
+}
