@@ -42,7 +42,8 @@ struct Args {
     /// misconfigured active start, always a fence).
     #[arg(long)]
     no_break: bool,
-    /// turmoil's step in milliseconds.
+    /// turmoil's step in milliseconds: messages between hosts are delivered on these steps
+    /// (timers within a host fire on time). 20 runs a search about three times faster than 5.
     #[arg(long, default_value_t = 5)]
     tick_ms: u64,
     /// Shortest run, in simulated seconds.
@@ -109,10 +110,11 @@ fn main() -> ExitCode {
     });
     let seeds = args.start..args.start.saturating_add(args.seeds);
     eprintln!(
-        "searching seeds {}..{} on {threads} threads (profile {}, mutation {}, {})",
+        "searching seeds {}..{} on {threads} threads (profile {}, tick {} ms, mutation {}, {})",
         seeds.start,
         seeds.end,
         args.profile,
+        args.tick_ms,
         options.mutation.name(),
         if options.break_assumptions {
             "assumptions sometimes broken on purpose"
