@@ -28,21 +28,9 @@ impl Profile {
 
     /// The 3 s profile of `docs/safety.md`, for nodes that drain within 700 ms.
     pub fn fast() -> Self {
-        let mut timing = Timing {
-            lease_ttl: Duration::from_secs(3),
-            keepalive_interval: Duration::from_millis(300),
-            etcd_request_timeout: Duration::from_millis(300),
-            drain_bound: Duration::from_millis(700),
-            safety_margin: Duration::from_millis(500),
-            node_timeout: Duration::from_millis(150),
-            confirm_poll_interval: Duration::from_millis(100),
-            restart_bound: Duration::from_secs(2),
-            ..Timing::default()
-        };
-        timing.activation_delay = timing.minimum_activation_delay();
         Profile {
             name: "fast",
-            timing,
+            timing: Timing::fast_profile(),
         }
     }
 }

@@ -127,18 +127,8 @@ pub struct Scenario {
 pub fn timing(profile: u8) -> Timing {
     let mut t = match profile % 3 {
         0 => Timing::default(),
-        // The fast profile of the config tests: 3 s lease, 0.7 s drain.
-        1 => Timing {
-            lease_ttl: Duration::from_secs(3),
-            keepalive_interval: Duration::from_millis(300),
-            etcd_request_timeout: Duration::from_millis(300),
-            drain_bound: Duration::from_millis(700),
-            safety_margin: Duration::from_millis(500),
-            node_timeout: Duration::from_millis(150),
-            confirm_poll_interval: Duration::from_millis(100),
-            restart_bound: Duration::from_secs(2),
-            ..Timing::default()
-        },
+        // The 3 s lease profile: 0.7 s drain.
+        1 => Timing::fast_profile(),
         // Defaults with the smallest safety margin the inequalities allow.
         _ => Timing {
             safety_margin: Duration::from_millis(950),

@@ -24,6 +24,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use elector_core::Timing;
+use elector_integration::FAST_PROFILE_ARGS;
 use elector_integration::etcd_process::{EtcdProcess, EtcdctlProcess};
 use elector_integration::standin::{StandIn, StandInOptions};
 use elector_sim::history::{History, dual_active};
@@ -130,41 +131,20 @@ enum Profile {
     Fast,
 }
 
-/// The 3 s profile, as docs/safety.md gives it.
-const FAST_ARGS: [&str; 8] = [
-    "--ttl=3s",
-    "--keepalive-interval=300ms",
-    "--etcd-timeout=300ms",
-    "--drain-bound=700ms",
-    "--safety-margin=500ms",
-    "--node-timeout=150ms",
-    "--confirm-poll-interval=100ms",
-    "--restart-bound=2s",
-];
-
 impl Profile {
     fn args(self) -> &'static [&'static str] {
         match self {
             Profile::Default => &[],
-            Profile::Fast => &FAST_ARGS,
+            Profile::Fast => &FAST_PROFILE_ARGS,
         }
     }
 
     /// The core's timing for this profile, with the activation delay the elector derives.
     fn timing(self) -> Timing {
-        let mut timing = Timing::default();
-        if self == Profile::Fast {
-            timing.lease_ttl = Duration::from_secs(3);
-            timing.keepalive_interval = Duration::from_millis(300);
-            timing.etcd_request_timeout = Duration::from_millis(300);
-            timing.drain_bound = Duration::from_millis(700);
-            timing.safety_margin = Duration::from_millis(500);
-            timing.node_timeout = Duration::from_millis(150);
-            timing.confirm_poll_interval = Duration::from_millis(100);
-            timing.restart_bound = Duration::from_secs(2);
-            timing.activation_delay = timing.minimum_activation_delay();
+        match self {
+            Profile::Default => Timing::default(),
+            Profile::Fast => Timing::fast_profile(),
         }
-        timing
     }
 
     /// The stand-ins' consensus round: within the drain bound, like the demo's.

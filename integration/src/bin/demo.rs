@@ -33,17 +33,6 @@ struct Args {
     round: Option<Duration>,
 }
 
-/// The fast profile of docs/safety.md (nodes that drain within 700 ms).
-const FAST: &[&str] = &[
-    "--ttl=3s",
-    "--keepalive-interval=300ms",
-    "--etcd-timeout=300ms",
-    "--drain-bound=700ms",
-    "--safety-margin=500ms",
-    "--node-timeout=150ms",
-    "--confirm-poll-interval=100ms",
-    "--restart-bound=2s",
-];
 const NAMES: [&str; 3] = ["a", "b", "c"];
 const KEY: &str = "/iotex-demo";
 /// Bound on every wait for something the elector should do.
@@ -160,7 +149,7 @@ fn spawn_elector(
         .arg(format!("-value={name}"))
         .arg("--status-addr=off");
     if args.fast {
-        command.args(FAST);
+        command.args(elector_integration::FAST_PROFILE_ARGS);
     }
     command
         .stdin(Stdio::null())

@@ -90,16 +90,7 @@ impl Profile {
     pub fn fast() -> Profile {
         Profile::from_args(
             "fast",
-            &[
-                "--ttl=3s",
-                "--keepalive-interval=300ms",
-                "--etcd-timeout=300ms",
-                "--drain-bound=700ms",
-                "--safety-margin=500ms",
-                "--node-timeout=150ms",
-                "--confirm-poll-interval=100ms",
-                "--restart-bound=2s",
-            ],
+            &crate::FAST_PROFILE_ARGS,
             Duration::from_millis(500),
         )
     }
