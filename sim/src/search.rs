@@ -9,6 +9,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The first ten seeds of a list, comma-separated, with ", ..." when there are more.
+fn first_seeds(seeds: &[u64]) -> String {
+    let mut list: Vec<String> = seeds.iter().take(10).map(u64::to_string).collect();
+    if seeds.len() > 10 {
+        list.push("...".into());
+    }
+    list.join(", ")
+}
+
+/// The first twenty failed runs, each problem on its line, then the replay command.
+fn write_failures(out: &mut String, runs: &BTreeMap<u64, Vec<String>>, options: &Options) {
+    for (seed, problems) in runs.iter().take(20) {
+        for p in problems {
+            let _ = writeln!(out, "  seed {seed}: {p}");
+        }
+        let _ = writeln!(out, "    replay: {}", replay_command(*seed, options));
+    }
+}
+
 /// What the search keeps of one run.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
@@ -162,23 +181,12 @@ impl Summary {
             if stats.dual_active.is_empty() {
                 let _ = writeln!(out, ", none with two active nodes");
             } else {
-                let seeds: Vec<String> = stats
-                    .dual_active
-                    .iter()
-                    .take(10)
-                    .map(u64::to_string)
-                    .collect();
                 let _ = writeln!(
                     out,
-                    ", {} with two active nodes, {} of them breaking nothing else (seeds {}{})",
+                    ", {} with two active nodes, {} of them breaking nothing else (seeds {})",
                     stats.dual_active.len(),
                     stats.dual_active_alone.len(),
-                    seeds.join(", "),
-                    if stats.dual_active.len() > 10 {
-                        ", ..."
-                    } else {
-                        ""
-                    }
+                    first_seeds(&stats.dual_active),
                 );
             }
         }
@@ -188,22 +196,12 @@ impl Summary {
             self.violations.len(),
             self.dual_active.len()
         );
-        for (seed, problems) in self.violations.iter().take(20) {
-            for p in problems {
-                let _ = writeln!(out, "  seed {seed}: {p}");
-            }
-            let _ = writeln!(out, "    replay: {}", replay_command(*seed, options));
-        }
+        write_failures(&mut out, &self.violations, options);
         if self.violations.len() > 20 {
             let _ = writeln!(out, "  ... and {} more", self.violations.len() - 20);
         }
         let _ = writeln!(out, "simulation errors:   {}", self.errors.len());
-        for (seed, problems) in self.errors.iter().take(20) {
-            for p in problems {
-                let _ = writeln!(out, "  seed {seed}: {p}");
-            }
-            let _ = writeln!(out, "    replay: {}", replay_command(*seed, options));
-        }
+        write_failures(&mut out, &self.errors, options);
         for (profile, (recovery, seed)) in &self.slowest_recovery {
             let bound = match *profile {
                 "fast" => crate::check::liveness_bound(&crate::schedule::Profile::fast().timing),
@@ -218,22 +216,11 @@ impl Summary {
         }
         let _ = writeln!(out, "fences run:          {}", self.fences);
         if !self.unexplained_fences.is_empty() {
-            let seeds: Vec<String> = self
-                .unexplained_fences
-                .iter()
-                .take(10)
-                .map(u64::to_string)
-                .collect();
             let _ = writeln!(
                 out,
-                "  with a healthy node (standby not confirmed in time): {} runs (seeds {}{})",
+                "  with a healthy node (standby not confirmed in time): {} runs (seeds {})",
                 self.unexplained_fences.len(),
-                seeds.join(", "),
-                if self.unexplained_fences.len() > 10 {
-                    ", ..."
-                } else {
-                    ""
-                }
+                first_seeds(&self.unexplained_fences),
             );
         }
         let _ = writeln!(
