@@ -50,6 +50,10 @@ pub struct Timing {
     pub activation_delay: Duration,
     /// How long a leader waits for a named handover target to become next in line.
     pub handover_timeout: Duration,
+    /// A leader whose node has not been shown active by a read for this long (since it first
+    /// commanded `activate=true` in its term, or since the last read that said active) counts
+    /// its node as lost and gives way to another candidate (rule `give_way_when_node_lost`).
+    pub node_lost_after: Duration,
 }
 
 impl Default for Timing {
@@ -69,6 +73,7 @@ impl Default for Timing {
             restart_bound: Duration::from_secs(3),
             activation_delay: Duration::ZERO,
             handover_timeout: Duration::from_secs(30),
+            node_lost_after: Duration::from_secs(10),
         };
         timing.activation_delay = timing.minimum_activation_delay();
         timing
@@ -89,6 +94,7 @@ impl Timing {
             node_timeout: Duration::from_millis(150),
             confirm_poll_interval: Duration::from_millis(100),
             restart_bound: Duration::from_secs(2),
+            node_lost_after: Duration::from_secs(5),
             ..Timing::default()
         };
         timing.activation_delay = timing.minimum_activation_delay();
@@ -126,6 +132,18 @@ impl Timing {
     /// resign (a transaction and a revocation).
     pub fn shutdown_grace(&self) -> Duration {
         self.node_timeout + self.drain_bound + self.safety_margin + 2 * self.etcd_request_timeout
+    }
+
+    /// How often a fence that failed is run again while the node is still not proven standby:
+    /// one drain and confirmation span, so that a node that recovered by itself is seen first.
+    pub fn fence_retry_interval(&self) -> Duration {
+        self.step_down_lead()
+    }
+
+    /// The shortest `node_lost_after` allowed: three node-check rounds, each with a slow
+    /// answer, so that one or two failed reads never move leadership.
+    pub fn minimum_node_lost_after(&self) -> Duration {
+        3 * (self.node_check_interval + self.node_timeout)
     }
 
     /// Checks every inequality of `docs/safety.md`. The error names the first one violated.
@@ -213,6 +231,16 @@ impl Timing {
                      etcd_request_timeout + keepalive_interval + etcd_request_timeout = {}",
                     secs(window),
                     secs(needed)
+                ),
+            );
+        }
+        if self.node_lost_after < self.minimum_node_lost_after() {
+            return fail(
+                "node_lost_spans_reads",
+                format!(
+                    "node_lost_after {} < 3 x (node_check_interval + node_timeout) = {}",
+                    secs(self.node_lost_after),
+                    secs(self.minimum_node_lost_after())
                 ),
             );
         }
@@ -350,6 +378,20 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(rejected(t), "activation_delay_covers_dead_leader");
+    }
+
+    #[test]
+    fn rejects_node_lost_after_shorter_than_three_reads() {
+        let t = Timing {
+            node_lost_after: Duration::from_millis(3800),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "node_lost_spans_reads");
+        let t = Timing {
+            node_lost_after: Duration::from_millis(3900),
+            ..Timing::default()
+        };
+        t.validate().expect("3 x (1 s + 300 ms) is enough");
     }
 
     #[test]

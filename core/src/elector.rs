@@ -13,6 +13,9 @@ const ETCD_RETRY_MIN: Duration = Duration::from_millis(200);
 const ETCD_RETRY_MAX: Duration = Duration::from_secs(5);
 /// With nothing else to do, wake up at least this often (keeps `/healthz` fresh).
 const IDLE_WAKEUP: Duration = Duration::from_secs(1);
+/// While stuck (rule `report_stuck`), [`Event::Stuck`] is repeated this often, so that the
+/// error is in every few seconds of the log, not only once at its start.
+pub const STUCK_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Who we are and how we time things.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +47,8 @@ pub struct Mutation {
     pub no_safety_margin: bool,
     /// Resign (with a handover record) as soon as standby is commanded, without confirming it.
     pub resign_before_standby_confirmed: bool,
+    /// Count a fence as proof of standby as soon as it starts, whatever its outcome.
+    pub resign_when_fence_starts: bool,
 }
 
 /// Readiness as the probes tell it.
@@ -80,6 +85,15 @@ struct Term {
     gate_passed: bool,
     /// Why we lead and how the gate was set, for the activation's log line.
     reason: String,
+    /// An `activate=true` call failed or timed out in this term. It may still land later (the
+    /// node's server can finish the handler after we gave up), so this term never writes a
+    /// handover record (rule `handover_record`).
+    activation_failed: bool,
+    /// The last time the node was shown active by a read, or when this term first commanded
+    /// it active (rule `give_way_when_node_lost`). `None` until the first activation.
+    active_evidence_at: Option<Instant>,
+    /// The node was found lost in this term (reported once).
+    node_lost: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +110,7 @@ struct Resigning {
     lease: LeaseId,
     candidate: Option<CandidateId>,
     record: Option<HandoverRecord>,
+    clear_request: Option<i64>,
     in_flight: bool,
     retry_at: Instant,
     /// After resigning, campaign again (handover, stepping aside) rather than wait.
@@ -118,6 +133,12 @@ struct Node {
     /// Id of the last `activate=true` call; reads older than it prove nothing.
     last_activate: CallId,
     last_read: Option<bool>,
+    /// Why the last node call failed, for the reports of rules `fence` and
+    /// `give_way_when_node_lost`.
+    last_failure: Option<String>,
+    /// The leader's node read standby although commanded active: it may be activated again
+    /// only after a readiness probe sent after this instant succeeded.
+    fresh_probe_after: Option<Instant>,
     next_read_at: Instant,
     retry_at: Instant,
 }
@@ -126,8 +147,29 @@ struct Node {
 struct Fence {
     /// Standby must be confirmed by then, or the fence command runs.
     deadline: Option<Instant>,
+    /// The fence command was started in this episode.
     fired: bool,
+    /// Its last run finished.
     done: bool,
+    /// Its last run reported success: the node can no longer sign (proof of standby).
+    succeeded: bool,
+    /// Reads with a call id from here on were sent after the fence reported success.
+    proof_from_call: CallId,
+    /// A failed run is repeated at this instant while standby is still not proven.
+    retry_at: Option<Instant>,
+    /// The id of the last run started; answers for other runs are ignored.
+    run: u64,
+    /// Runs that failed in this episode.
+    failures: u32,
+    /// What the last run said.
+    detail: String,
+}
+
+/// Rule `report_stuck`: what keeps this replica from a safe or useful state on its own.
+#[derive(Clone, Debug)]
+struct Stuck {
+    reason: String,
+    next_report_at: Instant,
 }
 
 /// The elector's decision machine. See the crate docs for the rules.
@@ -160,7 +202,12 @@ pub struct Elector {
     probe_failures: u32,
     probe_in_flight: bool,
     next_probe_at: Instant,
+    /// When the last readiness probe was sent (rule `give_way_when_node_lost`'s fresh probe).
+    probe_sent_at: Instant,
     fence: Fence,
+    /// Ids of fence runs, so that a late answer is never taken for a later run's.
+    fence_runs: u64,
+    stuck: Option<Stuck>,
 }
 
 impl Elector {
@@ -197,6 +244,8 @@ impl Elector {
                 draining: false,
                 last_activate: 0,
                 last_read: None,
+                last_failure: None,
+                fresh_probe_after: None,
                 next_read_at: now,
                 retry_at: now,
             },
@@ -204,7 +253,10 @@ impl Elector {
             probe_failures: 0,
             probe_in_flight: false,
             next_probe_at: now,
+            probe_sent_at: now,
             fence: Fence::default(),
+            fence_runs: 0,
+            stuck: None,
         })
     }
 
@@ -256,6 +308,19 @@ impl Elector {
     /// The last mode read from the node.
     pub fn node_last_read(&self) -> Option<bool> {
         self.node.last_read
+    }
+    /// Why this replica is stuck (rule `report_stuck`), if it is: for `/status`, metrics and
+    /// systemd's `STATUS=`.
+    pub fn stuck(&self) -> Option<&str> {
+        self.stuck.as_ref().map(|s| s.reason.as_str())
+    }
+    /// The node is proven standby (rule `lead_may_be_given_away`).
+    pub fn node_proven_standby(&self) -> bool {
+        self.lead_may_be_given_away()
+    }
+    /// Why the leader's node counts as lost in this term (rule `give_way_when_node_lost`).
+    pub fn node_lost(&self) -> Option<&str> {
+        self.term.as_ref().and_then(|t| t.node_lost.as_deref())
     }
 
     /// Rule `lease_deadline`: the send time of the last acknowledged keep-alive (or of the
@@ -367,7 +432,11 @@ impl Elector {
                     self.why = format!("etcd: resign failed: {reason}");
                 }
             }
-            Input::FenceDone { .. } => self.fence.done = true,
+            Input::FenceDone {
+                run,
+                success,
+                detail,
+            } => self.on_fence_done(run, success, detail),
             Input::ShutdownRequested => {
                 if self.shutdown_deadline.is_none() {
                     self.shutdown_deadline = Some(self.now + self.timing().shutdown_grace());
@@ -391,11 +460,13 @@ impl Elector {
 
     fn on_lease_granted(&mut self, lease: LeaseId, ttl: Duration, sent_at: Instant) {
         if self.lease != Lease::Granting {
-            // A grant we no longer want (we shut down or gave up): let it go.
+            // A grant we no longer want (we shut down or gave up): let it go. No key is
+            // attached to it, so revoking it gives nothing away.
             self.emit(Command::Resign {
                 lease,
                 candidate: None,
                 record: None,
+                clear_request: None,
             });
             return;
         }
@@ -497,6 +568,9 @@ impl Elector {
             activation_not_before: self.now + delay,
             gate_passed: false,
             reason,
+            activation_failed: false,
+            active_evidence_at: None,
+            node_lost: None,
         });
     }
 
@@ -535,10 +609,10 @@ impl Elector {
         if let (Some(ours), Some(theirs)) = (our_position, target_position)
             && ours < theirs
             && self.resigning.is_none()
+            && self.start_resign(None)
         {
             self.handled_request = Some(request.revision);
             self.why = format!("stepping aside for handover to {target}");
-            self.start_resign(None);
         }
     }
 
@@ -579,6 +653,20 @@ impl Elector {
         if active {
             let was_confirmed = self.node.standby_confirmed;
             self.node.standby_confirmed = false;
+            if self.node.active_commanded && id > self.node.last_activate {
+                // Evidence for rule `give_way_when_node_lost`: the node signs for us.
+                if let Some(term) = self.term.as_mut() {
+                    term.active_evidence_at = Some(self.now);
+                    term.node_lost = None;
+                }
+            }
+            if self.fence.succeeded && id >= self.fence.proof_from_call {
+                // A read sent after the fence reported success says active: the fence did not
+                // stop the node (or it restarted active). Its success proves nothing any more.
+                self.fence.succeeded = false;
+                self.fence.fired = false;
+                self.fence.deadline = Some(self.now + self.timing().step_down_lead());
+            }
             // Fix (tests): a resignation retried after a failure must not carry a record made
             // while standby was confirmed once the node is found active again (it restarted
             // active): the record tells the next leader to skip its activation delay.
@@ -602,7 +690,16 @@ impl Elector {
                 }
             }
         } else if id > self.node.last_activate {
+            let was_commanded_active = self.node.active_commanded;
             self.node.active_commanded = false;
+            if was_commanded_active && self.term.is_some() {
+                // Someone else demoted our node, it restarted, or it refuses `activate=true`.
+                // Said loudly and counted; activated again only once a readiness probe sent
+                // from now on succeeds (rule `node_active_allowed`). Meanwhile it is commanded
+                // standby like any node that may not be active.
+                self.node.fresh_probe_after = Some(self.now);
+                self.emit_event(Event::NodeStandbyUnexpectedly);
+            }
             if !self.node.standby_confirmed {
                 self.node.standby_confirmed = true;
                 self.node.draining = false;
@@ -616,10 +713,22 @@ impl Elector {
         if self.node.in_flight.map(|(i, _)| i) == Some(id) {
             self.node.in_flight = None;
         }
-        let _ = reason;
         if call == NodeCall::SetStandby {
             self.node.standby_acked = false;
         }
+        if call == NodeCall::SetActive
+            && let Some(term) = self.term.as_mut()
+        {
+            // It may still land later: no handover record in this term (rule
+            // `handover_record`).
+            term.activation_failed = true;
+        }
+        let call_name = match call {
+            NodeCall::SetActive => "activate=true",
+            NodeCall::SetStandby => "activate=false",
+            NodeCall::ReadMode => "read of /ha",
+        };
+        self.node.last_failure = Some(format!("{call_name} failed: {reason}"));
         // Whatever failed, try again after a short pause, not in a tight loop.
         let pause = self.timing().confirm_poll_interval;
         self.node.retry_at = self.now + pause;
@@ -633,12 +742,39 @@ impl Elector {
         if ready {
             self.probe_failures = 0;
             self.readiness = Readiness::Ready;
+            if self
+                .node
+                .fresh_probe_after
+                .is_some_and(|after| self.probe_sent_at >= after)
+            {
+                self.node.fresh_probe_after = None;
+            }
         } else {
             self.probe_failures = self.probe_failures.saturating_add(1);
             if self.probe_failures >= self.timing().unready_threshold {
                 self.readiness = Readiness::Unready;
             }
         }
+    }
+
+    /// Rule `fence`, its answer: only a run that reported success proves standby. A failed run
+    /// is repeated every `fence_retry_interval` while the node is not proven standby.
+    fn on_fence_done(&mut self, run: u64, success: bool, detail: String) {
+        if run != self.fence.run || !self.fence.fired || self.fence.done {
+            return;
+        }
+        self.fence.done = true;
+        self.fence.succeeded = success;
+        self.fence.detail = detail.clone();
+        if success {
+            // Reads sent from now on see the fenced node; earlier ones may not.
+            self.fence.proof_from_call = self.node.next_id;
+            self.fence.retry_at = None;
+        } else {
+            self.fence.failures += 1;
+            self.fence.retry_at = Some(self.now + self.timing().fence_retry_interval());
+        }
+        self.emit_event(Event::FenceFinished { success, detail });
     }
 
     fn on_resigned(&mut self, lease: LeaseId) {
@@ -665,6 +801,7 @@ impl Elector {
         self.enforce_lease_deadline();
         self.pass_activation_gate();
         self.decide_unready_leader();
+        self.give_way_when_node_lost();
         self.advance_handover();
         self.drive_node();
         self.drive_fence();
@@ -673,6 +810,7 @@ impl Elector {
         self.drive_campaign();
         self.drive_keepalive();
         self.finish_shutdown();
+        self.report_stuck();
         self.update_role();
     }
 
@@ -713,6 +851,52 @@ impl Elector {
         }
     }
 
+    /// Rule `give_way_when_node_lost`: a leader whose node has not been shown active by a read
+    /// for `node_lost_after` (since its first `activate=true` of the term, or since the last
+    /// read that said active) gives way, so that a healthy replica signs instead: the node
+    /// died, its admin endpoint broke, or it refuses to activate. It hands over like an unready
+    /// leader, and so gives the lead away only once the node is proven standby (rule
+    /// `lead_may_be_given_away`); with nobody to hand over to it keeps trying and is reported
+    /// stuck (rule `report_stuck`).
+    fn give_way_when_node_lost(&mut self) {
+        let lost_after = self.timing().node_lost_after;
+        let now = self.now;
+        let Some(term) = self.term.as_mut() else {
+            return;
+        };
+        let Some(evidence) = term.active_evidence_at else {
+            return;
+        };
+        if now < evidence + lost_after {
+            return;
+        }
+        if term.node_lost.is_none() {
+            let why = match (&self.node.last_failure, self.node.last_read) {
+                (Some(failure), _) => failure.clone(),
+                (None, Some(false)) => "it reads standby after activate=true".into(),
+                (None, _) => "no read said active".into(),
+            };
+            let reason = format!(
+                "node not shown active for {:.1}s: {why}",
+                now.saturating_duration_since(evidence).as_secs_f64()
+            );
+            term.node_lost = Some(reason.clone());
+            self.emit_event(Event::NodeLost { reason });
+        }
+        if self.handover.is_some() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
+            let reason = self.node_lost().unwrap_or_default().to_string();
+            self.handover = Some(Handover {
+                to: None,
+                reason: format!("node lost ({reason})"),
+                started: now,
+                committed: true,
+            });
+        }
+    }
+
     fn advance_handover(&mut self) {
         let Some(handover) = self.handover.as_mut() else {
             return;
@@ -746,16 +930,17 @@ impl Elector {
             }
         }
         let committed = handover.committed;
-        // Only a confirmed standby lets a leader hand over: while its node may be active, no
-        // one else may lead (a fence's success is reported, not proof).
-        if committed && self.resigning.is_none() && self.ready_to_resign_as_leader() {
+        // Rule `lead_may_be_given_away` decides when; `handover_record` whether the successor
+        // may skip its activation delay.
+        if committed && self.resigning.is_none() {
             let record = self.clean_handover_record();
             self.start_resign(record);
         }
     }
 
-    /// Standby is confirmed (or, under a planted bug, merely commanded).
-    fn ready_to_resign_as_leader(&self) -> bool {
+    /// A read made after our last `activate=true` said `active:false` (or, under a planted
+    /// bug, standby was merely commanded).
+    fn standby_confirmed_by_read(&self) -> bool {
         #[cfg(any(test, feature = "mutation"))]
         if self.settings.mutation.resign_before_standby_confirmed {
             return !self.node.active_commanded && self.node.in_flight.is_none();
@@ -763,12 +948,27 @@ impl Elector {
         self.node.standby_confirmed
     }
 
-    /// Rule `handover_record`: written only when our node is confirmed standby and we passed
-    /// the activation gate (so no earlier leader's node can be active either).
+    /// Rule `lead_may_be_given_away`: our key may be deleted, our lease revoked and a handover
+    /// record written only while the node is *proven* standby: a read made after our last
+    /// `activate=true` said `active:false`, or the fence reported success since. Starting a
+    /// fence proves nothing, and neither does a timeout: until there is proof, we keep the
+    /// lease alive so that no other node activates while ours may still sign.
+    fn lead_may_be_given_away(&self) -> bool {
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.resign_when_fence_starts && self.fence.fired {
+            return true;
+        }
+        self.standby_confirmed_by_read() || self.fence.succeeded
+    }
+
+    /// Rule `handover_record`: written only when our node is confirmed standby *by a read* (a
+    /// fence's success says the node is stopped, not when it stopped), we passed the
+    /// activation gate (so no earlier leader's node can be active either), and no
+    /// `activate=true` of this term failed or timed out (it could still land after the read).
     fn clean_handover_record(&self) -> Option<HandoverRecord> {
         let term = self.term.as_ref()?;
-        let confirmed = self.ready_to_resign_as_leader();
-        (term.gate_passed && confirmed).then(|| HandoverRecord {
+        let confirmed = self.standby_confirmed_by_read();
+        (term.gate_passed && confirmed && !term.activation_failed).then(|| HandoverRecord {
             from: term.id,
             value: self.settings.value.clone(),
         })
@@ -797,8 +997,11 @@ impl Elector {
         // Fix (tests): `Ready` tolerates up to `unready_threshold - 1` failed probes so that
         // one slow answer does not move leadership; *becoming* active also needs the latest
         // probe to have succeeded.
+        // A node that read standby while we led is activated again only after a probe sent
+        // since then succeeded: it may have restarted and not be ready yet.
         self.readiness == Readiness::Ready
             && self.probe_failures == 0
+            && self.node.fresh_probe_after.is_none()
             && term.gate_passed
             && self.now + self.timing().activation_room() <= step_down
     }
@@ -843,6 +1046,12 @@ impl Elector {
                     Some(term) => format!("activating, node ready: {}", term.reason),
                     None => "activating: leader, node ready".into(),
                 };
+                if let Some(term) = self.term.as_mut()
+                    && term.active_evidence_at.is_none()
+                {
+                    // Rule `give_way_when_node_lost` counts from the term's first activation.
+                    term.active_evidence_at = Some(now);
+                }
                 let id = self.node_call(NodeCall::SetActive);
                 self.node.last_activate = id;
                 self.node.next_read_at = now + self.timing().confirm_poll_interval;
@@ -905,36 +1114,63 @@ impl Elector {
     }
 
     /// Rule `fence`: if standby is not confirmed by the fence deadline (the lease deadline
-    /// after a step-down), run the operator's fence command, once, and say so loudly.
+    /// after a step-down), run the operator's fence command and say so loudly. A run that
+    /// fails (or times out) proves nothing: it is repeated every `fence_retry_interval` for as
+    /// long as the node is not proven standby.
     fn drive_fence(&mut self) {
         if self.node.standby_confirmed {
             self.fence.deadline = None;
             return;
         }
-        if let Some(deadline) = self.fence.deadline
-            && self.now >= deadline
-            && !self.fence.fired
-        {
-            self.fence.fired = true;
-            self.fence.done = false;
-            let reason = format!(
-                "node standby not confirmed by {deadline} (last read: {})",
-                match self.node.last_read {
-                    Some(true) => "active",
-                    Some(false) => "standby",
-                    None => "none",
-                }
-            );
-            self.emit(Command::Fence {
-                reason: reason.clone(),
-            });
-            self.emit_event(Event::Fenced { reason });
+        if self.fence.succeeded {
+            return;
         }
+        let due = match self.fence.deadline {
+            Some(deadline) if !self.fence.fired => self.now >= deadline,
+            _ => {
+                self.fence.fired
+                    && self.fence.done
+                    && self.fence.retry_at.is_some_and(|at| self.now >= at)
+            }
+        };
+        if !due {
+            return;
+        }
+        self.fence_runs += 1;
+        self.fence.run = self.fence_runs;
+        // Keep trying to demote too: `activate=false` is sent again with every run, for a node
+        // whose admin endpoint acknowledged it but did not obey, or has recovered since.
+        self.node.standby_acked = false;
+        self.fence.fired = true;
+        self.fence.done = false;
+        self.fence.retry_at = None;
+        let last_read = match self.node.last_read {
+            Some(true) => "active",
+            Some(false) => "standby",
+            None => "none",
+        };
+        let reason = match (self.fence.failures, &self.node.last_failure) {
+            (0, _) => format!("node standby not confirmed in time (last read: {last_read})"),
+            (n, failure) => format!(
+                "node still not proven standby after {n} failed fence run(s) (last read: \
+                 {last_read}{})",
+                failure
+                    .as_ref()
+                    .map(|f| format!("; {f}"))
+                    .unwrap_or_default()
+            ),
+        };
+        self.emit(Command::Fence {
+            run: self.fence.run,
+            reason: reason.clone(),
+        });
+        self.emit_event(Event::Fenced { reason });
     }
 
     fn drive_probe(&mut self) {
         if !self.probe_in_flight && self.now >= self.next_probe_at {
             self.probe_in_flight = true;
+            self.probe_sent_at = self.now;
             self.next_probe_at = self.now + self.timing().probe_interval;
             self.emit(Command::ProbeReadiness);
         }
@@ -947,45 +1183,61 @@ impl Elector {
             && self.term.is_none()
             && self.readiness == Readiness::Unready
             && self.candidate().is_some()
+            && self.start_resign(None)
         {
             self.why = "withdrawing: node unready".into();
-            self.start_resign(None);
         }
         if self.resigning.is_none()
             && self.shutdown_deadline.is_some()
-            && (self.node.standby_confirmed || self.fence.fired)
             && let Lease::Held { .. } = self.lease
         {
             let record = self.clean_handover_record();
             self.start_resign(record);
         }
         let now = self.now;
+        // Every attempt needs the proof, not only the first: a retry after a failure may come
+        // after the node was found active again (it restarted active).
+        let proven = self.lead_may_be_given_away();
         if let Some(r) = self.resigning.as_mut()
             && !r.in_flight
             && now >= r.retry_at
+            && proven
         {
             r.in_flight = true;
             let command = Command::Resign {
                 lease: r.lease,
                 candidate: r.candidate,
                 record: r.record.clone(),
+                clear_request: r.clear_request,
             };
             self.emit(command);
         }
     }
 
-    fn start_resign(&mut self, record: Option<HandoverRecord>) {
+    /// Starts leaving the election, if rule `lead_may_be_given_away` allows it; says whether
+    /// it did. A leader's resignation also deletes the pending handover request (guarded by
+    /// its revision), whether or not it writes a record: it has been acted on.
+    fn start_resign(&mut self, record: Option<HandoverRecord>) -> bool {
         let Lease::Held { id, .. } = self.lease else {
-            return;
+            return false;
+        };
+        if !self.lead_may_be_given_away() {
+            return false;
+        }
+        let clear_request = match (&self.term, &self.view) {
+            (Some(_), Some(view)) => view.handover_request.as_ref().map(|r| r.revision),
+            _ => None,
         };
         self.resigning = Some(Resigning {
             lease: id,
             candidate: self.candidate(),
             record,
+            clear_request,
             in_flight: false,
             retry_at: self.now,
             done: false,
         });
+        true
     }
 
     /// Rule `campaign_allowed`: campaign only with the node confirmed standby and ready, and no
@@ -1026,37 +1278,120 @@ impl Elector {
         }
     }
 
-    /// Rule `shutdown`: exit once the node is confirmed standby and we left the election, or
-    /// when the shutdown grace runs out (after the fence, if standby was not confirmed).
+    /// Rule `shutdown`: exit once the node is proven standby and we left the election, or, with
+    /// the node proven standby, when the shutdown grace ran out and no resignation is in flight
+    /// (etcd unreachable: the lease then expires by itself, which is safe); exit 0 when a read confirmed standby, 1 when
+    /// only the fence's success did. While we hold a lease and the node is not proven standby,
+    /// we never exit: the lease stays alive, standby is commanded again and again, the fence
+    /// runs from the end of the grace and is repeated while it fails (rule `fence`), and rule
+    /// `report_stuck` says so. Holding no lease there is nothing to give away: once the grace
+    /// ran out and the fence had its say, we exit 1 (and `force-standby` fences again).
     fn finish_shutdown(&mut self) {
         let Some(deadline) = self.shutdown_deadline else {
             return;
         };
-        let confirmed = self.node.standby_confirmed;
-        let left = matches!(self.lease, Lease::None { .. }) && self.resigning.is_none();
+        let proven = self.lead_may_be_given_away();
+        let holds_lease = !matches!(self.lease, Lease::None { .. }) || self.resigning.is_some();
         let out_of_time = self.now >= deadline;
-        if out_of_time && !confirmed && !self.fence.fired {
+        if out_of_time && !proven && !self.fence.fired {
             self.fence.deadline = Some(self.now);
             self.drive_fence();
         }
-        let fence_settled = confirmed || self.fence.done;
-        if (confirmed && left) || (out_of_time && fence_settled) {
-            self.stopped = true;
-            self.why = if confirmed {
-                "shut down with the node confirmed standby".into()
+        // Out of time with the node proven standby, a resignation still in flight is given
+        // its answer (at most one etcd request timeout): the successor is spared the expiry.
+        let resign_in_flight = self.resigning.as_ref().is_some_and(|r| r.in_flight);
+        let exit = if proven && (!holds_lease || (out_of_time && !resign_in_flight)) {
+            Some(if self.node.standby_confirmed {
+                (0, "shut down with the node confirmed standby".to_string())
             } else {
-                "shut down WITHOUT confirming node standby (fence ran)".into()
-            };
-            self.emit(Command::Exit {
-                code: if confirmed { 0 } else { 1 },
+                (
+                    1,
+                    format!(
+                        "shut down after the fence reported success ({}); standby was not \
+                         confirmed by a read",
+                        self.fence.detail
+                    ),
+                )
+            })
+        } else if !proven && !holds_lease && out_of_time && self.fence.failures > 0 {
+            Some((
+                1,
+                format!(
+                    "shut down holding no lease with the node NOT proven standby: the fence \
+                     failed ({})",
+                    self.fence.detail
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, why)) = exit {
+            self.stopped = true;
+            self.why = why;
+            self.emit(Command::Exit { code });
+        }
+    }
+
+    /// Rule `report_stuck`: a replica that cannot reach a safe or useful state by itself says
+    /// so at once and every [`STUCK_REPORT_INTERVAL`] while it lasts, for logs, `/status`, a
+    /// metric and systemd's `STATUS=`: its node may be active and the fence failed (it then
+    /// keeps any lease it holds, so that no other node activates), or it leads with a lost
+    /// node and nobody to hand over to.
+    fn report_stuck(&mut self) {
+        let reason = self.stuck_reason();
+        let now = self.now;
+        match (reason, self.stuck.as_mut()) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                self.stuck = None;
+                self.emit_event(Event::Unstuck);
+            }
+            (Some(reason), stuck) => {
+                let due = stuck.is_none_or(|s| now >= s.next_report_at || s.reason != reason);
+                if due {
+                    self.stuck = Some(Stuck {
+                        reason: reason.clone(),
+                        next_report_at: now + STUCK_REPORT_INTERVAL,
+                    });
+                    self.emit_event(Event::Stuck { reason });
+                }
+            }
+        }
+    }
+
+    fn stuck_reason(&self) -> Option<String> {
+        if !self.lead_may_be_given_away() && self.fence.failures > 0 {
+            let holds_lease = !matches!(self.lease, Lease::None { .. });
+            let fence = &self.fence.detail;
+            return Some(if holds_lease {
+                format!(
+                    "node cannot be proven standby and the fence failed ({fence}); keeping the \
+                     lead so that no other node activates. Stop the node (or repair its admin \
+                     endpoint) and this replica gives way; configure --fence-cmd to do it \
+                     automatically"
+                )
+            } else {
+                format!(
+                    "node may be active while this replica does not lead, and the fence failed \
+                     ({fence}): stop the node by hand"
+                )
             });
         }
+        if let Some(lost) = self.node_lost()
+            && self.handover.is_none()
+            && self.shutdown_deadline.is_none()
+        {
+            return Some(format!(
+                "leading, but {lost}; no other candidate to hand over to: nobody signs"
+            ));
+        }
+        None
     }
 
     fn update_role(&mut self) {
         let role = if self.stopped {
             Role::Stopped
-        } else if self.node.draining && !self.node.standby_confirmed {
+        } else if self.node.draining && !self.lead_may_be_given_away() {
             Role::SteppingDown
         } else if self.node.active_commanded {
             Role::Active
@@ -1092,11 +1427,16 @@ impl Elector {
                 lease: id,
                 reason: reason.into(),
             });
-            self.emit(Command::Resign {
-                lease: id,
-                candidate: None,
-                record: None,
-            });
+            // Revoking a lease etcd may still hold would end our term early; only a proven
+            // standby allows that (rule `lead_may_be_given_away`). Otherwise it expires.
+            if self.lead_may_be_given_away() {
+                self.emit(Command::Resign {
+                    lease: id,
+                    candidate: None,
+                    record: None,
+                    clear_request: None,
+                });
+            }
         }
         self.why = reason.into();
         self.drop_lease();
@@ -1120,11 +1460,17 @@ impl Elector {
     fn resign_abandoned_lease_if_stale(&mut self) {
         self.lease = match self.lease {
             Lease::Held { id, .. } => {
-                self.emit(Command::Resign {
-                    lease: id,
-                    candidate: None,
-                    record: None,
-                });
+                // The failed create may have landed: the lease may carry our key. Revoke only
+                // with the node proven standby (rule `lead_may_be_given_away`); otherwise it
+                // expires by itself.
+                if self.lead_may_be_given_away() {
+                    self.emit(Command::Resign {
+                        lease: id,
+                        candidate: None,
+                        record: None,
+                        clear_request: None,
+                    });
+                }
                 Lease::None {
                     retry_at: self.etcd_retry_at(),
                 }
@@ -1188,6 +1534,18 @@ impl Elector {
             && !self.fence.fired
         {
             timers.push(deadline);
+        }
+        if let Some(at) = self.fence.retry_at {
+            timers.push(at);
+        }
+        if let Some(stuck) = &self.stuck {
+            timers.push(stuck.next_report_at);
+        }
+        if let Some(term) = &self.term
+            && let Some(evidence) = term.active_evidence_at
+            && term.node_lost.is_none()
+        {
+            timers.push(evidence + self.timing().node_lost_after);
         }
         if let Some(r) = &self.resigning
             && !r.in_flight

@@ -131,8 +131,12 @@ pub enum Input {
         lease: LeaseId,
         reason: String,
     },
-    /// The fence command finished.
+    /// The fence command finished. `success` must mean its exit status said the node can no
+    /// longer sign (docs/safety.md, "the fence"); a fence that failed or timed out proves
+    /// nothing.
     FenceDone {
+        /// The run this answers ([`Command::Fence`]'s `run`).
+        run: u64,
         success: bool,
         detail: String,
     },
@@ -160,13 +164,16 @@ pub enum Command {
     CreateCandidate {
         lease: LeaseId,
     },
-    /// Leave the election: if `record` is set, write it and delete our key in one transaction
-    /// that succeeds only while our key still exists (and clear any handover request); then
-    /// revoke the lease.
+    /// Leave the election: delete our key (writing `record` in the same transaction, if set)
+    /// in one transaction that succeeds only while our key still exists, and delete the
+    /// handover request whose mod revision is `clear_request` (guarded by that revision, so a
+    /// newer request survives); then revoke the lease. The core emits this only once its node
+    /// is proven standby (rule `lead_may_be_given_away`).
     Resign {
         lease: LeaseId,
         candidate: Option<CandidateId>,
         record: Option<HandoverRecord>,
+        clear_request: Option<i64>,
     },
     /// Call the node's admin endpoint.
     Node {
@@ -174,8 +181,10 @@ pub enum Command {
         call: NodeCall,
     },
     ProbeReadiness,
-    /// Run the operator's fence command: standby could not be confirmed in time.
+    /// Run the operator's fence command: standby could not be confirmed in time. Answer with
+    /// [`Input::FenceDone`] carrying the same `run`.
     Fence {
+        run: u64,
         reason: String,
     },
     /// Stop the process with this exit code.
@@ -234,6 +243,19 @@ pub enum Event {
     Fenced { reason: String },
     /// A node that should be standby reported active.
     NodeActiveUnexpectedly,
+    /// The leader's node reads standby although it was commanded active (someone demoted it,
+    /// or it restarted): it is activated again only after a fresh successful readiness probe.
+    NodeStandbyUnexpectedly,
+    /// The fence command finished (rule `fence`).
+    FenceFinished { success: bool, detail: String },
+    /// The leader's node has not been shown active for `node_lost_after` (rule
+    /// `give_way_when_node_lost`).
+    NodeLost { reason: String },
+    /// This replica cannot reach a safe, useful state on its own (rule `report_stuck`):
+    /// repeated every [`crate::STUCK_REPORT_INTERVAL`] while it lasts, for an error-level log.
+    Stuck { reason: String },
+    /// The stuck condition is over.
+    Unstuck,
     /// The lease was lost; no more keep-alives for it.
     LeaseLost { lease: LeaseId, reason: String },
 }

@@ -29,7 +29,7 @@ mod time;
 pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
 #[cfg(any(test, feature = "mutation"))]
 pub use elector::Mutation;
-pub use elector::{Elector, Readiness, Settings};
+pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings};
 pub use io::*;
 pub use time::Instant;
 

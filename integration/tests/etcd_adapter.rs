@@ -397,7 +397,12 @@ async fn resign_with_record_hands_over_atomically() -> Result<()> {
         value: "node-a".to_owned(),
     };
     leader
-        .resign(leader_id.lease, Some(leader_id), Some(record.clone()))
+        .resign(
+            leader_id.lease,
+            Some(leader_id),
+            Some(record.clone()),
+            Some(request_revision),
+        )
         .await?;
 
     // The next observation shows the record, the next candidate first, the request cleared.
@@ -460,40 +465,46 @@ async fn resign_with_record_hands_over_atomically() -> Result<()> {
         value: "other".to_owned(),
     };
     leader
-        .resign(leader_id.lease, Some(leader_id), Some(other_record))
+        .resign(leader_id.lease, Some(leader_id), Some(other_record), None)
         .await?;
     assert_eq!(leader.observe_once().await?.handover_record, Some(record));
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resign_without_record_only_revokes() -> Result<()> {
+async fn resign_without_record_deletes_only_the_request_it_acted_on() -> Result<()> {
     let etcd = start_etcd().await?;
     let client = client_for(&etcd).await?;
     let leader = election(&client, "node-a");
     let leader_id = campaign(&leader, Duration::from_secs(30)).await?;
-    let request_revision = leader.request_handover(None).await?;
+    let acted_on = leader.request_handover(None).await?;
+    // A newer request arrives before the resignation: it must survive.
+    let newer = leader.request_handover(Some("node-b".to_owned())).await?;
+    assert!(newer > acted_on);
 
     leader
-        .resign(leader_id.lease, Some(leader_id), None)
+        .resign(leader_id.lease, Some(leader_id), None, Some(acted_on))
         .await?;
     let after = leader.observe_once().await?;
     assert_eq!(after.candidates, []);
     assert_eq!(after.handover_record, None);
-    // Only the record-writing transaction clears requests.
     assert_eq!(
         after.handover_request,
         Some(HandoverRequest {
-            to: None,
-            revision: request_revision
+            to: Some("node-b".to_owned()),
+            revision: newer
         })
     );
     assert_eq!(
         leader.keep_alive_once(leader_id.lease).await?,
         Duration::ZERO
     );
-    // Resigning a lease that is gone is fine.
-    leader.resign(leader_id.lease, None, None).await?;
+    // Resigning a lease that is gone is fine; this time the request it names is deleted,
+    // although no record is written.
+    leader
+        .resign(leader_id.lease, None, None, Some(newer))
+        .await?;
+    assert_eq!(leader.observe_once().await?.handover_request, None);
     drop(etcd);
     Ok(())
 }
@@ -579,7 +590,8 @@ async fn etcdctl_elect_candidates_share_the_election() -> Result<()> {
         "etcdctl elect claimed leadership while we led"
     );
     // ...and wins as soon as we resign.
-    ours.resign(ours_id.lease, Some(ours_id), None).await?;
+    ours.resign(ours_id.lease, Some(ours_id), None, None)
+        .await?;
     let waiter_key = go_waiter.next_line(Duration::from_secs(10))?;
     ensure!(waiter_key.starts_with(&format!("{KEY}/")), "{waiter_key}");
     assert_eq!(go_waiter.next_line(Duration::from_secs(5))?, "go-waiter");
@@ -668,7 +680,7 @@ async fn every_call_is_bounded_when_etcd_hangs() -> Result<()> {
     assert_bounded(
         "resign",
         timeout * 2,
-        ours.resign(ours_id.lease, Some(ours_id), Some(record)),
+        ours.resign(ours_id.lease, Some(ours_id), Some(record), None),
     )
     .await?;
     // The observer notices: its periodic re-read times out.
@@ -820,6 +832,7 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
             from: ours_id,
             value: "ours".to_owned(),
         }),
+        None,
     )
     .await?;
     Ok(())
@@ -846,7 +859,8 @@ async fn connect_over_tls_with_a_client_certificate() -> Result<()> {
         ours.keep_alive_once(ours_id.lease).await?,
         Duration::from_secs(30)
     );
-    ours.resign(ours_id.lease, Some(ours_id), None).await?;
+    ours.resign(ours_id.lease, Some(ours_id), None, None)
+        .await?;
 
     // Without a client certificate, etcd hangs up during the handshake.
     let without_cert = EtcdOptions {

@@ -379,6 +379,9 @@ pub struct RunArgs {
     /// How long a leader waits for a named handover target to be next in line
     #[arg(long, env = "ELECTOR_HANDOVER_TIMEOUT", value_parser = duration, default_value = "30s", help_heading = "Timing")]
     pub handover_timeout: Duration,
+    /// A leader whose node has not read active for this long gives way to another candidate (after proving the node standby)
+    #[arg(long, env = "ELECTOR_NODE_LOST_AFTER", value_parser = duration, default_value = "10s", help_heading = "Timing")]
+    pub node_lost_after: Duration,
 
     /// Command run (sh -c) when standby cannot be confirmed by the lease deadline, e.g. stopping the node's service
     #[arg(long, env = "ELECTOR_FENCE_CMD", help_heading = "Operations")]
@@ -439,6 +442,7 @@ impl RunArgs {
             restart_bound: self.restart_bound,
             activation_delay: Duration::ZERO,
             handover_timeout: self.handover_timeout,
+            node_lost_after: self.node_lost_after,
         };
         timing.activation_delay = self
             .activation_delay

@@ -243,12 +243,13 @@ impl<T: HttpGet, C: Clock> Executor<T, C> {
                 lease,
                 candidate,
                 record,
+                clear_request,
             } => {
                 let election = self.connected();
                 tokio::spawn(async move {
                     let input = match election {
                         Err(reason) => Input::ResignFailed { lease, reason },
-                        Ok(e) => match e.resign(lease, candidate, record).await {
+                        Ok(e) => match e.resign(lease, candidate, record, clear_request).await {
                             Ok(()) => Input::Resigned { lease },
                             Err(err) => Input::ResignFailed {
                                 lease,
@@ -279,26 +280,18 @@ impl<T: HttpGet, C: Clock> Executor<T, C> {
                     let _ = tx.send(input).await;
                 });
             }
-            Command::Fence { reason } => {
+            Command::Fence { run, reason } => {
                 self.metrics.count_fence();
                 let fence = self.fence.clone();
                 tokio::spawn(async move {
-                    let outcome = run_fence(&fence, reason).await;
-                    let input = match outcome {
-                        Ok(detail) => {
-                            warn!(%detail, "fence action succeeded");
-                            Input::FenceDone {
-                                success: true,
-                                detail,
-                            }
-                        }
-                        Err(detail) => {
-                            error!(%detail, "FENCE ACTION FAILED: the node may still be active");
-                            Input::FenceDone {
-                                success: false,
-                                detail,
-                            }
-                        }
+                    let (success, detail) = match run_fence(&fence, reason).await {
+                        Ok(detail) => (true, detail),
+                        Err(detail) => (false, detail),
+                    };
+                    let input = Input::FenceDone {
+                        run,
+                        success,
+                        detail,
                     };
                     let _ = tx.send(input).await;
                 });
@@ -431,6 +424,35 @@ fn report(event: &Event, metrics: &Metrics) {
         Event::NodeActiveUnexpectedly => {
             warn!("node reports active although this replica does not lead: commanding standby")
         }
+        Event::NodeStandbyUnexpectedly => {
+            metrics.count_standby_unexpected();
+            warn!(
+                "node reads standby although this leader commanded it active (demoted by \
+                 someone else, restarted, or refusing activation): activating again only after \
+                 a fresh successful readiness probe"
+            )
+        }
+        Event::FenceFinished {
+            success: true,
+            detail,
+        } => {
+            metrics.count_fence_outcome(true);
+            warn!(%detail, "fence succeeded: the node counts as standby")
+        }
+        Event::FenceFinished {
+            success: false,
+            detail,
+        } => {
+            metrics.count_fence_outcome(false);
+            error!(%detail, "FENCE FAILED: the node may still be active; it will be retried")
+        }
+        Event::NodeLost { reason } => {
+            warn!(%reason, "node lost: {reason}; giving way to another candidate if there is one")
+        }
+        Event::Stuck { reason } => {
+            error!(%reason, "STUCK: {reason}")
+        }
+        Event::Unstuck => info!("no longer stuck"),
         Event::LeaseLost { lease, reason } => {
             warn!(lease = format!("{lease:x}"), "lease lost: {reason}")
         }

@@ -888,42 +888,52 @@ impl Election {
         lease: LeaseId,
         candidate: Option<CandidateId>,
         record: Option<HandoverRecord>,
+        clear_request: Option<i64>,
     ) -> Result<(), EtcdError> {
         match (candidate, record) {
-            (Some(candidate), Some(record)) => {
+            (Some(candidate), record) => {
                 let key = self.candidate_key(lease);
-                let operation = || format!("handover from candidate {key}");
-                let json = serde_json::to_string(&HandoverRecordJson {
-                    from_lease: record.from.lease,
-                    from_create_revision: record.from.create_revision,
-                    value: record.value,
-                })
-                .map_err(|error| EtcdError::Failed {
-                    operation: operation(),
-                    reason: error.to_string(),
-                })?;
+                let with_record = record.is_some();
+                let operation = || match with_record {
+                    true => format!("handover from candidate {key}"),
+                    false => format!("deletion of candidate {key}"),
+                };
+                let mut ops = Vec::with_capacity(2);
+                if let Some(record) = record {
+                    let json = serde_json::to_string(&HandoverRecordJson {
+                        from_lease: record.from.lease,
+                        from_create_revision: record.from.create_revision,
+                        value: record.value,
+                    })
+                    .map_err(|error| EtcdError::Failed {
+                        operation: operation(),
+                        reason: error.to_string(),
+                    })?;
+                    ops.push(TxnOp::put(self.handover_record_key(), json, None));
+                }
+                ops.push(TxnOp::delete(key.clone(), None));
                 let txn = Txn::new()
                     .when([Compare::create_revision(
                         key.clone(),
                         CompareOp::Equal,
                         candidate.create_revision,
                     )])
-                    .and_then([
-                        TxnOp::put(self.handover_record_key(), json, None),
-                        TxnOp::delete(key.clone(), None),
-                        TxnOp::delete(self.handover_request_key(), None),
-                    ]);
+                    .and_then(ops);
                 let mut kv = self.shared.client.kv_client();
                 let answer = self
                     .bounded(operation, async move { kv.txn(txn).await })
                     .await?;
-                if answer.succeeded() {
-                    info!(key = %key, "handover record written, candidate key deleted");
-                } else {
-                    info!(
+                match (answer.succeeded(), with_record) {
+                    (true, true) => {
+                        info!(key = %key, "handover record written, candidate key deleted")
+                    }
+                    (true, false) => {
+                        info!(key = %key, "candidate key deleted (no handover record)")
+                    }
+                    (false, _) => info!(
                         key = %key,
-                        "our candidate key was gone already; no handover record written"
-                    );
+                        "our candidate key was gone already; nothing written"
+                    ),
                 }
             }
             (None, Some(_)) => {
@@ -932,9 +942,34 @@ impl Election {
                     "resigning without a candidate key: no handover record written"
                 );
             }
-            (_, None) => {}
+            (None, None) => {}
+        }
+        if let Some(revision) = clear_request {
+            self.clear_acted_on_request(revision).await?;
         }
         self.revoke(lease).await
+    }
+
+    /// Deletes the handover request if it is still the one with this mod revision: a newer
+    /// request (another `elector handover`) survives.
+    async fn clear_acted_on_request(&self, revision: i64) -> Result<(), EtcdError> {
+        let key = self.handover_request_key();
+        let operation = || "deletion of the handover request".to_string();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then([TxnOp::delete(key, None)]);
+        let mut kv = self.shared.client.kv_client();
+        let answer = self
+            .bounded(operation, async move { kv.txn(txn).await })
+            .await?;
+        if answer.succeeded() {
+            info!(revision, "handover request deleted: it has been acted on");
+        }
+        Ok(())
     }
 
     /// Revokes `lease`, deleting every key attached to it. A lease that does not exist counts

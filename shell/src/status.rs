@@ -40,6 +40,9 @@ pub struct Metrics {
     keepalive_failures: AtomicU64,
     node_failures: AtomicU64,
     fences: AtomicU64,
+    fence_successes: AtomicU64,
+    fence_failures: AtomicU64,
+    standby_unexpected: AtomicU64,
     etcd_connected: AtomicBool,
     /// 0 unknown, 1 standby, 2 active.
     node_mode: AtomicU64,
@@ -64,6 +67,15 @@ impl Metrics {
     }
     pub fn count_fence(&self) {
         self.fences.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_fence_outcome(&self, success: bool) {
+        match success {
+            true => self.fence_successes.fetch_add(1, Ordering::Relaxed),
+            false => self.fence_failures.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    pub fn count_standby_unexpected(&self) {
+        self.standby_unexpected.fetch_add(1, Ordering::Relaxed);
     }
     pub fn set_etcd_connected(&self, connected: bool) {
         self.etcd_connected.store(connected, Ordering::Relaxed);
@@ -115,7 +127,13 @@ pub struct Snapshot {
     /// The last mode read from the node: `active`, `standby` or null.
     pub node_mode: Option<&'static str>,
     pub node_standby_confirmed: bool,
+    /// Standby confirmed by a read, or the fence reported success: the lead may be given away.
+    pub node_proven_standby: bool,
     pub node_active_commanded: bool,
+    /// Why the leader counts its node as lost (not shown active for `--node-lost-after`).
+    pub node_lost: Option<String>,
+    /// Why this replica cannot reach a safe or useful state by itself; null when it can.
+    pub stuck: Option<String>,
     pub readiness: &'static str,
     pub candidates: Vec<CandidateView>,
     pub etcd_connected: bool,
@@ -200,6 +218,9 @@ impl Status {
                 .node_last_read()
                 .map(|a| if a { "active" } else { "standby" }),
             node_standby_confirmed: core.node_standby_confirmed(),
+            node_proven_standby: core.node_proven_standby(),
+            node_lost: core.node_lost().map(str::to_string),
+            stuck: core.stuck().map(str::to_string),
             node_active_commanded: core.node_active_commanded(),
             readiness: match core.readiness() {
                 Readiness::Unknown => "unknown",
@@ -297,6 +318,37 @@ impl Status {
             "elector_fence_actions_total",
             "Fence actions started.",
             m.fences(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP elector_fence_results_total Fence actions finished, by result.\n\
+             # TYPE elector_fence_results_total counter\n\
+             elector_fence_results_total{{result=\"success\"}} {}\n\
+             elector_fence_results_total{{result=\"failure\"}} {}",
+            m.fence_successes.load(Ordering::Relaxed),
+            m.fence_failures.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "elector_node_standby_unexpected_total",
+            "Reads of standby from the leader's node after it was commanded active.",
+            m.standby_unexpected.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "elector_stuck",
+            "1 while this replica cannot reach a safe or useful state by itself (see /status).",
+            f64::from(u8::from(
+                snapshot.as_ref().is_some_and(|s| s.stuck.is_some()),
+            )),
+        );
+        gauge(
+            &mut out,
+            "elector_node_lost",
+            "1 while this leader's node has not read active for --node-lost-after.",
+            f64::from(u8::from(
+                snapshot.as_ref().is_some_and(|s| s.node_lost.is_some()),
+            )),
         );
         gauge(
             &mut out,

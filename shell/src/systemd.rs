@@ -168,6 +168,7 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ready = false;
     let mut last_role: Option<&'static str> = None;
+    let mut last_stuck: Option<String> = None;
     let mut last_ping: Option<Instant> = None;
     let mut last_warning: Option<Instant> = None;
     let mut send = |state: String| {
@@ -198,7 +199,16 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
             continue;
         };
         let mut lines = Vec::new();
-        if last_role != Some(snapshot.role) {
+        // While stuck, STATUS= says why (it is what `systemctl status` shows during a stop that
+        // waits for the node to be proven standby); afterwards the role line comes back.
+        if snapshot.stuck != last_stuck {
+            last_stuck = snapshot.stuck.clone();
+            match &snapshot.stuck {
+                Some(reason) => lines.push(format!("STATUS=STUCK: {}", one_line(reason))),
+                None => last_role = None,
+            }
+        }
+        if last_role != Some(snapshot.role) && snapshot.stuck.is_none() {
             last_role = Some(snapshot.role);
             let leader = match &snapshot.leader {
                 Some(leader) if *leader != snapshot.value => format!(" (leader: {leader})"),

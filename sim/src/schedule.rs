@@ -51,6 +51,7 @@ pub enum MutationChoice {
     None,
     NoSafetyMargin,
     ResignBeforeStandbyConfirmed,
+    ResignWhenFenceStarts,
 }
 
 impl MutationChoice {
@@ -58,6 +59,7 @@ impl MutationChoice {
         Mutation {
             no_safety_margin: self == MutationChoice::NoSafetyMargin,
             resign_before_standby_confirmed: self == MutationChoice::ResignBeforeStandbyConfirmed,
+            resign_when_fence_starts: self == MutationChoice::ResignWhenFenceStarts,
         }
     }
 
@@ -66,6 +68,7 @@ impl MutationChoice {
             MutationChoice::None => "none",
             MutationChoice::NoSafetyMargin => "no-safety-margin",
             MutationChoice::ResignBeforeStandbyConfirmed => "resign-before-standby-confirmed",
+            MutationChoice::ResignWhenFenceStarts => "resign-when-fence-starts",
         }
     }
 
@@ -74,6 +77,7 @@ impl MutationChoice {
             MutationChoice::None,
             MutationChoice::NoSafetyMargin,
             MutationChoice::ResignBeforeStandbyConfirmed,
+            MutationChoice::ResignWhenFenceStarts,
         ]
         .into_iter()
         .find(|m| m.name() == name)

@@ -76,6 +76,11 @@ pub struct FakeNode {
     pub drain: Duration,
     pub drained_at: Instant,
     pub stuck: bool,
+    /// The process is gone, or its admin endpoint broke: every call fails. (`active` stays
+    /// as it is: a half-broken node may still sign.)
+    pub dead: bool,
+    /// `activate=true` fails and changes nothing; reads and `activate=false` work.
+    pub refuses_activation: bool,
 }
 
 impl FakeNode {
@@ -85,6 +90,8 @@ impl FakeNode {
             drain: Duration::ZERO,
             drained_at: Instant::ZERO,
             stuck: false,
+            dead: false,
+            refuses_activation: false,
         }
     }
 
@@ -98,8 +105,10 @@ pub struct Auto {
     pub probe: Option<bool>,
     pub keepalive: KeepAlives,
     pub node: Option<FakeNode>,
-    /// Answer the fence command with success after this long.
+    /// Answer the fence command after this long: with success (the fence stops the node: it
+    /// reads standby from then on), or, with `fence_fails`, with failure (the node is untouched).
     pub fence: Option<Duration>,
+    pub fence_fails: bool,
 }
 
 pub struct Harness {
@@ -142,6 +151,7 @@ impl Harness {
                 keepalive: KeepAlives::Manual,
                 node: None,
                 fence: None,
+                fence_fails: false,
             },
         }
     }
@@ -257,6 +267,15 @@ impl Harness {
                 let Some(node) = self.auto.node.as_mut() else {
                     return;
                 };
+                if node.dead || (node.refuses_activation && *call == NodeCall::SetActive) {
+                    let failed = Input::NodeCallFailed {
+                        id: *id,
+                        call: *call,
+                        reason: "connection refused".into(),
+                    };
+                    self.schedule(now, failed);
+                    return;
+                }
                 let active = match call {
                     NodeCall::SetActive => {
                         node.active = true;
@@ -278,11 +297,21 @@ impl Harness {
                 };
                 self.schedule(now, done);
             }
-            Command::Fence { .. } => {
+            Command::Fence { run, .. } => {
                 if let Some(after) = self.auto.fence {
+                    let success = !self.auto.fence_fails;
+                    if success && let Some(node) = self.auto.node.as_mut() {
+                        // A fence that reports success has stopped the node (docs/safety.md):
+                        // it no longer signs, and its admin endpoint no longer answers.
+                        node.active = false;
+                        node.stuck = false;
+                        node.drained_at = Instant::ZERO;
+                        node.dead = true;
+                    }
                     let done = Input::FenceDone {
-                        success: true,
-                        detail: "fenced".into(),
+                        run: *run,
+                        success,
+                        detail: if success { "fenced" } else { "fence failed" }.into(),
                     };
                     self.schedule(now + after, done);
                 }

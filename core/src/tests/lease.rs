@@ -100,7 +100,8 @@ fn zero_ttl_ack_loses_the_lease() {
         &Command::Resign {
             lease: LEASE,
             candidate: None,
-            record: None
+            record: None,
+            clear_request: None,
         }
     ));
     assert_eq!(h.core.lease(), None);
@@ -265,7 +266,7 @@ fn fences_when_standby_unconfirmed_at_lease_deadline() {
             .any(|e| matches!(e, Event::Fenced { .. }))
     );
 
-    // Once: not again while the node keeps reading active, and no campaign either.
+    // The fence stopped the node: it is not run again, and the node is not activated.
     h.run_for(dur(30_000));
     let later = h.commands_since(lease_deadline + dur(1));
     assert!(
@@ -274,8 +275,51 @@ fn fences_when_standby_unconfirmed_at_lease_deadline() {
             .any(|(_, c)| matches!(c, Command::Fence { .. })),
         "{later:?}"
     );
-    assert!(!later.iter().any(|(_, c)| is_campaign(c)));
     assert!(!later.iter().any(|(_, c)| is_set_active(c)));
+}
+
+#[test]
+fn a_failing_fence_is_repeated_while_the_node_is_not_proven_standby() {
+    let (mut h, last_acked, _) = leader_losing_etcd(FakeNode {
+        stuck: true,
+        ..FakeNode::standby()
+    });
+    h.auto.fence_fails = true;
+    let lease_deadline = last_acked + dur(9_900);
+    h.run_until(lease_deadline + dur(30_000));
+    let fences: Vec<Instant> = h
+        .commands_since(lease_deadline)
+        .into_iter()
+        .filter(|(_, c)| matches!(c, Command::Fence { .. }))
+        .map(|(at, _)| at)
+        .collect();
+    // First at the lease deadline, then one fence_retry_interval after each failure.
+    let retry = h.timing.fence_retry_interval() + dur(100);
+    let expected: Vec<Instant> = (0..5).map(|n| lease_deadline + retry * n).collect();
+    assert_eq!(fences, expected);
+    // No lease is held any more (it expired), but the node may be active: stuck, loudly.
+    assert!(h.core.stuck().is_some());
+    let stuck_reports = h
+        .log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Event(Event::Stuck { .. })))
+        .count();
+    assert!(
+        stuck_reports >= 5,
+        "repeated every few seconds: {stuck_reports}"
+    );
+    assert!(
+        !h.commands_since(lease_deadline)
+            .iter()
+            .any(|(_, c)| is_campaign(c))
+    );
+    // The lease was not revoked: it was past our deadline, but etcd may still hold it.
+    assert!(
+        !h.commands_since(lease_deadline)
+            .iter()
+            .any(|(_, c)| is_resign(c)),
+        "revoked a lease while the node may be active"
+    );
 }
 
 #[test]

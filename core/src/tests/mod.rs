@@ -8,6 +8,7 @@
 mod harness;
 
 mod activation;
+mod half_broken;
 mod lease;
 mod reconcile;
 mod shutdown_handover;

@@ -11,12 +11,17 @@
 //!   first, the lease had room for one more keep-alive round, the last probe was ready, and no
 //!   shutdown was requested.
 //! - P3 `shutdown_exits_standby`: after `ShutdownRequested` the core exits within the grace
-//!   (plus the fence's run time); the last mode command before `Exit` is `SetStandby`, and
+//!   (plus the fence's run time and one etcd request) when the fence works; the last mode command before `Exit` is `SetStandby`, and
 //!   `Exit{0}` only after a read made after it said `false`.
 //! - P4 `campaign_preconditions`: `GrantLease`/`CreateCandidate` only with the node confirmed
 //!   standby (a read after the last `SetActive` said `false`) and ready.
 //! - P5 `record_only_when_confirmed`: a `Resign` carrying a handover record only with the node
 //!   confirmed standby.
+//! - P7 `lead_given_away_only_when_proven` (rule `lead_may_be_given_away`): a `Resign` of a
+//!   lease that carried our candidate key only when a read after the last `SetActive` said
+//!   `false`, or a fence run reported success since it.
+//! - P8 `no_record_after_a_failed_activation` (rule `handover_record`): a `Resign` carrying a
+//!   record only for a lease in whose term no `SetActive` failed.
 //! - P6 `no_fence_for_a_good_node`: with a node that keeps its promises (never fails a call,
 //!   never restarts or hangs, answers within node_timeout, drains within drain_bound), the
 //!   fence never runs.
@@ -70,6 +75,12 @@ struct Checker {
     shutdown_at: Option<Instant>,
     exit: Option<(Instant, i32)>,
     fenced: bool,
+    /// A fence run reported success since the last `SetActive`.
+    fence_succeeded: bool,
+    /// Leases that carried our candidate key.
+    keyed: std::collections::HashSet<LeaseId>,
+    /// Leases in whose term a `SetActive` failed or timed out.
+    activation_failed: std::collections::HashSet<LeaseId>,
 }
 
 impl Checker {
@@ -89,6 +100,9 @@ impl Checker {
             shutdown_at: None,
             exit: None,
             fenced: false,
+            fence_succeeded: false,
+            keyed: Default::default(),
+            activation_failed: Default::default(),
         }
     }
 
@@ -127,6 +141,7 @@ impl Checker {
                 lease,
                 create_revision,
             } if Some(*lease) == self.lease => {
+                self.keyed.insert(*lease);
                 self.candidate = Some(CandidateId {
                     lease: *lease,
                     create_revision: *create_revision,
@@ -166,6 +181,15 @@ impl Checker {
             }
             Input::ShutdownRequested => {
                 self.shutdown_at.get_or_insert(now);
+            }
+            Input::FenceDone { success: true, .. } => self.fence_succeeded = true,
+            Input::NodeCallFailed {
+                call: NodeCall::SetActive,
+                ..
+            } => {
+                if let Some(lease) = self.lease {
+                    self.activation_failed.insert(lease);
+                }
             }
             _ => {}
         }
@@ -218,6 +242,7 @@ impl Checker {
                 }
                 self.last_mode = Some((NodeCall::SetActive, *id, self.lease));
                 self.confirmed = false;
+                self.fence_succeeded = false;
                 self.read_standby_after_last_standby = false;
             }
             Command::Node {
@@ -237,6 +262,27 @@ impl Checker {
                         self.confirmed,
                         self.ready()
                     ),
+                );
+            }
+            Command::Resign { lease, .. }
+                if self.keyed.contains(lease) && !self.confirmed && !self.fence_succeeded =>
+            {
+                return fail(
+                    "P7 lead_given_away_only_when_proven",
+                    format!(
+                        "{command:?}: the lease carried our key and the node is not proven \
+                         standby"
+                    ),
+                );
+            }
+            Command::Resign {
+                lease,
+                record: Some(record),
+                ..
+            } if self.activation_failed.contains(lease) => {
+                return fail(
+                    "P8 no_record_after_a_failed_activation",
+                    format!("{record:?} written in a term whose activate=true failed"),
                 );
             }
             Command::Resign {
@@ -265,8 +311,14 @@ impl Checker {
                         "exit 0 without a read saying standby after the last SetStandby".into(),
                     );
                 }
-                let limit = asked + self.timing.shutdown_grace() + world::fence_bound();
-                if now > limit {
+                // A resignation in flight at the end of the grace gets its answer first. Only
+                // with a fence that works: with a failing one the lease is kept (P7) and the
+                // exit waits for proof, however long that takes.
+                let limit = asked
+                    + self.timing.shutdown_grace()
+                    + world::fence_bound()
+                    + self.timing.etcd_request_timeout;
+                if now > limit && world.fence_works() {
                     return fail("P3 shutdown_exits_standby", format!("exit after {limit}"));
                 }
                 self.exit = Some((now, *code));
@@ -402,6 +454,9 @@ pub fn run(sc: &Scenario, mutation: Mutation) -> Result<Summary, Violation> {
     }
     if let Some(asked) = checker.shutdown_at
         && checker.exit.is_none()
+        && world.fence_works()
+        && end
+            > asked + timing.shutdown_grace() + world::fence_bound() + timing.etcd_request_timeout
     {
         return Err(Violation {
             property: "P3 shutdown_exits_standby",
@@ -486,8 +541,21 @@ fn property_check_catches_resigning_before_standby_is_confirmed() {
         resign_before_standby_confirmed: true,
         ..Mutation::default()
     };
-    let (violation, sc) = search(mutation, 300).expect("P5 must find the planted bug");
-    assert!(violation.property.starts_with("P5"), "{violation}\n{sc:?}");
+    let (violation, sc) = search(mutation, 300).expect("P5 or P7 must find the planted bug");
+    assert!(
+        violation.property.starts_with("P5") || violation.property.starts_with("P7"),
+        "{violation}\n{sc:?}"
+    );
+}
+
+#[test]
+fn property_check_catches_resigning_when_the_fence_starts() {
+    let mutation = Mutation {
+        resign_when_fence_starts: true,
+        ..Mutation::default()
+    };
+    let (violation, sc) = search(mutation, 400).expect("P7 must find the planted bug");
+    assert!(violation.property.starts_with("P7"), "{violation}\n{sc:?}");
 }
 
 /// The randomized worlds reach the interesting states, so the properties are not vacuous.

@@ -73,17 +73,49 @@ fn reactivates_leader_node_after_it_restarted_in_standby() {
     // The node restarts (configured standby, as it should be).
     h.auto.node.as_mut().unwrap().active = false;
     let since = h.now;
-    let out = h.run_for(h.timing.node_check_interval);
+    let out = h.run_for(h.timing.node_check_interval + h.timing.probe_interval);
     let read_at = read_times(&h, since)[0];
     assert!(events(&out).contains(&Event::StandbyConfirmed));
+    // Said, not silent; and activated again only after a probe sent after that read said
+    // ready (it may have restarted unready). Meanwhile it is commanded standby.
+    assert!(events(&out).contains(&Event::NodeStandbyUnexpectedly));
+    let probe_at = h
+        .commands_since(read_at)
+        .into_iter()
+        .find(|(_, c)| *c == Command::ProbeReadiness)
+        .map(|(at, _)| at)
+        .expect("a fresh probe");
+    let modes = h.mode_commands_since(activated);
     assert_eq!(
-        h.mode_commands_since(activated),
+        modes,
         vec![
             (activated, NodeCall::SetActive),
-            (read_at, NodeCall::SetActive)
+            (read_at, NodeCall::SetStandby),
+            (probe_at, NodeCall::SetActive)
         ]
     );
+    assert!(probe_at > read_at);
     assert_eq!(h.core.role(), Role::Active);
+}
+
+#[test]
+fn leader_node_reading_standby_is_not_reactivated_while_unready() {
+    let (mut h, activated) = Harness::active_leader(&[]);
+    h.run_for(dur(5000));
+    h.auto.node.as_mut().unwrap().active = false;
+    h.auto.probe = Some(false);
+    h.run_for(dur(1500));
+    h.auto.probe = None; // no answers: readiness stays unknown-fresh
+    h.run_for(dur(10_000));
+    let activations = h
+        .mode_commands_since(activated + dur(1))
+        .into_iter()
+        .filter(|(_, c)| *c == NodeCall::SetActive)
+        .count();
+    assert_eq!(
+        activations, 0,
+        "re-activated before a fresh successful probe"
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn resign_with_record() -> Command {
         lease: LEASE,
         candidate: Some(OURS),
         record: our_record(),
+        clear_request: None,
     }
 }
 
@@ -83,7 +84,8 @@ fn shutdown_of_a_candidate_resigns_without_record_and_exits_0() {
         vec![Command::Resign {
             lease: LEASE,
             candidate: Some(OURS),
-            record: None
+            record: None,
+            clear_request: None,
         }]
     );
     let out = h.input(Input::Resigned { lease: LEASE });
@@ -101,10 +103,12 @@ fn shutdown_while_starting_exits_0_once_standby_is_confirmed() {
 }
 
 #[test]
-fn shutdown_with_node_never_confirming_standby_fences_and_exits_1() {
+fn shutdown_with_an_unconfirmable_node_keeps_the_lease_until_the_fence_succeeds() {
+    // The node ignores activate=false (its admin endpoint misbehaves) and no fence works yet.
     let (mut h, _) = Harness::active_leader(&[B1]);
     h.run_for(dur(3000));
     h.auto.node.as_mut().unwrap().stuck = true;
+    h.auto.fence_fails = true;
     let t = h.now;
     h.input(Input::ShutdownRequested);
     let grace = h.timing.shutdown_grace();
@@ -117,32 +121,116 @@ fn shutdown_with_node_never_confirming_standby_fences_and_exits_1() {
     );
     let out = h.run_until(t + lead);
     assert!(has_fence(&out), "fenced at demotion + drain bound + margin");
+
+    // Long past the grace: the key and lease are kept (keep-alives go on), no exit, the fence
+    // is retried, standby is commanded again and again, and the replica says it is stuck.
+    h.run_until(t + grace + dur(60_000));
+    assert!(resigns(&h, t).is_empty(), "gave the lead away unproven");
+    assert!(exits(&h).is_empty(), "exited while the node may sign");
+    assert_eq!(h.core.lease(), Some(LEASE));
+    let keepalives = h
+        .commands_since(t + grace)
+        .iter()
+        .filter(|(_, c)| matches!(c, Command::KeepAlive { .. }))
+        .count();
     assert!(
-        events(&out)
+        keepalives >= 50,
+        "lease kept alive: {keepalives} {:?}",
+        h.commands_since(t + grace)
             .iter()
-            .any(|e| matches!(e, Event::Fenced { .. }))
+            .take(30)
+            .collect::<Vec<_>>()
     );
-    // The lease is let go without a record: the node was never confirmed standby.
-    assert_eq!(
-        resigns(&h, t),
-        vec![(
-            t + lead,
-            Command::Resign {
-                lease: LEASE,
-                candidate: Some(OURS),
-                record: None
-            }
-        )]
-    );
-    h.input(Input::Resigned { lease: LEASE });
-    h.run_until(t + grace + dur(5000));
-    assert_eq!(exits(&h), vec![(t + grace, Command::Exit { code: 1 })]);
     let fences = h
         .commands_since(t)
         .iter()
         .filter(|(_, c)| matches!(c, Command::Fence { .. }))
         .count();
-    assert_eq!(fences, 1);
+    assert!(fences >= 9, "fence retried: {fences}");
+    let standby_commands = h
+        .mode_commands_since(t + grace)
+        .iter()
+        .filter(|(_, c)| *c == NodeCall::SetStandby)
+        .count();
+    assert!(standby_commands >= 9, "{standby_commands}");
+    let stuck = h.core.stuck().expect("stuck").to_string();
+    assert!(stuck.contains("keeping the lead"), "{stuck}");
+
+    // Now the fence works: the node stops, the lead is given away without a record (the
+    // fence proves the node stopped, not when), and the elector exits 1.
+    h.auto.fence_fails = false;
+    let fixed = h.now;
+    h.run_for(h.timing.fence_retry_interval() + dur(1000));
+    let expected = Command::Resign {
+        lease: LEASE,
+        candidate: Some(OURS),
+        record: None,
+        clear_request: None,
+    };
+    assert_eq!(
+        resigns(&h, fixed)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect::<Vec<_>>(),
+        vec![expected]
+    );
+    let out = h.input(Input::Resigned { lease: LEASE });
+    assert_eq!(commands(&out), vec![Command::Exit { code: 1 }]);
+}
+
+#[test]
+fn shutdown_exits_0_with_a_record_once_a_stuck_node_reads_standby() {
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.run_for(dur(3000));
+    h.auto.node.as_mut().unwrap().stuck = true;
+    h.auto.fence_fails = true;
+    let t = h.now;
+    h.input(Input::ShutdownRequested);
+    h.run_until(t + h.timing.shutdown_grace() + dur(20_000));
+    assert!(resigns(&h, t).is_empty());
+    // The node's admin endpoint recovers and obeys: standby confirmed by a read, a clean
+    // handover after all.
+    let node = h.auto.node.as_mut().unwrap();
+    node.stuck = false;
+    node.active = false;
+    h.auto.fence = None;
+    let recovered = h.now;
+    h.run_for(dur(2000));
+    assert_eq!(
+        resigns(&h, recovered)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect::<Vec<_>>(),
+        vec![resign_with_record()]
+    );
+    h.input(Input::Resigned { lease: LEASE });
+    assert_eq!(
+        exits(&h).last().map(|(_, c)| c.clone()),
+        Some(Command::Exit { code: 0 })
+    );
+    assert!(h.core.stuck().is_none());
+}
+
+#[test]
+fn shutdown_holding_no_lease_exits_1_after_the_fence_failed() {
+    // Cut off from etcd and with a stuck node: the lease is gone, so there is nothing to give
+    // away; the elector exits once the grace ran out and the fence had its say.
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.run_for(dur(3000));
+    h.auto.node.as_mut().unwrap().stuck = true;
+    h.auto.fence_fails = true;
+    h.auto.keepalive = KeepAlives::Fail(dur(1000));
+    h.run_for(dur(15_000));
+    assert_eq!(h.core.lease(), None);
+    let t = h.now;
+    h.input(Input::ShutdownRequested);
+    h.run_until(t + h.timing.shutdown_grace() + dur(1000));
+    assert!(resigns(&h, t).is_empty());
+    assert!(
+        matches!(exits(&h).as_slice(), [(_, Command::Exit { code: 1 })]),
+        "{:?}",
+        exits(&h)
+    );
 }
 
 fn has_fence(out: &[Output]) -> bool {
@@ -203,7 +291,14 @@ fn handover_request_in_observation_hands_over() {
         revision: 500,
     });
     h.observe(obs);
-    assert_eq!(resigns(&h, t), vec![(t, resign_with_record())]);
+    // The resignation deletes the request it acted on, guarded by its revision.
+    let expected = Command::Resign {
+        lease: LEASE,
+        candidate: Some(OURS),
+        record: our_record(),
+        clear_request: Some(500),
+    };
+    assert_eq!(resigns(&h, t), vec![(t, expected)]);
 }
 
 #[test]
@@ -235,7 +330,8 @@ fn candidate_ahead_of_named_target_steps_aside_and_campaigns_again() {
         vec![Command::Resign {
             lease: LEASE,
             candidate: Some(OURS),
-            record: None
+            record: None,
+            clear_request: None,
         }]
     );
     let out = h.input(Input::Resigned { lease: LEASE });
@@ -302,6 +398,11 @@ fn retried_resignation_drops_the_record_once_standby_is_no_longer_confirmed() {
     });
     h.run_for(dur(2000));
     assert!(!h.core.node_standby_confirmed());
+    // No retry while the node may be active (rule `lead_may_be_given_away`) ...
+    assert!(resigns(&h, t + dur(1)).is_empty());
+    // ... and once it drained and reads standby again, one without a record.
+    h.run_for(dur(3000));
+    assert!(h.core.node_standby_confirmed());
     let retries: Vec<_> = resigns(&h, t + dur(1))
         .into_iter()
         .map(|(_, c)| c)
@@ -338,16 +439,17 @@ fn shutdown_confirms_standby_with_a_read_made_after_the_standby_command() {
 }
 
 #[test]
-fn handover_with_a_stuck_node_keeps_the_key_even_after_the_fence() {
-    // The node never confirms standby: while it may be active nobody else may lead, so the
-    // leader keeps its key; the fence's reported success is not proof of standby.
+fn handover_with_a_stuck_node_and_a_failing_fence_keeps_the_key() {
+    // The node never confirms standby and the fence fails: while it may be active nobody else
+    // may lead, so the leader keeps its key and says it is stuck.
     let (mut h, _) = Harness::active_leader(&[B1]);
     h.run_for(dur(3000));
     h.auto.node.as_mut().unwrap().stuck = true;
+    h.auto.fence_fails = true;
     let t = h.now;
     h.input(Input::HandoverRequested { to: None });
     let lead = h.timing.step_down_lead();
-    h.run_until(t + lead + dur(5000));
+    h.run_until(t + lead + dur(30_000));
     assert!(
         h.commands_since(t)
             .iter()
@@ -357,5 +459,34 @@ fn handover_with_a_stuck_node_keeps_the_key_even_after_the_fence() {
     assert!(
         resigns(&h, t).is_empty(),
         "resigned with an unconfirmed node"
+    );
+    assert!(h.core.stuck().is_some());
+}
+
+#[test]
+fn handover_with_a_stuck_node_resigns_without_record_once_the_fence_succeeds() {
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.run_for(dur(3000));
+    h.auto.node.as_mut().unwrap().stuck = true;
+    let t = h.now;
+    h.input(Input::HandoverRequested { to: None });
+    let lead = h.timing.step_down_lead();
+    h.run_until(t + lead + dur(5000));
+    let fence_at = h
+        .commands_since(t)
+        .into_iter()
+        .find(|(_, c)| matches!(c, Command::Fence { .. }))
+        .map(|(at, _)| at)
+        .expect("fenced");
+    let resigned = resigns(&h, t);
+    assert_eq!(resigned.len(), 1, "{resigned:?}");
+    let (at, command) = &resigned[0];
+    assert!(
+        *at > fence_at,
+        "resigned when the fence started, not when it succeeded"
+    );
+    assert!(
+        matches!(command, Command::Resign { record: None, .. }),
+        "a fenced node proves no clean handover: {command:?}"
     );
 }

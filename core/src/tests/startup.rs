@@ -47,6 +47,7 @@ fn never_campaigns_before_standby_confirmed() {
     let mut h = Harness::new();
     h.auto.probe = Some(true);
     h.auto.fence = Some(dur(100));
+    h.auto.fence_fails = true;
     h.auto.node = Some(FakeNode {
         active: true,
         stuck: true,

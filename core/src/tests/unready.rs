@@ -51,6 +51,7 @@ fn unready_leader_demotes_confirms_then_resigns_with_record() {
                     from: OURS,
                     value: "us".into()
                 }),
+                clear_request: None,
             }
         )]
     );
@@ -99,6 +100,7 @@ fn unready_candidate_withdraws_and_campaigns_again_when_ready() {
                 lease: LEASE,
                 candidate: Some(OURS),
                 record: None,
+                clear_request: None,
             }
         )]
     );

@@ -92,6 +92,20 @@ pub enum Happening {
     NodeHangs {
         ms: u32,
     },
+    /// The node's admin endpoint breaks (every call times out) while its consensus keeps
+    /// running in whatever mode it was: a half-broken node.
+    AdminBroken {
+        ms: u32,
+    },
+    /// The node process dies (it stops signing at once; calls are refused) and restarts in
+    /// standby this long after.
+    NodeDies {
+        ms: u32,
+    },
+    /// `activate=true` fails (the node answers an error and stays standby); reads work.
+    ActivationRefused {
+        ms: u32,
+    },
     /// `elector handover` on this host.
     LocalHandover(Target),
     /// An operator writes a handover request key.
@@ -119,6 +133,8 @@ pub struct Scenario {
     pub watch_lag_ms: u32,
     /// etcd grants 5 s more than asked.
     pub bigger_ttl: bool,
+    /// Chance that one run of the fence fails (does nothing and says so); 100: no fence.
+    pub fence_fail_pct: u8,
     pub happenings: Vec<(u32, Happening)>,
     pub duration_ms: u32,
 }
@@ -159,6 +175,9 @@ fn happening() -> impl Strategy<Value = Happening> {
         2 => (500..8_000u32).prop_map(|ms| Happening::Unready { ms }),
         1 => any::<bool>().prop_map(|active| Happening::NodeRestarts { active }),
         1 => (1_000..20_000u32).prop_map(|ms| Happening::NodeHangs { ms }),
+        1 => (1_000..40_000u32).prop_map(|ms| Happening::AdminBroken { ms }),
+        1 => (1_000..40_000u32).prop_map(|ms| Happening::NodeDies { ms }),
+        1 => (1_000..40_000u32).prop_map(|ms| Happening::ActivationRefused { ms }),
         2 => target().prop_map(Happening::LocalHandover),
         2 => target().prop_map(Happening::RequestedHandover),
         1 => Just(Happening::Shutdown),
@@ -183,12 +202,21 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
             prop::bool::weighted(0.2),
             prop::collection::vec((0..60_000u32, happening()), 0..14),
             30_000..90_000u32,
+            prop_oneof![3 => Just(0u8), 1 => Just(50u8), 1 => Just(100u8)],
         ),
     )
         .prop_map(
             |(
                 (profile, seed, node_starts_active, others_ahead, node_fail, etcd_fail, flake),
-                (node_lat, etcd_lat, watch_lag_ms, bigger_ttl, mut happenings, duration_ms),
+                (
+                    node_lat,
+                    etcd_lat,
+                    watch_lag_ms,
+                    bigger_ttl,
+                    mut happenings,
+                    duration_ms,
+                    fence_fail_pct,
+                ),
             )| {
                 happenings.sort_by_key(|(at, _)| *at);
                 Scenario {
@@ -203,6 +231,7 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
                     etcd_latency_pct: etcd_lat,
                     watch_lag_ms,
                     bigger_ttl,
+                    fence_fail_pct,
                     happenings,
                     duration_ms,
                 }
@@ -267,6 +296,9 @@ pub struct World {
     drained_at: Instant,
     unready_until: Instant,
     hung_until: Instant,
+    admin_broken_until: Instant,
+    dead_until: Instant,
+    activation_refused_until: Instant,
     /// The node broke its promises (restarted, hung): a fence may be right.
     pub node_misbehaved: bool,
     // truth
@@ -301,6 +333,9 @@ impl World {
             drained_at: Instant::ZERO,
             unready_until: Instant::ZERO,
             hung_until: Instant::ZERO,
+            admin_broken_until: Instant::ZERO,
+            dead_until: Instant::ZERO,
+            activation_refused_until: Instant::ZERO,
             node_misbehaved: sc.node_starts_active || sc.node_fail_pct > 0,
             danger_until: Instant::ZERO,
             exited: false,
@@ -312,6 +347,11 @@ impl World {
             w.at(Instant::from_millis(at.into()), Event::Happen(h));
         }
         w
+    }
+
+    /// Every run of the fence succeeds in this world.
+    pub fn fence_works(&self) -> bool {
+        self.sc.fence_fail_pct == 0
     }
 
     pub fn end(&self) -> Instant {
@@ -409,7 +449,17 @@ impl World {
                 // Served somewhere on the way: the answer may come well after the effect.
                 let serve = self.rng.between(Duration::ZERO, latency);
                 let fail = self.rng.chance(self.sc.node_fail_pct);
-                if fail && self.rng.chance(50) {
+                if now < self.dead_until {
+                    // Connection refused, at once.
+                    let failed = Input::NodeCallFailed {
+                        id: *id,
+                        call: *call,
+                        reason: "connection refused".into(),
+                    };
+                    self.at(now + ms(1), Event::Deliver(failed));
+                    return;
+                }
+                if now < self.admin_broken_until || (fail && self.rng.chance(50)) {
                     // Never reached the node: the driver gives up at its timeout.
                     let failed = Input::NodeCallFailed {
                         id: *id,
@@ -434,13 +484,22 @@ impl World {
                 let detail = if ready { "OK" } else { "FAIL" }.to_string();
                 self.at(at, Event::Deliver(Input::Probed { ready, detail }));
             }
-            Command::Fence { .. } => {
-                // The fence stops the node.
-                self.node_active = false;
-                self.drained_at = Instant::ZERO;
+            Command::Fence { run, .. } => {
+                // A fence that works stops the node's signing; one that fails does nothing.
+                let success = !self.rng.chance(self.sc.fence_fail_pct);
+                if success {
+                    self.node_active = false;
+                    self.drained_at = Instant::ZERO;
+                }
                 let done = Input::FenceDone {
-                    success: true,
-                    detail: "node stopped".into(),
+                    run: *run,
+                    success,
+                    detail: if success {
+                        "node stopped"
+                    } else {
+                        "fence failed"
+                    }
+                    .into(),
                 };
                 let after = self.rng.between(Duration::ZERO, fence_bound());
                 self.at(now + after, Event::Deliver(done));
@@ -719,6 +778,21 @@ impl World {
                 self.drained_at = Instant::ZERO;
                 self.unready_until = self.unready_until.max(now + Duration::from_secs(2));
             }
+            Happening::AdminBroken { ms: d } => {
+                self.node_misbehaved = true;
+                self.admin_broken_until = self.admin_broken_until.max(now + ms(d.into()));
+            }
+            Happening::NodeDies { ms: d } => {
+                self.node_misbehaved = true;
+                self.node_active = false;
+                self.drained_at = Instant::ZERO;
+                self.dead_until = self.dead_until.max(now + ms(d.into()));
+            }
+            Happening::ActivationRefused { ms: d } => {
+                self.node_misbehaved = true;
+                self.activation_refused_until =
+                    self.activation_refused_until.max(now + ms(d.into()));
+            }
             Happening::NodeHangs { ms: d } => {
                 self.node_misbehaved = true;
                 self.hung_until = self.hung_until.max(now + ms(d.into()));
@@ -745,6 +819,15 @@ impl World {
 
     fn node_serve(&mut self, id: CallId, call: NodeCall, answer_at: Instant, fail: bool) {
         let now = self.now;
+        if call == NodeCall::SetActive && now < self.activation_refused_until {
+            let refused = Input::NodeCallFailed {
+                id,
+                call,
+                reason: "HTTP 500".into(),
+            };
+            self.at(answer_at, Event::Deliver(refused));
+            return;
+        }
         let active = match call {
             NodeCall::SetActive => {
                 self.node_active = true;
