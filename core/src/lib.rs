@@ -17,6 +17,11 @@
 //!   with a handover record.
 //! - `reconcile_node`: a node that reads active while it should not is commanded standby.
 //! - `readiness`, `unready_leader`, `withdraw_when_unready`: unready nodes give way.
+//! - `lead_may_be_given_away`: the key is deleted, the lease revoked and a record written only
+//!   with the node proven standby (a read said standby, or the fence reported success).
+//! - `give_way_when_node_lost`: a leader whose node has not read active for `node_lost_after`
+//!   hands over.
+//! - `report_stuck`: a replica that cannot reach a safe or useful state says so, repeatedly.
 //! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
 //!
 //! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
