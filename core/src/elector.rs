@@ -23,6 +23,9 @@ pub struct Settings {
     /// Our identity in the election (`--value`), matched against handover targets.
     pub value: String,
     pub timing: Timing,
+    /// Our own candidacy, as the previous process of this elector left it in `--state-dir`
+    /// (rule `end_dead_term`); `None` on a first start or without a state directory.
+    pub previous_term: Option<RememberedTerm>,
     /// Deliberate bugs, to prove that the tests and the simulation can catch them.
     #[cfg(any(test, feature = "mutation"))]
     pub mutation: Mutation,
@@ -33,6 +36,7 @@ impl Settings {
         Settings {
             value: value.into(),
             timing,
+            previous_term: None,
             #[cfg(any(test, feature = "mutation"))]
             mutation: Mutation::default(),
         }
@@ -165,6 +169,46 @@ struct Fence {
     detail: String,
 }
 
+/// Rule `end_dead_term`: the dead term of a crashed previous process of this elector.
+#[derive(Clone, Debug)]
+struct DeadTerm {
+    term: RememberedTerm,
+    /// The ending in flight writes a handover record.
+    record: bool,
+    in_flight: bool,
+    retry_at: Instant,
+}
+
+/// Rule `end_dead_term`, the decision alone (also used by `elector force-standby`): the term
+/// `previous`, which this replica's previous process remembered as its own, may be ended early
+/// (key deleted, lease revoked) once this replica's node is confirmed standby *by a read*, if
+/// the latest observation still shows that very key (lease and create revision) with our
+/// value. The handover record, which lets the next leader skip its activation delay, is
+/// written only if that term may claim a clean end: it passed its activation gate (so every
+/// earlier leader's node is standby), none of its `activate=true` calls failed (none can land
+/// late), and it leads (a record names the leader the successor saw). Never on a value alone:
+/// two electors started with one `--value` must not end each other's terms, and the lease id
+/// in `--state-dir` is what proves the term was ours.
+pub fn end_dead_term(
+    previous: &RememberedTerm,
+    value: &str,
+    observation: &Observation,
+    standby_confirmed_by_read: bool,
+) -> Option<Option<HandoverRecord>> {
+    if !standby_confirmed_by_read {
+        return None;
+    }
+    let position = observation
+        .candidates
+        .iter()
+        .position(|c| c.id == previous.id && c.value == value)?;
+    let record = (previous.record_allowed && position == 0).then(|| HandoverRecord {
+        from: previous.id,
+        value: value.to_string(),
+    });
+    Some(record)
+}
+
 /// Rule `report_stuck`: what keeps this replica from a safe or useful state on its own.
 #[derive(Clone, Debug)]
 struct Stuck {
@@ -208,12 +252,17 @@ pub struct Elector {
     /// Ids of fence runs, so that a late answer is never taken for a later run's.
     fence_runs: u64,
     stuck: Option<Stuck>,
+    /// A term of ours left by a crashed previous process (rule `end_dead_term`).
+    dead_term: Option<DeadTerm>,
+    /// What we last asked the shell to remember (rule `end_dead_term`).
+    remembered: Option<RememberedTerm>,
 }
 
 impl Elector {
     /// A new elector at time `now`. Refuses an unsafe timing configuration.
     pub fn new(settings: Settings, now: Instant) -> Result<Self, TimingError> {
         settings.timing.validate()?;
+        let settings_previous = settings.previous_term;
         Ok(Elector {
             settings,
             now,
@@ -257,6 +306,13 @@ impl Elector {
             fence: Fence::default(),
             fence_runs: 0,
             stuck: None,
+            dead_term: settings_previous.map(|term| DeadTerm {
+                term,
+                record: false,
+                in_flight: false,
+                retry_at: now,
+            }),
+            remembered: settings_previous,
         })
     }
 
@@ -423,6 +479,14 @@ impl Elector {
                 self.on_node_call_failed(id, call, reason)
             }
             Input::Probed { ready, detail } => self.on_probed(ready, detail),
+            Input::Resigned { lease } if self.is_dead_term(lease) => self.on_dead_term_ended(),
+            Input::ResignFailed { lease, .. } if self.is_dead_term(lease) => {
+                let retry_at = self.now + self.timing().keepalive_interval;
+                if let Some(dead) = self.dead_term.as_mut() {
+                    dead.in_flight = false;
+                    dead.retry_at = retry_at;
+                }
+            }
             Input::Resigned { lease } => self.on_resigned(lease),
             Input::ResignFailed { lease, reason } => {
                 let retry_at = self.now + self.timing().keepalive_interval / 4;
@@ -777,6 +841,26 @@ impl Elector {
         self.emit_event(Event::FenceFinished { success, detail });
     }
 
+    fn is_dead_term(&self, lease: LeaseId) -> bool {
+        self.dead_term
+            .as_ref()
+            .is_some_and(|d| d.in_flight && d.term.id.lease == lease)
+    }
+
+    fn on_dead_term_ended(&mut self) {
+        let Some(dead) = self.dead_term.take() else {
+            return;
+        };
+        self.emit_event(Event::DeadTermEnded {
+            id: dead.term.id,
+            record: dead.record,
+        });
+        if self.remembered == Some(dead.term) {
+            self.remembered = None;
+            self.emit(Command::RememberTerm { term: None });
+        }
+    }
+
     fn on_resigned(&mut self, lease: LeaseId) {
         let Some(resigning) = self.resigning.as_mut().filter(|r| r.lease == lease) else {
             return;
@@ -789,6 +873,10 @@ impl Elector {
         self.handover = None;
         self.resigning = None;
         self.lease = Lease::None { retry_at: self.now };
+        if self.remembered.is_some_and(|r| r.id.lease == lease) {
+            self.remembered = None;
+            self.emit(Command::RememberTerm { term: None });
+        }
     }
 
     // ----- the rules, applied after every input -----------------------------------------
@@ -799,6 +887,7 @@ impl Elector {
             self.emit(Command::Observe);
         }
         self.enforce_lease_deadline();
+        self.end_dead_term_on_start();
         self.pass_activation_gate();
         self.decide_unready_leader();
         self.give_way_when_node_lost();
@@ -811,7 +900,63 @@ impl Elector {
         self.drive_keepalive();
         self.finish_shutdown();
         self.report_stuck();
+        self.remember_term();
         self.update_role();
+    }
+
+    /// Rule `end_dead_term`, applied: a restarted elector whose previous process died leading
+    /// (or as a candidate) ends that term as soon as its node is confirmed standby by a read,
+    /// instead of letting the next leader wait for the lease to expire and then its activation
+    /// delay. Once the key is gone (ended, expired, or never there) nothing is left to do.
+    fn end_dead_term_on_start(&mut self) {
+        let Some(dead) = &self.dead_term else {
+            return;
+        };
+        let Some(view) = &self.view else {
+            return;
+        };
+        if dead.in_flight || self.now < dead.retry_at {
+            return;
+        }
+        if !view.candidates.iter().any(|c| c.id == dead.term.id) {
+            // Expired or deleted already; our own new candidacy is never taken for it.
+            self.dead_term = None;
+            return;
+        }
+        let confirmed = self.standby_confirmed_by_read();
+        let Some(record) = end_dead_term(&dead.term, &self.settings.value, view, confirmed) else {
+            return;
+        };
+        let id = dead.term.id;
+        if let Some(dead) = self.dead_term.as_mut() {
+            dead.in_flight = true;
+            dead.record = record.is_some();
+        }
+        self.emit(Command::Resign {
+            lease: id.lease,
+            candidate: Some(id),
+            record,
+            clear_request: None,
+        });
+    }
+
+    /// Rule `end_dead_term`, its memory: tells the shell what to keep in `--state-dir` whenever
+    /// our candidacy or what its end may claim changes. It never claims more than is true: a
+    /// record is allowed only from the passing of the activation gate on, and not after a
+    /// failed `activate=true`.
+    fn remember_term(&mut self) {
+        let Candidacy::Created(id) = self.candidacy else {
+            return;
+        };
+        let record_allowed = self
+            .term
+            .as_ref()
+            .is_some_and(|t| t.id == id && t.gate_passed && !t.activation_failed);
+        let term = Some(RememberedTerm { id, record_allowed });
+        if self.remembered != term {
+            self.remembered = term;
+            self.emit(Command::RememberTerm { term });
+        }
     }
 
     /// Rule `lease_deadline`, enforced: past the deadline the lease is gone as far as we may
@@ -1551,6 +1696,11 @@ impl Elector {
             && !r.in_flight
         {
             timers.push(r.retry_at);
+        }
+        if let Some(dead) = &self.dead_term
+            && !dead.in_flight
+        {
+            timers.push(dead.retry_at);
         }
         if let Some(deadline) = self.shutdown_deadline {
             timers.push(deadline);

@@ -32,6 +32,19 @@ pub struct HandoverRecord {
     pub value: String,
 }
 
+/// What an elector remembers of its own candidacy across a crash of its process (the shell
+/// keeps it in a file in `--state-dir`), so that a restarted elector can end its dead term
+/// early (rule `end_dead_term`). It never claims more than was true: `record_allowed` is set
+/// only once the term passed its activation gate, and cleared if one of its `activate=true`
+/// calls failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RememberedTerm {
+    /// Our candidate key's lease and create revision.
+    pub id: CandidateId,
+    /// Ending this term may tell the next leader to skip its activation delay.
+    pub record_allowed: bool,
+}
+
 /// An operator's request (`elector handover`) that the leader hand over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandoverRequest {
@@ -187,6 +200,11 @@ pub enum Command {
         run: u64,
         reason: String,
     },
+    /// Keep this in `--state-dir` (replacing what is there; `None`: forget it), so that the
+    /// next start of this elector knows its own candidacy (rule `end_dead_term`).
+    RememberTerm {
+        term: Option<RememberedTerm>,
+    },
     /// Stop the process with this exit code.
     Exit {
         code: i32,
@@ -256,6 +274,9 @@ pub enum Event {
     Stuck { reason: String },
     /// The stuck condition is over.
     Unstuck,
+    /// A term of this replica left behind by a crashed elector was ended early (rule
+    /// `end_dead_term`), with or without a handover record.
+    DeadTermEnded { id: CandidateId, record: bool },
     /// The lease was lost; no more keep-alives for it.
     LeaseLost { lease: LeaseId, reason: String },
 }

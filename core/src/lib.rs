@@ -22,6 +22,8 @@
 //! - `give_way_when_node_lost`: a leader whose node has not read active for `node_lost_after`
 //!   hands over.
 //! - `report_stuck`: a replica that cannot reach a safe or useful state says so, repeatedly.
+//! - `end_dead_term`: a restarted elector ends the term its crashed process left behind, once
+//!   its node is confirmed standby by a read.
 //! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
 //!
 //! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
@@ -34,7 +36,7 @@ mod time;
 pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
 #[cfg(any(test, feature = "mutation"))]
 pub use elector::Mutation;
-pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings};
+pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_term};
 pub use io::*;
 pub use time::Instant;
 

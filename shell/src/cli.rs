@@ -221,6 +221,21 @@ pub struct ForceStandbyArgs {
     /// The fence command is killed after this long
     #[arg(long, env = "ELECTOR_FENCE_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub fence_timeout: Duration,
+    /// This replica's identity in the election [default: the host name]
+    #[arg(long, env = "ELECTOR_VALUE")]
+    pub value: Option<String>,
+    /// The elector's --state-dir: with standby confirmed, the term the crashed elector left there is ended at once [default: $STATE_DIRECTORY]
+    #[arg(long, env = "ELECTOR_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+impl ForceStandbyArgs {
+    /// Our value: `--value`, else the host name (as the run command).
+    pub fn value(&self) -> String {
+        self.value.clone().unwrap_or_else(host_name)
+    }
 }
 
 impl Operation {
@@ -240,6 +255,7 @@ impl Operation {
             }
             Operation::ForceStandby(args) => {
                 check_url("--iotex-admin", &args.iotex_admin)?;
+                args.etcd.check()?;
                 for (flag, value) in [
                     ("--node-timeout", args.node_timeout),
                     ("--confirm-poll-interval", args.confirm_poll_interval),
@@ -379,6 +395,9 @@ pub struct RunArgs {
     /// How long a leader waits for a named handover target to be next in line
     #[arg(long, env = "ELECTOR_HANDOVER_TIMEOUT", value_parser = duration, default_value = "30s", help_heading = "Timing")]
     pub handover_timeout: Duration,
+    /// Directory where the elector keeps its current term, so that after a crash its restart ends that term early [default: $STATE_DIRECTORY, set by systemd's StateDirectory=]
+    #[arg(long, env = "ELECTOR_STATE_DIR", help_heading = "Operations")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// A leader whose node has not read active for this long gives way to another candidate (after proving the node standby)
     #[arg(long, env = "ELECTOR_NODE_LOST_AFTER", value_parser = duration, default_value = "10s", help_heading = "Timing")]
     pub node_lost_after: Duration,

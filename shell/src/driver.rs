@@ -8,6 +8,7 @@
 use crate::clock::Clock;
 use crate::etcd::Election;
 use crate::node::{HttpGet, NodeClient};
+use crate::state::StateFile;
 use crate::status::{Metrics, Status};
 use elector_core::{Command, Elector, Event, Input, NodeCall, Output, Role};
 use std::collections::HashMap;
@@ -58,6 +59,8 @@ pub struct Driver<T: HttpGet, C: Clock, E: Connect> {
     pub etcd_request_timeout: Duration,
     pub fence: Fence,
     pub status: Arc<Status>,
+    /// `--state-dir`'s term file, if one is configured (rule `end_dead_term`).
+    pub state: Option<StateFile>,
 }
 
 /// Backoff between etcd connection attempts.
@@ -79,6 +82,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             etcd_request_timeout,
             fence,
             status,
+            state,
         } = self;
         let clock = Arc::new(clock);
         let (tx, mut rx) = mpsc::channel::<Input>(1024);
@@ -100,6 +104,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             election: election_rx,
             fence,
             metrics: status.metrics.clone(),
+            state,
         };
         let mut log = LogThrottle::default();
         let mut control_open = true;
@@ -151,6 +156,7 @@ struct Executor<T: HttpGet, C: Clock> {
     election: watch::Receiver<Option<Election>>,
     fence: Fence,
     metrics: Arc<Metrics>,
+    state: Option<StateFile>,
 }
 
 impl<T: HttpGet, C: Clock> Executor<T, C> {
@@ -295,6 +301,15 @@ impl<T: HttpGet, C: Clock> Executor<T, C> {
                     };
                     let _ = tx.send(input).await;
                 });
+            }
+            Command::RememberTerm { term } => {
+                // A few hundred bytes, written and synced in place: the loop waits for it, so
+                // that what the core was told to remember is on disk before its next step.
+                if let Some(state) = &self.state
+                    && let Err(e) = state.store(term)
+                {
+                    warn!("{e}: a crash now makes the next leader wait for the lease to expire");
+                }
             }
             Command::Exit { .. } => unreachable!("handled by the loop"),
         }
@@ -453,6 +468,16 @@ fn report(event: &Event, metrics: &Metrics) {
             error!(%reason, "STUCK: {reason}")
         }
         Event::Unstuck => info!("no longer stuck"),
+        Event::DeadTermEnded { id, record } => info!(
+            lease = format!("{:x}", id.lease),
+            record,
+            "ended the term our crashed process left behind (node confirmed standby){}",
+            if *record {
+                ": the next leader activates at once"
+            } else {
+                ""
+            }
+        ),
         Event::LeaseLost { lease, reason } => {
             warn!(lease = format!("{lease:x}"), "lease lost: {reason}")
         }

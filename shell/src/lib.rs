@@ -3,11 +3,13 @@
 //! - [`driver`]: the loop that feeds the core and executes its commands;
 //! - [`etcd`]: the election on etcd (Go `concurrency.Election` layout);
 //! - [`node`]: the node's `/ha` and `/readiness` endpoints;
-//! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags.
+//! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
+//! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`).
 
 pub mod cli;
 pub mod clock;
 pub mod driver;
 pub mod etcd;
 pub mod node;
+pub mod state;
 pub mod status;

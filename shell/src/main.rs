@@ -12,6 +12,7 @@ use elector::clock::{Clock, TokioClock};
 use elector::driver::{Connect, Control, Driver, Fence};
 use elector::etcd::{self, EtcdOptions};
 use elector::node::{NodeClient, ReqwestTransport};
+use elector::state::{self, StateFile};
 use elector::status::{self, Status};
 use elector_core::{Elector, Settings};
 use std::process::ExitCode;
@@ -167,9 +168,25 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         },
         None => Fence::None,
     };
+    let state = state_file(&args, &value);
+    let mut settings = Settings::new(value.clone(), timing.clone());
+    if let Some(state) = &state {
+        match state.load() {
+            Ok(previous) => {
+                if let Some(term) = &previous {
+                    info!(
+                        lease = format!("{:x}", term.id.lease),
+                        "found the term of a previous process of this elector: it is ended \
+                         early once the node is confirmed standby, if it is still there"
+                    );
+                }
+                settings.previous_term = previous;
+            }
+            Err(e) => warn!("{e}; ignoring it"),
+        }
+    }
     let clock = TokioClock::new();
-    let core = Elector::new(Settings::new(value.clone(), timing.clone()), clock.now())
-        .map_err(|e| e.to_string())?;
+    let core = Elector::new(settings, clock.now()).map_err(|e| e.to_string())?;
     info!(
         key = %args.key,
         value = %value,
@@ -190,8 +207,15 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         etcd_request_timeout: timing.etcd_request_timeout,
         fence,
         status,
+        state,
     };
     Ok(driver.run(control_rx).await)
+}
+
+/// The term file in `--state-dir` (or systemd's `StateDirectory=`), if there is one.
+fn state_file(args: &RunArgs, value: &str) -> Option<StateFile> {
+    let dir = state::state_dir(args.state_dir.as_deref())?;
+    Some(StateFile::new(&dir, &args.key, value))
 }
 
 /// SIGTERM and SIGINT start the graceful path; the core bounds how long it takes.

@@ -8,6 +8,7 @@
 use elector::cli::{EtcdArgs, ForceStandbyArgs, HandoverArgs, StatusArgs};
 use elector::etcd::{self, Election};
 use elector::node::{NodeClient, ReqwestTransport};
+use elector::state::{StateFile, state_dir};
 use elector_core::{Candidate, Observation};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use serde::Serialize;
@@ -614,6 +615,10 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
                         args.iotex_admin,
                         started.elapsed().as_secs_f64()
                     );
+                    println!(
+                        "elector force-standby: {}",
+                        end_dead_term_after_crash(&args).await
+                    );
                     return 0;
                 }
                 Ok(true) => last_problem = "the node still reads active".into(),
@@ -641,6 +646,66 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         }
     }
 }
+
+/// After a crash, with the node confirmed standby by a read: ends the term the crashed elector
+/// left in etcd, if `--state-dir` remembers it as ours (rule `end_dead_term` of the core), so
+/// that the next leader need not wait for its lease to expire. Bounded; says what it did. Any
+/// failure only means the next leader waits as before.
+async fn end_dead_term_after_crash(args: &ForceStandbyArgs) -> String {
+    let Some(dir) = state_dir(args.state_dir.as_deref()) else {
+        return "no --state-dir: any term left in etcd ends with its lease".into();
+    };
+    let value = args.value();
+    let state = StateFile::new(&dir, &args.etcd.key, &value);
+    let term = match state.load() {
+        Ok(Some(term)) => term,
+        Ok(None) => return "no term remembered: nothing to end".into(),
+        Err(e) => return format!("{e}: not ending any term"),
+    };
+    let work = async {
+        let connection = connect(&args.etcd).await?;
+        let election = Election::new(
+            connection.client.clone(),
+            args.etcd.key.clone(),
+            value.clone(),
+            connection.request_timeout,
+        );
+        let observation = election.observe_once().await.map_err(|e| e.to_string())?;
+        let Some(record) = elector_core::end_dead_term(&term, &value, &observation, true) else {
+            let _ = state.store(None);
+            return Ok(format!(
+                "the remembered term (lease {:x}) is gone already",
+                term.id.lease
+            ));
+        };
+        let with_record = record.is_some();
+        election
+            .resign(term.id.lease, Some(term.id), record, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = state.store(None);
+        Ok::<_, String>(format!(
+            "ended the crashed elector's term (lease {:x}){}",
+            term.id.lease,
+            if with_record {
+                " with a handover record: the next leader activates at once"
+            } else {
+                " without a record: the next leader waits its activation delay"
+            }
+        ))
+    };
+    match timeout(DEAD_TERM_BOUND, work).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => format!("could not end the crashed elector's term: {e}"),
+        Err(_) => format!(
+            "could not end the crashed elector's term within {}",
+            humantime::format_duration(DEAD_TERM_BOUND)
+        ),
+    }
+}
+
+/// Longest `force-standby` spends ending a dead term in etcd.
+const DEAD_TERM_BOUND: Duration = Duration::from_secs(3);
 
 /// Runs the fence command with `sh -c`, bounded; says how it went.
 async fn run_fence(command: &str, reason: &str, bound: Duration) -> String {

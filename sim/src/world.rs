@@ -279,6 +279,7 @@ impl ElectorHost {
             etcd_request_timeout: self.timing.etcd_request_timeout,
             fence: self.fence(),
             status: Status::new(KEY, &self.value),
+            state: None,
         };
         let code = driver.run(control_rx).await;
         *lock(&self.slot.exited) = Some(code);

@@ -8,6 +8,7 @@
 mod harness;
 
 mod activation;
+mod dead_term;
 mod half_broken;
 mod lease;
 mod reconcile;

@@ -505,6 +505,7 @@ impl World {
                 self.at(now + after, Event::Deliver(done));
             }
             Command::Exit { .. } => self.exited = true,
+            Command::RememberTerm { .. } => {}
         }
     }
 
