@@ -106,6 +106,11 @@ pub struct ClusterOptions {
     /// Give every elector `--fence-cmd` appending `$ELECTOR_FENCE_REASON` to a file; read it
     /// with [`Cluster::fence_log`].
     pub fence_marker: bool,
+    /// A fence command for every elector, with `{admin}` replaced by its node's admin address
+    /// (`127.0.0.1:port`), e.g. one that kills the stand-in through `/control/kill`. With
+    /// `fence_marker` too, the marker is written first and this command's exit status is the
+    /// fence's.
+    pub fence_cmd: Option<String>,
     /// More arguments for every elector, after the others.
     pub extra_args: Vec<String>,
 }
@@ -123,6 +128,7 @@ impl Default for ClusterOptions {
             etcd_running: true,
             go_flags: Vec::new(),
             fence_marker: false,
+            fence_cmd: None,
             extra_args: Vec::new(),
         }
     }
@@ -323,12 +329,24 @@ impl Cluster {
             "--log-format".to_owned(),
             "json".to_owned(),
         ]);
-        if self.options.fence_marker {
-            args.push("--fence-cmd".to_owned());
-            args.push(format!(
+        let marker = self.options.fence_marker.then(|| {
+            format!(
                 "echo \"$ELECTOR_FENCE_REASON\" >> '{}'",
                 member.fence_log.display()
-            ));
+            )
+        });
+        let command = self
+            .options
+            .fence_cmd
+            .as_ref()
+            .map(|template| template.replace("{admin}", &member.node.admin_addr().to_string()));
+        let fence = match (marker, command) {
+            (Some(marker), Some(command)) => Some(format!("{marker}; {command}")),
+            (marker, command) => marker.or(command),
+        };
+        if let Some(fence) = fence {
+            args.push("--fence-cmd".to_owned());
+            args.push(fence);
         }
         args.extend(self.options.extra_args.iter().cloned());
         args
@@ -722,12 +740,14 @@ impl Cluster {
             };
             let _ = writeln!(
                 text,
-                "  {i} ({}): node active={} ready={} fault={}; elector {}, role={} \
-                 reason={} leader={}",
+                "  {i} ({}): node active={} ready={} fault={} refuse_activation={} alive={}; \
+                 elector {}, role={} reason={} leader={} stuck={}",
                 member.value,
                 state.active,
                 state.ready,
                 state.fault.as_str(),
+                state.refuse_activation,
+                state.alive,
                 match self.elector_exit(i) {
                     Some(exit) => exit.to_string(),
                     None if self.elector_running(i) => "running".to_owned(),
@@ -736,6 +756,7 @@ impl Cluster {
                 field("role"),
                 field("role_reason"),
                 field("leader"),
+                field("stuck"),
             );
         }
         let (histories, end) = self.histories();

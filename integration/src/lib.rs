@@ -1,7 +1,7 @@
 /// `elector_core::Timing::fast_profile()` as flags: the 3 s lease profile of docs/safety.md
 /// (nodes that drain within 700 ms). The elector derives the activation delay from them; the
 /// `fast_profile_args_give_the_fast_profile` test keeps the two in step.
-pub const FAST_PROFILE_ARGS: [&str; 8] = [
+pub const FAST_PROFILE_ARGS: [&str; 9] = [
     "--ttl=3s",
     "--keepalive-interval=300ms",
     "--etcd-timeout=300ms",
@@ -10,6 +10,7 @@ pub const FAST_PROFILE_ARGS: [&str; 8] = [
     "--node-timeout=150ms",
     "--confirm-poll-interval=100ms",
     "--restart-bound=2s",
+    "--node-lost-after=5s",
 ];
 
 pub mod cluster;

@@ -1,6 +1,7 @@
 //! A stand-in for the IoTeX node, served over real TCP: the admin endpoint `/ha` and the probe
 //! server behave like the node's (see [`elector_sim::node_model`] for the rules), and control
-//! endpoints let a test or the demo change readiness, inject faults and restart the "node".
+//! endpoints let a test or the demo change readiness, inject faults, restart the "node" and
+//! kill it.
 //!
 //! Two listeners, like the node:
 //! - **admin** (the node's `system.httpAdminPort`, usually 9009): `/ha`, plus the control
@@ -10,7 +11,6 @@
 //!
 //! Time is [`tokio::time::Instant`] since [`StandIn::start`]; the model's epoch is that start.
 
-use std::convert::Infallible;
 use std::future;
 use std::io;
 use std::net::SocketAddr;
@@ -37,16 +37,26 @@ Control endpoints (admin listener; GET or POST; each answers the state JSON on s
 400 on a bad or missing parameter):
   /control/ready?value=true|false
       Make /readiness and /health answer 200 OK (true) or 503 FAIL (false).
-  /control/fault?admin=none|500|garbage|hang
-      Inject a fault into /ha: 500 answers 500; garbage answers 200 with a body that is not
-      JSON but contains \"active\":false; hang never answers. Under a fault /ha requests have
-      no effect on the mode. none restores normal behaviour. Probes are never affected.
+  /control/fault?admin=none|500|garbage|hang&activate=none|refuse
+      Either parameter or both. admin= injects a fault into /ha: 500 answers 500; garbage
+      answers 200 with a body that is not JSON but contains \"active\":false; hang never
+      answers. Under an admin fault /ha requests have no effect on the mode. activate=refuse
+      makes /ha?activate=true answer 500 and change nothing, while reads and activate=false
+      work (a node that refuses to sign); an admin fault takes precedence. none restores
+      normal behaviour. Probes are never affected.
   /control/restart[?active=true|false]
       Restart the node process configured with system.active=<active> (default: the mode of
       the previous start): the mode becomes that at once, an unfinished round is dropped.
       Readiness and faults are kept.
+  /control/kill
+      The node process dies: it stops signing at once (the mode becomes standby, with no
+      round tail), turns unready, and both listeners close: new connections are refused, open
+      ones are closed, and requests in flight (hung /ha requests included) get no answer.
+      This request's answer is the last one. A killed stand-in stays dead (the binary keeps
+      running, serving nothing, until SIGTERM).
   /control/state
-      {\"active\":bool,\"ready\":bool,\"fault\":\"none|500|garbage|hang\",\"start_active\":bool,
+      {\"active\":bool,\"ready\":bool,\"fault\":\"none|500|garbage|hang\",
+       \"activate_fault\":\"none|refuse\",\"alive\":bool,\"start_active\":bool,
        \"now_ms\":int,\"history\":[[ms,bool],...]}
       active is what a read of /ha would say; history lists every change of it, starting
       with the start mode at 0, in ms since the stand-in started.";
@@ -82,6 +92,10 @@ pub struct StandInState {
     pub active: bool,
     pub ready: bool,
     pub fault: AdminFault,
+    /// `/ha?activate=true` is refused (`/control/fault?activate=refuse`).
+    pub refuse_activation: bool,
+    /// Not killed (`/control/kill`).
+    pub alive: bool,
     /// The mode of the latest (re)start.
     pub start_active: bool,
     /// Time since the stand-in started.
@@ -102,6 +116,8 @@ impl StandInState {
             "active": self.active,
             "ready": self.ready,
             "fault": self.fault.as_str(),
+            "activate_fault": if self.refuse_activation { "refuse" } else { "none" },
+            "alive": self.alive,
             "start_active": self.start_active,
             "now_ms": millis(self.now),
             "history": history,
@@ -139,8 +155,10 @@ impl StandIn {
                 model,
                 // The start mode is not a change; subscribers hear of changes only.
                 published: 1,
+                refuse_activation: false,
             }),
             changed: Notify::new(),
+            killed: watch::channel(false).0,
             transitions: broadcast::channel(1024).0,
         });
 
@@ -200,6 +218,16 @@ impl StandIn {
             .update(|model, now| model.restart(now, start_active));
     }
 
+    /// Like `/control/fault?activate=refuse` (`true`) or `activate=none` (`false`).
+    pub fn set_refuse_activation(&self, refuse: bool) {
+        self.shared.lock().refuse_activation = refuse;
+    }
+
+    /// Like `/control/kill`: the node process dies, for good.
+    pub fn kill(&self) {
+        self.shared.kill();
+    }
+
     /// Every change of the reported mode from now on, as `(time since start, active)`, in
     /// order, including the ends of deactivation tails as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
@@ -236,12 +264,16 @@ struct Shared {
     /// Wakes [`end_tails`] after any change, so that it sleeps until the right tail end.
     changed: Notify,
     transitions: broadcast::Sender<Transition>,
+    /// `true` once the node was killed: the listeners close and no request is answered.
+    killed: watch::Sender<bool>,
 }
 
 struct State {
     model: NodeModel,
     /// How many entries of the model's mode history went out on `transitions`.
     published: usize,
+    /// `/ha?activate=true` answers 500 and has no effect.
+    refuse_activation: bool,
 }
 
 impl Shared {
@@ -272,7 +304,29 @@ impl Shared {
         result
     }
 
+    /// The node process dies: standby at once (its consensus stopped; like the simulation's
+    /// dying node, recorded as a restart in standby), unready, and nothing answers any more.
+    fn kill(&self) {
+        self.update(|model, now| {
+            model.restart(now, false);
+            model.set_ready(false);
+        });
+        self.killed.send_replace(true);
+    }
+
+    fn is_killed(&self) -> bool {
+        *self.killed.borrow()
+    }
+
+    /// Resolves once the node is killed.
+    async fn until_killed(&self) {
+        let mut killed = self.killed.subscribe();
+        // The sender lives as long as `self`.
+        let _ = killed.wait_for(|&killed| killed).await;
+    }
+
     fn state(&self) -> StandInState {
+        let alive = !self.is_killed();
         let state = self.lock();
         let now = self.epoch.elapsed();
         let model = &state.model;
@@ -280,6 +334,8 @@ impl Shared {
             active: model.is_effectively_active(now),
             ready: model.is_ready(),
             fault: model.admin_fault(),
+            refuse_activation: state.refuse_activation,
+            alive,
             start_active: model.start_active(),
             now,
             history: model.mode_history(now),
@@ -306,7 +362,10 @@ async fn end_tails(shared: Arc<Shared>, mut stopped: watch::Receiver<()>) {
     }
 }
 
-/// Accepts connections until stopped, then drops every connection still open.
+/// Accepts connections until stopped or killed, then drops every connection still open. A
+/// killed node closes its listener at once (new connections are refused) and lets its open
+/// connections close themselves (see [`serve_connection`]), so that the answer to
+/// `/control/kill` still goes out.
 async fn serve(
     listener: TcpListener,
     kind: Listener,
@@ -314,9 +373,14 @@ async fn serve(
     mut stopped: watch::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
+    let mut killed = false;
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
+            () = shared.until_killed() => {
+                killed = true;
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve_connection(stream, kind, shared.clone()));
@@ -328,29 +392,63 @@ async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    if killed {
+        drop(listener);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }
     // Aborts the connection tasks: a hung `/ha` request would never finish by itself.
     connections.shutdown().await;
 }
 
+/// What a dead node answers: nothing. The error makes hyper close the connection.
+#[derive(Debug)]
+struct Dead;
+
+impl std::fmt::Display for Dead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the node was killed")
+    }
+}
+
+impl std::error::Error for Dead {}
+
 async fn serve_connection(stream: TcpStream, kind: Listener, shared: Arc<Shared>) {
-    let service = service_fn(move |request| {
+    let service = {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(&shared, kind, &request).await) }
-    });
+        service_fn(move |request| {
+            let shared = shared.clone();
+            async move { route(&shared, kind, &request).await }
+        })
+    };
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
     // A failed connection (client reset, malformed request) concerns only that client.
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = shared.until_killed() => {}
+    }
+    // Killed: an idle connection closes now, a busy one once its answer is out (the answer
+    // to `/control/kill`; any other request of a dead node gets none, see `route`).
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 async fn route(
     shared: &Shared,
     kind: Listener,
     request: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, Dead> {
+    if shared.is_killed() {
+        return Err(Dead);
+    }
     let path = request.uri().path();
     let query = request.uri().query();
-    match kind {
+    Ok(match kind {
         Listener::Probe => {
             let reply = shared.update(|model, now| model.handle_probe(now, path));
             let content_type = if path == "/metrics" {
@@ -363,18 +461,34 @@ async fn route(
         Listener::Admin if path == "/ha" => {
             // The node checks neither the method nor anything but `activate`.
             let activate = query_value(query, "activate");
+            let refused = {
+                let state = shared.lock();
+                state.refuse_activation
+                    && state.model.admin_fault() == AdminFault::None
+                    && activate.as_deref().map(str::to_lowercase).as_deref() == Some("true")
+            };
+            if refused {
+                let reply = Reply {
+                    status: 500,
+                    body: "activation refused\n".into(),
+                };
+                return Ok(respond(reply, TEXT));
+            }
             match shared.update(|model, now| model.handle_ha(now, activate.as_deref())) {
                 HaReply::Answer(reply) => respond(reply, TEXT),
-                // Never answer; the connection is dropped when the client gives up or the
-                // stand-in shuts down.
-                HaReply::Hang => future::pending().await,
+                // Never answer; the connection is dropped when the client gives up, the node
+                // is killed or the stand-in shuts down.
+                HaReply::Hang => {
+                    shared.until_killed().await;
+                    return Err(Dead);
+                }
             }
         }
         Listener::Admin => match path.strip_prefix("/control/") {
             Some(endpoint) => control(shared, request.method(), endpoint, query),
             None => not_found(),
         },
-    }
+    })
 }
 
 /// The control endpoints; see [`CONTROL_ENDPOINTS_HELP`].
@@ -384,7 +498,7 @@ fn control(
     endpoint: &str,
     query: Option<&str>,
 ) -> Response<Full<Bytes>> {
-    if !matches!(endpoint, "ready" | "fault" | "restart" | "state") {
+    if !matches!(endpoint, "ready" | "fault" | "restart" | "kill" | "state") {
         return not_found();
     }
     if method != Method::GET && method != Method::POST {
@@ -410,15 +524,30 @@ fn control(
             Some(ready) => shared.update(|model, _| model.set_ready(ready)),
             None => return bad_request("expected value=true or value=false"),
         },
-        "fault" => match query_value(query, "admin")
-            .as_deref()
-            .and_then(AdminFault::parse)
-        {
-            Some(fault) => shared.update(|model, _| model.set_admin_fault(fault)),
-            None => {
-                return bad_request("expected admin=none, admin=500, admin=garbage or admin=hang");
+        "fault" => {
+            let admin = query_value(query, "admin");
+            let activate = query_value(query, "activate");
+            let fault = admin.as_deref().map(AdminFault::parse);
+            let refuse = activate.as_deref().map(|value| match value {
+                "none" => Some(false),
+                "refuse" => Some(true),
+                _ => None,
+            });
+            if matches!(fault, Some(None))
+                || matches!(refuse, Some(None))
+                || (admin, activate) == (None, None)
+            {
+                return bad_request(
+                    "expected admin=none|500|garbage|hang and/or activate=none|refuse",
+                );
             }
-        },
+            if let Some(Some(fault)) = fault {
+                shared.update(|model, _| model.set_admin_fault(fault));
+            }
+            if let Some(Some(refuse)) = refuse {
+                shared.lock().refuse_activation = refuse;
+            }
+        }
         "restart" => {
             let start_active = match query_value(query, "active") {
                 None => None,
@@ -432,6 +561,7 @@ fn control(
                 model.restart(now, start_active);
             });
         }
+        "kill" => shared.kill(),
         _ => {} // state
     }
     let body = shared.state().to_json().to_string() + "\n";
@@ -547,6 +677,8 @@ mod tests {
             active: true,
             ready: false,
             fault: AdminFault::Hang,
+            refuse_activation: true,
+            alive: false,
             start_active: false,
             now: Duration::from_millis(2_500),
             history: vec![
@@ -560,6 +692,8 @@ mod tests {
                 "active": true,
                 "ready": false,
                 "fault": "hang",
+                "activate_fault": "refuse",
+                "alive": false,
                 "start_active": false,
                 "now_ms": 2500,
                 "history": [[0, false], [1200, true]],

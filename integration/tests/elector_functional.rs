@@ -359,11 +359,13 @@ async fn etcd_outage_demotes_the_leader_in_time() {
 /// 6. Bad node answers (500, a garbage body, no answer) on followers and on the leader: the
 ///    electors keep running and count the failures; an elector that cannot confirm standby
 ///    does not campaign; a leader that must step down while its node hangs runs the fence
-///    command, and hands over once the node answers again.
+///    command, and hands over once the node answers again. (The fence records its run and
+///    fails: a fence that succeeds proves standby, and the leader would give the lead away.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_node_answers_are_survived_and_fenced() {
     let mut cluster = Cluster::start_with(ClusterOptions {
         fence_marker: true,
+        fence_cmd: Some("false".into()),
         ..ClusterOptions::default()
     })
     .await;

@@ -296,6 +296,84 @@ async fn restart_takes_the_configured_start_mode() {
 }
 
 #[tokio::test]
+async fn refused_activation_answers_500_and_changes_nothing() {
+    let standin = start(false, Duration::ZERO, true).await;
+    let state = control(&standin, "/control/fault?activate=refuse").await;
+    assert_eq!(state["activate_fault"], "refuse");
+    assert_eq!(state["fault"], "none", "the admin fault is left as it was");
+    for value in ["true", "TRUE"] {
+        let answer = get(standin.admin_addr(), &format!("/ha?activate={value}")).await;
+        assert_eq!(answer, (500, "activation refused\n".to_string()));
+    }
+    assert!(
+        !read_mode(&standin).await,
+        "a refused activation has no effect"
+    );
+    assert_eq!(standin.state().history, vec![(Duration::ZERO, false)]);
+
+    // Reads and deactivation still work: an active node (restarted active) can be demoted.
+    standin.restart(true);
+    write_mode(&standin, "false").await;
+    assert!(!read_mode(&standin).await);
+
+    // An admin fault takes precedence; clearing both restores activation.
+    let state = control(&standin, "/control/fault?admin=hang&activate=refuse").await;
+    assert_eq!(
+        (&state["fault"], &state["activate_fault"]),
+        (&"hang".into(), &"refuse".into())
+    );
+    let limit = Duration::from_millis(300);
+    let hung = try_request(standin.admin_addr(), "GET", "/ha?activate=true", limit).await;
+    assert_eq!(hung, None);
+    control(&standin, "/control/fault?admin=none&activate=none").await;
+    write_mode(&standin, "true").await;
+    assert!(read_mode(&standin).await);
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_node_stops_signing_and_answers_nothing() {
+    // Active, with 5 s rounds: a deactivation would leave a tail; a death leaves none.
+    let standin = start(true, Duration::from_secs(5), true).await;
+    let admin = standin.admin_addr();
+    let probe = standin.probe_addr();
+    // An idle keep-alive connection, and a request hung by the admin fault.
+    let mut idle = TcpStream::connect(admin).await.unwrap();
+    standin.set_admin_fault(AdminFault::Hang);
+    let mut hung = TcpStream::connect(admin).await.unwrap();
+    hung.write_all(b"GET /ha?activate=false HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    let state = control(&standin, "/control/kill").await;
+    assert_eq!(state["alive"], false);
+    assert_eq!(
+        state["active"], false,
+        "signing stops at once, no round tail"
+    );
+    assert_eq!(state["ready"], false);
+    let state = standin.state();
+    assert!(!state.active && !state.alive);
+    let modes: Vec<bool> = state.history.iter().map(|&(_, m)| m).collect();
+    assert_eq!(modes, [true, false]);
+
+    // Open connections close without an answer; new ones are refused, on both listeners.
+    for (name, stream) in [("idle", &mut idle), ("hung", &mut hung)] {
+        let mut rest = Vec::new();
+        let read = timeout(PROMPT, stream.read_to_end(&mut rest)).await;
+        let read = read.unwrap_or_else(|_| panic!("the {name} connection stayed open"));
+        assert!(read.is_err() || rest.is_empty(), "{name}: {rest:?}");
+    }
+    for addr in [admin, probe] {
+        let connect = timeout(PROMPT, TcpStream::connect(addr)).await.unwrap();
+        assert!(connect.is_err(), "{addr} still accepts connections");
+    }
+    // The model goes on: its history is still there for the checker.
+    assert_eq!(standin.state().history, state.history);
+    timeout(PROMPT, standin.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
 async fn control_endpoints() {
     let standin = start(false, Duration::from_secs(5), true).await;
     let admin = standin.admin_addr();
@@ -304,6 +382,8 @@ async fn control_endpoints() {
     assert_eq!(state["active"], false);
     assert_eq!(state["ready"], true);
     assert_eq!(state["fault"], "none");
+    assert_eq!(state["activate_fault"], "none");
+    assert_eq!(state["alive"], true);
     assert_eq!(state["start_active"], false);
     assert_eq!(state["history"], serde_json::json!([[0, false]]));
     assert!(state["now_ms"].is_u64());
@@ -323,6 +403,9 @@ async fn control_endpoints() {
         "/control/ready?value=yes",
         "/control/fault?admin=HANG",
         "/control/fault",
+        "/control/fault?activate=yes",
+        "/control/fault?admin=none&activate=refuse!",
+        "/control/fault?admin=bad&activate=none",
         "/control/restart?active=1",
     ] {
         assert_eq!(get(admin, bad).await.0, 400, "{bad}");
@@ -331,7 +414,10 @@ async fn control_endpoints() {
     assert_eq!(get(admin, "/control/nothing").await.0, 404);
     assert_eq!(get(admin, "/control").await.0, 404);
     // Nothing changed by the bad requests.
-    assert_eq!(control(&standin, "/control/state").await["ready"], false);
+    let state = control(&standin, "/control/state").await;
+    assert_eq!(state["ready"], false);
+    assert_eq!(state["activate_fault"], "none");
+    assert_eq!(state["alive"], true);
     standin.shutdown().await;
 }
 
