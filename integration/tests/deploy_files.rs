@@ -1,0 +1,420 @@
+//! The shipped files in `deploy/` and the install recipe of docs/operations.md, checked the way
+//! an operator uses them:
+//!
+//! - `deploy/systemd/elector.env` sourced by bash with `set -a` (as the docs say) runs nothing,
+//!   with every commented example uncommented, and every variable keeps its whole value;
+//! - the install recipe (docs/operations.md and the unit's header, one and the same) run line
+//!   by line, as root, in a private mount namespace over a copy of `/etc`: the user `elector`
+//!   can read what the elector reads, others cannot, and `systemd-analyze verify` accepts the
+//!   installed unit with its drop-in;
+//! - the 3 s lease profile drop-in starts under its own watchdog (the shipped unit's watchdog
+//!   makes the same flags exit 2), and its `ExecStopPost=` forces the node standby;
+//! - the alert rules pass their `promtool` unit tests, the `PrometheusRule` holds the same
+//!   rules, and the Grafana dashboard works from file provisioning;
+//! - the shutdown bound is quoted as the core computes it, and every platform's stop timeout
+//!   leaves room for a fence.
+//!
+//! Needs `promtool` and `systemd-analyze` (`make prereqs` installs them) and, for the running
+//! parts, `cargo build -p elector` and etcd.
+
+use elector_integration::cluster::elector_binary;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_file(path: &str) -> PathBuf {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    full.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// Runs a command to its end; panics if it cannot be started.
+fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A tool the Makefile's `prereqs` installs: its absence is a broken set-up, not a skip.
+fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} not found: `make prereqs` installs it (apt-get install --no-install-recommends \
+         {package})"
+    );
+}
+
+// ----- the environment file ---------------------------------------------------------------
+
+/// `NAME='value'` with nothing after the closing quote and no quote inside: the one form that
+/// systemd, Compose and a POSIX shell all read as the same literal value.
+fn single_quoted_assignment(line: &str) -> Option<(String, String)> {
+    let (name, rest) = line.split_once('=')?;
+    let valid_name = name.starts_with("ELECTOR_")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    let value = rest.strip_prefix('\'')?.strip_suffix('\'')?;
+    (valid_name && !value.contains('\'')).then(|| (name.to_owned(), value.to_owned()))
+}
+
+/// The file with every commented-out assignment (`# ELECTOR_X=...`) made live.
+fn uncomment_examples(file: &str) -> String {
+    file.lines()
+        .map(|line| {
+            let bare = line.trim_start_matches('#').trim_start();
+            let line =
+                if line.starts_with('#') && bare.starts_with("ELECTOR_") && bare.contains('=') {
+                    bare
+                } else {
+                    line
+                };
+            format!("{line}\n")
+        })
+        .collect()
+}
+
+/// How bash sources `file_text` with `set -a; . FILE; set +a`, as docs/operations.md says to.
+/// A DEBUG trap (inherited by `.` under `set -T`) records every simple command bash is about
+/// to execute from the file; with `run == false` it also skips each one (`extdebug`), so that
+/// nothing from the file runs at all. PATH holds only fakes of the commands the examples
+/// name, which record that they ran; any other command name is recorded as "not found".
+struct Sourced {
+    /// The file's simple commands, as bash saw them.
+    trace: Vec<String>,
+    /// Commands that ran: fakes, and names not found.
+    ran: Vec<String>,
+    /// The values of the names asked for (`<unset>` for none).
+    values: BTreeMap<String, String>,
+}
+
+fn source_in_bash(file_text: &str, names: &[String], run_it: bool) -> Sourced {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fakes = dir.path().join("bin");
+    std::fs::create_dir(&fakes).expect("creating the fakes' directory");
+    let log = dir.path().join("ran.log");
+    for tool in [
+        "sudo",
+        "systemctl",
+        "docker",
+        "iptables",
+        "logger",
+        "page-oncall",
+        "sh",
+        "bash",
+        "env",
+        "curl",
+        "wget",
+    ] {
+        let path = fakes.join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", log.display()),
+        )
+        .expect("writing a fake");
+        let mut permissions = std::fs::metadata(&path).expect("a fake").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).expect("making a fake executable");
+    }
+    let trace = dir.path().join("trace.log");
+    let env_file = dir.path().join("elector.env");
+    std::fs::write(&env_file, file_text).expect("writing the environment file");
+    let script = format!(
+        r#"
+on_debug() {{
+  [[ ${{BASH_SOURCE[1]-}} == '{file}' ]] || return 0
+  printf '%s\n' "$BASH_COMMAND" >> '{trace}'
+  [[ $RUN_IT == yes ]]
+}}
+command_not_found_handle() {{ echo "not found: $*" >> '{log}'; return 127; }}
+set -T
+shopt -s extdebug
+trap on_debug DEBUG
+set -a
+. '{file}'
+set +a
+trap - DEBUG
+for name in {names}; do printf '%s=%s\0' "$name" "${{!name-<unset>}}"; done
+"#,
+        log = log.display(),
+        trace = trace.display(),
+        file = env_file.display(),
+        names = names.join(" "),
+    );
+    let output = run(Command::new("/bin/bash")
+        .args(["--noprofile", "--norc", "-c", &script])
+        .env_clear()
+        .env("PATH", &fakes)
+        .env("RUN_IT", if run_it { "yes" } else { "no" }));
+    let lines = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let values = String::from_utf8_lossy(&output.stdout)
+        .split('\0')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    Sourced {
+        trace: lines(&trace),
+        ran: lines(&log),
+        values,
+    }
+}
+
+#[test]
+fn env_file_sourced_by_a_shell_runs_nothing_and_keeps_every_value() {
+    let shipped = read("deploy/systemd/elector.env");
+    let live = uncomment_examples(&shipped);
+    let mut expected = BTreeMap::new();
+    let mut assignments = 0;
+    let mut examples = 0;
+    for line in live
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = single_quoted_assignment(line).unwrap_or_else(|| {
+            panic!("elector.env: not NAME='value' (single quotes, none inside): {line:?}")
+        });
+        assignments += 1;
+        if !shipped.lines().any(|l| l == line) {
+            examples += 1;
+        }
+        // A later assignment wins, in the shell as in systemd.
+        expected.insert(name, value);
+    }
+    assert!(examples >= 10, "only {examples} commented examples found");
+    assert!(
+        expected["ELECTOR_FENCE_CMD"].contains("$ELECTOR_FENCE_REASON"),
+        "the last fence example should keep $ELECTOR_FENCE_REASON for the fence to expand"
+    );
+    let names: Vec<String> = expected.keys().cloned().collect();
+
+    // First without executing anything: bash must see nothing but literal assignments.
+    let dry = source_in_bash(&live, &names, false);
+    let not_assignments: Vec<&String> = dry
+        .trace
+        .iter()
+        .filter(|command| single_quoted_assignment(command).is_none())
+        .collect();
+    assert!(
+        not_assignments.is_empty(),
+        "sourcing elector.env would execute more than assignments: {not_assignments:#?}"
+    );
+    assert_eq!(dry.trace.len(), assignments, "{:#?}", dry.trace);
+    assert!(dry.ran.is_empty(), "{:#?}", dry.ran);
+
+    // Then for real, with the fakes on PATH.
+    let sourced = source_in_bash(&live, &names, true);
+    assert!(
+        sourced.ran.is_empty(),
+        "sourcing elector.env ran commands: {:#?}",
+        sourced.ran
+    );
+    assert_eq!(
+        sourced.values, expected,
+        "the shell's values differ from the file's"
+    );
+
+    // The harness catches the file's old, unquoted form: seen without being run...
+    let old = "ELECTOR_FENCE_CMD=sudo /usr/bin/systemctl kill --signal=SIGKILL iotex-node.service";
+    let dry = source_in_bash(&format!("{old}\n"), &[], false);
+    assert_eq!(dry.trace, [old]);
+    assert!(single_quoted_assignment(old).is_none());
+    assert!(dry.ran.is_empty(), "{:?}", dry.ran);
+    // ...and, run with a command the fakes stand in for, recorded as run.
+    let relative = "ELECTOR_FENCE_CMD=sudo systemctl kill --signal=SIGKILL iotex-node.service\n";
+    let sourced = source_in_bash(relative, &["ELECTOR_FENCE_CMD".to_owned()], true);
+    assert_eq!(
+        sourced.ran,
+        ["systemctl kill --signal=SIGKILL iotex-node.service"],
+        "the harness missed the unquoted command"
+    );
+    assert_eq!(sourced.values["ELECTOR_FENCE_CMD"], "<unset>");
+}
+
+// ----- the install recipe -----------------------------------------------------------------
+
+/// The recipe's lines in docs/operations.md: the `sh` block after the `install recipe` marker.
+fn recipe_in_docs() -> Vec<String> {
+    let docs = read("docs/operations.md");
+    let at = docs
+        .find("<!-- install recipe")
+        .expect("docs/operations.md has no install recipe marker");
+    let block = &docs[at..];
+    let start = block.find("```sh\n").expect("the recipe's code block") + "```sh\n".len();
+    let end = block[start..]
+        .find("```")
+        .expect("the end of the recipe's code block");
+    block[start..start + end]
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The recipe's lines in the unit's header: `#   ` lines after `# Install`, up to a bare `#`.
+fn recipe_in_unit() -> Vec<String> {
+    let unit = read("deploy/systemd/elector.service");
+    unit.lines()
+        .skip_while(|l| !l.starts_with("# Install"))
+        .skip(1)
+        .skip_while(|l| !l.starts_with("#   "))
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| l["#   ".len()..].to_owned())
+        .collect()
+}
+
+#[test]
+fn install_recipe_is_one_and_creates_the_user_first() {
+    let docs = recipe_in_docs();
+    assert_eq!(
+        docs,
+        recipe_in_unit(),
+        "docs/operations.md and the header of deploy/systemd/elector.service give different \
+         install recipes"
+    );
+    let first_use = |needle: &str| {
+        docs.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("the recipe never mentions {needle:?}"))
+    };
+    let useradd = first_use("useradd");
+    assert!(useradd < first_use("/etc/elector"));
+    assert!(
+        first_use("-o root -g elector -m 0750 /etc/elector")
+            < first_use("/etc/elector/elector.env")
+    );
+}
+
+/// Runs the recipe as root in a private mount namespace: `/etc` and `/usr/local/bin` are
+/// copies, `systemctl` a fake; then checks what the unit's user can read.
+#[test]
+fn install_recipe_works_in_a_scratch_root() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: the install recipe needs root (useradd, chown, mount namespace)");
+        return;
+    }
+    require_tool("systemd-analyze", "systemd");
+    let probe = run(Command::new("unshare").args(["--mount", "true"]));
+    if !probe.status.success() {
+        println!(
+            "SKIPPED: no mount namespace here (unshare --mount: {})",
+            text(&probe).trim()
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let s = scratch.path();
+    let recipe = recipe_in_docs().join("\n") + "\n";
+    let optional: String = recipe_in_docs()
+        .iter()
+        .filter_map(|l| l.strip_prefix("# install "))
+        .map(|l| format!("install {l}\n"))
+        .collect();
+    assert_eq!(optional.lines().count(), 3, "{optional}");
+    std::fs::write(s.join("recipe.sh"), &recipe).expect("writing the recipe");
+    std::fs::write(s.join("optional.sh"), &optional).expect("writing the optional lines");
+
+    let script = r#"
+set -euo pipefail
+S="$SCRATCH"
+# A copy of /etc without any trace of an earlier install.
+mkdir -p "$S/etc" "$S/usr-local-bin" "$S/fakes" "$S/work/bin"
+cp -a /etc/. "$S/etc/"
+for f in passwd group shadow gshadow; do
+  [ -f "$S/etc/$f" ] && sed -i '/^elector:/d' "$S/etc/$f"
+done
+rm -rf "$S/etc/elector" "$S/etc/systemd/system/elector.service" "$S/etc/systemd/system/elector.service.d"
+mount --bind "$S/etc" /etc
+mount --bind "$S/usr-local-bin" /usr/local/bin
+
+# The checkout the recipe runs in: bin/elector from `make build`, deploy/, the operator's
+# secrets; systemctl (no systemd here) records what it was asked.
+ln -s "$ELECTOR_BIN" "$S/work/bin/elector"
+ln -s "$REPO/deploy" "$S/work/deploy"
+echo 'not-a-real-password' > "$S/work/etcd-password"
+for f in etcd-ca.pem etcd-client.pem etcd-client-key.pem; do echo "not a real $f" > "$S/work/$f"; done
+printf '#!/bin/sh\necho "systemctl $*" >> "%s/systemctl.log"\n' "$S" > "$S/fakes/systemctl"
+chmod 0755 "$S/fakes/systemctl"
+export PATH="$S/fakes:$PATH"
+
+cd "$S/work"
+echo "== the recipe, literally"
+bash -euxo pipefail "$S/recipe.sh"
+echo "== its optional lines"
+bash -euxo pipefail "$S/optional.sh"
+
+echo "== checks"
+fail() { echo "FAILED: $*"; exit 1; }
+getent passwd elector >/dev/null || fail "no user elector"
+getent group elector >/dev/null || fail "no group elector"
+[ "$(id -gn elector)" = elector ] || fail "elector's primary group is $(id -gn elector)"
+mode() { stat -c '%U:%G %a' "$1"; }
+[ "$(mode /etc/elector)" = "root:elector 750" ] || fail "/etc/elector is $(mode /etc/elector)"
+for f in elector.env etcd-password etcd-ca.pem etcd-client.pem etcd-client-key.pem; do
+  [ "$(mode /etc/elector/$f)" = "root:elector 640" ] || fail "/etc/elector/$f is $(mode /etc/elector/$f)"
+  setpriv --reuid elector --regid elector --init-groups test -r "/etc/elector/$f" \
+    || fail "the user elector cannot read /etc/elector/$f"
+  if setpriv --reuid nobody --regid nogroup --clear-groups test -r "/etc/elector/$f"; then
+    fail "anyone can read /etc/elector/$f"
+  fi
+done
+[ "$(mode /usr/local/bin/elector)" = "root:root 755" ] || fail "/usr/local/bin/elector is $(mode /usr/local/bin/elector)"
+[ "$(mode /etc/systemd/system/elector.service)" = "root:root 644" ] || fail "the unit is $(mode /etc/systemd/system/elector.service)"
+[ -f /etc/systemd/system/elector.service.d/fast-profile.conf ] || fail "no drop-in"
+grep -qx 'systemctl daemon-reload' "$S/systemctl.log" || fail "no daemon-reload: $(cat "$S/systemctl.log")"
+grep -qx 'systemctl enable --now elector' "$S/systemctl.log" || fail "no enable --now: $(cat "$S/systemctl.log")"
+
+# The elector, as the unit's user, reads the password and TLS files (it then fails to reach
+# the etcd that is not there); as anyone else it is refused.
+as_user() {
+  setpriv "$@" env -i /usr/local/bin/elector status --etcd https://127.0.0.1:9 \
+    --etcd-ca /etc/elector/etcd-ca.pem --etcd-cert /etc/elector/etcd-client.pem \
+    --etcd-key /etc/elector/etcd-client-key.pem --etcd-user elector \
+    --etcd-password-file /etc/elector/etcd-password 2>&1 || true
+}
+said=$(as_user --reuid elector --regid elector --init-groups)
+case "$said" in *"ermission denied"*) fail "as elector: $said";; esac
+said=$(as_user --reuid nobody --regid nogroup --clear-groups)
+case "$said" in *"ermission denied"*) ;; *) fail "as nobody, no permission error: $said";; esac
+
+# systemd's own check of the unit as installed, with its drop-in.
+verify=$(systemd-analyze verify /etc/systemd/system/elector.service 2>&1) \
+  || fail "systemd-analyze verify: $verify"
+[ -z "$verify" ] || fail "systemd-analyze verify: $verify"
+echo "== recipe OK"
+"#;
+    let output = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash", "-c", script])
+        .env("SCRATCH", s)
+        .env("REPO", repo_file(""))
+        .env("ELECTOR_BIN", elector_binary()));
+    let said = text(&output);
+    println!("{said}");
+    assert!(
+        output.status.success() && said.contains("== recipe OK"),
+        "the install recipe failed:\n{said}"
+    );
+}
