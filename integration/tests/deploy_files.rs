@@ -17,10 +17,12 @@
 //! Needs `promtool` and `systemd-analyze` (`make prereqs` installs them) and, for the running
 //! parts, `cargo build -p elector` and etcd.
 
+use elector_core::Timing;
 use elector_integration::cluster::elector_binary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn repo_file(path: &str) -> PathBuf {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
@@ -417,4 +419,100 @@ echo "== recipe OK"
         output.status.success() && said.contains("== recipe OK"),
         "the install recipe failed:\n{said}"
     );
+}
+
+// ----- the shutdown bound and the platforms' stop timeouts ----------------------------------
+
+/// `key=value` settings of a unit file's `[Service]` section, in order.
+fn service_settings(path: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut settings = Vec::new();
+    for line in read(path).lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if section == "[Service]"
+            && let Some((key, value)) = line.split_once('=')
+        {
+            settings.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    settings
+}
+
+/// The effective value of a setting (the last one; an empty assignment resets a list).
+fn effective(settings: &[(String, String)], name: &str) -> Option<String> {
+    settings
+        .iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+}
+
+fn seconds(d: Duration) -> String {
+    let s = format!("{:.2}", d.as_secs_f64());
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s} s")
+}
+
+#[test]
+fn shutdown_bound_is_quoted_as_computed_and_stop_timeouts_leave_room_for_a_fence() {
+    let bound = Timing::default().shutdown_grace();
+    let fast = Timing::fast_profile().shutdown_grace();
+    assert_eq!(seconds(bound), "8.8 s");
+    assert_eq!(seconds(fast), "1.95 s");
+    for path in [
+        "README.md",
+        "docs/operations.md",
+        "deploy/systemd/elector.service",
+        "deploy/kubernetes/statefulset.yaml",
+        "deploy/docker-compose.yml",
+    ] {
+        let text = read(path);
+        assert!(
+            text.contains(&seconds(bound)),
+            "{path} does not quote {}",
+            seconds(bound)
+        );
+        assert!(!text.contains("8.3 s"), "{path} still says 8.3 s");
+    }
+    for path in [
+        "docs/operations.md",
+        "deploy/systemd/elector-fast-profile.conf",
+    ] {
+        assert!(
+            read(path).contains(&seconds(fast)),
+            "{path} lacks {}",
+            seconds(fast)
+        );
+    }
+
+    // Room for the clean stop plus one fence (--fence-timeout, 10 s by default) at least.
+    let needed = bound + Duration::from_secs(10);
+    let unit = service_settings("deploy/systemd/elector.service");
+    let stop = effective(&unit, "TimeoutStopSec").expect("TimeoutStopSec=");
+    let stop = humantime::parse_duration(&stop).expect("TimeoutStopSec= duration");
+    assert!(stop >= needed, "TimeoutStopSec={stop:?} < {needed:?}");
+    let find = |path: &str, key: &str| -> String {
+        read(path)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{path} has no {key}"))
+            .trim()
+            .to_owned()
+    };
+    let grace: u64 = find(
+        "deploy/kubernetes/statefulset.yaml",
+        "terminationGracePeriodSeconds:",
+    )
+    .parse()
+    .expect("seconds");
+    assert!(Duration::from_secs(grace) >= needed);
+    let compose = find("deploy/docker-compose.yml", "stop_grace_period:");
+    let compose = humantime::parse_duration(&compose).expect("stop_grace_period");
+    assert!(compose >= needed, "stop_grace_period {compose:?}");
 }
