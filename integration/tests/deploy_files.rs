@@ -18,11 +18,13 @@
 //! parts, `cargo build -p elector` and etcd.
 
 use elector_core::Timing;
-use elector_integration::cluster::elector_binary;
+use elector_integration::FAST_PROFILE_ARGS;
+use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, elector_binary};
 use std::collections::BTreeMap;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn repo_file(path: &str) -> PathBuf {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
@@ -515,4 +517,199 @@ fn shutdown_bound_is_quoted_as_computed_and_stop_timeouts_leave_room_for_a_fence
     let compose = find("deploy/docker-compose.yml", "stop_grace_period:");
     let compose = humantime::parse_duration(&compose).expect("stop_grace_period");
     assert!(compose >= needed, "stop_grace_period {compose:?}");
+}
+
+// ----- the 3 s lease profile under systemd --------------------------------------------------
+
+/// The environment file's variables as systemd gives them (quotes removed).
+fn env_file_vars() -> Vec<(String, String)> {
+    read("deploy/systemd/elector.env")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| single_quoted_assignment(l).unwrap_or_else(|| panic!("elector.env: {l:?}")))
+        .collect()
+}
+
+fn watchdog_usec(setting: &str) -> String {
+    let period = humantime::parse_duration(setting).expect("a WatchdogSec= duration");
+    period.as_micros().to_string()
+}
+
+fn value_after(args: &[String], flag: &str) -> String {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    args[at + 1].clone()
+}
+
+/// What arrived on the notify socket until `until` holds or `bound` passed.
+fn receive(
+    socket: &UnixDatagram,
+    bound: Duration,
+    mut until: impl FnMut(&[(Instant, String)]) -> bool,
+) -> Vec<(Instant, String)> {
+    let deadline = Instant::now() + bound;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("a read timeout");
+    while Instant::now() < deadline && !until(&received) {
+        if let Ok(n) = socket.recv(&mut buffer) {
+            received.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buffer[..n]).into_owned(),
+            ));
+        }
+    }
+    received
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The drop-in's `ExecStart=` flags are the 3 s profile; with the drop-in's `WatchdogSec=` the
+/// elector starts, leads and pings every quarter second, while the shipped unit's watchdog
+/// makes the same command exit 2; the drop-in's `ExecStopPost=` forces the node standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_profile_drop_in_starts_under_its_watchdog() {
+    const DROP_IN: &str = "deploy/systemd/elector-fast-profile.conf";
+    let unit = service_settings("deploy/systemd/elector.service");
+    let mut settings = unit.clone();
+    settings.extend(service_settings(DROP_IN));
+    let exec_start = effective(&settings, "ExecStart").expect("an ExecStart=");
+    let mut words = exec_start.split_whitespace().map(str::to_owned);
+    assert_eq!(words.next().as_deref(), Some("/usr/local/bin/elector"));
+    let flags: Vec<String> = words.collect();
+    assert_eq!(
+        flags, FAST_PROFILE_ARGS,
+        "the drop-in's flags are not the 3 s profile"
+    );
+    let stop_post = effective(&settings, "ExecStopPost").expect("an ExecStopPost=");
+    assert!(
+        stop_post.contains("--node-timeout=150ms"),
+        "ExecStopPost= must use the profile's node timeout: {stop_post}"
+    );
+
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.kill_elector(0);
+    let cluster_args = cluster.elector_args(0);
+    // systemd's environment: the shipped file, pointed at this cluster.
+    let mut env = env_file_vars();
+    for (name, flag) in [
+        ("ELECTOR_ETCD", "--etcd"),
+        ("ELECTOR_IOTEX_ADMIN", "--iotex-admin"),
+        ("ELECTOR_IOTEX_PROBE", "--iotex-probe"),
+        ("ELECTOR_KEY", "--key"),
+        ("ELECTOR_VALUE", "--value"),
+        ("ELECTOR_STATUS_ADDR", "--status-addr"),
+    ] {
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_owned(), value_after(&cluster_args, flag)));
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("binding the notify socket");
+    let spawn = |args: &[String], watchdog: &str, stderr: Stdio| {
+        Command::new(elector_binary())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", watchdog_usec(watchdog))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting the elector")
+    };
+
+    // The shipped unit's watchdog with the profile: refused.
+    let shipped_watchdog = effective(&unit, "WatchdogSec").expect("the unit's WatchdogSec=");
+    let mut refused = Killed(spawn(&flags, &shipped_watchdog, Stdio::piped()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refused.0.try_wait().expect("waiting").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the profile ran under WatchdogSec={shipped_watchdog}: the drop-in would not be needed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = refused.0.wait().expect("waiting");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(refused.0.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("reading stderr");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("watchdog_within_restart_bound"), "{stderr}");
+
+    // The drop-in's watchdog: it starts, leads, and pings.
+    let watchdog = effective(&settings, "WatchdogSec").expect("the drop-in's WatchdogSec=");
+    let period = humantime::parse_duration(&watchdog).expect("WatchdogSec=");
+    let mut elector = Killed(spawn(&flags, &watchdog, Stdio::null()));
+    let received = tokio::task::block_in_place(|| {
+        receive(&socket, SETTLE, |got| {
+            got.iter()
+                .position(|(_, m)| m.contains("STATUS=active"))
+                .is_some_and(|at| got[at..].iter().filter(|(_, m)| m == "WATCHDOG=1").count() >= 8)
+        })
+    });
+    let messages: Vec<&str> = received.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        elector.0.try_wait().expect("waiting").is_none(),
+        "the elector exited under WatchdogSec={watchdog}: {messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("READY=1")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("STATUS=active")),
+        "{messages:?}"
+    );
+    let pings: Vec<Instant> = received
+        .iter()
+        .filter(|(_, m)| m == "WATCHDOG=1")
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(pings.len() >= 8, "{messages:?}");
+    for pair in pings.windows(2) {
+        // Every half period; a loaded machine may delay one, never by the whole period.
+        assert!(
+            pair[1] - pair[0] < period,
+            "ping gap {:?}",
+            pair[1] - pair[0]
+        );
+    }
+    assert!(
+        cluster.node(0).state().active,
+        "the leader's node is not active"
+    );
+
+    // A crash: the drop-in's ExecStopPost= forces the node standby.
+    let _ = elector.0.kill();
+    let _ = elector.0.wait();
+    let mut stop_post_words = stop_post.split_whitespace();
+    assert_eq!(stop_post_words.next(), Some("/usr/local/bin/elector"));
+    let stop_post_args: Vec<&str> = stop_post_words.collect();
+    let output = tokio::task::block_in_place(|| {
+        run(Command::new(elector_binary())
+            .args(&stop_post_args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str()))))
+    });
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(!cluster.node(0).state().active);
 }
