@@ -713,3 +713,72 @@ async fn fast_profile_drop_in_starts_under_its_watchdog() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(!cluster.node(0).state().active);
 }
+
+// ----- what the platform examples must say --------------------------------------------------
+
+/// The examples carry what operators otherwise learn the hard way: a PodDisruptionBudget, the
+/// stranded-namespace warning of `network_mode: service:<node>`, and next to each fence
+/// example the capability the unit drops.
+#[test]
+fn platform_examples_warn_where_operators_get_hurt() {
+    let statefulset = read("deploy/kubernetes/statefulset.yaml");
+    let budget = statefulset
+        .split("\n---\n")
+        .find(|doc| doc.contains("\nkind: PodDisruptionBudget\n"))
+        .expect("deploy/kubernetes/statefulset.yaml has no PodDisruptionBudget");
+    for line in [
+        "apiVersion: policy/v1",
+        "  maxUnavailable: 1",
+        "      app: iotex-delegate",
+    ] {
+        assert!(budget.lines().any(|l| l == line), "no {line:?} in {budget}");
+    }
+
+    let compose = read("deploy/docker-compose.yml");
+    assert!(compose.contains("network_mode: \"service:node-a\""));
+    for needle in [
+        "WARNING, `network_mode",
+        "NEW namespace",
+        "Restart the elector after its node",
+    ] {
+        assert!(compose.contains(needle), "compose example lacks {needle:?}");
+    }
+    let docs = read("docs/operations.md");
+    assert!(docs.contains("**A restarted node container strands its elector.**"));
+
+    // In the environment file, each fence example is preceded by what it needs.
+    let env = read("deploy/systemd/elector.env");
+    let lines: Vec<&str> = env.lines().collect();
+    for (example, needs) in [
+        ("# ELECTOR_FENCE_CMD='sudo ", "NoNewPrivileges=no"),
+        (
+            "# ELECTOR_FENCE_CMD='docker kill",
+            "SupplementaryGroups=docker",
+        ),
+        ("# ELECTOR_FENCE_CMD='iptables", "CAP_NET_ADMIN"),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(example))
+            .unwrap_or_else(|| panic!("elector.env has no {example:?}"));
+        let before = lines[at.saturating_sub(3)..at].join("\n");
+        assert!(
+            before.contains(needs),
+            "{example:?} does not say it needs {needs}"
+        );
+    }
+    // The unit and the docs' fencing section say the same.
+    let unit = read("deploy/systemd/elector.service");
+    let fencing = &docs[docs.find("\n## Fencing").expect("a Fencing section")..];
+    for needs in [
+        "NoNewPrivileges=no",
+        "SupplementaryGroups=docker",
+        "CAP_NET_ADMIN",
+    ] {
+        assert!(unit.contains(needs), "the unit does not mention {needs}");
+        assert!(
+            fencing.contains(needs),
+            "docs' Fencing does not mention {needs}"
+        );
+    }
+}
