@@ -782,3 +782,52 @@ fn platform_examples_warn_where_operators_get_hurt() {
         );
     }
 }
+
+// ----- alert rules -------------------------------------------------------------------------
+
+#[test]
+fn alert_rules_pass_their_unit_tests() {
+    require_tool("promtool", "prometheus");
+    let check = run(Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(repo_file("deploy/prometheus/alerts.yml")));
+    assert!(check.status.success(), "{}", text(&check));
+    let test = run(Command::new("promtool")
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(repo_file("deploy/prometheus")));
+    assert!(test.status.success(), "{}", text(&test));
+    let rules = read("deploy/prometheus/alerts.yml");
+    for metric in [
+        "elector_node_active",
+        "elector_role{role=\"active\"}",
+        "elector_fence_actions_total",
+        "elector_fence_results_total{result=\"failure\"}",
+        "elector_stuck",
+        "elector_node_lost",
+        "elector_etcd_connected",
+    ] {
+        assert!(rules.contains(metric), "no rule on {metric}");
+    }
+}
+
+/// `spec:` of the PrometheusRule is alerts.yml from `groups:` on, indented by two spaces.
+#[test]
+fn prometheus_rule_holds_the_same_rules() {
+    let rules = read("deploy/prometheus/alerts.yml");
+    let groups = &rules[rules.find("\ngroups:").expect("groups: in alerts.yml") + 1..];
+    let resource = read("deploy/kubernetes/prometheusrule.yaml");
+    assert!(resource.contains("\nkind: PrometheusRule\n"));
+    let spec = &resource[resource
+        .find("\nspec:\n")
+        .expect("spec: in the PrometheusRule")
+        + 7..];
+    let unindented: String = spec
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l).to_owned() + "\n")
+        .collect();
+    assert_eq!(
+        unindented, groups,
+        "deploy/kubernetes/prometheusrule.yaml differs from deploy/prometheus/alerts.yml; \
+         regenerate its spec as its header says"
+    );
+}
