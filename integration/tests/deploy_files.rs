@@ -831,3 +831,138 @@ fn prometheus_rule_holds_the_same_rules() {
          regenerate its spec as its header says"
     );
 }
+
+// ----- the Grafana dashboard ---------------------------------------------------------------
+
+fn dashboard() -> serde_json::Value {
+    serde_json::from_str(&read("deploy/grafana/elector-dashboard.json")).expect("dashboard JSON")
+}
+
+fn targets(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| {
+            (
+                t["expr"].as_str().expect("expr").to_owned(),
+                t["legendFormat"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// File provisioning has no import step to fill `${DS_...}` inputs: the data source must be a
+/// template variable. Replicas are named by `value` (else `pod`, else `instance`), and every
+/// query is valid PromQL.
+#[test]
+fn dashboard_works_from_file_provisioning_and_names_replicas_by_value() {
+    require_tool("promtool", "prometheus");
+    let text_form = read("deploy/grafana/elector-dashboard.json");
+    assert!(
+        !text_form.contains("${DS_") && !text_form.contains("__inputs"),
+        "import-only data source inputs"
+    );
+    let board = dashboard();
+    let variables = board["templating"]["list"].as_array().expect("variables");
+    assert!(
+        variables.iter().any(|v| v["type"] == "datasource"
+            && v["name"] == "datasource"
+            && v["query"] == "prometheus"),
+        "no Prometheus data source variable"
+    );
+    fn data_sources(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    if key == "datasource" {
+                        found.push(inner["uid"].as_str().unwrap_or("?").to_owned());
+                    } else {
+                        data_sources(inner, found);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| data_sources(i, found)),
+            _ => {}
+        }
+    }
+    let mut uids = Vec::new();
+    data_sources(&board, &mut uids);
+    assert!(uids.len() >= 10);
+    assert!(uids.iter().all(|u| u == "${datasource}"), "{uids:?}");
+
+    let targets = targets(&board);
+    let per_replica: Vec<&(String, String)> = targets
+        .iter()
+        .filter(|(_, legend)| legend.contains("{{"))
+        .collect();
+    assert!(per_replica.len() >= 8);
+    for (expr, legend) in &per_replica {
+        assert!(!legend.contains("{{instance}}"), "{legend}");
+        assert!(
+            legend.contains("{{replica}}") && expr.contains("\"replica\""),
+            "a per-replica series not named by replica: {legend} <- {expr}"
+        );
+    }
+
+    // Every query as a recording rule (Grafana's variables filled in): valid PromQL. One of
+    // them evaluated: replica = value, else pod, else instance.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rules: Vec<serde_json::Value> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, (expr, _))| {
+            let expr = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".*")
+                .replace("$instance", ".*");
+            serde_json::json!({"record": format!("dashboard:query{i}"), "expr": expr})
+        })
+        .collect();
+    let node_mode = targets
+        .iter()
+        .position(|(expr, legend)| {
+            expr.contains("label_replace(elector_node_active{") && legend.contains("{{replica}}")
+        })
+        .expect("the node mode panel");
+    let rules_file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    std::fs::write(dir.path().join("dashboard.yml"), rules_file.to_string()).expect("writing");
+    let check = run(Command::new("promtool")
+        .args(["check", "rules", "dashboard.yml"])
+        .current_dir(dir.path()));
+    assert!(check.status.success(), "{}", text(&check));
+    let series = |labels: &str| format!("elector_node_active{{job=\"d\",{labels}}}");
+    let expected = |labels: &str, replica: &str| {
+        serde_json::json!({
+            "labels": format!("dashboard:query{node_mode}{{job=\"d\",{labels},replica=\"{replica}\"}}"),
+            "value": 1,
+        })
+    };
+    let test = serde_json::json!({
+        "rule_files": ["dashboard.yml"],
+        "evaluation_interval": "15s",
+        "tests": [{
+            "interval": "15s",
+            "input_series": [
+                {"series": series("instance=\"h1:9901\",value=\"replica-a\""), "values": "1x4"},
+                {"series": series("instance=\"h2:9901\",pod=\"iotex-delegate-1\""), "values": "1x4"},
+                {"series": series("instance=\"h3:9901\""), "values": "1x4"},
+            ],
+            "promql_expr_test": [{
+                "expr": format!("dashboard:query{node_mode}"),
+                "eval_time": "30s",
+                "exp_samples": [
+                    expected("instance=\"h1:9901\",value=\"replica-a\"", "replica-a"),
+                    expected("instance=\"h2:9901\",pod=\"iotex-delegate-1\"", "iotex-delegate-1"),
+                    expected("instance=\"h3:9901\"", "h3:9901"),
+                ],
+            }],
+        }],
+    });
+    std::fs::write(dir.path().join("test.yml"), test.to_string()).expect("writing");
+    let test = run(Command::new("promtool")
+        .args(["test", "rules", "test.yml"])
+        .current_dir(dir.path()));
+    assert!(test.status.success(), "{}", text(&test));
+}
