@@ -1,24 +1,27 @@
 # The IoTeX elector. `make demo` shows it working; `make test` checks everything CI checks.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client
+APT_PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client prometheus systemd
 
 .PHONY: all build test demo prereqs fmt lint unit docker-images clean
 
 all: build
 
 ## prereqs: install what a fresh Debian machine lacks (as root), or say exactly what to install.
+## promtool (package prometheus) tests deploy/prometheus; systemd-analyze checks the unit.
 prereqs:
 	@missing=""; \
 	command -v protoc >/dev/null || missing="$$missing protobuf-compiler libprotobuf-dev"; \
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "missing tools; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	    echo "missing tools; run: sudo apt-get install -y --no-install-recommends$$missing" >&2; exit 1; \
 	  fi; \
 	fi
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95+ (rustup)" >&2; exit 1; }
@@ -47,8 +50,16 @@ docker-images:
 	  $(MAKE) --no-print-directory etcd-image image; \
 	else echo "no Docker engine: the Docker tests will be skipped"; fi
 
-## test: formatting, lints and every test (unit, property, real etcd, Docker, simulation).
+## test: formatting, lints and every test (unit, property, real etcd, Docker, simulation; the
+## shipped deploy/ files: integration/tests/deploy_files.rs).
 test: prereqs fmt lint docker-images unit
+
+## deploy-test: only the checks of the shipped files in deploy/ (env file, install recipe,
+## unit, drop-in, alert rules, dashboard); `make test` runs them too.
+.PHONY: deploy-test
+deploy-test: prereqs
+	$(CARGO) build --locked -p elector
+	$(CARGO) test --locked -p elector-integration --test deploy_files
 
 ## demo: local etcd, three stand-in nodes, three electors; failover and handover, timed.
 ## DEMO_ARGS=--fast uses the 3 s lease profile.

@@ -67,9 +67,9 @@ fn env_file() -> BTreeMap<String, String> {
                 .split_once('=')
                 .unwrap_or_else(|| panic!("not an assignment in elector.env: {line:?}"));
             let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
+            let value = ['\'', '"']
+                .into_iter()
+                .find_map(|q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
                 .unwrap_or(value);
             (key.trim().to_owned(), value.to_owned())
         })

@@ -174,7 +174,7 @@ const BASELINE_SETTLE: Duration = Duration::from_secs(150);
 const POLL: Duration = Duration::from_millis(10);
 /// Bound on one HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
-/// Bound on an elector's exit after SIGTERM (the elector's own bound is 8.3 s by default).
+/// Bound on an elector's exit after SIGTERM (the elector's own bound is 8.8 s by default).
 const EXIT_BOUND: Duration = Duration::from_secs(20);
 
 // ----- processes ----------------------------------------------------------------------------
