@@ -592,6 +592,82 @@ async fn etcdctl_elect_candidates_share_the_election() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_are_ignored_and_reported() -> Result<()> {
+    let etcd = start_etcd().await?;
+    let client = client_for(&etcd).await?;
+    let a = election(&client, "a");
+    let b = election(&client, "b");
+    let c = election(&client, "c");
+
+    // Before any candidate, so first in create order: a key written by hand, on no lease. As a
+    // candidate it would lead forever.
+    let by_hand = format!("{KEY}/1");
+    etcd.etcdctl_ok(&["put", &by_hand, "by hand"])?;
+    let a_id = campaign(&a, Duration::from_secs(30)).await?;
+    // Named after one lease, attached to another.
+    let (named_after, _) = b.grant(Duration::from_secs(30)).await?;
+    let (b_lease, _) = b.grant(Duration::from_secs(30)).await?;
+    let misnamed = format!("{KEY}/{named_after:x}");
+    let b_lease_hex = format!("{b_lease:x}");
+    etcd.etcdctl_ok(&["put", &misnamed, "misnamed", "--lease", &b_lease_hex])?;
+    // Another election nested under ours (Go's concurrency.Election, through etcdctl).
+    let mut nested = etcd.spawn_etcdctl(&["elect", &format!("{KEY}/sub"), "nested"])?;
+    let nested_key = nested.next_line(Duration::from_secs(10))?;
+    ensure!(
+        nested_key.starts_with(&format!("{KEY}/sub/")),
+        "{nested_key}"
+    );
+    // Not a hex name, on a lease.
+    let not_hex = format!("{KEY}/leader");
+    etcd.etcdctl_ok(&["put", &not_hex, "x", "--lease", &b_lease_hex])?;
+    let b_revision = b.create_candidate(b_lease).await?;
+    let c_id = campaign(&c, Duration::from_secs(30)).await?;
+
+    // The real candidates, in create order; the others ignored, listed with the reason.
+    let mut observer = Observer::start(&c);
+    let line = observer
+        .observation_where(CHANGE_SEEN_WITHIN, "the three candidates", |o| {
+            values(o) == ["a", "b", "c"]
+        })
+        .await?;
+    let ids: Vec<CandidateId> = line.candidates.iter().map(|c| c.id).collect();
+    let b_id = CandidateId {
+        lease: b_lease,
+        create_revision: b_revision,
+    };
+    assert_eq!(ids, [a_id, b_id, c_id]);
+    let foreign: Vec<(String, &str)> = c
+        .foreign_keys()
+        .into_iter()
+        .map(|k| (k.key, k.why))
+        .collect();
+    let names: Vec<&str> = foreign.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(names, [&by_hand, &misnamed, &nested_key, &not_hex]);
+    for ((key, why), expected) in
+        foreign
+            .iter()
+            .zip(["no lease", "not its lease", "nested", "not its lease"])
+    {
+        ensure!(why.contains(expected), "{key}: {why}");
+    }
+    // An operator's read (`elector status`) sees the same.
+    assert_eq!(values(&a.list().await?), ["a", "b", "c"]);
+    assert_eq!(a.foreign_keys().len(), 4);
+
+    // Once they are gone, the next read says so.
+    nested.interrupt(Duration::from_secs(10))?;
+    etcd.etcdctl_ok(&["del", &by_hand])?;
+    etcd.etcdctl_ok(&["del", &misnamed])?;
+    etcd.etcdctl_ok(&["del", &not_hex])?;
+    observer
+        .observation_where(CHANGE_SEEN_WITHIN, "a read after the deletions", |o| {
+            values(o) == ["a", "b", "c"] && c.foreign_keys().is_empty()
+        })
+        .await?;
+    Ok(())
+}
+
 /// Runs `call`, and checks it fails within the request timeout (plus scheduling slack).
 async fn assert_bounded<T: std::fmt::Debug>(
     what: &str,
