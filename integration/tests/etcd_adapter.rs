@@ -5,7 +5,7 @@
 //! whether the test passes or panics.
 
 use anyhow::{Context, Result, bail, ensure};
-use elector::etcd::{Election, EtcdError, EtcdOptions, connect};
+use elector::etcd::{Election, EtcdError, EtcdOptions, Placement, check_key_placement, connect};
 use elector_core::{Candidate, CandidateId, HandoverRecord, HandoverRequest, Input, Observation};
 use elector_integration::etcd_process::{EtcdProcess, TestPki};
 use std::time::{Duration, Instant};
@@ -668,6 +668,95 @@ async fn foreign_keys_are_ignored_and_reported() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_nested_inside_another_election_is_refused() -> Result<()> {
+    let etcd = start_etcd().await?;
+    let client = client_for(&etcd).await?;
+    let mut options = EtcdOptions::new(vec![etcd.endpoint()]);
+    options.request_timeout = REQUEST_TIMEOUT;
+    let check = async |key: &str| check_key_placement(&options, key, 1, Duration::ZERO).await;
+
+    // An election at /outer, run by etcdctl (Go's concurrency.Election).
+    let mut outer = etcd.spawn_etcdctl(&["elect", "/outer", "go-leader"])?;
+    let outer_key = outer.next_line(Duration::from_secs(10))?;
+    let refusal = format!(
+        "--key /outer/inner nests inside the election /outer, whose candidates /outer/... \
+         would count our keys as theirs: choose a key outside it ({outer_key} is one of its \
+         candidates)"
+    );
+    assert_eq!(check("/outer/inner").await, Placement::Nested(refusal));
+    match check("/outer/inner/deeper").await {
+        Placement::Nested(line) => {
+            ensure!(line.contains("nests inside the election /outer,"), "{line}")
+        }
+        other => bail!("/outer/inner/deeper: {other:?}"),
+    }
+    // Beside it, not inside: fine.
+    assert_eq!(check("/outerx/inner").await, Placement::Clear);
+    assert_eq!(check("/outer").await, Placement::Clear);
+    assert_eq!(check(KEY).await, Placement::Clear);
+
+    // Under a prefix with only non-candidates (no lease, a name that is not the lease, our
+    // own candidates one level down): fine.
+    etcd.etcdctl_ok(&["put", "/shared/abc", "by hand"])?;
+    let inner = Election::new(
+        client.clone(),
+        "/shared/inner".to_owned(),
+        "ours".to_owned(),
+        REQUEST_TIMEOUT,
+    );
+    let inner_id = campaign(&inner, Duration::from_secs(30)).await?;
+    let inner_lease = format!("{:x}", inner_id.lease);
+    etcd.etcdctl_ok(&["put", "/shared/def", "x", "--lease", &inner_lease])?;
+    assert_eq!(check("/shared/inner").await, Placement::Clear);
+
+    // A candidate behind more than a page of other keys is found.
+    let mut kv = client.kv_client();
+    for i in 0..300 {
+        kv.put(format!("/paged/{i:04}"), "filler", None).await?;
+    }
+    let paged = Election::new(
+        client.clone(),
+        "/paged".to_owned(),
+        "paged".to_owned(),
+        REQUEST_TIMEOUT,
+    );
+    let paged_id = campaign(&paged, Duration::from_secs(30)).await?;
+    ensure!(format!("{:x}", paged_id.lease) > "0300".to_owned());
+    match check("/paged/inner").await {
+        Placement::Nested(line) => ensure!(
+            line.contains(&format!("(/paged/{:x} is one", paged_id.lease)),
+            "{line}"
+        ),
+        other => bail!("/paged/inner: {other:?}"),
+    }
+
+    // When the outer election is gone, the key is fine.
+    outer.interrupt(Duration::from_secs(10))?;
+    assert_eq!(check("/outer/inner").await, Placement::Clear);
+
+    // etcd unreachable: said so, within the bound of the tries.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut nowhere = EtcdOptions::new(vec![format!("http://127.0.0.1:{port}")]);
+    nowhere.connect_timeout = Duration::from_secs(1);
+    nowhere.request_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let placement =
+        check_key_placement(&nowhere, "/outer/inner", 2, Duration::from_millis(100)).await;
+    ensure!(
+        matches!(&placement, Placement::Unchecked(reason) if reason.contains("unreachable")),
+        "{placement:?}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
 /// Runs `call`, and checks it fails within the request timeout (plus scheduling slack).
 async fn assert_bounded<T: std::fmt::Debug>(
     what: &str,
@@ -866,6 +955,15 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
         KEY,
         "--prefix=true",
     ])?;
+    // A second election key for the same user, one level down (`/team/iotex`).
+    etcd.etcdctl_ok(&[
+        "role",
+        "grant-permission",
+        "elector",
+        "readwrite",
+        "/team/iotex",
+        "--prefix=true",
+    ])?;
     etcd.etcdctl_ok(&["user", "grant-role", "elector", "elector"])?;
     etcd.etcdctl_ok(&["auth", "enable"])?;
 
@@ -885,6 +983,19 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
         other => bail!("connect with a wrong password: {}", connected(other)),
     }
     options.password = Some("s3cret".to_owned());
+    // The user may not read /team/: whether /team/iotex nests cannot be checked. Said at once,
+    // not retried.
+    let started = Instant::now();
+    let placement = check_key_placement(&options, "/team/iotex", 3, Duration::from_secs(2)).await;
+    ensure!(
+        matches!(&placement, Placement::Unchecked(reason) if reason.contains("permission denied")),
+        "{placement:?}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(2),
+        "retried: {:?}",
+        started.elapsed()
+    );
     let client = connect(&options).await?;
     let ours = election(&client, "ours");
     let ours_id = campaign(&ours, Duration::from_secs(30)).await?;
