@@ -9,9 +9,10 @@
 //! expire.
 
 use elector_integration::cluster::{
-    Cluster, ClusterOptions, KEY, SETTLE, TTL, elector_binary, http_get,
+    Cluster, ClusterOptions, FAST_TIMING, KEY, SETTLE, TTL, elector_binary, http_get,
 };
-use elector_integration::standin::StandInOptions;
+use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::standin::{StandIn, StandInOptions};
 use elector_sim::node_model::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
@@ -633,4 +634,67 @@ async fn elector_waits_for_etcd_to_appear() {
     assert_eq!(status["leader"], "node-0");
     cluster.assert_never_two_active();
     cluster.assert_no_panics();
+}
+
+/// 10. A `--key` nested inside another election (here `etcdctl elect /outer`, whose candidates
+///     `/outer/<hex>` would count ours, `/outer/inner/<hex>`, as theirs) is refused: exit code
+///     2 and one line naming both, with the node (started active, as misconfigured) standby and
+///     no key of ours left in etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_nested_inside_another_election_is_refused() {
+    let etcd = tokio::task::spawn_blocking(EtcdProcess::start_new)
+        .await
+        .expect("the etcd task")
+        .expect("starting etcd (is `etcd` on PATH?)");
+    let mut outer = etcd
+        .spawn_etcdctl(&["elect", "/outer", "go-leader"])
+        .expect("etcdctl elect");
+    let outer_key = outer
+        .next_line(Duration::from_secs(10))
+        .expect("etcdctl elect leads");
+    let node = StandIn::start(
+        "127.0.0.1:0".parse().expect("an address"),
+        "127.0.0.1:0".parse().expect("an address"),
+        StandInOptions {
+            start_active: true,
+            round: Duration::ZERO,
+            ready: true,
+        },
+    )
+    .await
+    .expect("starting the stand-in node");
+    let endpoint = etcd.endpoint();
+    let admin = format!("http://{}", node.admin_addr());
+    let probe = format!("http://{}", node.probe_addr());
+    let mut args = vec![
+        "--etcd",
+        &endpoint,
+        "--iotex-admin",
+        &admin,
+        "--iotex-probe",
+        &probe,
+        "--key",
+        "/outer/inner",
+        "--value",
+        "inner-a",
+    ];
+    args.extend(FAST_TIMING);
+    let (code, _, stderr) = run_elector(&args).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "elector: --key /outer/inner nests inside the election /outer, whose candidates \
+             /outer/... would count our keys as theirs: choose a key outside it ({outer_key} \
+             is one of its candidates)"
+        ),
+        "{stderr}"
+    );
+    assert!(!node.state().active, "the node was left active: {stderr}");
+    let ours = etcd
+        .etcdctl_ok(&["get", "/outer/inner", "--prefix", "--keys-only"])
+        .expect("etcdctl get");
+    assert_eq!(ours.trim(), "", "keys of ours left behind");
+    outer.kill();
 }

@@ -5,7 +5,7 @@
 //! whether the test passes or panics.
 
 use anyhow::{Context, Result, bail, ensure};
-use elector::etcd::{Election, EtcdError, EtcdOptions, connect};
+use elector::etcd::{Election, EtcdError, EtcdOptions, Placement, check_key_placement, connect};
 use elector_core::{Candidate, CandidateId, HandoverRecord, HandoverRequest, Input, Observation};
 use elector_integration::etcd_process::{EtcdProcess, TestPki};
 use std::time::{Duration, Instant};
@@ -604,6 +604,171 @@ async fn etcdctl_elect_candidates_share_the_election() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_are_ignored_and_reported() -> Result<()> {
+    let etcd = start_etcd().await?;
+    let client = client_for(&etcd).await?;
+    let a = election(&client, "a");
+    let b = election(&client, "b");
+    let c = election(&client, "c");
+
+    // Before any candidate, so first in create order: a key written by hand, on no lease. As a
+    // candidate it would lead forever.
+    let by_hand = format!("{KEY}/1");
+    etcd.etcdctl_ok(&["put", &by_hand, "by hand"])?;
+    let a_id = campaign(&a, Duration::from_secs(30)).await?;
+    // Named after one lease, attached to another.
+    let (named_after, _) = b.grant(Duration::from_secs(30)).await?;
+    let (b_lease, _) = b.grant(Duration::from_secs(30)).await?;
+    let misnamed = format!("{KEY}/{named_after:x}");
+    let b_lease_hex = format!("{b_lease:x}");
+    etcd.etcdctl_ok(&["put", &misnamed, "misnamed", "--lease", &b_lease_hex])?;
+    // Another election nested under ours (Go's concurrency.Election, through etcdctl).
+    let mut nested = etcd.spawn_etcdctl(&["elect", &format!("{KEY}/sub"), "nested"])?;
+    let nested_key = nested.next_line(Duration::from_secs(10))?;
+    ensure!(
+        nested_key.starts_with(&format!("{KEY}/sub/")),
+        "{nested_key}"
+    );
+    // Not a hex name, on a lease.
+    let not_hex = format!("{KEY}/leader");
+    etcd.etcdctl_ok(&["put", &not_hex, "x", "--lease", &b_lease_hex])?;
+    let b_revision = b.create_candidate(b_lease).await?;
+    let c_id = campaign(&c, Duration::from_secs(30)).await?;
+
+    // The real candidates, in create order; the others ignored, listed with the reason.
+    let mut observer = Observer::start(&c);
+    let line = observer
+        .observation_where(CHANGE_SEEN_WITHIN, "the three candidates", |o| {
+            values(o) == ["a", "b", "c"]
+        })
+        .await?;
+    let ids: Vec<CandidateId> = line.candidates.iter().map(|c| c.id).collect();
+    let b_id = CandidateId {
+        lease: b_lease,
+        create_revision: b_revision,
+    };
+    assert_eq!(ids, [a_id, b_id, c_id]);
+    let foreign: Vec<(String, &str)> = c
+        .foreign_keys()
+        .into_iter()
+        .map(|k| (k.key, k.why))
+        .collect();
+    let names: Vec<&str> = foreign.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(names, [&by_hand, &misnamed, &nested_key, &not_hex]);
+    for ((key, why), expected) in
+        foreign
+            .iter()
+            .zip(["no lease", "not its lease", "nested", "not its lease"])
+    {
+        ensure!(why.contains(expected), "{key}: {why}");
+    }
+    // An operator's read (`elector status`) sees the same.
+    assert_eq!(values(&a.list().await?), ["a", "b", "c"]);
+    assert_eq!(a.foreign_keys().len(), 4);
+
+    // Once they are gone, the next read says so.
+    nested.interrupt(Duration::from_secs(10))?;
+    etcd.etcdctl_ok(&["del", &by_hand])?;
+    etcd.etcdctl_ok(&["del", &misnamed])?;
+    etcd.etcdctl_ok(&["del", &not_hex])?;
+    observer
+        .observation_where(CHANGE_SEEN_WITHIN, "a read after the deletions", |o| {
+            values(o) == ["a", "b", "c"] && c.foreign_keys().is_empty()
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_nested_inside_another_election_is_refused() -> Result<()> {
+    let etcd = start_etcd().await?;
+    let client = client_for(&etcd).await?;
+    let mut options = EtcdOptions::new(vec![etcd.endpoint()]);
+    options.request_timeout = REQUEST_TIMEOUT;
+    let check = async |key: &str| check_key_placement(&options, key, 1, Duration::ZERO).await;
+
+    // An election at /outer, run by etcdctl (Go's concurrency.Election).
+    let mut outer = etcd.spawn_etcdctl(&["elect", "/outer", "go-leader"])?;
+    let outer_key = outer.next_line(Duration::from_secs(10))?;
+    let refusal = format!(
+        "--key /outer/inner nests inside the election /outer, whose candidates /outer/... \
+         would count our keys as theirs: choose a key outside it ({outer_key} is one of its \
+         candidates)"
+    );
+    assert_eq!(check("/outer/inner").await, Placement::Nested(refusal));
+    match check("/outer/inner/deeper").await {
+        Placement::Nested(line) => {
+            ensure!(line.contains("nests inside the election /outer,"), "{line}")
+        }
+        other => bail!("/outer/inner/deeper: {other:?}"),
+    }
+    // Beside it, not inside: fine.
+    assert_eq!(check("/outerx/inner").await, Placement::Clear);
+    assert_eq!(check("/outer").await, Placement::Clear);
+    assert_eq!(check(KEY).await, Placement::Clear);
+
+    // Under a prefix with only non-candidates (no lease, a name that is not the lease, our
+    // own candidates one level down): fine.
+    etcd.etcdctl_ok(&["put", "/shared/abc", "by hand"])?;
+    let inner = Election::new(
+        client.clone(),
+        "/shared/inner".to_owned(),
+        "ours".to_owned(),
+        REQUEST_TIMEOUT,
+    );
+    let inner_id = campaign(&inner, Duration::from_secs(30)).await?;
+    let inner_lease = format!("{:x}", inner_id.lease);
+    etcd.etcdctl_ok(&["put", "/shared/def", "x", "--lease", &inner_lease])?;
+    assert_eq!(check("/shared/inner").await, Placement::Clear);
+
+    // A candidate behind more than a page of other keys is found.
+    let mut kv = client.kv_client();
+    for i in 0..300 {
+        kv.put(format!("/paged/{i:04}"), "filler", None).await?;
+    }
+    let paged = Election::new(
+        client.clone(),
+        "/paged".to_owned(),
+        "paged".to_owned(),
+        REQUEST_TIMEOUT,
+    );
+    let paged_id = campaign(&paged, Duration::from_secs(30)).await?;
+    ensure!(format!("{:x}", paged_id.lease) > "0300".to_owned());
+    match check("/paged/inner").await {
+        Placement::Nested(line) => ensure!(
+            line.contains(&format!("(/paged/{:x} is one", paged_id.lease)),
+            "{line}"
+        ),
+        other => bail!("/paged/inner: {other:?}"),
+    }
+
+    // When the outer election is gone, the key is fine.
+    outer.interrupt(Duration::from_secs(10))?;
+    assert_eq!(check("/outer/inner").await, Placement::Clear);
+
+    // etcd unreachable: said so, within the bound of the tries.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut nowhere = EtcdOptions::new(vec![format!("http://127.0.0.1:{port}")]);
+    nowhere.connect_timeout = Duration::from_secs(1);
+    nowhere.request_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let placement =
+        check_key_placement(&nowhere, "/outer/inner", 2, Duration::from_millis(100)).await;
+    ensure!(
+        matches!(&placement, Placement::Unchecked(reason) if reason.contains("unreachable")),
+        "{placement:?}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
 /// Runs `call`, and checks it fails within the request timeout (plus scheduling slack).
 async fn assert_bounded<T: std::fmt::Debug>(
     what: &str,
@@ -802,6 +967,15 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
         KEY,
         "--prefix=true",
     ])?;
+    // A second election key for the same user, one level down (`/team/iotex`).
+    etcd.etcdctl_ok(&[
+        "role",
+        "grant-permission",
+        "elector",
+        "readwrite",
+        "/team/iotex",
+        "--prefix=true",
+    ])?;
     etcd.etcdctl_ok(&["user", "grant-role", "elector", "elector"])?;
     etcd.etcdctl_ok(&["auth", "enable"])?;
 
@@ -821,6 +995,19 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
         other => bail!("connect with a wrong password: {}", connected(other)),
     }
     options.password = Some("s3cret".to_owned());
+    // The user may not read /team/: whether /team/iotex nests cannot be checked. Said at once,
+    // not retried.
+    let started = Instant::now();
+    let placement = check_key_placement(&options, "/team/iotex", 3, Duration::from_secs(2)).await;
+    ensure!(
+        matches!(&placement, Placement::Unchecked(reason) if reason.contains("permission denied")),
+        "{placement:?}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(2),
+        "retried: {:?}",
+        started.elapsed()
+    );
     let client = connect(&options).await?;
     let ours = election(&client, "ours");
     let ours_id = campaign(&ours, Duration::from_secs(30)).await?;

@@ -8,6 +8,12 @@
 //!   attached to its lease, so it vanishes when the lease ends;
 //! - the leader is the candidate with the lowest create revision.
 //!
+//! Any other key under `<key>/` is a *foreign key* ([`ForeignKey`]): a key with no lease, one
+//! whose name is not its lease in hex, or another election nested under ours
+//! (`<key>/sub/<hex>`). It is never a candidate (it could block the election forever); it is
+//! logged as an error and kept for [`Election::foreign_keys`]. Conversely, a `--key` nested
+//! inside another election's prefix is refused at start ([`check_key_placement`]).
+//!
 //! The elector adds two keys beside the election, outside the candidates' prefix so Go and
 //! etcdctl never mistake them for candidates:
 //!
@@ -39,7 +45,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How often [`Election::observe`] re-reads the election and asks the watch for a progress
 /// report, whether or not the watch reported anything. A watch on an HTTP/2 connection can
@@ -53,6 +59,15 @@ const WATCH_SILENT_PERIODS: u32 = 2;
 /// First and largest delay between two attempts of [`Election::observe`] after a failure.
 const OBSERVE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const OBSERVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// A persisting set of foreign keys is logged again this often (a new set at once).
+const FOREIGN_LOG_EVERY: Duration = Duration::from_secs(60);
+/// At most this many foreign keys are named in one log line.
+const FOREIGN_LOG_NAMES: usize = 10;
+
+/// Keys read per page, and pages read at most per enclosing prefix, by [`check_key_placement`].
+const PLACEMENT_PAGE: i64 = 256;
+const PLACEMENT_PAGES: usize = 16;
 
 /// HTTP/2 ping interval of production connections. Pings notice a dead connection even while
 /// every stream on it is quiet. etcd answers pings more frequent than its
@@ -336,6 +351,146 @@ fn describe(error: &etcd_client::Error) -> String {
     text
 }
 
+/// The keys of the elections `key` would nest inside: every proper prefix of `key` that ends
+/// just before a `/` (`/a/b/c`: `/a` and `/a/b`). The empty prefix is left out: nobody runs an
+/// election at the empty key, and its range would span most of the keyspace.
+pub fn enclosing_keys(key: &str) -> Vec<&str> {
+    key.match_indices('/')
+        .map(|(at, _)| &key[..at])
+        .filter(|prefix| !prefix.is_empty())
+        .collect()
+}
+
+/// Looks for an election that `key` nests inside: an enclosing key `P` ([`enclosing_keys`])
+/// with a candidate `P/<lease id in hex>` on that lease. Such an election (a Go elector,
+/// `etcdctl elect`) would count our candidates `key/<hex>`, which are under `P/`, as its own.
+/// Returns `P` and one of its candidates.
+///
+/// Reads keys only, [`PLACEMENT_PAGE`] at a time and at most [`PLACEMENT_PAGES`] pages per
+/// prefix, over `[P/0, P/g)`: the names that start with a lowercase hex digit.
+pub async fn find_enclosing_election(
+    client: &Client,
+    key: &str,
+    request_timeout: Duration,
+) -> Result<Option<(String, String)>, EtcdError> {
+    for election in enclosing_keys(key) {
+        let prefix = format!("{election}/");
+        let end = format!("{election}/g");
+        let mut from = format!("{election}/0").into_bytes();
+        for _ in 0..PLACEMENT_PAGES {
+            let operation = || format!("read of {prefix}<hex> (is --key {key} nested?)");
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_keys_only()
+                .with_limit(PLACEMENT_PAGE);
+            let mut kv = client.kv_client();
+            let page_from = from.clone();
+            let page = match timeout(request_timeout, kv.get(page_from, Some(options))).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(error)) => {
+                    return Err(EtcdError::Failed {
+                        operation: operation(),
+                        reason: describe(&error),
+                    });
+                }
+                Err(_) => {
+                    return Err(EtcdError::Timeout {
+                        operation: operation(),
+                        timeout: request_timeout,
+                    });
+                }
+            };
+            if let Some(found) = page
+                .kvs()
+                .iter()
+                .find(|kv| foreign_reason(&prefix, kv.key(), kv.lease()).is_none())
+            {
+                let found = String::from_utf8_lossy(found.key()).into_owned();
+                return Ok(Some((election.to_owned(), found)));
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What [`check_key_placement`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// No election encloses the key.
+    Clear,
+    /// The key nests inside another election; the line says which, for the operator.
+    Nested(String),
+    /// It could not be checked (etcd unreachable, permission denied); why.
+    Unchecked(String),
+}
+
+/// Checks at start that `key` does not nest inside another election
+/// ([`find_enclosing_election`]), with its own connection: up to `attempts` tries, `pause`
+/// apart, while etcd cannot be reached or does not answer. Bounded: at most `attempts` times
+/// (connect + request timeouts, plus the reads), plus the pauses. A refusal (authentication,
+/// permissions, bad options) is not retried.
+pub async fn check_key_placement(
+    opts: &EtcdOptions,
+    key: &str,
+    attempts: u32,
+    pause: Duration,
+) -> Placement {
+    if enclosing_keys(key).is_empty() {
+        return Placement::Clear;
+    }
+    let mut last = String::from("not tried");
+    for attempt in 1..=attempts.max(1) {
+        if attempt > 1 {
+            tokio::time::sleep(pause).await;
+        }
+        let client = match connect(opts).await {
+            Ok(client) => client,
+            Err(error @ (EtcdError::Unreachable { .. } | EtcdError::Timeout { .. })) => {
+                last = error.to_string();
+                continue;
+            }
+            Err(error) => return Placement::Unchecked(error.to_string()),
+        };
+        match find_enclosing_election(&client, key, opts.request_timeout).await {
+            Ok(None) => return Placement::Clear,
+            Ok(Some((election, candidate))) => {
+                return Placement::Nested(format!(
+                    "--key {key} nests inside the election {election}, whose candidates \
+                     {election}/... would count our keys as theirs: choose a key outside it \
+                     ({candidate} is one of its candidates)"
+                ));
+            }
+            Err(error @ EtcdError::Timeout { .. }) => last = error.to_string(),
+            Err(error @ EtcdError::Failed { .. }) if !is_refusal(&error) => {
+                last = error.to_string();
+            }
+            Err(error) => return Placement::Unchecked(error.to_string()),
+        }
+    }
+    Placement::Unchecked(last)
+}
+
+/// Whether etcd refused a call for who we are (no permission, bad token), not for its state.
+/// [`describe`] starts a gRPC status with its code's name.
+fn is_refusal(error: &EtcdError) -> bool {
+    match error {
+        EtcdError::Failed { reason, .. } => {
+            reason.starts_with("PermissionDenied")
+                || reason.starts_with("Unauthenticated")
+                || reason.starts_with("InvalidArgument")
+        }
+        EtcdError::AuthenticationFailed { .. } | EtcdError::InvalidOptions(_) => true,
+        _ => false,
+    }
+}
+
 /// etcd's answer when a lease does not exist (any more): revoke and keep-alive say so.
 fn is_lease_not_found(error: &etcd_client::Error) -> bool {
     match error {
@@ -383,6 +538,75 @@ struct Shared {
     value: String,
     request_timeout: Duration,
     keep_alive: Mutex<Option<KeepAliveStream>>,
+    foreign: Mutex<ForeignReport>,
+}
+
+/// A key under the election prefix `<key>/` that is not a candidate. Candidates are exactly
+/// `<key>/<lease id in lowercase hex>` attached to that lease, as Go's `concurrency.Election`
+/// and `etcdctl elect` write them; anything else is ignored by the election.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The full key (non-UTF-8 bytes replaced).
+    pub key: String,
+    /// The lease it is attached to; 0 for none.
+    pub lease: LeaseId,
+    /// Why it is not a candidate.
+    pub why: &'static str,
+}
+
+impl fmt::Display for ForeignKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.key, self.why)
+    }
+}
+
+/// Whether the key `key`, attached to `lease`, is a candidate of the election whose candidate
+/// prefix is `prefix` (`<key>/`): `None` if it is, else why not.
+pub fn foreign_reason(prefix: &str, key: &[u8], lease: LeaseId) -> Option<&'static str> {
+    let Some(name) = key.strip_prefix(prefix.as_bytes()) else {
+        return Some("outside the election prefix");
+    };
+    if name.contains(&b'/') {
+        return Some("nested below the candidates: another election's key, or written by hand");
+    }
+    if lease <= 0 {
+        return Some("attached to no lease, so it would never go away");
+    }
+    if name != format!("{lease:x}").as_bytes() {
+        return Some("its name is not its lease id in lowercase hex");
+    }
+    None
+}
+
+/// The foreign keys of the last read, and when they were last logged.
+#[derive(Default)]
+struct ForeignReport {
+    keys: Vec<ForeignKey>,
+    throttle: ForeignLogThrottle,
+}
+
+/// Logs a set of foreign keys at once when it changes, and again every
+/// [`FOREIGN_LOG_EVERY`] while it persists.
+#[derive(Default)]
+struct ForeignLogThrottle {
+    last: Option<(tokio::time::Instant, Vec<String>)>,
+}
+
+impl ForeignLogThrottle {
+    /// Whether `keys`, read at `now`, should be logged; remembers it if so.
+    fn due(&mut self, now: tokio::time::Instant, keys: &[ForeignKey]) -> bool {
+        let names: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let due = match &self.last {
+            None => !names.is_empty(),
+            Some((at, last)) => {
+                *last != names || (!names.is_empty() && now >= *at + FOREIGN_LOG_EVERY)
+            }
+        };
+        if due {
+            self.last = Some((now, names));
+        }
+        due
+    }
 }
 
 /// One replica's view of, and part in, the election at `key`. Cheap to clone: clones share
@@ -422,6 +646,7 @@ impl Election {
                 value,
                 request_timeout,
                 keep_alive: Mutex::new(None),
+                foreign: Mutex::new(ForeignReport::default()),
             }),
         }
     }
@@ -439,6 +664,17 @@ impl Election {
     /// The bound on every etcd call.
     pub fn request_timeout(&self) -> Duration {
         self.shared.request_timeout
+    }
+
+    /// The keys under `<key>/` that the last read of the election ignored because they are not
+    /// candidates (see [`ForeignKey`]), in create-revision order. Empty before the first read.
+    pub fn foreign_keys(&self) -> Vec<ForeignKey> {
+        self.shared
+            .foreign
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys
+            .clone()
     }
 
     /// The prefix of all candidate keys: `<key>/`.
@@ -653,7 +889,7 @@ impl Election {
         let revision = header_revision(answer).ok_or("no header")?;
         let responses = answer.op_responses();
         let [
-            TxnOpResponse::Get(candidates),
+            TxnOpResponse::Get(candidates_read),
             TxnOpResponse::Get(record),
             TxnOpResponse::Get(request),
         ] = responses.as_slice()
@@ -663,26 +899,70 @@ impl Election {
                 responses.len()
             ));
         };
-        let mut candidates: Vec<Candidate> = candidates
-            .kvs()
-            .iter()
-            .map(|kv| Candidate {
-                id: CandidateId {
+        let prefix = self.candidate_prefix();
+        let mut foreign = Vec::new();
+        let mut candidates = Vec::new();
+        for kv in candidates_read.kvs() {
+            match foreign_reason(&prefix, kv.key(), kv.lease()) {
+                None => candidates.push(Candidate {
+                    id: CandidateId {
+                        lease: kv.lease(),
+                        create_revision: kv.create_revision(),
+                    },
+                    value: String::from_utf8_lossy(kv.value()).into_owned(),
+                }),
+                Some(why) => foreign.push(ForeignKey {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
                     lease: kv.lease(),
-                    create_revision: kv.create_revision(),
-                },
-                value: String::from_utf8_lossy(kv.value()).into_owned(),
-            })
-            .collect();
+                    why,
+                }),
+            }
+        }
         // etcd sorted them already; a stable sort keeps that order and makes the election
         // order independent of whatever serves the read.
-        candidates.sort_by_key(|candidate| candidate.id.create_revision);
+        candidates.sort_by_key(|candidate: &Candidate| candidate.id.create_revision);
+        self.report_foreign(foreign);
         Ok(Observation {
             revision,
             candidates,
             handover_record: first_kv(record).and_then(|kv| self.parse_record(kv)),
             handover_request: first_kv(request).and_then(|kv| self.parse_request(kv)),
         })
+    }
+
+    /// Keeps the foreign keys of the last read and logs them, throttled.
+    fn report_foreign(&self, keys: Vec<ForeignKey>) {
+        let mut report = self
+            .shared
+            .foreign
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if report.throttle.due(tokio::time::Instant::now(), &keys) {
+            if keys.is_empty() {
+                info!(key = %self.shared.key, "no foreign keys under the election prefix any more");
+            } else {
+                let mut named: Vec<String> = keys
+                    .iter()
+                    .take(FOREIGN_LOG_NAMES)
+                    .map(ToString::to_string)
+                    .collect();
+                if keys.len() > FOREIGN_LOG_NAMES {
+                    named.push(format!("and {} more", keys.len() - FOREIGN_LOG_NAMES));
+                }
+                error!(
+                    key = %self.shared.key,
+                    count = keys.len(),
+                    foreign = %named.join(", "),
+                    "foreign keys under the election prefix {}: ignored, never candidates. \
+                     Candidates are {}<lease id in hex> on that lease. Delete them \
+                     (etcdctl del KEY) or move the other election out of {}",
+                    self.candidate_prefix(),
+                    self.candidate_prefix(),
+                    self.candidate_prefix(),
+                );
+            }
+        }
+        report.keys = keys;
     }
 
     fn parse_record(&self, kv: &KeyValue) -> Option<HandoverRecord> {
@@ -1148,6 +1428,66 @@ mod tests {
             error.contains("CA certificate file /nonexistent/ca.pem"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn candidates_are_exactly_the_lease_in_hex_on_that_lease() {
+        let prefix = "/iotex-server/";
+        let lease: LeaseId = 0x694d_7f1a_0c2b_0e15;
+        assert_eq!(
+            foreign_reason(prefix, b"/iotex-server/694d7f1a0c2b0e15", lease),
+            None
+        );
+        let cases: Vec<(&[u8], LeaseId, &str)> = vec![
+            (b"/iotex-server/694d7f1a0c2b0e15", 0, "no lease"),
+            (b"/iotex-server/694d7f1a0c2b0e15", 0x1234, "not its lease"),
+            (b"/iotex-server/694D7F1A0C2B0E15", lease, "not its lease"),
+            (b"/iotex-server/0694d7f1a0c2b0e15", lease, "not its lease"),
+            (b"/iotex-server/leader", lease, "not its lease"),
+            (b"/iotex-server/", lease, "not its lease"),
+            (b"/iotex-server/\xff", lease, "not its lease"),
+            (b"/iotex-server/sub/694d7f1a0c2b0e15", lease, "nested"),
+            (b"/iotex-server/694d7f1a0c2b0e15/", lease, "nested"),
+            (b"/iotex-server.elector/handover-record", 0, "outside"),
+        ];
+        for (key, lease, expected) in cases {
+            let why = foreign_reason(prefix, key, lease);
+            assert!(
+                why.is_some_and(|why| why.contains(expected)),
+                "{}: {why:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    #[test]
+    fn enclosing_keys_are_the_prefixes_before_each_slash() {
+        assert_eq!(enclosing_keys("/a/b/c"), ["/a", "/a/b"]);
+        assert_eq!(enclosing_keys("/iotex-server"), Vec::<&str>::new());
+        assert_eq!(enclosing_keys("iotex"), Vec::<&str>::new());
+        assert_eq!(enclosing_keys("a/b"), ["a"]);
+        assert_eq!(enclosing_keys("/a//b"), ["/a", "/a/"]);
+    }
+
+    #[test]
+    fn foreign_keys_are_logged_on_change_and_then_once_a_minute() {
+        let key = |name: &str| ForeignKey {
+            key: name.to_owned(),
+            lease: 0,
+            why: "test",
+        };
+        let mut throttle = ForeignLogThrottle::default();
+        let t0 = tokio::time::Instant::now();
+        assert!(!throttle.due(t0, &[]), "nothing to say");
+        assert!(throttle.due(t0, &[key("/k/x")]));
+        assert!(!throttle.due(t0 + Duration::from_secs(2), &[key("/k/x")]));
+        assert!(throttle.due(t0 + Duration::from_secs(3), &[key("/k/x"), key("/k/y")]));
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(!throttle.due(t1 + Duration::from_secs(59), &[key("/k/x"), key("/k/y")]));
+        assert!(throttle.due(t1 + FOREIGN_LOG_EVERY, &[key("/k/x"), key("/k/y")]));
+        // Gone: said once, then quiet.
+        assert!(throttle.due(t1 + FOREIGN_LOG_EVERY, &[]));
+        assert!(!throttle.due(t1 + FOREIGN_LOG_EVERY * 3, &[]));
     }
 
     #[test]

@@ -16,13 +16,18 @@ use elector::state::{self, StateFile};
 use elector::status::{self, Status};
 use elector_core::{Elector, Settings};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 /// Exit code for bad flags, as clap and the Go flag package use.
 const EXIT_USAGE: u8 = 2;
+
+/// Tries, and pause between them, of the start-up check that `--key` does not nest inside
+/// another election, while etcd cannot be reached.
+const PLACEMENT_ATTEMPTS: u32 = 5;
+const PLACEMENT_PAUSE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args()) {
@@ -196,7 +201,16 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         "elector starting: forcing the node to standby before campaigning"
     );
     let (control, control_rx) = mpsc::unbounded_channel();
-    tokio::spawn(forward_signals(control, notifier));
+    tokio::spawn(forward_signals(control.clone(), notifier));
+    // Beside the driver, not before it: a restarted elector must force its node standby at
+    // once (the restart bound), whether etcd answers or not.
+    let nested = Arc::new(OnceLock::new());
+    tokio::spawn(refuse_nested_key(
+        options.clone(),
+        args.key.clone(),
+        control,
+        nested.clone(),
+    ));
     let driver = Driver {
         core,
         clock,
@@ -209,7 +223,45 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         status,
         state,
     };
-    Ok(driver.run(control_rx).await)
+    let code = driver.run(control_rx).await;
+    match nested.get() {
+        // Shut down cleanly: the refusal is the outcome (exit code 2).
+        Some(line) if code == 0 => Err(line.clone()),
+        // Standby was not confirmed: that exit code (1) matters more.
+        Some(line) => {
+            eprintln!("elector: {line}");
+            Ok(code)
+        }
+        None => Ok(code),
+    }
+}
+
+/// Checks that `--key` does not nest inside another election (whose candidates would then
+/// count ours as theirs). If it does: remembers the line in `nested` and asks the driver to
+/// shut down the graceful way (standby confirmed, key resigned), so the elector exits with
+/// code 2 and that line (1 if standby could not be confirmed). If it cannot be checked, says
+/// so and lets the elector run.
+async fn refuse_nested_key(
+    options: EtcdOptions,
+    key: String,
+    control: mpsc::UnboundedSender<Control>,
+    nested: Arc<OnceLock<String>>,
+) {
+    match etcd::check_key_placement(&options, &key, PLACEMENT_ATTEMPTS, PLACEMENT_PAUSE).await {
+        etcd::Placement::Clear => {}
+        etcd::Placement::Unchecked(reason) => {
+            warn!(
+                key = %key,
+                %reason,
+                "cannot check whether --key nests inside another election; going on"
+            );
+        }
+        etcd::Placement::Nested(line) => {
+            error!("{line}; shutting down");
+            let _ = nested.set(line);
+            let _ = control.send(Control::Shutdown);
+        }
+    }
 }
 
 /// The term file in `--state-dir` (or systemd's `StateDirectory=`), if there is one.

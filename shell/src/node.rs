@@ -4,9 +4,17 @@
 //! than `true`/`false`, and only a read without parameters tells the mode. So we send exactly
 //! `activate=true|false`, accept only 200, and parse reads strictly. Anything else is a
 //! failure with a reason, never a panic.
+//!
+//! Only the node at the configured address may answer. Redirects are never followed: a 3xx
+//! could otherwise "confirm standby" with the mode of another replica's node, or send
+//! `activate=true` to it. Bodies are capped at [`MAX_BODY`]: the real node answers a few bytes,
+//! and whatever answers more is not the node.
 
 use std::future::Future;
 use std::time::Duration;
+
+/// The largest body accepted from the node: its `/ha` and `/readiness` answers are a few bytes.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// What an HTTP GET returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,8 +25,13 @@ pub struct HttpAnswer {
 
 /// The seam under the node adapter: one HTTP GET with a hard timeout. Production uses
 /// [`ReqwestTransport`]; the simulation runs hyper over turmoil's network.
+///
+/// An implementation must not follow redirects (a 3xx is the answer, or an `Err` saying it was
+/// refused) and should not read more than [`MAX_BODY`] bytes of a body; [`NodeClient`] refuses
+/// any status but 200 and any longer body whatever the transport does.
 pub trait HttpGet: Clone + Send + Sync + 'static {
-    /// GET `url`; `Err` carries why no answer came (refused, reset, timed out).
+    /// GET `url`; `Err` carries why no usable answer came (refused, reset, timed out, a
+    /// redirect, a body over [`MAX_BODY`]).
     fn get(
         &self,
         url: &str,
@@ -37,6 +50,8 @@ impl ReqwestTransport {
         let client = reqwest::Client::builder()
             // The node is local; a proxy from the environment would be a misconfiguration.
             .no_proxy()
+            // Only the node at the configured address may answer (see the module docs).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(ReqwestTransport { client })
@@ -46,9 +61,35 @@ impl ReqwestTransport {
 impl HttpGet for ReqwestTransport {
     async fn get(&self, url: &str, timeout: Duration) -> Result<HttpAnswer, String> {
         let call = async {
-            let response = self.client.get(url).send().await.map_err(describe)?;
+            let mut response = self.client.get(url).send().await.map_err(describe)?;
             let status = response.status().as_u16();
-            let body = response.text().await.map_err(describe)?;
+            if response.status().is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+                let location = location.as_deref().unwrap_or("(no Location header)");
+                return Err(format!(
+                    "{url} answered HTTP {status}: redirect to {location} refused"
+                ));
+            }
+            let too_long = || {
+                format!("{url} answered HTTP {status} with a body over {MAX_BODY} bytes, refused")
+            };
+            if response
+                .content_length()
+                .is_some_and(|length| length > MAX_BODY as u64)
+            {
+                return Err(too_long());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(describe)? {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(too_long());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
             Ok(HttpAnswer { status, body })
         };
         match tokio::time::timeout(timeout, call).await {
@@ -96,43 +137,44 @@ impl<T: HttpGet> NodeClient<T> {
     pub async fn set_mode(&self, active: bool) -> Result<(), String> {
         let url = format!("{}/ha?activate={active}", self.admin);
         let answer = self.transport.get(&url, self.timeout).await?;
-        if answer.status != 200 {
-            return Err(format!(
-                "/ha?activate={active} answered HTTP {}: {}",
-                answer.status,
-                excerpt(&answer.body)
-            ));
-        }
-        Ok(())
+        accept_200(&format!("/ha?activate={active}"), &answer)
     }
 
     /// `GET /ha`, which answers `{"active":true}` or `{"active":false}`.
     pub async fn read_mode(&self) -> Result<bool, String> {
         let url = format!("{}/ha", self.admin);
         let answer = self.transport.get(&url, self.timeout).await?;
-        if answer.status != 200 {
-            return Err(format!(
-                "/ha answered HTTP {}: {}",
-                answer.status,
-                excerpt(&answer.body)
-            ));
-        }
+        accept_200("/ha", &answer)?;
         parse_mode(&answer.body)
     }
 
-    /// `GET /readiness`: ready only on 200; any other status, or no answer, is not ready.
+    /// `GET /readiness`: ready only on 200 (the node answers 503 `FAIL` until it is ready);
+    /// any other status, a redirect, an oversized body, or no answer, is not ready.
     pub async fn probe_ready(&self) -> Result<(), String> {
         let url = format!("{}/readiness", self.probe);
         let answer = self.transport.get(&url, self.timeout).await?;
-        if answer.status == 200 {
-            Ok(())
-        } else {
-            Err(format!(
-                "/readiness answered HTTP {}: {}",
-                answer.status,
-                excerpt(&answer.body)
-            ))
-        }
+        accept_200("/readiness", &answer)
+    }
+}
+
+/// The one answer the node gives when it did what was asked: 200, with a short body.
+fn accept_200(what: &str, answer: &HttpAnswer) -> Result<(), String> {
+    if answer.body.len() > MAX_BODY {
+        return Err(format!(
+            "{what} answered HTTP {} with a body over {MAX_BODY} bytes, refused",
+            answer.status
+        ));
+    }
+    match answer.status {
+        200 => Ok(()),
+        300..=399 => Err(format!(
+            "{what} answered HTTP {}: redirect refused",
+            answer.status
+        )),
+        status => Err(format!(
+            "{what} answered HTTP {status}: {}",
+            excerpt(&answer.body)
+        )),
     }
 }
 
@@ -253,6 +295,214 @@ mod tests {
         assert!(node.probe_ready().await.unwrap_err().contains("HTTP 503"));
         table.answer("http://127.0.0.1:8080/readiness", 200, "OK");
         assert_eq!(node.probe_ready().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn non_200_and_oversized_answers_fail_on_every_call() {
+        let table = Table::default();
+        let node = client(&table);
+        let urls = [
+            "http://127.0.0.1:9009/ha",
+            "http://127.0.0.1:9009/ha?activate=true",
+            "http://127.0.0.1:9009/ha?activate=false",
+            "http://127.0.0.1:8080/readiness",
+        ];
+        // A transport that hands a 3xx on: refused, even with a body that would parse.
+        for url in urls {
+            table.answer(url, 302, "{\"active\":false}");
+        }
+        for err in [
+            node.read_mode().await.map(|_| ()).unwrap_err(),
+            node.set_mode(true).await.unwrap_err(),
+            node.set_mode(false).await.unwrap_err(),
+            node.probe_ready().await.unwrap_err(),
+        ] {
+            assert!(err.contains("HTTP 302: redirect refused"), "{err}");
+        }
+        // 204 or 201 is not 200 either.
+        table.answer(urls[0], 204, "{\"active\":false}");
+        assert!(node.read_mode().await.unwrap_err().contains("HTTP 204"));
+        // A body over the cap, even with 200 and a valid start.
+        let long = format!("{{\"active\":false}}{}", " ".repeat(MAX_BODY));
+        for url in urls {
+            table.answer(url, 200, &long);
+        }
+        for err in [
+            node.read_mode().await.map(|_| ()).unwrap_err(),
+            node.set_mode(true).await.unwrap_err(),
+            node.set_mode(false).await.unwrap_err(),
+            node.probe_ready().await.unwrap_err(),
+        ] {
+            assert!(err.contains("body over 65536 bytes"), "{err}");
+        }
+        // Exactly at the cap is accepted.
+        let mut at_cap = "{\"active\":false}".to_owned();
+        at_cap.push_str(&" ".repeat(MAX_BODY - at_cap.len()));
+        table.answer(urls[0], 200, &at_cap);
+        assert_eq!(node.read_mode().await, Ok(false));
+    }
+
+    /// A one-shot HTTP/1.1 server on 127.0.0.1 for the real transport: it answers each of at
+    /// most `connections` connections with `response(port)` once the request head is in, then
+    /// closes. Counts the connections it accepted.
+    struct Server {
+        port: u16,
+        accepted: Arc<std::sync::atomic::AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// What the server writes: the head, then `body_repeats` times `body_chunk`.
+    struct Canned {
+        head: String,
+        body_chunk: Vec<u8>,
+        body_repeats: usize,
+    }
+
+    async fn serve(connections: usize, canned: Canned) -> Server {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            let canned = Arc::new(canned);
+            for _ in 0..connections {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let canned = canned.clone();
+                tokio::spawn(async move {
+                    // Read the request head, at most 8 KiB.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if stream.write_all(canned.head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    // Stops at the first failed write: the client hung up.
+                    for _ in 0..canned.body_repeats {
+                        if stream.write_all(&canned.body_chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Server {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    fn canned(head: &str, body: &str) -> Canned {
+        Canned {
+            head: head.to_owned(),
+            body_chunk: body.as_bytes().to_vec(),
+            body_repeats: 1,
+        }
+    }
+
+    /// A server that says, truthfully or not, that its node is standby.
+    async fn standby_node(connections: usize) -> Server {
+        let body = "{\"active\":false}\n";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        serve(connections, canned(&head, body)).await
+    }
+
+    fn real_client(admin_port: u16, probe_port: u16) -> NodeClient<ReqwestTransport> {
+        NodeClient::new(
+            ReqwestTransport::new().unwrap(),
+            &format!("http://127.0.0.1:{admin_port}"),
+            &format!("http://127.0.0.1:{probe_port}"),
+            Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_real_transport_reads_a_plain_answer() {
+        let node = standby_node(1).await;
+        let client = real_client(node.port, node.port);
+        assert_eq!(client.read_mode().await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn the_real_transport_refuses_redirects() {
+        use std::sync::atomic::Ordering;
+        // The other replica's node, standby: a redirect there must never confirm ours.
+        let elsewhere = standby_node(8).await;
+        let location = format!("http://127.0.0.1:{}/ha", elsewhere.port);
+        let head = format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let redirecting = serve(8, canned(&head, "")).await;
+        let client = real_client(redirecting.port, redirecting.port);
+
+        let err = client.read_mode().await.unwrap_err();
+        assert!(
+            err.contains(&format!("redirect to {location} refused")),
+            "{err}"
+        );
+        assert!(err.contains("HTTP 302"), "{err}");
+        let err = client.set_mode(false).await.unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+        let err = client.set_mode(true).await.unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+        let err = client.probe_ready().await.unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+        assert_eq!(redirecting.accepted.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            elsewhere.accepted.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_real_transport_caps_bodies() {
+        // 64 MiB without a length (read until close), that starts like a valid answer.
+        let endless = Canned {
+            head: "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"active\":false}".to_owned(),
+            body_chunk: vec![b' '; 64 * 1024],
+            body_repeats: 1024,
+        };
+        let server = serve(2, endless).await;
+        let client = real_client(server.port, server.port);
+        let started = std::time::Instant::now();
+        let err = client.read_mode().await.unwrap_err();
+        assert!(err.contains("body over 65536 bytes"), "{err}");
+        let err = client.probe_ready().await.unwrap_err();
+        assert!(err.contains("body over 65536 bytes"), "{err}");
+        // Refused as soon as the cap is passed, not when the timeout (5 s) ends.
+        assert!(started.elapsed() < Duration::from_secs(4), "{started:?}");
+
+        // A declared length over the cap is refused before any of the body is read.
+        let declared = canned(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\nConnection: close\r\n\r\n",
+            "{\"active\":false}",
+        );
+        let server = serve(1, declared).await;
+        let client = real_client(server.port, server.port);
+        let err = client.set_mode(false).await.unwrap_err();
+        assert!(err.contains("body over 65536 bytes"), "{err}");
     }
 
     #[test]
