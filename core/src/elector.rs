@@ -98,6 +98,15 @@ struct Term {
     active_evidence_at: Option<Instant>,
     /// The node was found lost in this term (reported once).
     node_lost: Option<String>,
+    /// The node read standby although commanded active, and has not read active since
+    /// (reported once per such episode).
+    standby_unexpected: bool,
+    /// Re-activating after such a read waits until then, and waits twice as long each time
+    /// it happens again without the node ever reading active in between (from
+    /// `node_check_interval` up to `node_lost_after`): a node that refuses activation is not
+    /// asked every few hundred milliseconds, and the role does not flap.
+    reactivate_not_before: Instant,
+    reactivate_backoff: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +146,8 @@ struct Node {
     /// Id of the last `activate=true` call; reads older than it prove nothing.
     last_activate: CallId,
     last_read: Option<bool>,
+    /// Id of the call that made `last_read`.
+    last_read_id: CallId,
     /// Why the last node call failed, for the reports of rules `fence` and
     /// `give_way_when_node_lost`.
     last_failure: Option<String>,
@@ -293,6 +304,7 @@ impl Elector {
                 draining: false,
                 last_activate: 0,
                 last_read: None,
+                last_read_id: 0,
                 last_failure: None,
                 fresh_probe_after: None,
                 next_read_at: now,
@@ -373,6 +385,10 @@ impl Elector {
     /// The node is proven standby (rule `lead_may_be_given_away`).
     pub fn node_proven_standby(&self) -> bool {
         self.lead_may_be_given_away()
+    }
+    /// A shutdown was requested and the elector has not exited yet (rule `shutdown`).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some() && !self.stopped
     }
     /// Why the leader's node counts as lost in this term (rule `give_way_when_node_lost`).
     pub fn node_lost(&self) -> Option<&str> {
@@ -635,6 +651,9 @@ impl Elector {
             activation_failed: false,
             active_evidence_at: None,
             node_lost: None,
+            standby_unexpected: false,
+            reactivate_not_before: self.now,
+            reactivate_backoff: self.timing().node_check_interval,
         });
     }
 
@@ -714,14 +733,18 @@ impl Elector {
     /// and may be activated again.
     fn on_mode_read(&mut self, id: CallId, active: bool) {
         self.node.last_read = Some(active);
+        self.node.last_read_id = id;
         if active {
             let was_confirmed = self.node.standby_confirmed;
             self.node.standby_confirmed = false;
             if self.node.active_commanded && id > self.node.last_activate {
                 // Evidence for rule `give_way_when_node_lost`: the node signs for us.
+                let check = self.settings.timing.node_check_interval;
                 if let Some(term) = self.term.as_mut() {
                     term.active_evidence_at = Some(self.now);
                     term.node_lost = None;
+                    term.standby_unexpected = false;
+                    term.reactivate_backoff = check;
                 }
             }
             if self.fence.succeeded && id >= self.fence.proof_from_call {
@@ -756,13 +779,20 @@ impl Elector {
         } else if id > self.node.last_activate {
             let was_commanded_active = self.node.active_commanded;
             self.node.active_commanded = false;
-            if was_commanded_active && self.term.is_some() {
+            let lost_after = self.settings.timing.node_lost_after;
+            if was_commanded_active && let Some(term) = self.term.as_mut() {
                 // Someone else demoted our node, it restarted, or it refuses `activate=true`.
-                // Said loudly and counted; activated again only once a readiness probe sent
-                // from now on succeeds (rule `node_active_allowed`). Meanwhile it is commanded
-                // standby like any node that may not be active.
+                // Said loudly and counted (once per episode); activated again only once a
+                // readiness probe sent from now on succeeds, and after a backoff (rule
+                // `node_active_allowed`). Meanwhile it is commanded standby like any node that
+                // may not be active.
                 self.node.fresh_probe_after = Some(self.now);
-                self.emit_event(Event::NodeStandbyUnexpectedly);
+                term.reactivate_not_before = self.now + term.reactivate_backoff;
+                term.reactivate_backoff = (term.reactivate_backoff * 2).min(lost_after);
+                if !term.standby_unexpected {
+                    term.standby_unexpected = true;
+                    self.emit_event(Event::NodeStandbyUnexpectedly);
+                }
             }
             if !self.node.standby_confirmed {
                 self.node.standby_confirmed = true;
@@ -987,6 +1017,7 @@ impl Elector {
             return;
         }
         if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
+            self.why = "handing over: node unready".into();
             self.handover = Some(Handover {
                 to: None,
                 reason: "node unready".into(),
@@ -1033,6 +1064,7 @@ impl Elector {
         }
         if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
             let reason = self.node_lost().unwrap_or_default().to_string();
+            self.why = format!("handing over: node lost ({reason})");
             self.handover = Some(Handover {
                 to: None,
                 reason: format!("node lost ({reason})"),
@@ -1147,6 +1179,7 @@ impl Elector {
         self.readiness == Readiness::Ready
             && self.probe_failures == 0
             && self.node.fresh_probe_after.is_none()
+            && self.now >= term.reactivate_not_before
             && term.gate_passed
             && self.now + self.timing().activation_room() <= step_down
     }
@@ -1289,7 +1322,13 @@ impl Elector {
         self.fence.fired = true;
         self.fence.done = false;
         self.fence.retry_at = None;
+        // A read older than our last `activate=true` says nothing about the node now.
         let last_read = match self.node.last_read {
+            _ if self.node.last_read_id <= self.node.last_activate
+                && self.node.last_activate > 0 =>
+            {
+                "none since activate=true"
+            }
             Some(true) => "active",
             Some(false) => "standby",
             None => "none",
@@ -1491,15 +1530,16 @@ impl Elector {
                 self.stuck = None;
                 self.emit_event(Event::Unstuck);
             }
-            (Some(reason), stuck) => {
-                let due = stuck.is_none_or(|s| now >= s.next_report_at || s.reason != reason);
-                if due {
-                    self.stuck = Some(Stuck {
-                        reason: reason.clone(),
-                        next_report_at: now + STUCK_REPORT_INTERVAL,
-                    });
-                    self.emit_event(Event::Stuck { reason });
-                }
+            (Some(reason), Some(stuck)) if now < stuck.next_report_at => {
+                // Not due: keep the newest wording for `/status`, say it at the next report.
+                stuck.reason = reason;
+            }
+            (Some(reason), _) => {
+                self.stuck = Some(Stuck {
+                    reason: reason.clone(),
+                    next_report_at: now + STUCK_REPORT_INTERVAL,
+                });
+                self.emit_event(Event::Stuck { reason });
             }
         }
     }
@@ -1685,6 +1725,11 @@ impl Elector {
         }
         if let Some(stuck) = &self.stuck {
             timers.push(stuck.next_report_at);
+        }
+        if let Some(term) = &self.term
+            && term.standby_unexpected
+        {
+            timers.push(term.reactivate_not_before);
         }
         if let Some(term) = &self.term
             && let Some(evidence) = term.active_evidence_at

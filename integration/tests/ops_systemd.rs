@@ -417,3 +417,68 @@ async fn sd_notify_readiness_status_watchdog_and_stopping() {
     assert_eq!(status.code(), Some(0));
     assert!(!cluster.node(0).state().active);
 }
+
+/// SIGTERM while the node cannot be proven standby (its `/ha` hangs, no fence): the elector
+/// does not exit, says `STATUS=STUCK: ...`, and keeps asking systemd for more stop time
+/// (`EXTEND_TIMEOUT_USEC=`) so that `TimeoutStopSec=` does not SIGKILL it while it still
+/// holds the lead; once the node answers standby it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_stop_asks_systemd_for_more_time_and_says_why() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.kill_elector(0);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("binding the notify socket");
+    let args = args_with_restart_bound(&cluster, "3s");
+    let mut elector = Notified {
+        child: spawn_notified(&args, &path, "1000000", Stdio::null()),
+    };
+    let started = tokio::task::block_in_place(|| {
+        receive(&socket, SETTLE, |got| has(got, "STATUS=active").is_some())
+    });
+    assert!(has(&started, "STATUS=active").is_some(), "{started:?}");
+
+    cluster.node(0).set_admin_fault(AdminFault::Hang);
+    let pid = libc::pid_t::try_from(elector.child.id()).expect("pid in range");
+    // SAFETY: kill(2) on our own child, not yet reaped (we hold its `Child`).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stuck = tokio::task::block_in_place(|| {
+        receive(&socket, SETTLE, |got| {
+            has(got, "STATUS=STUCK").is_some()
+                && got
+                    .iter()
+                    .filter(|(_, m)| m.contains("EXTEND_TIMEOUT_USEC="))
+                    .count()
+                    >= 10
+        })
+    });
+    let messages: Vec<&str> = stuck.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(has(&stuck, "STATUS=STUCK").is_some(), "{messages:?}");
+    let extensions = stuck
+        .iter()
+        .filter(|(_, m)| m.contains("EXTEND_TIMEOUT_USEC="))
+        .count();
+    assert!(extensions >= 10, "{messages:?}");
+    assert!(
+        elector.child.try_wait().expect("waiting").is_none(),
+        "exited while its node may still sign"
+    );
+    assert!(cluster.node(0).state().active);
+
+    // The node answers again (standby): the stop completes.
+    cluster.node(0).set_admin_fault(AdminFault::None);
+    let deadline = Instant::now() + SETTLE;
+    let status = loop {
+        if let Some(status) = elector.child.try_wait().expect("waiting") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the elector did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!cluster.node(0).state().active);
+}

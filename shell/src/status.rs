@@ -134,6 +134,8 @@ pub struct Snapshot {
     pub node_lost: Option<String>,
     /// Why this replica cannot reach a safe or useful state by itself; null when it can.
     pub stuck: Option<String>,
+    /// SIGTERM was received; the elector exits once the node is proven standby.
+    pub shutting_down: bool,
     pub readiness: &'static str,
     pub candidates: Vec<CandidateView>,
     pub etcd_connected: bool,
@@ -221,6 +223,7 @@ impl Status {
             node_proven_standby: core.node_proven_standby(),
             node_lost: core.node_lost().map(str::to_string),
             stuck: core.stuck().map(str::to_string),
+            shutting_down: core.shutting_down(),
             node_active_commanded: core.node_active_commanded(),
             readiness: match core.readiness() {
                 Readiness::Unknown => "unknown",

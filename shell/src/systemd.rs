@@ -9,6 +9,11 @@
 //!   ran within [`LOOP_STALL`]: a hung loop stops the pings, systemd kills the elector
 //!   (`WatchdogSignal=SIGKILL`) and `ExecStopPost=elector force-standby` demotes the node.
 //! - `STOPPING=1` on SIGTERM or SIGINT.
+//! - `STATUS=STUCK: <reason>` while the core reports itself stuck (rule `report_stuck`).
+//! - `EXTEND_TIMEOUT_USEC=` every half second while stopping and the loop runs: the elector
+//!   exits only once its node is proven standby, so `TimeoutStopSec=` must not SIGKILL it
+//!   while it still works towards that; a stalled loop stops asking, and the stop timeout
+//!   applies again.
 //!
 //! Nothing is sent when `$NOTIFY_SOCKET` is unset; no pings when `$WATCHDOG_USEC` is unset or
 //! `$WATCHDOG_PID` names another process.
@@ -36,6 +41,13 @@ pub const STOP_POST_START: Duration = Duration::from_millis(100);
 
 /// How often the supervisor looks at the status snapshot for readiness and role changes.
 const STATUS_TICK: Duration = Duration::from_millis(100);
+
+/// While stopping, a live elector asks systemd for this much more time, every
+/// [`EXTEND_EVERY`]: it exits only once its node is proven standby (rule `shutdown` of the
+/// core), and systemd's `TimeoutStopSec=` must not SIGKILL it before. An elector whose loop
+/// stalls stops asking, and systemd's stop timeout applies again.
+const EXTEND_STOP_BY: Duration = Duration::from_millis(2500);
+const EXTEND_EVERY: Duration = Duration::from_millis(500);
 
 /// A warning about failed notifications is repeated at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
@@ -169,6 +181,7 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
     let mut ready = false;
     let mut last_role: Option<&'static str> = None;
     let mut last_stuck: Option<String> = None;
+    let mut last_extend: Option<Instant> = None;
     let mut last_ping: Option<Instant> = None;
     let mut last_warning: Option<Instant> = None;
     let mut send = |state: String| {
@@ -199,6 +212,16 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
             continue;
         };
         let mut lines = Vec::new();
+        if snapshot.shutting_down
+            && loop_alive(status.loop_age())
+            && last_extend.is_none_or(|at| now >= at + EXTEND_EVERY)
+        {
+            lines.push(format!(
+                "EXTEND_TIMEOUT_USEC={}",
+                EXTEND_STOP_BY.as_micros()
+            ));
+            last_extend = Some(now);
+        }
         // While stuck, STATUS= says why (it is what `systemctl status` shows during a stop that
         // waits for the node to be proven standby); afterwards the role line comes back.
         if snapshot.stuck != last_stuck {

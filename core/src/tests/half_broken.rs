@@ -220,3 +220,73 @@ fn resign_is_never_started_by_a_starting_fence() {
     assert_eq!(fences(&h, broke).len(), 1, "one run, still running");
     assert!(resigns(&h, broke).is_empty());
 }
+
+#[test]
+fn a_node_that_keeps_refusing_activation_is_asked_less_and_less_often() {
+    // Nobody to hand over to: the leader keeps trying, with a growing pause, and reports the
+    // standby episode once, not on every read.
+    let (mut h, _) = Harness::active_leader(&[]);
+    h.run_for(dur(3000));
+    let node = h.auto.node.as_mut().unwrap();
+    node.active = false;
+    node.refuses_activation = true;
+    let t = h.now;
+    let out = h.run_for(dur(60_000));
+    let attempts: Vec<Instant> = h
+        .mode_commands_since(t)
+        .into_iter()
+        .filter(|(_, c)| *c == NodeCall::SetActive)
+        .map(|(at, _)| at)
+        .collect();
+    assert!(attempts.len() >= 3, "{attempts:?}");
+    assert!(attempts.len() <= 10, "asked too often: {attempts:?}");
+    let gaps: Vec<Duration> = attempts
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "the pause grows: {gaps:?}"
+    );
+    let reports = events(&out)
+        .iter()
+        .filter(|e| **e == Event::NodeStandbyUnexpectedly)
+        .count();
+    assert_eq!(reports, 1);
+    // The stuck report is repeated every STUCK_REPORT_INTERVAL, not more often.
+    let stuck: Vec<Instant> = h
+        .log
+        .iter()
+        .filter(|(at, o)| *at >= t && matches!(o, Output::Event(Event::Stuck { .. })))
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(stuck.len() >= 5, "{stuck:?}");
+    assert!(
+        stuck
+            .windows(2)
+            .all(|w| w[1].saturating_duration_since(w[0]) >= STUCK_REPORT_INTERVAL),
+        "{stuck:?}"
+    );
+}
+
+#[test]
+fn the_fence_reason_never_quotes_a_read_older_than_the_activation() {
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    // No read after the activation: the node's admin endpoint breaks at once.
+    h.auto.node.as_mut().unwrap().dead = true;
+    h.auto.fence = None;
+    h.input(Input::HandoverRequested { to: None });
+    let out = h.run_for(dur(10_000));
+    let reasons: Vec<String> = commands(&out)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Fence { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(!reasons.is_empty());
+    assert!(
+        reasons.iter().all(|r| !r.contains("last read: standby")),
+        "{reasons:?}"
+    );
+}

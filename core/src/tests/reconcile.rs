@@ -86,15 +86,19 @@ fn reactivates_leader_node_after_it_restarted_in_standby() {
         .map(|(at, _)| at)
         .expect("a fresh probe");
     let modes = h.mode_commands_since(activated);
+    let reactivated = modes.last().expect("modes").0;
     assert_eq!(
         modes,
         vec![
             (activated, NodeCall::SetActive),
             (read_at, NodeCall::SetStandby),
-            (probe_at, NodeCall::SetActive)
+            (reactivated, NodeCall::SetActive)
         ]
     );
     assert!(probe_at > read_at);
+    // After the fresh probe, and one node-check interval of backoff.
+    assert!(reactivated >= probe_at);
+    assert_eq!(reactivated, read_at + h.timing.node_check_interval);
     assert_eq!(h.core.role(), Role::Active);
 }
 
