@@ -30,7 +30,22 @@ prereqs:
 build: prereqs
 	$(CARGO) build --release --locked -p elector
 	@mkdir -p bin && cp target/release/elector bin/elector
+	$(check_product)
 	@echo "built bin/elector"
+
+# Every binary `make` installs is built in a cargo invocation of its own, `-p elector` alone:
+# built together with elector-sim or elector-integration, cargo would unify features and
+# compile the tests' planted bugs (elector-core's `mutation`) into it. This refuses one that
+# has them (`elector --version` marks such a build).
+define check_product
+	@if bin/elector --version | grep -q "TEST BUILD"; then \
+	  echo "bin/elector has the tests' planted bugs compiled in: build it with -p elector alone" >&2; \
+	  exit 1; fi
+endef
+
+## product-check: the release binary has no planted bugs (part of `make test`).
+.PHONY: product-check
+product-check: build
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -52,7 +67,7 @@ docker-images:
 
 ## test: formatting, lints and every test (unit, property, real etcd, Docker, simulation; the
 ## shipped deploy/ files: integration/tests/deploy_files.rs).
-test: prereqs fmt lint docker-images unit
+test: prereqs fmt lint docker-images unit product-check
 
 ## deploy-test: only the checks of the shipped files in deploy/ (env file, install recipe,
 ## unit, drop-in, alert rules, dashboard); `make test` runs them too.
@@ -63,9 +78,8 @@ deploy-test: prereqs
 
 ## demo: local etcd, three stand-in nodes, three electors; failover and handover, timed.
 ## DEMO_ARGS=--fast uses the 3 s lease profile.
-demo: prereqs
-	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin demo
-	@mkdir -p bin && cp target/release/elector bin/elector
+demo: build
+	$(CARGO) build --release --locked -p elector-integration --bin demo
 	target/release/demo --elector bin/elector $(DEMO_ARGS)
 
 clean:
@@ -101,9 +115,8 @@ compose-test: etcd-image image
 ## on 2 cores once built). BENCH_ARGS go to target/release/bench (see its --help), e.g.
 ## BENCH_ARGS="--phases crash-fast --out /tmp/b.md --svg /tmp/b.svg".
 .PHONY: bench
-bench: prereqs
-	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin bench
-	@mkdir -p bin && cp target/release/elector bin/elector
+bench: build
+	$(CARGO) build --release --locked -p elector-integration --bin bench
 	$(CARGO) bench --locked -p elector-core --bench decision
 	@sim=target/release/elector-sim; \
 	$(CARGO) build --release --locked -p elector-sim --bin elector-sim || { \

@@ -40,5 +40,11 @@ pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_
 pub use io::*;
 pub use time::Instant;
 
+/// Whether this build has the planted bugs of the tests compiled in (`feature = "mutation"`,
+/// turned on by the simulation). Their switches are off unless a test turns them on, but a
+/// product binary must not carry them at all: `elector --version` says so loudly, and `make`
+/// checks every binary it installs.
+pub const PLANTED_BUGS_COMPILED: bool = cfg!(feature = "mutation");
+
 #[cfg(test)]
 mod tests;

@@ -23,10 +23,22 @@ const GO_FLAGS: [(&str, &str); 5] = [
     ("-value", "--value"),
 ];
 
+/// `elector --version`: the package version, and a loud mark on a build with the tests'
+/// planted bugs compiled in (`elector_core::PLANTED_BUGS_COMPILED`), which must never run in
+/// production; `make` refuses to install such a binary.
+pub const VERSION: &str = if elector_core::PLANTED_BUGS_COMPILED {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (TEST BUILD: planted bugs compiled in; never run it in production)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "elector",
-    version,
+    version = VERSION,
     about = "Keeps exactly one IoTeX delegate replica active, using etcd leader election.",
     long_about = "Keeps exactly one IoTeX delegate replica active, using etcd leader election.\n\n\
         Run one elector beside each replica (same host or network namespace: the node's admin \
