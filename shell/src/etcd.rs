@@ -1170,64 +1170,79 @@ impl Election {
         record: Option<HandoverRecord>,
         clear_request: Option<i64>,
     ) -> Result<(), EtcdError> {
-        match (candidate, record) {
-            (Some(candidate), record) => {
-                let key = self.candidate_key(lease);
-                let with_record = record.is_some();
-                let operation = || match with_record {
-                    true => format!("handover from candidate {key}"),
-                    false => format!("deletion of candidate {key}"),
-                };
-                let mut ops = Vec::with_capacity(2);
-                if let Some(record) = record {
-                    let json = serde_json::to_string(&HandoverRecordJson {
-                        from_lease: record.from.lease,
-                        from_create_revision: record.from.create_revision,
-                        value: record.value,
-                    })
-                    .map_err(|error| EtcdError::Failed {
-                        operation: operation(),
-                        reason: error.to_string(),
-                    })?;
-                    ops.push(TxnOp::put(self.handover_record_key(), json, None));
-                }
-                ops.push(TxnOp::delete(key.clone(), None));
-                let txn = Txn::new()
-                    .when([Compare::create_revision(
-                        key.clone(),
-                        CompareOp::Equal,
-                        candidate.create_revision,
-                    )])
-                    .and_then(ops);
-                let mut kv = self.shared.client.kv_client();
-                let answer = self
-                    .bounded(operation, async move { kv.txn(txn).await })
-                    .await?;
-                match (answer.succeeded(), with_record) {
-                    (true, true) => {
-                        info!(key = %key, "handover record written, candidate key deleted")
-                    }
-                    (true, false) => {
-                        info!(key = %key, "candidate key deleted (no handover record)")
-                    }
-                    (false, _) => info!(
-                        key = %key,
-                        "our candidate key was gone already; nothing written"
-                    ),
-                }
-            }
-            (None, Some(_)) => {
+        let Some(candidate) = candidate else {
+            if record.is_some() {
                 warn!(
                     lease = %format!("{lease:x}"),
                     "resigning without a candidate key: no handover record written"
                 );
             }
-            (None, None) => {}
+            if let Some(revision) = clear_request {
+                self.clear_acted_on_request(revision).await?;
+            }
+            return self.revoke(lease).await;
+        };
+        let key = self.candidate_key(lease);
+        let with_record = record.is_some();
+        let mut ops = Vec::with_capacity(3);
+        if let Some(record) = record {
+            let json = serde_json::to_string(&HandoverRecordJson {
+                from_lease: record.from.lease,
+                from_create_revision: record.from.create_revision,
+                value: record.value,
+            })
+            .map_err(|error| EtcdError::Failed {
+                operation: format!("handover from candidate {key}"),
+                reason: error.to_string(),
+            })?;
+            ops.push(TxnOp::put(self.handover_record_key(), json, None));
         }
+        ops.push(TxnOp::delete(key.clone(), None));
+        let ours = Compare::create_revision(key.clone(), CompareOp::Equal, candidate.create_revision);
+        // The request this resignation acted on goes in the same transaction as our key: a
+        // successor must never see us gone and the request still there, or it would act on
+        // it again and hand over in turn. Guarded by its revision, so that a newer request
+        // survives: if it changed (or is gone), the same deletion is made without it.
+        let mut deleted = false;
         if let Some(revision) = clear_request {
-            self.clear_acted_on_request(revision).await?;
+            let request = self.handover_request_key();
+            let mut with_request = ops.clone();
+            with_request.push(TxnOp::delete(request.clone(), None));
+            let txn = Txn::new()
+                .when([
+                    ours.clone(),
+                    Compare::mod_revision(request, CompareOp::Equal, revision),
+                ])
+                .and_then(with_request);
+            deleted = self.resign_txn(&key, with_record, txn).await?;
+        }
+        if !deleted {
+            let txn = Txn::new().when([ours]).and_then(ops);
+            deleted = self.resign_txn(&key, with_record, txn).await?;
+            if !deleted {
+                info!(key = %key, "our candidate key was gone already; nothing written");
+            }
         }
         self.revoke(lease).await
+    }
+
+    /// One attempt at deleting our key (and writing the record): whether it succeeded.
+    async fn resign_txn(&self, key: &str, with_record: bool, txn: Txn) -> Result<bool, EtcdError> {
+        let operation = || match with_record {
+            true => format!("handover from candidate {key}"),
+            false => format!("deletion of candidate {key}"),
+        };
+        let mut kv = self.shared.client.kv_client();
+        let answer = self
+            .bounded(operation, async move { kv.txn(txn).await })
+            .await?;
+        if answer.succeeded() {
+            match with_record {
+                true => info!(key = %key, "handover record written, candidate key deleted"),
+                false => info!(key = %key, "candidate key deleted (no handover record)"),
+            }
+        }
+        Ok(answer.succeeded())
     }
 
     /// Deletes the handover request if it is still the one with this mod revision: a newer
