@@ -194,6 +194,13 @@ pub async fn connect(opts: &EtcdOptions) -> Result<Client, EtcdError> {
     }
 }
 
+/// Checks the options as [`connect`] will, without sending anything: schemes, TLS files (read),
+/// user and password together. For start-up, so that a configuration that cannot work is a
+/// one-line error instead of a retry loop.
+pub fn check_options(opts: &EtcdOptions) -> Result<(), EtcdError> {
+    connect_options(opts).map(|_| ())
+}
+
 /// Checks the options and turns them into etcd-client's.
 fn connect_options(opts: &EtcdOptions) -> Result<ConnectOptions, EtcdError> {
     let invalid = |message: &str| Err(EtcdError::InvalidOptions(message.to_owned()));

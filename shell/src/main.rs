@@ -121,6 +121,10 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         connect_timeout: timing.etcd_request_timeout,
         request_timeout: timing.etcd_request_timeout,
     };
+    etcd::check_options(&options).map_err(|e| format!("--etcd: {e}"))?;
+    for warning in args.warnings() {
+        warn!("{warning}");
+    }
     // systemd (Type=notify): readiness, status lines, watchdog pings. A watchdog must fit in
     // the restart bound the activation delay of the other replicas relies on.
     let notifier = systemd::Notifier::from_env()?.map(Arc::new);

@@ -1,0 +1,157 @@
+//! The `elector` binary's command line and its log output, without etcd or a node: bad flags
+//! exit 2 with one line naming the flag; the Go elector's spellings start the elector; the
+//! log has no ANSI colour when stderr is not a terminal; a closed stderr never kills it.
+//!
+//! Run `cargo build -p elector` first. Every process is bounded and killed on drop.
+
+use elector_integration::cluster::{elector_binary, free_port};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bound on a run that must end at once (bad flags).
+const PROMPT: Duration = Duration::from_secs(20);
+
+/// The elector binary with no `ELECTOR_*` or `NO_COLOR` variable from the test's environment.
+fn elector() -> Command {
+    let mut command = Command::new(elector_binary());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("ELECTOR_") || name == "NO_COLOR" || name == "NOTIFY_SOCKET" {
+            command.env_remove(&*name);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs to the end, bounded: killed (and the test failed) after `bound`.
+fn run_bounded(mut command: Command, bound: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the elector");
+    let deadline = Instant::now() + bound;
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the elector did not finish within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collecting the output")
+}
+
+/// Kills the child when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `child`'s stderr until a line contains `needle` or `bound` passes; returns the lines.
+fn read_until(child: &mut Child, needle: &str, bound: Duration) -> Vec<String> {
+    let stderr = child.stderr.take().expect("a piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + bound;
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                lines.push(line);
+                if found {
+                    return lines;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {needle:?} within {bound:?}: {lines:#?}");
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line_naming_the_flag() {
+    for (args, needle) in [
+        (vec!["--etcd", "http://"], "--etcd: \"http://\""),
+        (
+            vec!["--etcd", "ftp://10.0.0.1:2379"],
+            "unknown scheme \"ftp\"",
+        ),
+        (vec!["--etcd", "http://10.0.0.1:2379/v3"], "has a path"),
+        (vec!["--etcd", "https://10.0.0.1:2379"], "need the CA"),
+        (
+            vec!["--iotex-admin", "127.0.0.1:9009"],
+            "write http://127.0.0.1:9009",
+        ),
+        (
+            vec!["--iotexProbe=http://127.0.0.1:8080/readiness"],
+            "--iotex-probe",
+        ),
+        (
+            vec![
+                "-etcd=127.0.0.1:2379",
+                "iotexProbe=http://127.0.0.1:8080",
+                "-key=/k",
+            ],
+            "write -iotexProbe=http://127.0.0.1:8080",
+        ),
+        (vec!["status", "--etcd", "http://etcd"], "has no port"),
+        (vec!["--ttl", "9s"], "unsafe timing"),
+    ] {
+        let mut command = elector();
+        command.args(&args);
+        let output = run_bounded(command, PROMPT);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("elector: ") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// The Go image's `command: [elector, -etcd=...]` with a scheme-less endpoint and two-dash
+/// camel-case flags: the elector runs, on `http://` etcd.
+#[test]
+fn the_go_elector_command_line_runs() {
+    let etcd_port = free_port();
+    let mut command = elector();
+    command.args([
+        "elector".to_owned(),
+        format!("-etcd=127.0.0.1:{etcd_port}"),
+        format!("--iotexAdmin=http://127.0.0.1:{}", free_port()),
+        format!("--iotexProbe=http://127.0.0.1:{}", free_port()),
+        "-key=/iotex-server".to_owned(),
+        "-value=go-style".to_owned(),
+        "-status-addr=off".to_owned(),
+    ]);
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elector"),
+    );
+    let lines = read_until(&mut child.0, "elector starting", PROMPT);
+    let line = lines.last().expect("a line");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{etcd_port}")) && line.contains("go-style"),
+        "{line}"
+    );
+    assert!(child.0.try_wait().expect("waiting").is_none(), "it exited");
+}
