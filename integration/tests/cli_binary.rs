@@ -155,3 +155,154 @@ fn the_go_elector_command_line_runs() {
     );
     assert!(child.0.try_wait().expect("waiting").is_none(), "it exited");
 }
+
+/// An elector that runs against nothing (etcd and node ports closed), status server off: it
+/// keeps logging warnings.
+fn running_args() -> Vec<String> {
+    let closed = || format!("http://127.0.0.1:{}", free_port());
+    vec![
+        format!("--etcd={}", closed()),
+        format!("--iotex-admin={}", closed()),
+        format!("--iotex-probe={}", closed()),
+        "--status-addr=off".to_owned(),
+        "--value=cli-test".to_owned(),
+    ]
+}
+
+/// SIGTERM to `child`, then its exit code, bounded.
+fn terminate(child: &mut Child, bound: Duration) -> Option<i32> {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid in range");
+    // SAFETY: kill(2) on our own child, not yet reaped (we hold its `Child`).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "no exit within {bound:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Bound on a clean stop of an elector whose node never answers: the shutdown grace (8.8 s with
+/// defaults) and a fence attempt, with room for a loaded machine.
+const STOP: Duration = Duration::from_secs(40);
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_and_json_is_flat() {
+    let mut command = elector();
+    command.args(running_args());
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elector"),
+    );
+    let lines = read_until(&mut child.0, "etcd unreachable", PROMPT);
+    for line in &lines {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+    }
+    let warning = lines.last().expect("a line");
+    // Wall-clock timestamp first; the reason said once.
+    assert!(
+        warning.starts_with("20") && warning.contains("Z  WARN "),
+        "{warning}"
+    );
+    assert_eq!(
+        warning.matches("Connection refused").count(),
+        1,
+        "{warning}"
+    );
+    drop(child);
+
+    let mut command = elector();
+    command.args(running_args()).args(["--log-format", "json"]);
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elector"),
+    );
+    let lines = read_until(&mut child.0, "etcd unreachable", PROMPT);
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value.get("fields").is_none(), "nested fields: {line}");
+        assert!(
+            value["message"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let warning: serde_json::Value =
+        serde_json::from_str(lines.last().expect("a line")).expect("JSON");
+    assert_eq!(warning["message"], "etcd unreachable, node held in standby");
+    assert!(
+        warning["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Connection refused")),
+        "{warning}"
+    );
+}
+
+/// stderr is a pipe whose reader went away (EPIPE on every write): the elector goes on, and
+/// stops cleanly on SIGTERM, never with a panic (exit 101).
+#[test]
+fn a_broken_stderr_pipe_does_not_kill_the_elector() {
+    let mut command = elector();
+    command.args(running_args());
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elector"),
+    );
+    let stderr = child.0.stderr.take().expect("a piped stderr");
+    let mut first = String::new();
+    BufReader::new(stderr)
+        .read_line(&mut first)
+        .expect("a first log line");
+    // The reading end is dropped here: every later write fails with EPIPE.
+    // The elector retries etcd with a growing backoff and warns each time: several writes.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.0.try_wait().expect("waiting").is_none(),
+        "the elector died with stderr broken: {:?}",
+        child.0.try_wait()
+    );
+    let code = terminate(&mut child.0, STOP);
+    assert!(matches!(code, Some(0 | 1)), "exit code {code:?}");
+}
+
+/// stderr closed (`2>&-`): the elector runs and stops cleanly.
+#[test]
+fn a_closed_stderr_does_not_kill_the_elector() {
+    let mut line = format!("exec '{}'", elector_binary().display());
+    for arg in running_args() {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    line.push_str(" 2>&-");
+    let mut command = Command::new("sh");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ELECTOR_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = Running(
+        command
+            .args(["-c", &line])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting sh"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.0.try_wait().expect("waiting").is_none(),
+        "the elector died with stderr closed"
+    );
+    let code = terminate(&mut child.0, STOP);
+    assert!(matches!(code, Some(0 | 1)), "exit code {code:?}");
+}

@@ -109,7 +109,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 match core.poll_output() {
                     Output::Command(Command::Exit { code }) => {
                         status.update(&core, clock.now());
-                        info!(code, "exiting: {}", core.role_reason());
+                        info!(code, reason = %core.role_reason(), "exiting");
                         return code;
                     }
                     Output::Command(command) => exec.execute(command),
@@ -331,7 +331,8 @@ async fn connect_loop<E: Connect>(
             Err(reason) => {
                 warn!(
                     retry_in_ms = backoff.as_millis() as u64,
-                    "etcd unreachable, node held in standby: {reason}"
+                    reason = %reason,
+                    "etcd unreachable, node held in standby"
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
@@ -411,16 +412,15 @@ fn report(event: &Event, metrics: &Metrics) {
     match event {
         Event::RoleChanged { from, to, reason } => {
             metrics.count_transition();
-            let line = format!("role {} -> {}: {reason}", from.as_str(), to.as_str());
+            // `role` and `from` are for collectors; the human line says them in the message.
+            let (from, role) = (from.as_str(), to.as_str());
             match to {
-                Role::SteppingDown => {
-                    warn!(from = from.as_str(), to = to.as_str(), %reason, "{line}")
-                }
-                _ => info!(from = from.as_str(), to = to.as_str(), %reason, "{line}"),
+                Role::SteppingDown => warn!(role, from, %reason, "role {from} -> {role}"),
+                _ => info!(role, from, %reason, "role {from} -> {role}"),
             }
         }
         Event::StandbyConfirmed => info!("node confirmed standby"),
-        Event::Fenced { reason } => error!(%reason, "FENCING: {reason}"),
+        Event::Fenced { reason } => error!(%reason, "FENCING"),
         Event::NodeActiveUnexpectedly => {
             warn!("node reports active although this replica does not lead: commanding standby")
         }
@@ -437,24 +437,30 @@ fn report(event: &Event, metrics: &Metrics) {
             detail,
         } => {
             metrics.count_fence_outcome(true);
-            warn!(%detail, "fence succeeded: the node counts as standby")
+            warn!(reason = %detail, "fence succeeded (the node counts as standby)")
         }
         Event::FenceFinished {
             success: false,
             detail,
         } => {
             metrics.count_fence_outcome(false);
-            error!(%detail, "FENCE FAILED: the node may still be active; it will be retried")
+            error!(
+                reason = %detail,
+                "FENCE FAILED (the node may still be active; it will be retried)"
+            )
         }
         Event::NodeLost { reason } => {
-            warn!(%reason, "node lost: {reason}; giving way to another candidate if there is one")
+            warn!(
+                %reason,
+                "node lost (giving way to another candidate if there is one)"
+            )
         }
         Event::Stuck { reason } => {
-            error!(%reason, "STUCK: {reason}")
+            error!(%reason, "STUCK")
         }
         Event::Unstuck => info!("no longer stuck"),
         Event::LeaseLost { lease, reason } => {
-            warn!(lease = format!("{lease:x}"), "lease lost: {reason}")
+            warn!(lease = format!("{lease:x}"), %reason, "lease lost")
         }
     }
 }
@@ -487,7 +493,8 @@ impl LogThrottle {
             .get(kind)
             .is_some_and(|(last, at)| last == reason && now < *at + LOG_REPEAT_EVERY);
         if !repeat {
-            warn!(kind, "{kind} failed: {reason}");
+            // `kind` is for collectors; the human line says it in the message.
+            warn!(kind, %reason, "{kind} failed");
             self.last.insert(kind, (reason.clone(), now));
         }
     }

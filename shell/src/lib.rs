@@ -3,11 +3,13 @@
 //! - [`driver`]: the loop that feeds the core and executes its commands;
 //! - [`etcd`]: the election on etcd (Go `concurrency.Election` layout);
 //! - [`node`]: the node's `/ha` and `/readiness` endpoints;
-//! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags.
+//! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
+//!   [`logging`]: the log format.
 
 pub mod cli;
 pub mod clock;
 pub mod driver;
 pub mod etcd;
+pub mod logging;
 pub mod node;
 pub mod status;

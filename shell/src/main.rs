@@ -11,6 +11,7 @@ use elector::cli::{self, LogFormat, Operation, Parsed, RunArgs, StatusAddr};
 use elector::clock::{Clock, TokioClock};
 use elector::driver::{Connect, Control, Driver, Fence};
 use elector::etcd::{self, EtcdOptions};
+use elector::logging;
 use elector::node::{NodeClient, ReqwestTransport};
 use elector::status::{self, Status};
 use elector_core::{Elector, Settings};
@@ -27,18 +28,18 @@ fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args()) {
         Parsed::Run(cli) => cli,
         Parsed::Info(text) => {
-            print!("{text}");
+            elector::out!("{text}");
             return ExitCode::SUCCESS;
         }
         Parsed::Error(line) => {
-            eprintln!("elector: {line}");
+            elector::errln!("elector: {line}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     if let Some(operation) = cli.command {
         return ExitCode::from(run_operation(operation));
     }
-    init_logging(cli.run.log_format);
+    logging::init(cli.run.log_format, "info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -46,14 +47,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("elector: cannot start the runtime: {e}");
+            elector::errln!("elector: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli.run)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(line) => {
-            eprintln!("elector: {line}");
+            elector::errln!("elector: {line}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -62,14 +63,14 @@ fn main() -> ExitCode {
 /// Runs an operator command; returns its exit code (0 success, 1 failure).
 fn run_operation(operation: Operation) -> u8 {
     // Operator commands print their results; the log only carries warnings and errors.
-    init_logging_at(LogFormat::Human, "warn");
+    logging::init(LogFormat::Human, "warn");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("elector: cannot start the runtime: {e}");
+            elector::errln!("elector: cannot start the runtime: {e}");
             return ops::EXIT_FAILED;
         }
     };
@@ -80,22 +81,6 @@ fn run_operation(operation: Operation) -> u8 {
             Operation::ForceStandby(args) => ops::force_standby(args).await,
         }
     })
-}
-
-fn init_logging(format: LogFormat) {
-    init_logging_at(format, "info");
-}
-
-fn init_logging_at(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ELECTOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.with_target(false).init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Production etcd connection: endpoints, TLS and auth from the flags.

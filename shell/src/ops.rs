@@ -111,14 +111,14 @@ pub async fn status(args: StatusArgs) -> u8 {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => elector::outln!("{text}"),
                     Err(e) => return fail(&format!("cannot render JSON: {e}")),
                 }
                 for warning in duplicate_warnings(&report) {
-                    eprintln!("warning: {warning}");
+                    elector::errln!("warning: {warning}");
                 }
             } else {
-                print!("{}", render_status(&report));
+                elector::out!("{}", render_status(&report));
             }
             0
         }
@@ -127,7 +127,7 @@ pub async fn status(args: StatusArgs) -> u8 {
 }
 
 fn fail(line: &str) -> u8 {
-    eprintln!("elector: {line}");
+    elector::errln!("elector: {line}");
     EXIT_FAILED
 }
 
@@ -326,7 +326,7 @@ pub async fn handover(args: HandoverArgs) -> u8 {
     };
     match run_handover(&connection, &args, tokio::signal::ctrl_c()).await {
         Ok(line) => {
-            println!("{line}");
+            elector::outln!("{line}");
             0
         }
         Err(line) => fail(&format!("handover failed: {line}")),
@@ -499,7 +499,7 @@ async fn run_handover(
         .request_handover(plan.target.clone())
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    elector::outln!(
         "handover requested (revision {revision}): {} leads, asked to hand over to {}; waiting \
          up to {}",
         plan.leader.value,
@@ -567,11 +567,11 @@ async fn withdraw(connection: &Connection, revision: i64) {
     let mut kv = connection.client.kv_client();
     match timeout(connection.request_timeout, kv.txn(txn)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => eprintln!(
+        Ok(Err(e)) => elector::errln!(
             "elector: warning: could not withdraw the handover request {key}: {e}; delete it \
              with `etcdctl del {key}`"
         ),
-        Err(_) => eprintln!(
+        Err(_) => elector::errln!(
             "elector: warning: withdrawing the handover request {key} timed out; delete it with \
              `etcdctl del {key}`"
         ),
@@ -609,7 +609,7 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         if commanded_at.is_some() {
             match node.read_mode().await {
                 Ok(false) => {
-                    println!(
+                    elector::outln!(
                         "elector force-standby: node {} confirmed standby after {:.2}s",
                         args.iotex_admin,
                         started.elapsed().as_secs_f64()
