@@ -8,7 +8,7 @@
 use crate::clock::Clock;
 use crate::etcd::Election;
 use crate::node::{HttpGet, NodeClient};
-use crate::status::{Metrics, Status};
+use crate::status::{Metrics, NodeCallKind, Status};
 use elector_core::{Command, Elector, Event, Input, NodeCall, Output, Role};
 use std::collections::HashMap;
 use std::future::Future;
@@ -266,16 +266,26 @@ impl<T: HttpGet, C: Clock> Executor<T, C> {
             }
             Command::ProbeReadiness => {
                 let node = self.node.clone();
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
-                    let input = match node.probe_ready().await {
-                        Ok(()) => Input::Probed {
-                            ready: true,
-                            detail: String::new(),
-                        },
-                        Err(detail) => Input::Probed {
-                            ready: false,
-                            detail,
-                        },
+                    let started = tokio::time::Instant::now();
+                    let probed = node.probe_ready().await;
+                    metrics.observe_node_call(NodeCallKind::Readiness, started.elapsed());
+                    let input = match probed {
+                        Ok(()) => {
+                            metrics.probe.succeeded();
+                            Input::Probed {
+                                ready: true,
+                                detail: String::new(),
+                            }
+                        }
+                        Err(detail) => {
+                            metrics.probe.failed(&detail);
+                            Input::Probed {
+                                ready: false,
+                                detail,
+                            }
+                        }
                     };
                     let _ = tx.send(input).await;
                 });
@@ -323,12 +333,14 @@ async fn connect_loop<E: Connect>(
         match etcd.connect().await {
             Ok(client) => {
                 info!("connected to etcd");
-                metrics.set_etcd_connected(true);
-                let election = Election::new(client, key, value, request_timeout);
+                metrics.etcd.succeeded();
+                let election = Election::new(client, key, value, request_timeout)
+                    .with_health(metrics.etcd.clone());
                 let _ = out.send(Some(election));
                 return;
             }
             Err(reason) => {
+                metrics.etcd.failed(&reason);
                 warn!(
                     retry_in_ms = backoff.as_millis() as u64,
                     reason = %reason,
@@ -350,13 +362,22 @@ fn spawn_node_worker<T: HttpGet>(
     let (calls, mut queue) = mpsc::unbounded_channel::<(u64, NodeCall)>();
     tokio::spawn(async move {
         while let Some((id, call)) = queue.recv().await {
-            let result = match call {
-                NodeCall::SetActive => node.set_mode(true).await.map(|()| None),
-                NodeCall::SetStandby => node.set_mode(false).await.map(|()| None),
-                NodeCall::ReadMode => node.read_mode().await.map(Some),
+            let started = tokio::time::Instant::now();
+            let (kind, result) = match call {
+                NodeCall::SetActive => (
+                    NodeCallKind::Activate,
+                    node.set_mode(true).await.map(|()| None),
+                ),
+                NodeCall::SetStandby => (
+                    NodeCallKind::Deactivate,
+                    node.set_mode(false).await.map(|()| None),
+                ),
+                NodeCall::ReadMode => (NodeCallKind::ReadMode, node.read_mode().await.map(Some)),
             };
+            metrics.observe_node_call(kind, started.elapsed());
             let input = match result {
                 Ok(active) => {
+                    metrics.node.succeeded();
                     if let Some(active) = active {
                         metrics.set_node_mode(active);
                     }
@@ -364,6 +385,7 @@ fn spawn_node_worker<T: HttpGet>(
                 }
                 Err(reason) => {
                     metrics.count_node_failure();
+                    metrics.node.failed(&reason);
                     Input::NodeCallFailed { id, call, reason }
                 }
             };

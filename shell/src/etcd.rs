@@ -23,6 +23,7 @@
 //! [`Election::new`] takes an already built [`etcd_client::Client`], so a simulation can build one
 //! with `Client::from_channel` over its own network; [`connect`] builds the production one.
 
+use crate::status::CallHealth;
 use elector_core::{
     Candidate, CandidateId, HandoverRecord, HandoverRequest, Input, LeaseId, Observation,
 };
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
@@ -390,6 +391,8 @@ struct Shared {
     value: String,
     request_timeout: Duration,
     keep_alive: Mutex<Option<KeepAliveStream>>,
+    /// Where the outcome of every bounded call is recorded, if anywhere.
+    health: OnceLock<Arc<CallHealth>>,
 }
 
 /// One replica's view of, and part in, the election at `key`. Cheap to clone: clones share
@@ -429,8 +432,16 @@ impl Election {
                 value,
                 request_timeout,
                 keep_alive: Mutex::new(None),
+                health: OnceLock::new(),
             }),
         }
+    }
+
+    /// Records the outcome of every later bounded call (and the re-reads of
+    /// [`Election::observe`]) in `health`: what `elector_etcd_connected` is derived from.
+    pub fn with_health(self, health: Arc<CallHealth>) -> Self {
+        let _ = self.shared.health.set(health);
+        self
     }
 
     /// The election key (`--key`).
@@ -475,7 +486,7 @@ impl Election {
         operation: impl FnOnce() -> String,
         call: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match timeout(self.shared.request_timeout, call).await {
+        let result = match timeout(self.shared.request_timeout, call).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(error)) => Err(EtcdError::Failed {
                 operation: operation(),
@@ -485,7 +496,14 @@ impl Election {
                 operation: operation(),
                 timeout: self.shared.request_timeout,
             }),
+        };
+        if let Some(health) = self.shared.health.get() {
+            match &result {
+                Ok(_) => health.succeeded(),
+                Err(error) => health.failed(&error.to_string()),
+            }
         }
+        result
     }
 
     /// Grants a lease of `ttl` (rounded up to whole seconds, as etcd counts). Returns the

@@ -121,6 +121,9 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         }
     }
     let status = Status::new(&args.key, &value);
+    status
+        .metrics
+        .set_etcd_silence_bound(status::etcd_silence_bound(timing.etcd_request_timeout));
     if let Some(notifier) = &notifier {
         info!(
             socket = notifier.target(),
