@@ -109,6 +109,8 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
             "write -iotexProbe=http://127.0.0.1:8080",
         ),
         (vec!["status", "--etcd", "http://etcd"], "has no port"),
+        (vec!["check", "--iotex-admin", "http://"], "--iotex-admin"),
+        (vec!["check", "--ttl", "9s"], "unsafe timing"),
         (vec!["--ttl", "9s"], "unsafe timing"),
     ] {
         let mut command = elector();

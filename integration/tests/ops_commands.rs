@@ -606,3 +606,132 @@ async fn metrics_tell_the_truth_about_etcd_and_the_node() {
         .await;
     cluster.assert_no_panics();
 }
+
+/// `elector check` with a replica's own flags against a running cluster: the derived timings,
+/// etcd and the election, the node's mode and readiness; exit 0, and nothing written (etcd's
+/// revision and the nodes' histories unchanged). With another replica's identity beside an
+/// active node, it fails. With etcd stopped or frozen, it fails within seconds, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reads_everything_and_changes_nothing() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 2,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    let standby = 1 - leader;
+    wait_for_candidates(&cluster, 2).await;
+    wait_for_active(&cluster, leader).await;
+    let endpoint = cluster.etcd().endpoint();
+    let revision = |status: &Value| status["revision"].as_i64().expect("a revision");
+    let before = revision(&status_json(&endpoint, KEY).await);
+    let histories = |c: &Cluster| {
+        (0..c.len())
+            .map(|i| c.node(i).state().history.len())
+            .collect::<Vec<_>>()
+    };
+    let nodes_before = histories(&cluster);
+
+    for (i, mode) in [
+        (leader, "active (this replica leads)"),
+        (standby, "standby"),
+    ] {
+        let mut args = vec!["check".to_owned()];
+        args.extend(cluster.elector_args(i));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = elector(&args, PROMPT).await;
+        println!(
+            "elector check ({}):\n{}{}",
+            cluster.value(i),
+            run.stdout,
+            run.stderr
+        );
+        run.assert_code(0, "elector check");
+        for needle in [
+            "timing (derived from the flags",
+            "lease TTL               3s",
+            "activation delay        1.8s",
+            "shutdown bound          2.05s",
+            "failover after a crash  ≈ 5.3s",
+            &format!("{} leads, 2 candidates", cluster.value(leader)),
+            "answers (connected in",
+            &format!("/ha: {mode}"),
+            "/readiness: ready (HTTP 200)",
+            "result: everything reachable and sane",
+        ] {
+            assert!(
+                run.stdout.contains(needle),
+                "{needle:?} missing:\n{}",
+                run.stdout
+            );
+        }
+        assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
+    }
+    assert_eq!(
+        revision(&status_json(&endpoint, KEY).await),
+        before,
+        "check wrote to etcd"
+    );
+    assert_eq!(
+        histories(&cluster),
+        nodes_before,
+        "check changed a node's mode"
+    );
+
+    // The standby's identity beside the leader's (active) node: two could sign.
+    let mut args = vec!["check".to_owned()];
+    args.extend(cluster.elector_args(leader));
+    let at = args.iter().position(|a| a == "--value").expect("--value") + 1;
+    args[at] = cluster.value(standby).to_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = elector(&args, PROMPT).await;
+    run.assert_code(1, "check beside a node active under another leader");
+    assert!(
+        run.stdout.contains(&format!(
+            "FAIL  {}/ha: active but {} leads",
+            format_args!("http://{}", cluster.node(leader).admin_addr()),
+            cluster.value(leader)
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("result: 1 check failed; exit 1"),
+        "{}",
+        run.stdout
+    );
+
+    // etcd refusing connections, and etcd frozen (SIGSTOP: connections open, no answers).
+    let mut frozen = tokio::task::spawn_blocking(EtcdProcess::start_new)
+        .await
+        .expect("the etcd task")
+        .expect("starting etcd");
+    let frozen_endpoint = frozen.endpoint();
+    tokio::task::block_in_place(|| frozen.pause()).expect("pausing etcd");
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        elector_integration::cluster::free_port()
+    );
+    for etcd in [closed, frozen_endpoint] {
+        let mut args = vec!["check".to_owned()];
+        args.extend(cluster.elector_args(standby));
+        let at = args.iter().position(|a| a == "--etcd").expect("--etcd") + 1;
+        args[at] = etcd.clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let run = elector(&args, PROMPT).await;
+        let took = started.elapsed();
+        println!("elector check with etcd {etcd} ({took:?}):\n{}", run.stdout);
+        run.assert_code(1, "check with etcd unreachable");
+        assert!(
+            run.stdout
+                .contains(&format!("FAIL  etcd at {etcd} unreachable")),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("/ha: standby"), "{}", run.stdout);
+        assert!(took < Duration::from_secs(15), "took {took:?}");
+    }
+    tokio::task::block_in_place(|| frozen.resume()).expect("resuming etcd");
+    cluster.assert_never_two_active();
+}

@@ -64,6 +64,26 @@ pub struct Cli {
 /// The operator commands.
 #[derive(Subcommand, Debug, Clone)]
 pub enum Operation {
+    /// Check the flags and what they reach, changing nothing: timings, etcd, the node
+    #[command(
+        long_about = "Takes the running elector's flags (and ELECTOR_* variables), checks them \
+            as the elector would at start-up, and prints the timings derived from them: lease \
+            TTL, step-down lead, activation delay, node-lost bound, fence retry interval, the \
+            shutdown bound (the longest a SIGTERM takes; systemd's TimeoutStopSec= must be \
+            above it) and the expected failover after a crash and after a clean handover.\n\n\
+            Then connects to etcd with the given TLS and auth and reads the election \
+            (candidates in order with their leases, the leader, a pending handover request, \
+            the last handover record), and reads the node's mode (GET /ha) and its readiness \
+            probe. It says what it found, one line per check (ok, warn, FAIL).\n\n\
+            Read-only: it never writes to etcd and never sends activate=true or \
+            activate=false to the node. Every call is bounded; it ends within seconds even \
+            when nothing answers.",
+        after_help = "Exit codes: 0 every check passed (warnings allowed), 1 a check failed \
+            (etcd unreachable, refused or failing; the node's /ha not answering or garbled; the \
+            probe not answering; the node active while this replica does not lead; another \
+            candidate using this replica's --value), 2 bad flags or unsafe timing."
+    )]
+    Check(Box<CheckArgs>),
     /// Show the election: candidates in order, leases, TTL left, who leads
     #[command(
         long_about = "Shows the election at --key as etcd holds it: every candidate in election \
@@ -184,6 +204,13 @@ impl EtcdArgs {
     }
 }
 
+/// `elector check`: exactly the running elector's flags.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// `elector status`.
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
@@ -238,6 +265,10 @@ impl Operation {
     /// Checks what clap cannot; normalizes the etcd endpoints.
     pub fn check(&mut self) -> Result<(), String> {
         match self {
+            Operation::Check(args) => {
+                args.run.check()?;
+                args.run.timing().map(|_| ())
+            }
             Operation::Status(args) => args.etcd.check(),
             Operation::Handover(args) => {
                 args.etcd.check()?;
@@ -495,6 +526,20 @@ impl RunArgs {
             Ok(())
         } else {
             Err("--fence-timeout: must be greater than 0".into())
+        }
+    }
+
+    /// The connection flags alone, as the operator commands take them.
+    pub fn etcd_args(&self) -> EtcdArgs {
+        EtcdArgs {
+            etcd: self.etcd.clone(),
+            key: self.key.clone(),
+            etcd_ca: self.etcd_ca.clone(),
+            etcd_cert: self.etcd_cert.clone(),
+            etcd_key: self.etcd_key.clone(),
+            etcd_user: self.etcd_user.clone(),
+            etcd_password_file: self.etcd_password_file.clone(),
+            etcd_timeout: self.etcd_timeout,
         }
     }
 
@@ -977,7 +1022,7 @@ mod tests {
 
     #[test]
     fn every_operator_command_has_help() {
-        for command in ["status", "handover", "force-standby"] {
+        for command in ["check", "status", "handover", "force-standby"] {
             match parse(args(&format!("{command} --help"))) {
                 Parsed::Info(text) => {
                     assert!(text.contains("Exit codes"), "{command}: {text}")
@@ -987,7 +1032,7 @@ mod tests {
         }
         match parse(args("--help")) {
             Parsed::Info(text) => {
-                for command in ["status", "handover", "force-standby", "--ttl"] {
+                for command in ["check", "status", "handover", "force-standby", "--ttl"] {
                     assert!(text.contains(command), "--help lacks {command}: {text}");
                 }
             }
@@ -1125,6 +1170,27 @@ mod tests {
         assert!(e.contains("-key and -value"), "{e}");
         // Anything else that is not a flag is clap's to refuse.
         assert!(error("stray").contains("stray"));
+    }
+
+    #[test]
+    fn check_takes_the_running_elector_flags() {
+        match operation(
+            "check -etcd=127.0.0.1:2379 --iotexAdmin=http://127.0.0.1:9019 --ttl 3s \
+             --keepalive-interval 300ms --etcd-timeout 300ms --drain-bound 700ms \
+             --safety-margin 500ms --node-timeout 150ms --confirm-poll-interval 100ms \
+             --restart-bound 2s --node-lost-after 5s --status-addr off --log-format json",
+        ) {
+            Operation::Check(a) => {
+                assert_eq!(a.run.etcd, vec!["http://127.0.0.1:2379"]);
+                assert_eq!(a.run.iotex_admin, "http://127.0.0.1:9019");
+                assert_eq!(a.run.timing().unwrap(), Timing::fast_profile());
+                assert_eq!(a.run.etcd_args().etcd, a.run.etcd);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The elector's start-up checks apply.
+        assert!(error("check --ttl 9s").contains("renewal_window"));
+        assert!(error("check --iotex-probe http://").contains("--iotex-probe"));
     }
 
     #[test]

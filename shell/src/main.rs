@@ -1,9 +1,10 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
 //!
-//! Without a subcommand it runs the elector; `status`, `handover` and `force-standby` are
-//! operator commands (`ops`). Under systemd (`Type=notify`) it reports readiness, role
-//! changes and watchdog pings (`systemd`).
+//! Without a subcommand it runs the elector; `check` (`check`), `status`, `handover` and
+//! `force-standby` (`ops`) are operator commands. Under systemd (`Type=notify`) it reports
+//! readiness, role changes and watchdog pings (`systemd`).
 
+mod check;
 mod ops;
 mod systemd;
 
@@ -76,6 +77,7 @@ fn run_operation(operation: Operation) -> u8 {
     };
     runtime.block_on(async move {
         match operation {
+            Operation::Check(args) => check::check(args).await,
             Operation::Status(args) => ops::status(args).await,
             Operation::Handover(args) => ops::handover(args).await,
             Operation::ForceStandby(args) => ops::force_standby(args).await,

@@ -27,13 +27,13 @@ const HANDOVER_POLL: Duration = Duration::from_millis(100);
 const FORCE_STANDBY_RESEND: Duration = Duration::from_secs(1);
 
 /// A connection to the election, for an operator command.
-struct Connection {
-    client: Client,
-    election: Election,
-    request_timeout: Duration,
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    pub(crate) election: Election,
+    pub(crate) request_timeout: Duration,
 }
 
-async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
+pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
     let options = args.options()?;
     let client = etcd::connect(&options).await.map_err(|e| e.to_string())?;
     let election = Election::new(
@@ -134,6 +134,14 @@ fn fail(line: &str) -> u8 {
 /// Reads the election and every candidate's lease.
 pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
     let connection = connect(args).await?;
+    read_report(&connection, &args.key).await
+}
+
+/// Reads the election at `key` and every candidate's lease over `connection`: reads only.
+pub(crate) async fn read_report(
+    connection: &Connection,
+    key: &str,
+) -> Result<StatusReport, String> {
     let observation = connection
         .election
         .list()
@@ -141,7 +149,7 @@ pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
         .map_err(|e| e.to_string())?;
     let mut candidates = Vec::with_capacity(observation.candidates.len());
     for (i, candidate) in observation.candidates.iter().enumerate() {
-        let (ttl, granted) = lease_ttl(&connection, candidate.id.lease).await;
+        let (ttl, granted) = lease_ttl(connection, candidate.id.lease).await;
         candidates.push(CandidateReport {
             position: i + 1,
             value: candidate.value.clone(),
@@ -154,7 +162,7 @@ pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
         });
     }
     Ok(StatusReport {
-        key: args.key.clone(),
+        key: key.to_string(),
         revision: observation.revision,
         leader: observation.candidates.first().map(|c| c.value.clone()),
         duplicates: duplicates(&observation.candidates),
@@ -204,7 +212,7 @@ fn duplicates(candidates: &[Candidate]) -> Vec<Duplicate> {
         .collect()
 }
 
-fn duplicate_warnings(report: &StatusReport) -> Vec<String> {
+pub(crate) fn duplicate_warnings(report: &StatusReport) -> Vec<String> {
     report
         .duplicates
         .iter()
