@@ -26,8 +26,17 @@ prereqs:
 ## build: the release binary at bin/elector, like the Go original's `make build`.
 build: prereqs
 	$(CARGO) build --release --locked -p elector
-	@mkdir -p bin && cp target/release/elector bin/elector
+	@$(MAKE) --no-print-directory install-bin
 	@echo "built bin/elector"
+
+## install-bin: $(ELECTOR_RELEASE) to bin/elector atomically: copied beside it, then renamed
+## over it, so that a bin/elector that is running ("Text file busy") does not stop a rebuild
+## and nothing ever runs a half-written binary. The running process keeps its old file.
+ELECTOR_RELEASE ?= target/release/elector
+.PHONY: install-bin
+install-bin:
+	@mkdir -p bin
+	@cp $(ELECTOR_RELEASE) bin/.elector.new && mv -f bin/.elector.new bin/elector
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -54,7 +63,7 @@ test: prereqs fmt lint docker-images unit
 ## DEMO_ARGS=--fast uses the 3 s lease profile.
 demo: prereqs
 	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin demo
-	@mkdir -p bin && cp target/release/elector bin/elector
+	@$(MAKE) --no-print-directory install-bin
 	target/release/demo --elector bin/elector $(DEMO_ARGS)
 
 clean:
@@ -92,7 +101,7 @@ compose-test: etcd-image image
 .PHONY: bench
 bench: prereqs
 	$(CARGO) build --release --locked -p elector -p elector-integration --bin elector --bin bench
-	@mkdir -p bin && cp target/release/elector bin/elector
+	@$(MAKE) --no-print-directory install-bin
 	$(CARGO) bench --locked -p elector-core --bench decision
 	@sim=target/release/elector-sim; \
 	$(CARGO) build --release --locked -p elector-sim --bin elector-sim || { \

@@ -308,3 +308,38 @@ fn a_closed_stderr_does_not_kill_the_elector() {
     let code = terminate(&mut child.0, STOP);
     assert!(matches!(code, Some(0 | 1)), "exit code {code:?}");
 }
+
+/// A TTL above a minute is allowed, with a warning saying what it costs: in the running
+/// elector's log and in `elector check`.
+#[test]
+fn a_long_ttl_is_warned_about() {
+    let mut command = elector();
+    command.args(running_args()).args(["--ttl", "2m"]);
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elector"),
+    );
+    let lines = read_until(&mut child.0, "--ttl 2m is above 1m", PROMPT);
+    assert!(
+        lines.last().is_some_and(|l| l.contains("WARN")),
+        "{lines:?}"
+    );
+    drop(child);
+
+    let mut command = elector();
+    command
+        .arg("check")
+        .args(running_args())
+        .args(["--ttl", "2m"]);
+    let output = run_bounded(command, PROMPT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "nothing answers: {stdout}");
+    assert!(stdout.contains("warn  --ttl 2m is above 1m"), "{stdout}");
+    assert!(
+        stdout.contains("failover after a crash  ≈ 128.6s"),
+        "{stdout}"
+    );
+}

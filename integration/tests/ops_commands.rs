@@ -735,3 +735,39 @@ async fn check_reads_everything_and_changes_nothing() {
     tokio::task::block_in_place(|| frozen.resume()).expect("resuming etcd");
     cluster.assert_never_two_active();
 }
+
+/// A second live candidate with a running elector's `--value` (two replicas configured with one
+/// identity) is warned about in that elector's log, once, naming the other lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_value_is_warned_about_at_campaign_time() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.wait_for_single_leader(SETTLE).await;
+    let client = connect(&EtcdOptions::new(vec![cluster.etcd().endpoint()]))
+        .await
+        .expect("connecting to etcd");
+    let twin = Election::new(
+        client,
+        KEY.to_owned(),
+        cluster.value(0).to_owned(),
+        Duration::from_secs(2),
+    );
+    let (lease, _) = twin.grant(Duration::from_secs(30)).await.expect("a lease");
+    twin.create_candidate(lease).await.expect("a candidate");
+    let needle = "another live candidate already uses this replica's --value";
+    cluster
+        .wait_until("the elector to warn about its twin", SETTLE, async || {
+            !cluster.log_messages(0, needle).is_empty()
+        })
+        .await;
+    // Once per twin, however often the election is read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let warnings = cluster.log_messages(0, needle);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0]["lease"], format!("{lease:x}").as_str());
+    assert_eq!(warnings[0]["level"], "WARN");
+    twin.revoke(lease).await.expect("revoking the twin");
+}

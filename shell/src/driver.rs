@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::etcd::Election;
 use crate::node::{HttpGet, NodeClient};
 use crate::status::{Metrics, NodeCallKind, Status};
-use elector_core::{Command, Elector, Event, Input, NodeCall, Output, Role};
-use std::collections::HashMap;
+use elector_core::{Command, Elector, Event, Input, LeaseId, NodeCall, Output, Role};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,6 +81,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             status,
         } = self;
         let clock = Arc::new(clock);
+        let mut identity = IdentityCheck::new(value.clone());
         let (tx, mut rx) = mpsc::channel::<Input>(1024);
         let (election_tx, election_rx) = watch::channel::<Option<Election>>(None);
         tokio::spawn(connect_loop(
@@ -118,6 +119,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 }
             };
             status.update(&core, clock.now());
+            identity.check(&core);
             let input = tokio::select! {
                 // Fixed order (inputs, control, timer) instead of tokio's random one, so that
                 // a simulation seed always gives the same run.
@@ -483,6 +485,41 @@ fn report(event: &Event, metrics: &Metrics) {
         Event::Unstuck => info!("no longer stuck"),
         Event::LeaseLost { lease, reason } => {
             warn!(lease = format!("{lease:x}"), %reason, "lease lost")
+        }
+    }
+}
+
+/// Warns when another live candidate uses our `--value` (two replicas configured with one
+/// identity: handover targets and logs become ambiguous), once per such candidate, from the
+/// time we campaign. Only a warning: nothing about roles is decided here.
+struct IdentityCheck {
+    value: String,
+    warned: HashSet<LeaseId>,
+}
+
+impl IdentityCheck {
+    fn new(value: String) -> Self {
+        IdentityCheck {
+            value,
+            warned: HashSet::new(),
+        }
+    }
+
+    fn check(&mut self, core: &Elector) {
+        let (Some(ours), Some(view)) = (core.candidate(), core.observation()) else {
+            return;
+        };
+        for other in &view.candidates {
+            if other.value == self.value && other.id != ours && self.warned.insert(other.id.lease) {
+                warn!(
+                    value = %self.value,
+                    lease = format!("{:x}", other.id.lease),
+                    "another live candidate already uses this replica's --value: two replicas \
+                     share one identity, so handover targets and logs are ambiguous; give each \
+                     replica its own --value (if this replica restarted within the lease TTL, it \
+                     may be its own previous key, which expires by itself)"
+                );
+            }
         }
     }
 }
