@@ -672,6 +672,21 @@ async fn check_reads_everything_and_changes_nothing() {
         before,
         "check wrote to etcd"
     );
+    // docs/operations.md's way to print the leader and return.
+    let prefix = format!("{KEY}/");
+    let printed = tokio::task::block_in_place(|| {
+        cluster.etcd().etcdctl_ok(&[
+            "get",
+            "--prefix",
+            &prefix,
+            "--sort-by=CREATE",
+            "--order=ASCEND",
+            "--limit=1",
+            "--print-value-only",
+        ])
+    })
+    .expect("etcdctl get");
+    assert_eq!(printed.trim(), cluster.value(leader));
     assert_eq!(
         histories(&cluster),
         nodes_before,

@@ -130,7 +130,7 @@ pub enum Operation {
 /// How the operator commands reach etcd: the running elector's flags and variables.
 #[derive(Args, Debug, Clone)]
 pub struct EtcdArgs {
-    /// etcd endpoints, comma separated (Go flag: -etcd)
+    /// etcd endpoints, comma separated; host:port means http://host:port (Go flag: -etcd)
     #[arg(
         long,
         env = "ELECTOR_ETCD",
@@ -237,7 +237,7 @@ pub struct HandoverArgs {
 /// `elector force-standby`.
 #[derive(Args, Debug, Clone)]
 pub struct ForceStandbyArgs {
-    /// The node's admin endpoint, serving /ha (Go flag: -iotexAdmin)
+    /// The node's admin base URL; the elector appends /ha (Go flag: -iotexAdmin)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_ADMIN",
@@ -306,7 +306,7 @@ pub enum LogFormat {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// etcd endpoints, comma separated (Go flag: -etcd)
+    /// etcd endpoints, comma separated; host:port means http://host:port (Go flag: -etcd)
     #[arg(
         long,
         env = "ELECTOR_ETCD",
@@ -315,7 +315,7 @@ pub struct RunArgs {
     )]
     pub etcd: Vec<String>,
 
-    /// The node's admin endpoint, serving /ha (Go flag: -iotexAdmin)
+    /// The node's admin base URL; the elector appends /ha (Go flag: -iotexAdmin)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_ADMIN",
@@ -323,7 +323,7 @@ pub struct RunArgs {
     )]
     pub iotex_admin: String,
 
-    /// The node's probe endpoint, serving /readiness (Go flag: -iotexProbe)
+    /// The node's probe base URL; the elector appends /readiness (Go flag: -iotexProbe)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_PROBE",
@@ -434,7 +434,7 @@ pub struct RunArgs {
     /// Address of the /status, /metrics and /healthz server, or "off"
     #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
     pub status_addr: StatusAddr,
-    /// Log format
+    /// Log format on stderr: human (colour only on a terminal without NO_COLOR) or json (one flat object per line: role, reason, ... at the top level)
     #[arg(
         long,
         env = "ELECTOR_LOG_FORMAT",
