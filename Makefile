@@ -29,9 +29,18 @@ prereqs:
 ## build: the release binary at bin/elector, like the Go original's `make build`.
 build: prereqs
 	$(CARGO) build --release --locked -p elector
-	@mkdir -p bin && cp target/release/elector bin/elector
+	@$(MAKE) --no-print-directory install-bin
 	$(check_product)
 	@echo "built bin/elector"
+
+## install-bin: $(ELECTOR_RELEASE) to bin/elector atomically: copied beside it, then renamed
+## over it, so that a bin/elector that is running ("Text file busy") does not stop a rebuild
+## and nothing ever runs a half-written binary. The running process keeps its old file.
+ELECTOR_RELEASE ?= target/release/elector
+.PHONY: install-bin
+install-bin:
+	@mkdir -p bin
+	@cp $(ELECTOR_RELEASE) bin/.elector.new && mv -f bin/.elector.new bin/elector
 
 # Every binary `make` installs is built in a cargo invocation of its own, `-p elector` alone:
 # built together with elector-sim or elector-integration, cargo would unify features and

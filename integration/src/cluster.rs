@@ -634,16 +634,12 @@ impl Cluster {
         std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
     }
 
-    /// The parsed JSON lines of replica `i`'s log whose message contains `needle`.
+    /// The parsed JSON lines of replica `i`'s log whose text ([`log_text`]) contains `needle`.
     pub fn log_messages(&self, i: usize, needle: &str) -> Vec<serde_json::Value> {
         self.log(i)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|line| {
-                line["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains(needle))
-            })
+            .filter(|line| log_text(line).contains(needle))
             .collect()
     }
 
@@ -821,6 +817,16 @@ fn epoch_of(node: &StandIn) -> Instant {
     let now = node.state().now;
     let after = Instant::now();
     before + (after - before) / 2 - now
+}
+
+/// A JSON log line as a person reads it: its `message`, then `: reason` if it has one (the
+/// elector's JSON lines are flat: `message`, `reason`, `role`, ... at the top level).
+pub fn log_text(line: &serde_json::Value) -> String {
+    let message = line["message"].as_str().unwrap_or_default();
+    match line["reason"].as_str() {
+        Some(reason) => format!("{message}: {reason}"),
+        None => message.to_owned(),
+    }
 }
 
 /// Set this environment variable to test another `elector` binary (a release build, a

@@ -9,7 +9,7 @@
 //! expire.
 
 use elector_integration::cluster::{
-    Cluster, ClusterOptions, FAST_TIMING, KEY, SETTLE, TTL, elector_binary, http_get,
+    Cluster, ClusterOptions, FAST_TIMING, KEY, SETTLE, TTL, elector_binary, http_get, log_text,
 };
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::standin::{StandIn, StandInOptions};
@@ -27,7 +27,7 @@ fn role_changes(cluster: &Cluster, i: usize) -> Vec<String> {
     cluster
         .log_messages(i, "role ")
         .iter()
-        .filter_map(|line| line["fields"]["message"].as_str().map(str::to_owned))
+        .map(log_text)
         .collect()
 }
 
@@ -223,9 +223,9 @@ async fn sigterm_hands_over_cleanly() {
     );
     let exited = cluster.log_messages(old, "exiting");
     assert!(
-        exited.iter().any(|l| l["fields"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("confirmed standby"))),
+        exited
+            .iter()
+            .any(|l| log_text(l).contains("confirmed standby")),
         "{exited:#?}"
     );
     cluster.assert_never_two_active();

@@ -8,6 +8,7 @@
 //! every command is bounded; processes are killed when their guards drop.
 
 use elector::etcd::{Election, EtcdOptions, connect};
+use elector::status::parse_exposition;
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE, elector_binary};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_sim::history::{History, dual_active};
@@ -510,4 +511,278 @@ async fn handover_is_refused_when_no_other_replica_is_ready() {
             "the dashboard charts {name}, which /metrics does not serve:\n{metrics}"
         );
     }
+}
+
+/// `/metrics` of a running leader against a real etcd: the exposition parses line by line,
+/// and says what is true: connected to etcd, one candidate, node ready and active (read
+/// recently), keep-alive and node-call histograms filling. With etcd stopped,
+/// `elector_etcd_connected` goes to 0 (it used to stay 1 once a client was built); with etcd
+/// back, to 1 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_tell_the_truth_about_etcd_and_the_node() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.wait_for_single_leader(SETTLE).await;
+    cluster
+        .wait_until(
+            "keep-alives timed and the node read active",
+            SETTLE,
+            async || {
+                cluster
+                    .metric(0, "elector_keepalive_latency_seconds_count")
+                    .await
+                    .is_some_and(|n| n >= 2.0)
+                    && cluster.metric(0, "elector_node_active").await == Some(1.0)
+            },
+        )
+        .await;
+    let (code, text) = cluster
+        .status_server_get(0, "/metrics")
+        .await
+        .expect("/metrics");
+    assert_eq!(code, 200);
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, v)| *v)
+            .unwrap_or_else(|| panic!("no {name} {labels:?}:\n{text}"))
+    };
+    assert_eq!(get("elector_etcd_connected", &[]), 1.0);
+    assert_eq!(get("elector_role", &[("role", "active")]), 1.0);
+    assert_eq!(get("elector_candidates", &[]), 1.0);
+    assert_eq!(get("elector_node_ready", &[]), 1.0);
+    assert_eq!(get("elector_node_active", &[]), 1.0);
+    assert!(get("elector_node_mode_age_seconds", &[]) < 10.0, "{text}");
+    assert_eq!(
+        get("elector_info", &[("key", KEY), ("value", cluster.value(0))]),
+        1.0
+    );
+    assert!(
+        get(
+            "elector_keepalive_latency_seconds_bucket",
+            &[("le", "+Inf")]
+        ) >= 2.0
+    );
+    assert!(
+        get(
+            "elector_node_call_latency_seconds_count",
+            &[("call", "read_mode")]
+        ) >= 1.0
+    );
+    assert!(get("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(get("process_open_fds", &[]) > 0.0);
+
+    // etcd stops answering: within the silence bound (2 s + 2 × 300 ms here) plus a scrape.
+    cluster.stop_etcd();
+    let stopped = Instant::now();
+    cluster
+        .wait_until("elector_etcd_connected to go to 0", SETTLE, async || {
+            cluster.metric(0, "elector_etcd_connected").await == Some(0.0)
+        })
+        .await;
+    println!(
+        "elector_etcd_connected went to 0 {:?} after etcd stopped",
+        stopped.elapsed()
+    );
+    let status = cluster.status(0).await.expect("/status");
+    assert_eq!(status["etcd_connected"], false, "{status}");
+    assert!(status["etcd_error"].is_string(), "{status}");
+
+    cluster.start_etcd();
+    cluster
+        .wait_until("elector_etcd_connected to come back", SETTLE, async || {
+            cluster.metric(0, "elector_etcd_connected").await == Some(1.0)
+        })
+        .await;
+    cluster.assert_no_panics();
+}
+
+/// `elector check` with a replica's own flags against a running cluster: the derived timings,
+/// etcd and the election, the node's mode and readiness; exit 0, and nothing written (etcd's
+/// revision and the nodes' histories unchanged). With another replica's identity beside an
+/// active node, it fails. With etcd stopped or frozen, it fails within seconds, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reads_everything_and_changes_nothing() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 2,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    let standby = 1 - leader;
+    wait_for_candidates(&cluster, 2).await;
+    wait_for_active(&cluster, leader).await;
+    let endpoint = cluster.etcd().endpoint();
+    let revision = |status: &Value| status["revision"].as_i64().expect("a revision");
+    let before = revision(&status_json(&endpoint, KEY).await);
+    let histories = |c: &Cluster| {
+        (0..c.len())
+            .map(|i| c.node(i).state().history.len())
+            .collect::<Vec<_>>()
+    };
+    let nodes_before = histories(&cluster);
+
+    for (i, mode) in [
+        (leader, "active (this replica leads)"),
+        (standby, "standby"),
+    ] {
+        let mut args = vec!["check".to_owned()];
+        args.extend(cluster.elector_args(i));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = elector(&args, PROMPT).await;
+        println!(
+            "elector check ({}):\n{}{}",
+            cluster.value(i),
+            run.stdout,
+            run.stderr
+        );
+        run.assert_code(0, "elector check");
+        for needle in [
+            "timing (derived from the flags",
+            "lease TTL               3s",
+            "activation delay        1.8s",
+            "shutdown bound          2.05s",
+            "failover after a crash  ≈ 5.3s",
+            &format!("{} leads, 2 candidates", cluster.value(leader)),
+            "answers (connected in",
+            &format!("/ha: {mode}"),
+            "/readiness: ready (HTTP 200)",
+            "result: everything reachable and sane",
+        ] {
+            assert!(
+                run.stdout.contains(needle),
+                "{needle:?} missing:\n{}",
+                run.stdout
+            );
+        }
+        assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
+    }
+    assert_eq!(
+        revision(&status_json(&endpoint, KEY).await),
+        before,
+        "check wrote to etcd"
+    );
+    // docs/operations.md's way to print the leader and return.
+    let prefix = format!("{KEY}/");
+    let printed = tokio::task::block_in_place(|| {
+        cluster.etcd().etcdctl_ok(&[
+            "get",
+            "--prefix",
+            &prefix,
+            "--sort-by=CREATE",
+            "--order=ASCEND",
+            "--limit=1",
+            "--print-value-only",
+        ])
+    })
+    .expect("etcdctl get");
+    assert_eq!(printed.trim(), cluster.value(leader));
+    assert_eq!(
+        histories(&cluster),
+        nodes_before,
+        "check changed a node's mode"
+    );
+
+    // The standby's identity beside the leader's (active) node: two could sign.
+    let mut args = vec!["check".to_owned()];
+    args.extend(cluster.elector_args(leader));
+    let at = args.iter().position(|a| a == "--value").expect("--value") + 1;
+    args[at] = cluster.value(standby).to_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = elector(&args, PROMPT).await;
+    run.assert_code(1, "check beside a node active under another leader");
+    assert!(
+        run.stdout.contains(&format!(
+            "FAIL  {}/ha: active but {} leads",
+            format_args!("http://{}", cluster.node(leader).admin_addr()),
+            cluster.value(leader)
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("result: 1 check failed; exit 1"),
+        "{}",
+        run.stdout
+    );
+
+    // etcd refusing connections, and etcd frozen (SIGSTOP: connections open, no answers).
+    let mut frozen = tokio::task::spawn_blocking(EtcdProcess::start_new)
+        .await
+        .expect("the etcd task")
+        .expect("starting etcd");
+    let frozen_endpoint = frozen.endpoint();
+    tokio::task::block_in_place(|| frozen.pause()).expect("pausing etcd");
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        elector_integration::cluster::free_port()
+    );
+    for etcd in [closed, frozen_endpoint] {
+        let mut args = vec!["check".to_owned()];
+        args.extend(cluster.elector_args(standby));
+        let at = args.iter().position(|a| a == "--etcd").expect("--etcd") + 1;
+        args[at] = etcd.clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let run = elector(&args, PROMPT).await;
+        let took = started.elapsed();
+        println!("elector check with etcd {etcd} ({took:?}):\n{}", run.stdout);
+        run.assert_code(1, "check with etcd unreachable");
+        assert!(
+            run.stdout
+                .contains(&format!("FAIL  etcd at {etcd} unreachable")),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("/ha: standby"), "{}", run.stdout);
+        assert!(took < Duration::from_secs(15), "took {took:?}");
+    }
+    tokio::task::block_in_place(|| frozen.resume()).expect("resuming etcd");
+    cluster.assert_never_two_active();
+}
+
+/// A second live candidate with a running elector's `--value` (two replicas configured with one
+/// identity) is warned about in that elector's log, once, naming the other lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_value_is_warned_about_at_campaign_time() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.wait_for_single_leader(SETTLE).await;
+    let client = connect(&EtcdOptions::new(vec![cluster.etcd().endpoint()]))
+        .await
+        .expect("connecting to etcd");
+    let twin = Election::new(
+        client,
+        KEY.to_owned(),
+        cluster.value(0).to_owned(),
+        Duration::from_secs(2),
+    );
+    let (lease, _) = twin.grant(Duration::from_secs(30)).await.expect("a lease");
+    twin.create_candidate(lease).await.expect("a candidate");
+    let needle = "another live candidate already uses this replica's --value";
+    cluster
+        .wait_until("the elector to warn about its twin", SETTLE, async || {
+            !cluster.log_messages(0, needle).is_empty()
+        })
+        .await;
+    // Once per twin, however often the election is read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let warnings = cluster.log_messages(0, needle);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0]["lease"], format!("{lease:x}").as_str());
+    assert_eq!(warnings[0]["level"], "WARN");
+    twin.revoke(lease).await.expect("revoking the twin");
 }

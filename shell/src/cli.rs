@@ -1,27 +1,35 @@
-//! Command line. Accepts the Go elector's flags as they were (`-etcd=URL -iotexAdmin=URL
-//! -iotexProbe=URL -key=K -value=V`) and conventional ones (`--etcd URL ...`); every flag can
-//! also come from an `ELECTOR_*` environment variable. Errors are one line, exit code 2.
+//! Command line. Accepts the Go elector's flags as they were written in the wild and
+//! conventional ones: Go's flag package takes `-flag=v`, `--flag=v`, `-flag v` and `--flag v`
+//! alike, so every long flag here works with one or two dashes, `iotexAdmin` and
+//! `iotexProbe` are aliases of `--iotex-admin` and `--iotex-probe`, and a leading `elector`
+//! argument (the Go image's `command: [elector, -etcd=...]`) is skipped. Every flag can also
+//! come from an `ELECTOR_*` environment variable. Errors are one line, exit code 2.
 //!
-//! Without a subcommand the elector runs. The operator commands `status`, `handover` and
-//! `force-standby` take their flags after the subcommand name (`elector status --etcd URL`),
-//! with the same names and environment variables as the running elector, so one environment
-//! file serves both.
+//! Every URL is parsed with a real URL parser at start-up ([`etcd_endpoint`], [`node_url`]):
+//! an etcd endpoint without a scheme (`127.0.0.1:2379`, as Go's clientv3 takes it) means
+//! `http://`; a missing host or port, an unknown scheme, or a path where none belongs is a
+//! one-line error naming the flag, not a retry loop.
+//!
+//! Without a subcommand the elector runs. The operator commands `check`, `status`, `handover`
+//! and `force-standby` take their flags after the subcommand name (`elector status --etcd
+//! URL`), with the same names and environment variables as the running elector, so one
+//! environment file serves all.
 
 use crate::etcd::EtcdOptions;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use elector_core::Timing;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The Go elector's single-dash flags and what they mean here.
-const GO_FLAGS: [(&str, &str); 5] = [
-    ("-etcd", "--etcd"),
-    ("-iotexAdmin", "--iotex-admin"),
-    ("-iotexProbe", "--iotex-probe"),
-    ("-key", "--key"),
-    ("-value", "--value"),
-];
+/// The Go elector's camel-case flags and their names here. Its other flags (`etcd`, `key`,
+/// `value`) are spelled the same.
+const GO_ALIASES: [(&str, &str); 2] =
+    [("iotexAdmin", "iotex-admin"), ("iotexProbe", "iotex-probe")];
+
+/// Above this lease TTL the elector warns: a crash failover takes about the TTL.
+pub const TTL_WARN_ABOVE: Duration = Duration::from_secs(60);
 
 /// `elector --version`: the package version, and a loud mark on a build with the tests'
 /// planted bugs compiled in (`elector_core::PLANTED_BUGS_COMPILED`), which must never run in
@@ -44,9 +52,12 @@ pub const VERSION: &str = if elector_core::PLANTED_BUGS_COMPILED {
         Run one elector beside each replica (same host or network namespace: the node's admin \
         port listens on 127.0.0.1). The elector forces its node to standby, campaigns in etcd \
         and activates the node only while it leads, stepping down before its lease can expire. \
-        Drop-in for the Go elector: -etcd=, -iotexAdmin=, -iotexProbe=, -key=, -value= work.\n\n\
+        Drop-in for the Go elector: -etcd=, -iotexAdmin=, -iotexProbe=, -key=, -value= work, \
+        with one or two dashes, and every flag below also takes one dash (-ttl=3s). An etcd \
+        endpoint without a scheme (127.0.0.1:2379) means http://.\n\n\
         Operator commands (flags after the command name; `elector <command> --help`): \
-        `elector status` shows the election, `elector handover [--to VALUE]` moves leadership \
+        `elector check` validates the flags, prints the derived timings and reads etcd and \
+        the node without changing anything, `elector status` shows the election, `elector handover [--to VALUE]` moves leadership \
         cleanly, `elector force-standby` commands the node standby (systemd ExecStopPost=).",
     after_help = "Safety rules and the timing inequalities: docs/safety.md. \
         Operations: docs/operations.md.",
@@ -65,6 +76,26 @@ pub struct Cli {
 /// The operator commands.
 #[derive(Subcommand, Debug, Clone)]
 pub enum Operation {
+    /// Check the flags and what they reach, changing nothing: timings, etcd, the node
+    #[command(
+        long_about = "Takes the running elector's flags (and ELECTOR_* variables), checks them \
+            as the elector would at start-up, and prints the timings derived from them: lease \
+            TTL, step-down lead, activation delay, node-lost bound, fence retry interval, the \
+            shutdown bound (the longest a SIGTERM takes; systemd's TimeoutStopSec= must be \
+            above it) and the expected failover after a crash and after a clean handover.\n\n\
+            Then connects to etcd with the given TLS and auth and reads the election \
+            (candidates in order with their leases, the leader, a pending handover request, \
+            the last handover record), and reads the node's mode (GET /ha) and its readiness \
+            probe. It says what it found, one line per check (ok, warn, FAIL).\n\n\
+            Read-only: it never writes to etcd and never sends activate=true or \
+            activate=false to the node. Every call is bounded; it ends within seconds even \
+            when nothing answers.",
+        after_help = "Exit codes: 0 every check passed (warnings allowed), 1 a check failed \
+            (etcd unreachable, refused or failing; the node's /ha not answering or garbled; the \
+            probe not answering; the node active while this replica does not lead; another \
+            candidate using this replica's --value), 2 bad flags or unsafe timing."
+    )]
+    Check(Box<CheckArgs>),
     /// Show the election: candidates in order, leases, TTL left, who leads
     #[command(
         long_about = "Shows the election at --key as etcd holds it: every candidate in election \
@@ -111,7 +142,7 @@ pub enum Operation {
 /// How the operator commands reach etcd: the running elector's flags and variables.
 #[derive(Args, Debug, Clone)]
 pub struct EtcdArgs {
-    /// etcd endpoints, comma separated (Go flag: -etcd)
+    /// etcd endpoints, comma separated; host:port means http://host:port (Go flag: -etcd)
     #[arg(
         long,
         env = "ELECTOR_ETCD",
@@ -160,9 +191,9 @@ pub struct EtcdArgs {
 const OPERATOR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl EtcdArgs {
-    /// Checks what clap cannot.
-    pub fn check(&self) -> Result<(), String> {
-        check_endpoints(&self.etcd)?;
+    /// Checks what clap cannot; normalizes the endpoints.
+    pub fn check(&mut self) -> Result<(), String> {
+        check_endpoints(&mut self.etcd)?;
         check_key(&self.key)?;
         if self.etcd_timeout.is_zero() {
             return Err("--etcd-timeout: must be greater than 0".into());
@@ -183,6 +214,13 @@ impl EtcdArgs {
             request_timeout: self.etcd_timeout,
         })
     }
+}
+
+/// `elector check`: exactly the running elector's flags.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `elector status`.
@@ -211,7 +249,7 @@ pub struct HandoverArgs {
 /// `elector force-standby`.
 #[derive(Args, Debug, Clone)]
 pub struct ForceStandbyArgs {
-    /// The node's admin endpoint, serving /ha (Go flag: -iotexAdmin)
+    /// The node's admin base URL; the elector appends /ha (Go flag: -iotexAdmin)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_ADMIN",
@@ -251,9 +289,13 @@ impl ForceStandbyArgs {
 }
 
 impl Operation {
-    /// Checks what clap cannot.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn check(&mut self) -> Result<(), String> {
         match self {
+            Operation::Check(args) => {
+                args.run.check()?;
+                args.run.timing().map(|_| ())
+            }
             Operation::Status(args) => args.etcd.check(),
             Operation::Handover(args) => {
                 args.etcd.check()?;
@@ -266,7 +308,7 @@ impl Operation {
                 Ok(())
             }
             Operation::ForceStandby(args) => {
-                check_url("--iotex-admin", &args.iotex_admin)?;
+                node_url("--iotex-admin", &args.iotex_admin, "/ha")?;
                 args.etcd.check()?;
                 for (flag, value) in [
                     ("--node-timeout", args.node_timeout),
@@ -292,7 +334,7 @@ pub enum LogFormat {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// etcd endpoints, comma separated (Go flag: -etcd)
+    /// etcd endpoints, comma separated; host:port means http://host:port (Go flag: -etcd)
     #[arg(
         long,
         env = "ELECTOR_ETCD",
@@ -301,7 +343,7 @@ pub struct RunArgs {
     )]
     pub etcd: Vec<String>,
 
-    /// The node's admin endpoint, serving /ha (Go flag: -iotexAdmin)
+    /// The node's admin base URL; the elector appends /ha (Go flag: -iotexAdmin)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_ADMIN",
@@ -309,7 +351,7 @@ pub struct RunArgs {
     )]
     pub iotex_admin: String,
 
-    /// The node's probe endpoint, serving /readiness (Go flag: -iotexProbe)
+    /// The node's probe base URL; the elector appends /readiness (Go flag: -iotexProbe)
     #[arg(
         long,
         env = "ELECTOR_IOTEX_PROBE",
@@ -423,7 +465,7 @@ pub struct RunArgs {
     /// Address of the /status, /metrics and /healthz server, or "off"
     #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
     pub status_addr: StatusAddr,
-    /// Log format
+    /// Log format on stderr: human (colour only on a terminal without NO_COLOR) or json (one flat object per line: role, reason, ... at the top level)
     #[arg(
         long,
         env = "ELECTOR_LOG_FORMAT",
@@ -482,16 +524,31 @@ impl RunArgs {
         Ok(timing)
     }
 
+    /// What is allowed but probably not meant; logged as warnings at start-up and printed by
+    /// `elector check`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.ttl > TTL_WARN_ABOVE {
+            warnings.push(format!(
+                "--ttl {} is above {}: after a crash, failover takes about the TTL plus the \
+                 activation delay; a TTL of 10s (the default) or 3s (the fast profile) is usual",
+                humantime::format_duration(self.ttl),
+                humantime::format_duration(TTL_WARN_ABOVE)
+            ));
+        }
+        warnings
+    }
+
     /// Our value: `--value`, else the host name.
     pub fn value(&self) -> String {
         self.value.clone().unwrap_or_else(host_name)
     }
 
-    /// Checks what clap cannot: URLs and the key.
-    pub fn check(&self) -> Result<(), String> {
-        check_endpoints(&self.etcd)?;
-        check_url("--iotex-admin", &self.iotex_admin)?;
-        check_url("--iotex-probe", &self.iotex_probe)?;
+    /// Checks what clap cannot: URLs and the key; normalizes the etcd endpoints.
+    pub fn check(&mut self) -> Result<(), String> {
+        check_endpoints(&mut self.etcd)?;
+        node_url("--iotex-admin", &self.iotex_admin, "/ha")?;
+        node_url("--iotex-probe", &self.iotex_probe, "/readiness")?;
         check_key(&self.key)?;
         if self.value().is_empty() {
             return Err("--value: must not be empty".into());
@@ -500,6 +557,20 @@ impl RunArgs {
             Ok(())
         } else {
             Err("--fence-timeout: must be greater than 0".into())
+        }
+    }
+
+    /// The connection flags alone, as the operator commands take them.
+    pub fn etcd_args(&self) -> EtcdArgs {
+        EtcdArgs {
+            etcd: self.etcd.clone(),
+            key: self.key.clone(),
+            etcd_ca: self.etcd_ca.clone(),
+            etcd_cert: self.etcd_cert.clone(),
+            etcd_key: self.etcd_key.clone(),
+            etcd_user: self.etcd_user.clone(),
+            etcd_password_file: self.etcd_password_file.clone(),
+            etcd_timeout: self.etcd_timeout,
         }
     }
 
@@ -519,19 +590,135 @@ fn read_password(file: Option<&std::path::Path>) -> Result<Option<String>, Strin
     Ok(std::env::var("ELECTOR_ETCD_PASSWORD").ok())
 }
 
-fn check_endpoints(endpoints: &[String]) -> Result<(), String> {
-    if endpoints.iter().any(|e| e.trim().is_empty()) {
-        return Err("--etcd: empty endpoint in the list".into());
+/// Checks and normalizes every `--etcd` endpoint in place (see [`etcd_endpoint`]), and that
+/// they all use one scheme.
+fn check_endpoints(endpoints: &mut [String]) -> Result<(), String> {
+    for endpoint in endpoints.iter_mut() {
+        *endpoint = etcd_endpoint(endpoint)?;
+    }
+    let https = endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    if https != 0 && https != endpoints.len() {
+        return Err(format!(
+            "--etcd: {} mixes http:// and https:// endpoints; use one scheme",
+            endpoints.join(",")
+        ));
     }
     Ok(())
 }
 
-fn check_url(flag: &str, url: &str) -> Result<(), String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(format!("{flag}: {url:?} is not an http:// URL"))
+/// One etcd endpoint, parsed with a URL parser and normalized to `scheme://host:port`.
+///
+/// Without `://` it is taken as `host:port` over plain HTTP, as Go's clientv3 takes it. Only
+/// `http` and `https` are spoken; the host and the port must be given; a path, query,
+/// fragment or credentials are refused (etcd's gRPC ignores paths, and a password belongs in
+/// `ELECTOR_ETCD_PASSWORD` or `--etcd-password-file`, not in a URL that gets logged).
+pub fn etcd_endpoint(raw: &str) -> Result<String, String> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err("--etcd: empty endpoint in the list".into());
     }
+    let full = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let bad = |why: &str| format!("--etcd: {raw:?} {why}");
+    let url = url::Url::parse(&full).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        "unix" | "unixs" => {
+            return Err(bad(
+                "is a Unix socket, which is not supported; use http://host:port",
+            ));
+        }
+        other => {
+            return Err(bad(&format!(
+                "has the unknown scheme {other:?}; use http:// or https://"
+            )));
+        }
+    }
+    let host = match url.host_str() {
+        Some(host) if !host.is_empty() => host,
+        _ => return Err(bad("has no host; write it like http://127.0.0.1:2379")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "holds credentials; use --etcd-user with ELECTOR_ETCD_PASSWORD or \
+             --etcd-password-file",
+        ));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(&format!(
+            "has a path or query; an etcd endpoint is only scheme://host:port, like {}://{host}:2379",
+            url.scheme()
+        )));
+    }
+    // The parser forgets a port equal to the scheme's default: look at what was written.
+    let authority = full
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    let explicit_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let port = match (url.port_or_known_default(), explicit_port) {
+        (Some(port), true) => port,
+        _ => {
+            return Err(bad(&format!(
+                "has no port; etcd clients usually use 2379: {}://{host}:2379",
+                url.scheme()
+            )));
+        }
+    };
+    Ok(format!("{}://{host}:{port}", url.scheme()))
+}
+
+/// A node URL (`--iotex-admin`, `--iotex-probe`): an `http://` or `https://` base URL with a
+/// host, to which the elector appends `endpoint` (`/ha`, `/readiness`). A path prefix is
+/// allowed (a proxy); the endpoint itself, a query or a fragment are refused.
+pub fn node_url(flag: &str, raw: &str, endpoint: &str) -> Result<String, String> {
+    let text = raw.trim();
+    let bad = |why: String| format!("{flag}: {raw:?} {why}");
+    if !text.contains("://") {
+        return Err(bad(format!(
+            "is not an http:// URL; write http://{}",
+            text.trim_start_matches('/')
+        )));
+    }
+    let url = url::Url::parse(text).map_err(|e| bad(format!("is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "has the unknown scheme {:?}; use http://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(
+            "has no host; write it like http://127.0.0.1:9009".into()
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(format!(
+            "has a query or fragment; give the base URL, the elector appends {endpoint}"
+        )));
+    }
+    // `/readiness` and `/health` are one handler on the node's probe port.
+    let endpoints: &[&str] = match endpoint {
+        "/readiness" => &["/readiness", "/health"],
+        other => &[other],
+    };
+    let path = url.path().trim_end_matches('/');
+    if let Some(found) = endpoints.iter().find(|e| path.ends_with(**e)) {
+        let base = text.trim_end_matches('/');
+        return Err(bad(format!(
+            "ends with {found}; give the base URL, the elector appends {endpoint}: {}",
+            &base[..base.len() - found.len()]
+        )));
+    }
+    Ok(text.to_string())
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -552,22 +739,101 @@ fn host_name() -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
-/// Rewrites the Go elector's single-dash flags (`-etcd=URL`, `-iotexAdmin URL`, ...) into
-/// their conventional spelling, leaving everything else as it is.
-pub fn translate_go_flags<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
-    args.into_iter()
-        .map(|arg| {
-            for (go, ours) in GO_FLAGS {
-                if arg == go {
-                    return ours.to_string();
-                }
-                if let Some(rest) = arg.strip_prefix(go).and_then(|r| r.strip_prefix('=')) {
-                    return format!("{ours}={rest}");
-                }
-            }
-            arg
+/// The long flags of a command: name, and whether it takes a value.
+fn long_flags(command: &clap::Command) -> HashMap<String, bool> {
+    command
+        .get_arguments()
+        .filter_map(|arg| {
+            let takes_value = arg.get_action().takes_values();
+            arg.get_long().map(|long| (long.to_string(), takes_value))
         })
+        .chain([("help".to_string(), false), ("version".to_string(), false)])
         .collect()
+}
+
+/// The conventional name of a flag written as `name` (without dashes), if it is one.
+fn flag_name<'a>(name: &'a str, flags: &HashMap<String, bool>) -> Option<(&'a str, bool)> {
+    let name = GO_ALIASES
+        .iter()
+        .find(|(go, _)| *go == name)
+        .map_or(name, |(_, ours)| ours);
+    flags.get(name).map(|takes_value| (name, *takes_value))
+}
+
+/// Rewrites the command line into what clap parses: drops a leading `elector` argument,
+/// turns `-flag`, `-flag=v`, `--iotexAdmin=v` and the like into `--flag`/`--flag=v`, and
+/// leaves values and everything else as they are. A bare `iotexProbe=URL` (the Go README's
+/// typo, which the Go elector silently took for the end of its flags) is refused with the fix.
+pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Result<Vec<String>, String> {
+    let mut args = args.into_iter();
+    let mut out: Vec<String> = args.next().into_iter().collect();
+    let mut rest: Vec<String> = args.collect();
+    // `command: [elector, -etcd=...]` in front of an image whose entry point is the elector.
+    if rest.first().is_some_and(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .is_some_and(|n| n == "elector")
+    }) {
+        rest.remove(0);
+    }
+    let root = Cli::command();
+    let root_flags = long_flags(&root);
+    let mut flags = root_flags.clone();
+    let mut in_subcommand = false;
+    let mut value_next = false;
+    let mut terminated = false;
+    for arg in rest {
+        if terminated || value_next {
+            value_next = false;
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            terminated = true;
+            out.push(arg);
+            continue;
+        }
+        let dashed = arg.strip_prefix("--").or_else(|| {
+            arg.strip_prefix('-')
+                .filter(|body| body.chars().count() > 1)
+        });
+        if let Some(body) = dashed {
+            let (name, value) = match body.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (body, None),
+            };
+            match flag_name(name, &flags) {
+                Some((long, takes_value)) => {
+                    value_next = takes_value && value.is_none();
+                    out.push(match value {
+                        Some(value) => format!("--{long}={value}"),
+                        None => format!("--{long}"),
+                    });
+                }
+                None => out.push(arg),
+            }
+            continue;
+        }
+        if !in_subcommand && let Some(sub) = root.find_subcommand(&arg) {
+            in_subcommand = true;
+            flags = long_flags(sub);
+            out.push(arg);
+            continue;
+        }
+        if let Some((name, value)) = arg.split_once('=')
+            && let Some((long, _)) =
+                flag_name(name, &flags).or_else(|| flag_name(name, &root_flags))
+        {
+            return Err(format!(
+                "{arg:?} is not a flag (no leading dash): write -{name}={value} or --{long}={value}. \
+                 The Go elector's README has this typo, and the Go elector silently ignored it \
+                 and every flag after it: check that -key and -value say what your Go \
+                 electors really used"
+            ));
+        }
+        out.push(arg);
+    }
+    Ok(out)
 }
 
 /// The outcome of parsing: run, or print something and exit.
@@ -579,11 +845,16 @@ pub enum Parsed {
     Error(String),
 }
 
-/// Parses the command line (with Go flags translated) and checks it.
+/// Parses the command line (Go spellings normalized, see [`normalize_args`]) and checks it;
+/// etcd endpoints come out normalized (`scheme://host:port`).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Parsed {
-    match Cli::try_parse_from(translate_go_flags(args)) {
-        Ok(cli) => {
-            let checked = match &cli.command {
+    let args = match normalize_args(args) {
+        Ok(args) => args,
+        Err(line) => return Parsed::Error(line),
+    };
+    match Cli::try_parse_from(args) {
+        Ok(mut cli) => {
+            let checked = match &mut cli.command {
                 // The running elector's flags (and variables) do not concern an operator
                 // command: only its own are checked.
                 Some(operation) => operation.check(),
@@ -688,7 +959,7 @@ mod tests {
         for (line, needle) in [
             ("--ttl ten", "not a duration"),
             ("--bogus", "--bogus"),
-            ("--iotex-admin 127.0.0.1:9009", "not an http:// URL"),
+            ("--iotex-admin 127.0.0.1:9009", "is not an http:// URL"),
             ("--ttl 9s", "renewal_window"),
             (
                 "--safety-margin 100ms",
@@ -782,7 +1053,7 @@ mod tests {
 
     #[test]
     fn every_operator_command_has_help() {
-        for command in ["status", "handover", "force-standby"] {
+        for command in ["check", "status", "handover", "force-standby"] {
             match parse(args(&format!("{command} --help"))) {
                 Parsed::Info(text) => {
                     assert!(text.contains("Exit codes"), "{command}: {text}")
@@ -792,7 +1063,7 @@ mod tests {
         }
         match parse(args("--help")) {
             Parsed::Info(text) => {
-                for command in ["status", "handover", "force-standby", "--ttl"] {
+                for command in ["check", "status", "handover", "force-standby", "--ttl"] {
                     assert!(text.contains(command), "--help lacks {command}: {text}");
                 }
             }
@@ -801,11 +1072,165 @@ mod tests {
     }
 
     #[test]
-    fn translation_leaves_other_flags_alone() {
-        let out = translate_go_flags(args("-etcd=x -keyX=1 --key y -value"));
+    fn normalization_leaves_values_and_unknown_flags_alone() {
+        let out = normalize_args(args("-etcd=x -keyX=1 --key -value -value")).unwrap();
         assert_eq!(
             out,
-            vec!["elector", "--etcd=x", "-keyX=1", "--key", "y", "--value"]
+            vec![
+                "elector", "--etcd=x", "-keyX=1", "--key", "-value", "--value"
+            ]
         );
+        let out = normalize_args(args("-h -V -- -key")).unwrap();
+        assert_eq!(out, vec!["elector", "-h", "-V", "--", "-key"]);
+    }
+
+    #[test]
+    fn every_go_spelling_works() {
+        for line in [
+            "-iotexAdmin=http://127.0.0.1:9019 -iotexProbe=http://127.0.0.1:8089",
+            "--iotexAdmin=http://127.0.0.1:9019 --iotexProbe=http://127.0.0.1:8089",
+            "-iotexAdmin http://127.0.0.1:9019 --iotexProbe http://127.0.0.1:8089",
+            "--iotex-admin http://127.0.0.1:9019 -iotex-probe=http://127.0.0.1:8089",
+            "elector -iotexAdmin=http://127.0.0.1:9019 -iotexProbe=http://127.0.0.1:8089",
+            "/usr/local/bin/elector --iotexAdmin=http://127.0.0.1:9019 -iotexProbe=http://127.0.0.1:8089",
+        ] {
+            let a = run(line);
+            assert_eq!(a.iotex_admin, "http://127.0.0.1:9019", "{line}");
+            assert_eq!(a.iotex_probe, "http://127.0.0.1:8089", "{line}");
+        }
+        // Every long flag takes one dash, as Go's flag package allows.
+        let a = run("-ttl=12s -keepalive-interval 500ms -value=b");
+        assert_eq!(a.ttl, Duration::from_secs(12));
+        assert_eq!(a.keepalive_interval, Duration::from_millis(500));
+        assert_eq!(a.value(), "b");
+        // A leading `elector` before an operator command, too.
+        assert!(matches!(
+            operation("elector status -etcd=127.0.0.1:2379"),
+            Operation::Status(_)
+        ));
+    }
+
+    #[test]
+    fn etcd_endpoints_without_a_scheme_mean_http() {
+        let a = run("-etcd=127.0.0.1:2379");
+        assert_eq!(a.etcd, vec!["http://127.0.0.1:2379"]);
+        let a = run("--etcd etcd-0.etcd:2379,etcd-1.etcd:2379,[::1]:2379");
+        assert_eq!(
+            a.etcd,
+            vec![
+                "http://etcd-0.etcd:2379",
+                "http://etcd-1.etcd:2379",
+                "http://[::1]:2379"
+            ]
+        );
+        let a = run("--etcd https://10.0.0.1:2379/ --etcd-ca /ca.pem");
+        assert_eq!(a.etcd, vec!["https://10.0.0.1:2379"]);
+        match operation("status --etcd localhost:2379") {
+            Operation::Status(s) => assert_eq!(s.etcd.etcd, vec!["http://localhost:2379"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_urls_name_the_flag() {
+        for (line, needle) in [
+            ("--etcd http://", "--etcd: \"http://\" is not a valid URL"),
+            ("--etcd http://:2379", "--etcd: \"http://:2379\""),
+            ("--etcd ftp://a:2379", "unknown scheme \"ftp\""),
+            ("--etcd unix:///run/etcd.sock", "Unix socket"),
+            ("--etcd http://a:2379/v3", "has a path"),
+            ("--etcd http://a:2379?x=1", "has a path"),
+            ("--etcd http://etcd", "has no port"),
+            ("--etcd 10.0.0.1", "has no port"),
+            ("--etcd http://u:p@a:2379", "credentials"),
+            (
+                "--etcd http://a:1,https://b:2",
+                "mixes http:// and https://",
+            ),
+            ("--etcd=", "empty endpoint"),
+            (
+                "--iotex-admin http://",
+                "--iotex-admin: \"http://\" is not a valid URL",
+            ),
+            (
+                "--iotex-admin 127.0.0.1:9009",
+                "write http://127.0.0.1:9009",
+            ),
+            ("--iotex-admin ftp://a:1", "unknown scheme"),
+            (
+                "--iotex-admin http://127.0.0.1:9009/ha",
+                "the elector appends /ha",
+            ),
+            ("--iotex-admin http://127.0.0.1:9009/?x", "query"),
+            (
+                "--iotex-probe http://127.0.0.1:8080/readiness",
+                "appends /readiness: http://127.0.0.1:8080",
+            ),
+            (
+                "--iotex-probe http://127.0.0.1:8080/health/",
+                "ends with /health",
+            ),
+            ("force-standby --iotex-admin http://", "--iotex-admin"),
+            ("handover --etcd http://a", "has no port"),
+        ] {
+            let e = error(line);
+            assert!(e.contains(needle), "{line}: {e}");
+            assert!(!e.contains('\n'), "{line}: multi-line error {e:?}");
+        }
+        // A path prefix before the endpoint is fine (a proxy).
+        let a = run("--iotex-admin http://127.0.0.1:9009/node-a/");
+        assert_eq!(a.iotex_admin, "http://127.0.0.1:9009/node-a/");
+    }
+
+    #[test]
+    fn the_readme_typo_is_refused_with_the_fix() {
+        for line in [
+            "-etcd=http://a:2379 -iotexAdmin=http://b:9009 iotexProbe=http://c:8080 -key=/k -value=v",
+            "status iotexProbe=http://c:8080",
+            "key=/k",
+        ] {
+            let e = error(line);
+            assert!(e.contains("is not a flag (no leading dash)"), "{line}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let e = error("-etcd=http://a:2379 iotexProbe=http://c:8080 -key=/k");
+        assert!(
+            e.contains("write -iotexProbe=http://c:8080 or --iotex-probe=http://c:8080"),
+            "{e}"
+        );
+        assert!(e.contains("-key and -value"), "{e}");
+        // Anything else that is not a flag is clap's to refuse.
+        assert!(error("stray").contains("stray"));
+    }
+
+    #[test]
+    fn check_takes_the_running_elector_flags() {
+        match operation(
+            "check -etcd=127.0.0.1:2379 --iotexAdmin=http://127.0.0.1:9019 --ttl 3s \
+             --keepalive-interval 300ms --etcd-timeout 300ms --drain-bound 700ms \
+             --safety-margin 500ms --node-timeout 150ms --confirm-poll-interval 100ms \
+             --restart-bound 2s --node-lost-after 5s --status-addr off --log-format json",
+        ) {
+            Operation::Check(a) => {
+                assert_eq!(a.run.etcd, vec!["http://127.0.0.1:2379"]);
+                assert_eq!(a.run.iotex_admin, "http://127.0.0.1:9019");
+                assert_eq!(a.run.timing().unwrap(), Timing::fast_profile());
+                assert_eq!(a.run.etcd_args().etcd, a.run.etcd);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The elector's start-up checks apply.
+        assert!(error("check --ttl 9s").contains("renewal_window"));
+        assert!(error("check --iotex-probe http://").contains("--iotex-probe"));
+    }
+
+    #[test]
+    fn a_long_ttl_is_allowed_with_a_warning() {
+        let a = run("--ttl 1h");
+        assert!(a.timing().is_ok());
+        let warnings = a.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("--ttl 1h is above 1m"), "{warnings:?}");
+        assert!(run("--ttl 60s").warnings().is_empty());
     }
 }

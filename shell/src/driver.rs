@@ -9,9 +9,9 @@ use crate::clock::Clock;
 use crate::etcd::Election;
 use crate::node::{HttpGet, NodeClient};
 use crate::state::StateFile;
-use crate::status::{Metrics, Status};
-use elector_core::{Command, Elector, Event, Input, NodeCall, Output, Role};
-use std::collections::HashMap;
+use crate::status::{Metrics, NodeCallKind, Status};
+use elector_core::{Command, Elector, Event, Input, LeaseId, NodeCall, Output, Role};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -85,6 +85,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             state,
         } = self;
         let clock = Arc::new(clock);
+        let mut identity = IdentityCheck::new(value.clone());
         let (tx, mut rx) = mpsc::channel::<Input>(1024);
         let (election_tx, election_rx) = watch::channel::<Option<Election>>(None);
         tokio::spawn(connect_loop(
@@ -114,7 +115,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 match core.poll_output() {
                     Output::Command(Command::Exit { code }) => {
                         status.update(&core, clock.now());
-                        info!(code, "exiting: {}", core.role_reason());
+                        info!(code, reason = %core.role_reason(), "exiting");
                         return code;
                     }
                     Output::Command(command) => exec.execute(command),
@@ -123,6 +124,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 }
             };
             status.update(&core, clock.now());
+            identity.check(&core);
             let input = tokio::select! {
                 // Fixed order (inputs, control, timer) instead of tokio's random one, so that
                 // a simulation seed always gives the same run.
@@ -272,16 +274,26 @@ impl<T: HttpGet, C: Clock> Executor<T, C> {
             }
             Command::ProbeReadiness => {
                 let node = self.node.clone();
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
-                    let input = match node.probe_ready().await {
-                        Ok(()) => Input::Probed {
-                            ready: true,
-                            detail: String::new(),
-                        },
-                        Err(detail) => Input::Probed {
-                            ready: false,
-                            detail,
-                        },
+                    let started = tokio::time::Instant::now();
+                    let probed = node.probe_ready().await;
+                    metrics.observe_node_call(NodeCallKind::Readiness, started.elapsed());
+                    let input = match probed {
+                        Ok(()) => {
+                            metrics.probe.succeeded();
+                            Input::Probed {
+                                ready: true,
+                                detail: String::new(),
+                            }
+                        }
+                        Err(detail) => {
+                            metrics.probe.failed(&detail);
+                            Input::Probed {
+                                ready: false,
+                                detail,
+                            }
+                        }
                     };
                     let _ = tx.send(input).await;
                 });
@@ -338,15 +350,18 @@ async fn connect_loop<E: Connect>(
         match etcd.connect().await {
             Ok(client) => {
                 info!("connected to etcd");
-                metrics.set_etcd_connected(true);
-                let election = Election::new(client, key, value, request_timeout);
+                metrics.etcd.succeeded();
+                let election = Election::new(client, key, value, request_timeout)
+                    .with_health(metrics.etcd.clone());
                 let _ = out.send(Some(election));
                 return;
             }
             Err(reason) => {
+                metrics.etcd.failed(&reason);
                 warn!(
                     retry_in_ms = backoff.as_millis() as u64,
-                    "etcd unreachable, node held in standby: {reason}"
+                    reason = %reason,
+                    "etcd unreachable, node held in standby"
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
@@ -364,13 +379,22 @@ fn spawn_node_worker<T: HttpGet>(
     let (calls, mut queue) = mpsc::unbounded_channel::<(u64, NodeCall)>();
     tokio::spawn(async move {
         while let Some((id, call)) = queue.recv().await {
-            let result = match call {
-                NodeCall::SetActive => node.set_mode(true).await.map(|()| None),
-                NodeCall::SetStandby => node.set_mode(false).await.map(|()| None),
-                NodeCall::ReadMode => node.read_mode().await.map(Some),
+            let started = tokio::time::Instant::now();
+            let (kind, result) = match call {
+                NodeCall::SetActive => (
+                    NodeCallKind::Activate,
+                    node.set_mode(true).await.map(|()| None),
+                ),
+                NodeCall::SetStandby => (
+                    NodeCallKind::Deactivate,
+                    node.set_mode(false).await.map(|()| None),
+                ),
+                NodeCall::ReadMode => (NodeCallKind::ReadMode, node.read_mode().await.map(Some)),
             };
+            metrics.observe_node_call(kind, started.elapsed());
             let input = match result {
                 Ok(active) => {
+                    metrics.node.succeeded();
                     if let Some(active) = active {
                         metrics.set_node_mode(active);
                     }
@@ -378,6 +402,7 @@ fn spawn_node_worker<T: HttpGet>(
                 }
                 Err(reason) => {
                     metrics.count_node_failure();
+                    metrics.node.failed(&reason);
                     Input::NodeCallFailed { id, call, reason }
                 }
             };
@@ -426,16 +451,15 @@ fn report(event: &Event, metrics: &Metrics) {
     match event {
         Event::RoleChanged { from, to, reason } => {
             metrics.count_transition();
-            let line = format!("role {} -> {}: {reason}", from.as_str(), to.as_str());
+            // `role` and `from` are for collectors; the human line says them in the message.
+            let (from, role) = (from.as_str(), to.as_str());
             match to {
-                Role::SteppingDown => {
-                    warn!(from = from.as_str(), to = to.as_str(), %reason, "{line}")
-                }
-                _ => info!(from = from.as_str(), to = to.as_str(), %reason, "{line}"),
+                Role::SteppingDown => warn!(role, from, %reason, "role {from} -> {role}"),
+                _ => info!(role, from, %reason, "role {from} -> {role}"),
             }
         }
         Event::StandbyConfirmed => info!("node confirmed standby"),
-        Event::Fenced { reason } => error!(%reason, "FENCING: {reason}"),
+        Event::Fenced { reason } => error!(%reason, "FENCING"),
         Event::NodeActiveUnexpectedly => {
             warn!("node reports active although this replica does not lead: commanding standby")
         }
@@ -452,20 +476,26 @@ fn report(event: &Event, metrics: &Metrics) {
             detail,
         } => {
             metrics.count_fence_outcome(true);
-            warn!(%detail, "fence succeeded: the node counts as standby")
+            warn!(reason = %detail, "fence succeeded (the node counts as standby)")
         }
         Event::FenceFinished {
             success: false,
             detail,
         } => {
             metrics.count_fence_outcome(false);
-            error!(%detail, "FENCE FAILED: the node may still be active; it will be retried")
+            error!(
+                reason = %detail,
+                "FENCE FAILED (the node may still be active; it will be retried)"
+            )
         }
         Event::NodeLost { reason } => {
-            warn!(%reason, "node lost: {reason}; giving way to another candidate if there is one")
+            warn!(
+                %reason,
+                "node lost (giving way to another candidate if there is one)"
+            )
         }
         Event::Stuck { reason } => {
-            error!(%reason, "STUCK: {reason}")
+            error!(%reason, "STUCK")
         }
         Event::Unstuck => info!("no longer stuck"),
         Event::DeadTermEnded { id, record } => info!(
@@ -479,7 +509,42 @@ fn report(event: &Event, metrics: &Metrics) {
             }
         ),
         Event::LeaseLost { lease, reason } => {
-            warn!(lease = format!("{lease:x}"), "lease lost: {reason}")
+            warn!(lease = format!("{lease:x}"), %reason, "lease lost")
+        }
+    }
+}
+
+/// Warns when another live candidate uses our `--value` (two replicas configured with one
+/// identity: handover targets and logs become ambiguous), once per such candidate, from the
+/// time we campaign. Only a warning: nothing about roles is decided here.
+struct IdentityCheck {
+    value: String,
+    warned: HashSet<LeaseId>,
+}
+
+impl IdentityCheck {
+    fn new(value: String) -> Self {
+        IdentityCheck {
+            value,
+            warned: HashSet::new(),
+        }
+    }
+
+    fn check(&mut self, core: &Elector) {
+        let (Some(ours), Some(view)) = (core.candidate(), core.observation()) else {
+            return;
+        };
+        for other in &view.candidates {
+            if other.value == self.value && other.id != ours && self.warned.insert(other.id.lease) {
+                warn!(
+                    value = %self.value,
+                    lease = format!("{:x}", other.id.lease),
+                    "another live candidate already uses this replica's --value: two replicas \
+                     share one identity, so handover targets and logs are ambiguous; give each \
+                     replica its own --value (if this replica restarted within the lease TTL, it \
+                     may be its own previous key, which expires by itself)"
+                );
+            }
         }
     }
 }
@@ -512,7 +577,8 @@ impl LogThrottle {
             .get(kind)
             .is_some_and(|(last, at)| last == reason && now < *at + LOG_REPEAT_EVERY);
         if !repeat {
-            warn!(kind, "{kind} failed: {reason}");
+            // `kind` is for collectors; the human line says it in the message.
+            warn!(kind, %reason, "{kind} failed");
             self.last.insert(kind, (reason.clone(), now));
         }
     }

@@ -29,6 +29,7 @@
 //! [`Election::new`] takes an already built [`etcd_client::Client`], so a simulation can build one
 //! with `Client::from_channel` over its own network; [`connect`] builds the production one.
 
+use crate::status::CallHealth;
 use elector_core::{
     Candidate, CandidateId, HandoverRecord, HandoverRequest, Input, LeaseId, Observation,
 };
@@ -41,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
@@ -207,6 +208,13 @@ pub async fn connect(opts: &EtcdOptions) -> Result<Client, EtcdError> {
             humantime::format_duration(connect_bound)
         ))),
     }
+}
+
+/// Checks the options as [`connect`] will, without sending anything: schemes, TLS files (read),
+/// user and password together. For start-up, so that a configuration that cannot work is a
+/// one-line error instead of a retry loop.
+pub fn check_options(opts: &EtcdOptions) -> Result<(), EtcdError> {
+    connect_options(opts).map(|_| ())
 }
 
 /// Checks the options and turns them into etcd-client's.
@@ -539,6 +547,8 @@ struct Shared {
     request_timeout: Duration,
     keep_alive: Mutex<Option<KeepAliveStream>>,
     foreign: Mutex<ForeignReport>,
+    /// Where the outcome of every bounded call is recorded, if anywhere.
+    health: OnceLock<Arc<CallHealth>>,
 }
 
 /// A key under the election prefix `<key>/` that is not a candidate. Candidates are exactly
@@ -647,8 +657,16 @@ impl Election {
                 request_timeout,
                 keep_alive: Mutex::new(None),
                 foreign: Mutex::new(ForeignReport::default()),
+                health: OnceLock::new(),
             }),
         }
+    }
+
+    /// Records the outcome of every later bounded call (and the re-reads of
+    /// [`Election::observe`]) in `health`: what `elector_etcd_connected` is derived from.
+    pub fn with_health(self, health: Arc<CallHealth>) -> Self {
+        let _ = self.shared.health.set(health);
+        self
     }
 
     /// The election key (`--key`).
@@ -704,7 +722,7 @@ impl Election {
         operation: impl FnOnce() -> String,
         call: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match timeout(self.shared.request_timeout, call).await {
+        let result = match timeout(self.shared.request_timeout, call).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(error)) => Err(EtcdError::Failed {
                 operation: operation(),
@@ -714,7 +732,14 @@ impl Election {
                 operation: operation(),
                 timeout: self.shared.request_timeout,
             }),
+        };
+        if let Some(health) = self.shared.health.get() {
+            match &result {
+                Ok(_) => health.succeeded(),
+                Err(error) => health.failed(&error.to_string()),
+            }
         }
+        result
     }
 
     /// Grants a lease of `ttl` (rounded up to whole seconds, as etcd counts). Returns the
@@ -1198,7 +1223,8 @@ impl Election {
             ops.push(TxnOp::put(self.handover_record_key(), json, None));
         }
         ops.push(TxnOp::delete(key.clone(), None));
-        let ours = Compare::create_revision(key.clone(), CompareOp::Equal, candidate.create_revision);
+        let ours =
+            Compare::create_revision(key.clone(), CompareOp::Equal, candidate.create_revision);
         // The request this resignation acted on goes in the same transaction as our key: a
         // successor must never see us gone and the request still there, or it would act on
         // it again and hand over in turn. Guarded by its revision, so that a newer request

@@ -5,11 +5,13 @@
 //! - [`node`]: the node's `/ha` and `/readiness` endpoints;
 //! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
 //! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`).
+//!   [`logging`]: the log format.
 
 pub mod cli;
 pub mod clock;
 pub mod driver;
 pub mod etcd;
+pub mod logging;
 pub mod node;
 pub mod state;
 pub mod status;

@@ -1,9 +1,10 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
 //!
-//! Without a subcommand it runs the elector; `status`, `handover` and `force-standby` are
-//! operator commands (`ops`). Under systemd (`Type=notify`) it reports readiness, role
-//! changes and watchdog pings (`systemd`).
+//! Without a subcommand it runs the elector; `check` (`check`), `status`, `handover` and
+//! `force-standby` (`ops`) are operator commands. Under systemd (`Type=notify`) it reports
+//! readiness, role changes and watchdog pings (`systemd`).
 
+mod check;
 mod ops;
 mod systemd;
 
@@ -11,6 +12,7 @@ use elector::cli::{self, LogFormat, Operation, Parsed, RunArgs, StatusAddr};
 use elector::clock::{Clock, TokioClock};
 use elector::driver::{Connect, Control, Driver, Fence};
 use elector::etcd::{self, EtcdOptions};
+use elector::logging;
 use elector::node::{NodeClient, ReqwestTransport};
 use elector::state::{self, StateFile};
 use elector::status::{self, Status};
@@ -33,18 +35,18 @@ fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args()) {
         Parsed::Run(cli) => cli,
         Parsed::Info(text) => {
-            print!("{text}");
+            elector::out!("{text}");
             return ExitCode::SUCCESS;
         }
         Parsed::Error(line) => {
-            eprintln!("elector: {line}");
+            elector::errln!("elector: {line}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     if let Some(operation) = cli.command {
         return ExitCode::from(run_operation(operation));
     }
-    init_logging(cli.run.log_format);
+    logging::init(cli.run.log_format, "info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,14 +54,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("elector: cannot start the runtime: {e}");
+            elector::errln!("elector: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli.run)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(line) => {
-            eprintln!("elector: {line}");
+            elector::errln!("elector: {line}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -68,40 +70,25 @@ fn main() -> ExitCode {
 /// Runs an operator command; returns its exit code (0 success, 1 failure).
 fn run_operation(operation: Operation) -> u8 {
     // Operator commands print their results; the log only carries warnings and errors.
-    init_logging_at(LogFormat::Human, "warn");
+    logging::init(LogFormat::Human, "warn");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("elector: cannot start the runtime: {e}");
+            elector::errln!("elector: cannot start the runtime: {e}");
             return ops::EXIT_FAILED;
         }
     };
     runtime.block_on(async move {
         match operation {
+            Operation::Check(args) => check::check(args).await,
             Operation::Status(args) => ops::status(args).await,
             Operation::Handover(args) => ops::handover(args).await,
             Operation::ForceStandby(args) => ops::force_standby(args).await,
         }
     })
-}
-
-fn init_logging(format: LogFormat) {
-    init_logging_at(format, "info");
-}
-
-fn init_logging_at(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ELECTOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.with_target(false).init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Production etcd connection: endpoints, TLS and auth from the flags.
@@ -127,6 +114,10 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         connect_timeout: timing.etcd_request_timeout,
         request_timeout: timing.etcd_request_timeout,
     };
+    etcd::check_options(&options).map_err(|e| format!("--etcd: {e}"))?;
+    for warning in args.warnings() {
+        warn!("{warning}");
+    }
     // systemd (Type=notify): readiness, status lines, watchdog pings. A watchdog must fit in
     // the restart bound the activation delay of the other replicas relies on.
     let notifier = systemd::Notifier::from_env()?.map(Arc::new);
@@ -138,6 +129,9 @@ async fn run(args: RunArgs) -> Result<i32, String> {
         }
     }
     let status = Status::new(&args.key, &value);
+    status
+        .metrics
+        .set_etcd_silence_bound(status::etcd_silence_bound(timing.etcd_request_timeout));
     if let Some(notifier) = &notifier {
         info!(
             socket = notifier.target(),

@@ -28,13 +28,13 @@ const HANDOVER_POLL: Duration = Duration::from_millis(100);
 const FORCE_STANDBY_RESEND: Duration = Duration::from_secs(1);
 
 /// A connection to the election, for an operator command.
-struct Connection {
-    client: Client,
-    election: Election,
-    request_timeout: Duration,
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    pub(crate) election: Election,
+    pub(crate) request_timeout: Duration,
 }
 
-async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
+pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
     let options = args.options()?;
     let client = etcd::connect(&options).await.map_err(|e| e.to_string())?;
     let election = Election::new(
@@ -112,14 +112,14 @@ pub async fn status(args: StatusArgs) -> u8 {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => elector::outln!("{text}"),
                     Err(e) => return fail(&format!("cannot render JSON: {e}")),
                 }
                 for warning in duplicate_warnings(&report) {
-                    eprintln!("warning: {warning}");
+                    elector::errln!("warning: {warning}");
                 }
             } else {
-                print!("{}", render_status(&report));
+                elector::out!("{}", render_status(&report));
             }
             0
         }
@@ -128,13 +128,21 @@ pub async fn status(args: StatusArgs) -> u8 {
 }
 
 fn fail(line: &str) -> u8 {
-    eprintln!("elector: {line}");
+    elector::errln!("elector: {line}");
     EXIT_FAILED
 }
 
 /// Reads the election and every candidate's lease.
 pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
     let connection = connect(args).await?;
+    read_report(&connection, &args.key).await
+}
+
+/// Reads the election at `key` and every candidate's lease over `connection`: reads only.
+pub(crate) async fn read_report(
+    connection: &Connection,
+    key: &str,
+) -> Result<StatusReport, String> {
     let observation = connection
         .election
         .list()
@@ -142,7 +150,7 @@ pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
         .map_err(|e| e.to_string())?;
     let mut candidates = Vec::with_capacity(observation.candidates.len());
     for (i, candidate) in observation.candidates.iter().enumerate() {
-        let (ttl, granted) = lease_ttl(&connection, candidate.id.lease).await;
+        let (ttl, granted) = lease_ttl(connection, candidate.id.lease).await;
         candidates.push(CandidateReport {
             position: i + 1,
             value: candidate.value.clone(),
@@ -155,7 +163,7 @@ pub async fn status_report(args: &EtcdArgs) -> Result<StatusReport, String> {
         });
     }
     Ok(StatusReport {
-        key: args.key.clone(),
+        key: key.to_string(),
         revision: observation.revision,
         leader: observation.candidates.first().map(|c| c.value.clone()),
         duplicates: duplicates(&observation.candidates),
@@ -205,7 +213,7 @@ fn duplicates(candidates: &[Candidate]) -> Vec<Duplicate> {
         .collect()
 }
 
-fn duplicate_warnings(report: &StatusReport) -> Vec<String> {
+pub(crate) fn duplicate_warnings(report: &StatusReport) -> Vec<String> {
     report
         .duplicates
         .iter()
@@ -327,7 +335,7 @@ pub async fn handover(args: HandoverArgs) -> u8 {
     };
     match run_handover(&connection, &args, tokio::signal::ctrl_c()).await {
         Ok(line) => {
-            println!("{line}");
+            elector::outln!("{line}");
             0
         }
         Err(line) => fail(&format!("handover failed: {line}")),
@@ -500,7 +508,7 @@ async fn run_handover(
         .request_handover(plan.target.clone())
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    elector::outln!(
         "handover requested (revision {revision}): {} leads, asked to hand over to {}; waiting \
          up to {}",
         plan.leader.value,
@@ -568,11 +576,11 @@ async fn withdraw(connection: &Connection, revision: i64) {
     let mut kv = connection.client.kv_client();
     match timeout(connection.request_timeout, kv.txn(txn)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => eprintln!(
+        Ok(Err(e)) => elector::errln!(
             "elector: warning: could not withdraw the handover request {key}: {e}; delete it \
              with `etcdctl del {key}`"
         ),
-        Err(_) => eprintln!(
+        Err(_) => elector::errln!(
             "elector: warning: withdrawing the handover request {key} timed out; delete it with \
              `etcdctl del {key}`"
         ),
@@ -610,7 +618,7 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         if commanded_at.is_some() {
             match node.read_mode().await {
                 Ok(false) => {
-                    println!(
+                    elector::outln!(
                         "elector force-standby: node {} confirmed standby after {:.2}s",
                         args.iotex_admin,
                         started.elapsed().as_secs_f64()

@@ -4,7 +4,10 @@
 //!
 //! - `READY=1` once the driver loop runs and the node was confirmed standby (or the elector
 //!   went on past start-up), so `systemctl start` returns when the node is known standby.
-//! - `STATUS=<role>: <reason>` on every role change, shown by `systemctl status`.
+//! - `STATUS=` whenever what `systemctl status` should show changes ([`status_line`]): while
+//!   starting or standing by, what the elector waits for (`starting: waiting: node not
+//!   answering (...); etcd unreachable (...)`); `STUCK: <why>` while stuck; else
+//!   `<role>: <reason>`.
 //! - `WATCHDOG=1` every half `WatchdogSec=` (`$WATCHDOG_USEC`), but only while the driver loop
 //!   ran within [`LOOP_STALL`]: a hung loop stops the pings, systemd kills the elector
 //!   (`WatchdogSignal=SIGKILL`) and `ExecStopPost=elector force-standby` demotes the node.
@@ -23,7 +26,7 @@
 //! ping, then `ExecStopPost=` starts (allowed [`STOP_POST_START`]) and its `activate=false`
 //! lands within `--node-timeout`. [`check_restart_bound`] checks that sum at start-up.
 
-use elector::status::Status;
+use elector::status::{Snapshot, Status};
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Arc;
@@ -179,8 +182,7 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ready = false;
-    let mut last_role: Option<&'static str> = None;
-    let mut last_stuck: Option<String> = None;
+    let mut last_status: Option<String> = None;
     let mut last_extend: Option<Instant> = None;
     let mut last_ping: Option<Instant> = None;
     let mut last_warning: Option<Instant> = None;
@@ -222,26 +224,10 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
             ));
             last_extend = Some(now);
         }
-        // While stuck, STATUS= says why (it is what `systemctl status` shows during a stop that
-        // waits for the node to be proven standby); afterwards the role line comes back.
-        if snapshot.stuck != last_stuck {
-            last_stuck = snapshot.stuck.clone();
-            match &snapshot.stuck {
-                Some(reason) => lines.push(format!("STATUS=STUCK: {}", one_line(reason))),
-                None => last_role = None,
-            }
-        }
-        if last_role != Some(snapshot.role) && snapshot.stuck.is_none() {
-            last_role = Some(snapshot.role);
-            let leader = match &snapshot.leader {
-                Some(leader) if *leader != snapshot.value => format!(" (leader: {leader})"),
-                _ => String::new(),
-            };
-            lines.push(format!(
-                "STATUS={}{leader}: {}",
-                snapshot.role,
-                one_line(&snapshot.role_reason)
-            ));
+        let line = status_line(&snapshot);
+        if last_status.as_ref() != Some(&line) {
+            lines.push(format!("STATUS={line}"));
+            last_status = Some(line);
         }
         if !ready && (snapshot.node_standby_confirmed || !matches!(snapshot.role, "starting")) {
             ready = true;
@@ -251,6 +237,59 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
             send(lines.join("\n"));
         }
     }
+}
+
+/// What `systemctl status` shows (`STATUS=`), one line: while stuck, why (it is what an
+/// operator needs during a stop that waits for the node to be proven standby); while starting
+/// or standing by, what the elector waits for ([`waiting_for`]); else the role, the leader if
+/// another replica leads, and the reason of the last role change.
+pub fn status_line(snapshot: &Snapshot) -> String {
+    if let Some(reason) = &snapshot.stuck {
+        return format!("STUCK: {}", one_line(reason));
+    }
+    if let Some(waiting) = waiting_for(snapshot) {
+        return format!("{}: {}", snapshot.role, one_line(&waiting));
+    }
+    let leader = match &snapshot.leader {
+        Some(leader) if *leader != snapshot.value => format!(" (leader: {leader})"),
+        _ => String::new(),
+    };
+    format!(
+        "{}{leader}: {}",
+        snapshot.role,
+        one_line(&snapshot.role_reason)
+    )
+}
+
+/// What a starting or standby elector waits for, from what its calls last said: the node (not
+/// answering, still active, unready) and etcd (unreachable). `None` when it waits for nothing
+/// it could name, or is past those stages.
+pub fn waiting_for(snapshot: &Snapshot) -> Option<String> {
+    if !matches!(snapshot.role, "starting" | "standby") {
+        return None;
+    }
+    let mut waits = Vec::new();
+    if !snapshot.node_standby_confirmed {
+        waits.push(match (&snapshot.node_error, snapshot.node_mode) {
+            (Some(error), _) => format!("node not answering ({error})"),
+            (None, Some("active")) => {
+                "node still reads active (finishing its consensus round)".to_string()
+            }
+            _ => "node standby not confirmed yet".to_string(),
+        });
+    } else if snapshot.readiness != "ready" {
+        waits.push(match &snapshot.readiness_error {
+            Some(error) => format!("node unready ({error})"),
+            None => "node readiness not known yet".to_string(),
+        });
+    }
+    if !snapshot.etcd_connected {
+        waits.push(match &snapshot.etcd_error {
+            Some(error) => format!("etcd unreachable ({error})"),
+            None => "etcd not connected yet".to_string(),
+        });
+    }
+    (!waits.is_empty()).then(|| format!("waiting: {}", waits.join("; ")))
 }
 
 /// A status line must not contain newlines: they separate assignments.
@@ -284,6 +323,86 @@ mod tests {
     fn pings_stop_when_the_loop_stalls() {
         assert!(loop_alive(Duration::from_millis(1000)));
         assert!(!loop_alive(LOOP_STALL));
+    }
+
+    fn snapshot(role: &'static str) -> Snapshot {
+        Snapshot {
+            role,
+            role_reason: "elector started".into(),
+            key: "/iotex-server".into(),
+            value: "a".into(),
+            leader: None,
+            candidate_key: None,
+            lease_id: None,
+            lease_deadline_in_ms: None,
+            step_down_deadline_in_ms: None,
+            node_mode: None,
+            node_standby_confirmed: false,
+            node_proven_standby: false,
+            node_active_commanded: false,
+            node_lost: None,
+            stuck: None,
+            shutting_down: false,
+            readiness: "unknown",
+            election_revision: None,
+            candidates: Vec::new(),
+            etcd_connected: false,
+            etcd_error: None,
+            node_error: None,
+            readiness_error: None,
+            last_transition: None,
+        }
+    }
+
+    #[test]
+    fn starting_says_what_it_waits_for() {
+        let mut s = snapshot("starting");
+        s.node_error = Some("/ha: connection refused".into());
+        s.etcd_error = Some("etcd at http://e:2379 unreachable: refused".into());
+        assert_eq!(
+            status_line(&s),
+            "starting: waiting: node not answering (/ha: connection refused); etcd unreachable \
+             (etcd at http://e:2379 unreachable: refused)"
+        );
+        s.node_error = None;
+        s.node_mode = Some("active");
+        assert!(
+            status_line(&s).contains("node still reads active"),
+            "{}",
+            status_line(&s)
+        );
+        s.node_mode = Some("standby");
+        s.node_standby_confirmed = true;
+        s.readiness = "unready";
+        s.readiness_error = Some("/readiness answered HTTP 503: \"FAIL\"".into());
+        s.etcd_connected = true;
+        assert_eq!(
+            status_line(&s),
+            "starting: waiting: node unready (/readiness answered HTTP 503: \"FAIL\")"
+        );
+        // Standby with a ready node and etcd unreachable.
+        let mut s = snapshot("standby");
+        s.node_standby_confirmed = true;
+        s.readiness = "ready";
+        s.etcd_error = Some("etcd lease grant timed out after 1s\nmore".into());
+        assert_eq!(
+            status_line(&s),
+            "standby: waiting: etcd unreachable (etcd lease grant timed out after 1s more)"
+        );
+        // Nothing to wait for: the role and its reason.
+        s.etcd_connected = true;
+        s.role_reason = "withdrawing: node unready".into();
+        assert_eq!(status_line(&s), "standby: withdrawing: node unready");
+        // Stuck wins; a leader elsewhere is named.
+        let mut s = snapshot("candidate");
+        s.leader = Some("b".into());
+        s.role_reason = "candidate key created at revision 7".into();
+        assert_eq!(
+            status_line(&s),
+            "candidate (leader: b): candidate key created at revision 7"
+        );
+        s.stuck = Some("node may be active".into());
+        assert_eq!(status_line(&s), "STUCK: node may be active");
     }
 
     #[test]

@@ -114,19 +114,34 @@ impl Visit for HostName {
     }
 }
 
-/// Formats an event: its message, then its other fields as `key=value`.
+/// Formats an event as the elector's human log does: its message, `: reason` if it has one,
+/// then its other fields as `key=value`, without those the message says already (`role`,
+/// `from`, `to`, `kind`).
 #[derive(Default)]
 struct Line {
     message: String,
+    reason: Option<String>,
     fields: String,
+}
+
+/// Fields a message says already (see `elector::logging::RESTATED`).
+const RESTATED: [&str; 4] = ["role", "from", "to", "kind"];
+
+impl Line {
+    fn text(&self) -> String {
+        match &self.reason {
+            Some(reason) => format!("{}: {reason}{}", self.message, self.fields),
+            None => format!("{}{}", self.message, self.fields),
+        }
+    }
 }
 
 impl Visit for Line {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.message.push_str(value),
-            // Already part of the role-change message.
-            "from" | "to" | "reason" => {}
+            "reason" => self.reason = Some(value.to_owned()),
+            name if RESTATED.contains(&name) => {}
             name => {
                 let _ = write!(self.fields, " {name}={value}");
             }
@@ -137,7 +152,8 @@ impl Visit for Line {
             "message" => {
                 let _ = write!(self.message, "{value:?}");
             }
-            "from" | "to" | "reason" => {}
+            "reason" => self.reason = Some(format!("{value:?}")),
+            name if RESTATED.contains(&name) => {}
             name => {
                 let _ = write!(self.fields, " {name}={value:?}");
             }
@@ -198,11 +214,8 @@ impl Subscriber for TraceSubscriber {
             Level::WARN => "warn: ",
             _ => "",
         };
-        self.recorder.record(
-            sim_now(),
-            who,
-            format!("{level}{}{}", line.message, line.fields),
-        );
+        self.recorder
+            .record(sim_now(), who, format!("{level}{}", line.text()));
     }
 
     fn enter(&self, span: &Id) {
@@ -233,9 +246,10 @@ mod tests {
         let recorder = Recorder::default();
         let dispatch = tracing::Dispatch::new(TraceSubscriber::new(recorder.clone()));
         tracing::dispatcher::with_default(&dispatch, || {
-            tracing::info!(target: "elector::driver", from = "a", to = "b", reason = "r", "role a -> b: r");
-            tracing::warn!(target: "elector::etcd", lease = "1f", "lease lost");
-            tracing::warn!(target: "elector::driver", "role active -> stepping-down: late");
+            tracing::info!(target: "elector::driver", role = "b", from = "a", reason = "r", "role a -> b");
+            tracing::warn!(target: "elector::etcd", lease = "1f", reason = %"gone", "lease lost");
+            tracing::warn!(target: "elector::driver", role = "stepping-down", from = "active", reason = %"late", "role active -> stepping-down");
+            tracing::warn!(target: "elector::driver", kind = "etcd watch", reason = %"x", "etcd watch failed");
             tracing::debug!(target: "elector::driver", "not recorded");
             tracing::info!(target: "other", "not recorded either");
         });
@@ -244,8 +258,9 @@ mod tests {
             lines,
             [
                 "role a -> b: r",
-                "warn: lease lost lease=1f",
-                "role active -> stepping-down: late"
+                "warn: lease lost: gone lease=1f",
+                "role active -> stepping-down: late",
+                "warn: etcd watch failed: x"
             ]
         );
     }
