@@ -94,6 +94,6 @@ if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
   docker image rm "$old_id" >/dev/null 2>&1 || true
 fi
 # A smoke test: the binaries run inside the image (libraries and loader complete).
-docker run --rm --network none "$TAG" etcd --version | head -n 1
-docker run --rm --network none "$TAG" etcdctl version | head -n 1
+docker run --rm --network none "$TAG" etcd --version | sed -n 1p
+docker run --rm --network none "$TAG" etcdctl version | sed -n 1p
 echo "etcd-image: built $TAG (etcd $version, content ${hash:0:12})"
