@@ -18,7 +18,7 @@
 //! durations. The measured durations are printed (`--nocapture`).
 
 use elector_core::{STUCK_REPORT_INTERVAL, Timing};
-use elector_integration::cluster::{Cluster, ClusterOptions, FAST_TIMING, ROUND, SETTLE};
+use elector_integration::cluster::{Cluster, ClusterOptions, FAST_TIMING, ROUND, SETTLE, log_text};
 use elector_sim::node_model::AdminFault;
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ fn messages(cluster: &Cluster, i: usize, needle: &str) -> Vec<String> {
     cluster
         .log_messages(i, needle)
         .iter()
-        .filter_map(|line| line["fields"]["message"].as_str().map(str::to_owned))
+        .map(log_text)
         .collect()
 }
 

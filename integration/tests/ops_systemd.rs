@@ -67,9 +67,9 @@ fn env_file() -> BTreeMap<String, String> {
                 .split_once('=')
                 .unwrap_or_else(|| panic!("not an assignment in elector.env: {line:?}"));
             let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
+            let value = ['\'', '"']
+                .into_iter()
+                .find_map(|q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
                 .unwrap_or(value);
             (key.trim().to_owned(), value.to_owned())
         })
@@ -418,69 +418,6 @@ async fn sd_notify_readiness_status_watchdog_and_stopping() {
     assert!(!cluster.node(0).state().active);
 }
 
-/// While starting, `STATUS=` says what the elector waits for, as it changes: a node that does
-/// not answer and an unreachable etcd, then an unready node, then etcd alone; then the role.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sd_notify_status_says_what_starting_waits_for() {
-    let mut cluster = Cluster::start_with(ClusterOptions {
-        nodes: 1,
-        etcd_running: false,
-        standin: elector_integration::standin::StandInOptions {
-            ready: false,
-            ..ClusterOptions::default().standin
-        },
-        ..ClusterOptions::default()
-    })
-    .await;
-    cluster.kill_elector(0);
-    cluster.node(0).set_admin_fault(AdminFault::Hang);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&path).expect("binding the notify socket");
-    let args = args_with_restart_bound(&cluster, "3s");
-    let _elector = Notified {
-        child: spawn_notified(&args, &path, "1000000", Stdio::null()),
-    };
-    let status_with = |received: &[(Instant, String)], needles: &[&str]| {
-        received.iter().any(|(_, m)| {
-            m.lines().any(|l| {
-                l.starts_with("STATUS=") && needles.iter().all(|needle| l.contains(needle))
-            })
-        })
-    };
-    let mut seen: Vec<String> = Vec::new();
-    let mut wait_for = |needles: &[&str]| {
-        let received = tokio::task::block_in_place(|| {
-            receive(&socket, SETTLE, |got| status_with(got, needles))
-        });
-        seen.extend(received.iter().map(|(_, m)| m.clone()));
-        assert!(
-            status_with(&received, needles),
-            "no STATUS= with {needles:?}: {seen:#?}"
-        );
-        received
-    };
-    let first = wait_for(&[
-        "STATUS=starting: waiting: node not answering",
-        "etcd unreachable",
-    ]);
-    assert!(has(&first, "READY=1").is_none(), "{first:?}");
-
-    cluster.node(0).set_admin_fault(AdminFault::None);
-    wait_for(&["STATUS=starting: waiting: node unready", "etcd unreachable"]);
-    cluster.node(0).set_ready(true);
-    let alone = wait_for(&["waiting: etcd unreachable"]);
-    assert!(
-        alone
-            .iter()
-            .filter(|(_, m)| m.contains("waiting: etcd unreachable"))
-            .all(|(_, m)| !m.contains("node")),
-        "{alone:?}"
-    );
-    cluster.start_etcd();
-    wait_for(&["STATUS=active"]);
-}
-
 /// SIGTERM while the node cannot be proven standby (its `/ha` hangs, no fence): the elector
 /// does not exit, says `STATUS=STUCK: ...`, and keeps asking systemd for more stop time
 /// (`EXTEND_TIMEOUT_USEC=`) so that `TimeoutStopSec=` does not SIGKILL it while it still
@@ -544,4 +481,67 @@ async fn a_stuck_stop_asks_systemd_for_more_time_and_says_why() {
     };
     assert_eq!(status.code(), Some(0));
     assert!(!cluster.node(0).state().active);
+}
+
+/// While starting, `STATUS=` says what the elector waits for, as it changes: a node that does
+/// not answer and an unreachable etcd, then an unready node, then etcd alone; then the role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_notify_status_says_what_starting_waits_for() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        etcd_running: false,
+        standin: elector_integration::standin::StandInOptions {
+            ready: false,
+            ..ClusterOptions::default().standin
+        },
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.kill_elector(0);
+    cluster.node(0).set_admin_fault(AdminFault::Hang);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("binding the notify socket");
+    let args = args_with_restart_bound(&cluster, "3s");
+    let _elector = Notified {
+        child: spawn_notified(&args, &path, "1000000", Stdio::null()),
+    };
+    let status_with = |received: &[(Instant, String)], needles: &[&str]| {
+        received.iter().any(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("STATUS=") && needles.iter().all(|needle| l.contains(needle))
+            })
+        })
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |needles: &[&str]| {
+        let received = tokio::task::block_in_place(|| {
+            receive(&socket, SETTLE, |got| status_with(got, needles))
+        });
+        seen.extend(received.iter().map(|(_, m)| m.clone()));
+        assert!(
+            status_with(&received, needles),
+            "no STATUS= with {needles:?}: {seen:#?}"
+        );
+        received
+    };
+    let first = wait_for(&[
+        "STATUS=starting: waiting: node not answering",
+        "etcd unreachable",
+    ]);
+    assert!(has(&first, "READY=1").is_none(), "{first:?}");
+
+    cluster.node(0).set_admin_fault(AdminFault::None);
+    wait_for(&["STATUS=starting: waiting: node unready", "etcd unreachable"]);
+    cluster.node(0).set_ready(true);
+    let alone = wait_for(&["waiting: etcd unreachable"]);
+    assert!(
+        alone
+            .iter()
+            .filter(|(_, m)| m.contains("waiting: etcd unreachable"))
+            .all(|(_, m)| !m.contains("node")),
+        "{alone:?}"
+    );
+    cluster.start_etcd();
+    wait_for(&["STATUS=active"]);
 }
