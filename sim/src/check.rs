@@ -52,11 +52,7 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 /// The search reports the slowest recovery it saw next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
     let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
-    let reconnect = HTTP2_PING_INTERVAL
-        + ETCD_RETRY_MAX
-        + timing.etcd_request_timeout
-        + ETCD_RETRY_MAX
-        + 2 * timing.etcd_request_timeout;
+    let reconnect = reconnect_span(timing);
     let delay = timing
         .activation_delay
         .div_f64(1.0 - timing.max_clock_drift);
@@ -167,6 +163,19 @@ pub fn active_since(
         };
     }
     since
+}
+
+/// How long after a partition healed an elector may still be cut off from etcd in the
+/// simulation: its HTTP/2 connection, silently broken (turmoil does not retransmit), is noticed
+/// by a ping at most [`HTTP2_PING_INTERVAL`] after the next etcd call (one retry backoff), and
+/// the ping times out after the request timeout; then one more backoff and a grant and a
+/// candidate key, a request timeout each (the `reconnect` path of [`liveness_bound`]).
+pub fn reconnect_span(timing: &Timing) -> Duration {
+    HTTP2_PING_INTERVAL
+        + ETCD_RETRY_MAX
+        + timing.etcd_request_timeout
+        + ETCD_RETRY_MAX
+        + 2 * timing.etcd_request_timeout
 }
 
 /// Every change of the set of active nodes, in time order: `(when, active nodes from then)`.

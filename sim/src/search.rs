@@ -60,6 +60,8 @@ pub struct PersistentSummary {
     /// From the fault to another node active for good, when checked and the world was settled
     /// when the fault began.
     pub recovery: Option<Duration>,
+    /// The replica's stuck report was checked at some sample.
+    pub stuck_checked: bool,
 }
 
 impl RunSummary {
@@ -92,6 +94,7 @@ impl RunSummary {
                 recovery: p
                     .recovery
                     .filter(|_| p.settled_at_start && p.expectation == Expectation::Active),
+                stuck_checked: p.stuck_checked > 0,
             }),
             stuck_reports: outcome.stuck_reports,
         }
@@ -116,7 +119,8 @@ pub struct PersistentStats {
     pub hit_leader: u64,
     /// Another node was required active through the checked window.
     pub checked_active: u64,
-    /// The replica was required to keep the lead and report itself stuck.
+    /// The replica, unable to give the lead away, was required to report itself stuck while
+    /// it led (and did lead at some sample).
     pub checked_stuck: u64,
 }
 
@@ -176,7 +180,7 @@ impl Summary {
             stats.runs += 1;
             stats.hit_leader += u64::from(p.hit_leader);
             stats.checked_active += u64::from(p.expectation == Expectation::Active);
-            stats.checked_stuck += u64::from(p.expectation == Expectation::Stuck);
+            stats.checked_stuck += u64::from(p.stuck_checked);
             if run.verdict == Verdict::Pass
                 && let Some(recovery) = p.recovery
             {

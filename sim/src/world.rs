@@ -7,7 +7,7 @@
 //! with `Sim::step`; faults are applied between steps at their scheduled times.
 
 use crate::check::{Overlap, Settled, activations, leadership_changes, overlaps, settled};
-use crate::etcd_model::EtcdModel;
+use crate::etcd_model::{ELECTION_TIMEOUT, EtcdModel, SWEEP_INTERVAL};
 use crate::node_model::{AdminFault, Transition};
 use crate::schedule::{
     Direction, FENCE_TIMEOUT, FaultKind, FenceOutcome, FenceSetup, PersistentKind, Scenario,
@@ -436,7 +436,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Victim {
     pub node: usize,
-    /// Its node was commanded active when the fault began: its elector led.
+    /// Its node was commanded active when the fault began and its elector ran: it led.
     pub hit_leader: bool,
 }
 
@@ -680,9 +680,11 @@ impl<'a> World<'a> {
             !node.is_down() && node.read(|m| m.is_commanded_active())
         });
         let node = active.unwrap_or(p.fallback);
+        // Its elector leads only if it runs (a crashed one's node stays active until
+        // `ExecStopPost`).
         self.victim = Some(Victim {
             node,
-            hit_leader: active.is_some(),
+            hit_leader: active.is_some() && self.running[node],
         });
         let name = format!("node-{node}");
         self.note(
@@ -1168,13 +1170,28 @@ fn unstopped_at_expiry(
         return Vec::new();
     }
     let mut broken = Vec::new();
+    // The lease was last renewed at most its TTL (plus etcd's restart grace and one sweep)
+    // before it expired; a partition that healed before that may still have left the
+    // elector's connection silently dead for up to the reconnect span.
+    let renewed_within = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
+    let cut_off_within = renewed_within + crate::check::reconnect_span(t);
     for &(replica, expired) in expirations {
         let covered = expired + t.restart_bound + t.drain_bound;
-        let lease_from = expired.saturating_sub(t.lease_ttl + Duration::from_secs(2));
         if covered < end
             && active_throughout(&histories[replica], expired, covered)
-            && node_troubled(scenario, victim, replica, lease_from, expired)
-            && cut_off(scenario, replica, lease_from, expired)
+            && node_troubled(
+                scenario,
+                victim,
+                replica,
+                expired.saturating_sub(renewed_within),
+                expired,
+            )
+            && cut_off(
+                scenario,
+                replica,
+                expired.saturating_sub(cut_off_within),
+                expired,
+            )
         {
             broken.push(Broken {
                 kind: BrokenKind::UnstoppedAtLeaseExpiry,
@@ -1394,6 +1411,7 @@ fn judge_persistent(
         window,
         settled_at_start: settled_from <= p.at,
         recovery: None,
+        stuck_checked: 0,
         problem: None,
     };
     let v = victim.node;
@@ -1414,26 +1432,37 @@ fn judge_persistent(
             }
         }
         (Expectation::Stuck, Some((from, until))) => {
-            let bad = samples
+            for s in samples
                 .victim_status
                 .iter()
                 .filter(|s| s.at >= from && s.at < until)
-                .find(|s| !(s.running && s.leading && s.stuck));
-            if let Some(s) = bad {
+            {
+                let leads = s.running && s.leading;
+                report.stuck_checked += usize::from(leads);
+                let other_active = || {
+                    crate::check::first_gap(
+                        histories,
+                        &others,
+                        s.at,
+                        s.at + Duration::from_nanos(1),
+                    )
+                    .is_none()
+                };
+                let what = if leads && !s.stuck {
+                    "leads without reporting itself stuck"
+                } else if !leads && !other_active() {
+                    "does not lead, and no other node is active"
+                } else {
+                    continue;
+                };
                 report.problem = Some(format!(
-                    "STUCK: at {} elector-{v} {} although its node cannot be proven standby (the {} fault began at {}, fence {})",
+                    "STUCK: at {} elector-{v} {what}, its node unable to be proven standby (the {} fault began at {}, fence {})",
                     secs(s.at),
-                    if !s.running {
-                        "is not running"
-                    } else if !s.leading {
-                        "no longer leads"
-                    } else {
-                        "does not report itself stuck"
-                    },
                     p.kind.name(),
                     secs(p.at),
                     scenario.fence.outcome.name()
                 ));
+                break;
             }
         }
         _ => {}
@@ -1446,7 +1475,8 @@ fn judge_persistent(
 pub enum Expectation {
     /// Another node is active at every instant.
     Active,
-    /// The replica keeps leading and reports itself stuck at every sample.
+    /// The replica cannot give the lead away: at every sample at which it leads it reports
+    /// itself stuck, and whenever it does not lead another node is active.
     Stuck,
     /// Nothing is checked: the fault hit a replica that did not lead, or transient faults
     /// left no window.
@@ -1466,6 +1496,9 @@ pub struct PersistentReport {
     /// With [`Expectation::Active`]: from the fault's start to the start of the stretch in
     /// which another node was active through the window.
     pub recovery: Option<Duration>,
+    /// With [`Expectation::Stuck`]: the samples at which the replica led, its stuck report
+    /// checked.
+    pub stuck_checked: usize,
     pub problem: Option<String>,
 }
 
@@ -1571,9 +1604,10 @@ impl Outcome {
                         secs(until)
                     ),
                     (Expectation::Stuck, Some((from, until)), None) => format!(
-                        "its elector kept the lead and reported itself stuck through {}..{}",
+                        "unable to give the lead away; through {}..{} its elector reported itself stuck at the {} samples it led, another node active otherwise",
                         secs(from),
-                        secs(until)
+                        secs(until),
+                        p.stuck_checked
                     ),
                 }
             );
