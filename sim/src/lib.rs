@@ -72,8 +72,9 @@
 //! - **During a persistent fault** on the leader's replica: from the persistent bound after
 //!   its start (counted from the liveness bound after earlier faults healed, if later) until
 //!   the next transient fault, another node is active at every instant when the replica can
-//!   prove its node standby (a read, or a fence that can succeed), or else the replica leads
-//!   and reports itself stuck at every sample (every 100 ms of `/status`).
+//!   prove its node standby (a read, or a fence that can succeed); or else, at every sample
+//!   of `/status` (every 100 ms), the replica reports itself stuck if it leads, and another
+//!   node is active if it does not.
 //! - **Stability**: leadership changes hands (a node other than the last one active becomes
 //!   active) at most (number of faults + 1) times.
 //! - **Fence discipline**: a fence runs only when the node's admin endpoint failed or the node
@@ -85,7 +86,7 @@
 //!
 //! A run that broke a documented assumption (drift or restart beyond the bound, a
 //! misconfigured active start, or a fence that did not stop a node when its elector, cut off
-//! from etcd with the node's admin endpoint failing, lost its lease) is reported as
+//! from etcd with the node's admin endpoint failing, lost its lease by expiry) is reported as
 //! *assumption broken*, by kind, never as a pass, whatever happened in it. A lease given away
 //! (deleted or revoked by its elector) never counts as lost: the core must not give it away
 //! before its node is proven standby.
