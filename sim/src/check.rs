@@ -7,10 +7,15 @@
 //!   active, alone, until the end of the run ([`settled`], [`liveness_bound`]).
 //! - Stability: leadership changes hands at most once per fault, plus once
 //!   ([`leadership_changes`]).
+//! - During a persistent node fault ([`persistent_fault_bound`]): a replica whose node died,
+//!   whose `/ha` broke or whose node refuses activation gives the lead away in bounded time
+//!   when it can prove its node standby (a read, or a fence that succeeds), and otherwise
+//!   reports itself stuck and keeps the lead.
 
 use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
 pub use crate::history::Overlap;
 use crate::node_model::Transition;
+pub use crate::schedule::FENCE_TIMEOUT;
 use crate::transport::HTTP2_PING_INTERVAL;
 use elector_core::Timing;
 use std::time::Duration;
@@ -47,11 +52,7 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 /// The search reports the slowest recovery it saw next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
     let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
-    let reconnect = HTTP2_PING_INTERVAL
-        + ETCD_RETRY_MAX
-        + timing.etcd_request_timeout
-        + ETCD_RETRY_MAX
-        + 2 * timing.etcd_request_timeout;
+    let reconnect = reconnect_span(timing);
     let delay = timing
         .activation_delay
         .div_f64(1.0 - timing.max_clock_drift);
@@ -60,6 +61,121 @@ pub fn liveness_bound(timing: &Timing) -> Duration {
         + timing.probe_interval.max(timing.node_check_interval)
         + timing.node_timeout
         + LIVENESS_SLACK
+}
+
+/// How long after a persistent node fault begins on the leader's replica some other node must
+/// be active, when another replica is healthy (node up, admin endpoint working, ready, its
+/// elector connected) and the leader can prove its node standby: by a read (the node refuses
+/// activation but answers reads) or by a fence run that succeeds. The path, term by term, each
+/// counted on the leader's clock where the core counts it (up to `1 / (1 - max_clock_drift)`
+/// longer in real time):
+///
+/// - `node_lost_after + node_check_interval + node_timeout`: the leader counts its node as lost
+///   `node_lost_after` after the last read that said active (rule `give_way_when_node_lost`;
+///   a dead node is found unready sooner, rule `unready_leader`). That read came before the
+///   fault; one check interval and one node timeout are added so that the bound does not
+///   depend on it coming right before;
+/// - `node_timeout + max(step_down_lead, shutdown_grace)`: the handover demotes the node (a
+///   node call in flight ends first), and the fence runs when standby is not confirmed
+///   `step_down_lead` later; after a SIGTERM, at the end of its shutdown grace at the latest;
+/// - [`FENCE_TIMEOUT`]: the fence stops the node and reports success within the fence timeout
+///   (rule `lead_may_be_given_away`: only then may the lead go);
+/// - `2 * etcd_request_timeout`: the resignation (a transaction deleting the key, then the
+///   lease revocation); the successor's watch sees the key gone (network latency:
+///   [`LIVENESS_SLACK`]);
+/// - `activation_delay`: the successor waits it (the fence proves the node stopped, not when,
+///   so no handover record is written);
+/// - `max(probe_interval, node_check_interval) + node_timeout`: it reads readiness and mode and
+///   activates its node;
+/// - [`LIVENESS_SLACK`].
+///
+/// With the default timing: 11.41 + 9.19 + 10 + 2 + 8.18 + 1.3 + 1 = 43.1 s; with the 3 s
+/// profile: 6.21 + 2.12 + 10 + 0.6 + 2.83 + 1.15 + 1 = 23.9 s. When the fence cannot succeed
+/// (absent, failing, timing out) and the node cannot be read, the leader must instead keep the
+/// lead and report itself stuck (`/status`'s `stuck`) by the same bound: its first fence run
+/// fails by the fence timeout.
+pub fn persistent_fault_bound(timing: &Timing) -> Duration {
+    let on_clock = |d: Duration| d.div_f64(1.0 - timing.max_clock_drift);
+    let lost = on_clock(timing.node_lost_after + timing.node_check_interval + timing.node_timeout);
+    let to_fence =
+        timing.node_timeout + on_clock(timing.step_down_lead().max(timing.shutdown_grace()));
+    let resign = 2 * timing.etcd_request_timeout;
+    let activate = on_clock(timing.activation_delay)
+        + timing.probe_interval.max(timing.node_check_interval)
+        + timing.node_timeout;
+    lost + to_fence + FENCE_TIMEOUT + resign + activate + LIVENESS_SLACK
+}
+
+/// When the run must be settled: [`liveness_bound`] after the last transient fault healed;
+/// with a persistent node fault beginning at `persistent_at`, a further
+/// [`persistent_fault_bound`] after the later of that and the fault's start (the replica hit
+/// may lead again after a transient fault, and then needs the whole path again).
+pub fn liveness_deadline(
+    timing: &Timing,
+    last_heal: Duration,
+    persistent_at: Option<Duration>,
+) -> Duration {
+    let settled = last_heal + liveness_bound(timing);
+    match persistent_at {
+        None => settled,
+        Some(at) => settled.max(at) + persistent_fault_bound(timing),
+    }
+}
+
+/// The first instant of `[from, until)` at which none of `nodes` is active, if there is one.
+pub fn first_gap(
+    histories: &[Vec<Transition>],
+    nodes: &[usize],
+    from: Duration,
+    until: Duration,
+) -> Option<Duration> {
+    let picked: Vec<Vec<Transition>> = nodes.iter().map(|&n| histories[n].clone()).collect();
+    let sets = active_sets(&picked);
+    let empty_at_from = sets
+        .iter()
+        .take_while(|(at, _)| *at <= from)
+        .last()
+        .is_none_or(|(_, set)| set.is_empty());
+    if empty_at_from {
+        return Some(from);
+    }
+    sets.iter()
+        .find(|(at, set)| *at > from && *at < until && set.is_empty())
+        .map(|(at, _)| *at)
+}
+
+/// Since when `nodes` have had an active member without a gap, as of `at`.
+pub fn active_since(
+    histories: &[Vec<Transition>],
+    nodes: &[usize],
+    at: Duration,
+) -> Option<Duration> {
+    let picked: Vec<Vec<Transition>> = nodes.iter().map(|&n| histories[n].clone()).collect();
+    let mut since = None;
+    for (when, set) in active_sets(&picked) {
+        if when > at {
+            break;
+        }
+        since = if set.is_empty() {
+            None
+        } else {
+            since.or(Some(when))
+        };
+    }
+    since
+}
+
+/// How long after a partition healed an elector may still be cut off from etcd in the
+/// simulation: its HTTP/2 connection, silently broken (turmoil does not retransmit), is noticed
+/// by a ping at most [`HTTP2_PING_INTERVAL`] after the next etcd call (one retry backoff), and
+/// the ping times out after the request timeout; then one more backoff and a grant and a
+/// candidate key, a request timeout each (the `reconnect` path of [`liveness_bound`]).
+pub fn reconnect_span(timing: &Timing) -> Duration {
+    HTTP2_PING_INTERVAL
+        + ETCD_RETRY_MAX
+        + timing.etcd_request_timeout
+        + ETCD_RETRY_MAX
+        + 2 * timing.etcd_request_timeout
 }
 
 /// Every change of the set of active nodes, in time order: `(when, active nodes from then)`.
@@ -242,6 +358,50 @@ mod tests {
     fn nobody_active_is_not_settled() {
         let histories = vec![h(&[(0, false), (10, true), (20, false)]), h(&[(0, false)])];
         assert_eq!(settled(&histories), None);
+    }
+
+    #[test]
+    fn gaps_and_active_stretches() {
+        let histories = vec![
+            h(&[(0, false), (100, true), (500, false)]),
+            h(&[(0, false), (600, true)]),
+        ];
+        assert_eq!(
+            first_gap(&histories, &[0, 1], s(100), s(1000)),
+            Some(s(500))
+        );
+        assert_eq!(first_gap(&histories, &[0, 1], s(600), s(1000)), None);
+        assert_eq!(first_gap(&histories, &[1], s(0), s(1000)), Some(s(0)));
+        assert_eq!(first_gap(&histories, &[0, 1], s(200), s(500)), None);
+        assert_eq!(active_since(&histories, &[1], s(900)), Some(s(600)));
+        assert_eq!(active_since(&histories, &[0, 1], s(550)), None);
+        assert_eq!(active_since(&histories, &[0], s(300)), Some(s(100)));
+    }
+
+    #[test]
+    fn persistent_fault_bounds_of_the_two_profiles() {
+        let standard = persistent_fault_bound(&Timing::default());
+        assert!(
+            standard > Duration::from_millis(43_000) && standard < Duration::from_millis(43_200),
+            "{standard:?}"
+        );
+        let fast = persistent_fault_bound(&crate::schedule::Profile::fast().timing);
+        assert!(
+            fast > Duration::from_millis(23_800) && fast < Duration::from_millis(24_000),
+            "{fast:?}"
+        );
+        let t = Timing::default();
+        let lb = liveness_bound(&t);
+        let pb = persistent_fault_bound(&t);
+        assert_eq!(liveness_deadline(&t, s(5000), None), s(5000) + lb);
+        assert_eq!(
+            liveness_deadline(&t, s(5000), Some(s(1000))),
+            s(5000) + lb + pb
+        );
+        assert_eq!(
+            liveness_deadline(&t, s(5000), Some(s(90_000))),
+            s(90_000) + pb
+        );
     }
 
     #[test]

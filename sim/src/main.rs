@@ -35,11 +35,12 @@ struct Args {
     /// Number of replicas (2 to 5); drawn per seed when not given.
     #[arg(long)]
     replicas: Option<usize>,
-    /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed.
+    /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed,
+    /// resign-when-fence-starts.
     #[arg(long, default_value = "none")]
     mutation: String,
     /// Never break a documented assumption (no drift or restart beyond the bound, no
-    /// misconfigured active start, always a fence).
+    /// misconfigured active start, a fence that always succeeds at once).
     #[arg(long)]
     no_break: bool,
     /// turmoil's step in milliseconds: messages between hosts are delivered on these steps
@@ -69,7 +70,7 @@ fn options(args: &Args) -> Result<Options, String> {
     };
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
         format!(
-            "unknown mutation {:?}: none, no-safety-margin or resign-before-standby-confirmed",
+            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed or resign-when-fence-starts",
             args.mutation
         )
     })?;

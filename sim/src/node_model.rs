@@ -18,8 +18,10 @@
 //!   the node is ready and 200 `OK` once it is.
 //!
 //! On top of the node's own behaviour the model can inject faults into `/ha`
-//! ([`AdminFault`]), and it records every change of the mode a read would report, so that a
-//! simulation can check that two replicas were never active at once.
+//! ([`AdminFault`]) and make the node refuse activation ([`NodeModel::set_refuse_activation`]:
+//! `activate=true` answers 500 and does nothing, while reads and `activate=false` still work),
+//! and it records every change of the mode a read would report, so that a simulation can check
+//! that two replicas were never active at once.
 
 use std::time::Duration;
 
@@ -111,6 +113,8 @@ pub struct NodeModel {
     /// The mode the node (re)started in: `system.active` of its configuration.
     start_active: bool,
     fault: AdminFault,
+    /// `activate=true` answers 500 without effect (a node that cannot take the active role).
+    refuse_activation: bool,
     /// The latest `now` seen by a call that changes state.
     last_now: Duration,
     /// Every change of the reported mode, except a due tail end not yet settled (see
@@ -130,6 +134,7 @@ impl NodeModel {
             ready: false,
             start_active,
             fault: AdminFault::None,
+            refuse_activation: false,
             last_now: Duration::ZERO,
             history: vec![(Duration::ZERO, start_active)],
         }
@@ -158,6 +163,9 @@ impl NodeModel {
             "" => {
                 let body = format!("{{\"active\":{}}}\n", self.reported());
                 return HaReply::Answer(Reply::new(200, body));
+            }
+            "true" if self.refuse_activation => {
+                return HaReply::Answer(Reply::new(500, "activation refused\n"));
             }
             "true" => {
                 self.active = true;
@@ -205,6 +213,17 @@ impl NodeModel {
 
     pub fn admin_fault(&self) -> AdminFault {
         self.fault
+    }
+
+    /// Makes `activate=true` answer 500 without effect (or work again). Reads and
+    /// `activate=false` are not affected; an admin fault takes precedence. Kept across
+    /// restarts, like faults.
+    pub fn set_refuse_activation(&mut self, refuse: bool) {
+        self.refuse_activation = refuse;
+    }
+
+    pub fn refuses_activation(&self) -> bool {
+        self.refuse_activation
     }
 
     /// The node process restarts at `now` configured with `system.active = start_active`: the
@@ -654,6 +673,25 @@ mod tests {
             node.mode_history(ms(6_000)),
             vec![(ms(0), true), (ms(5_000), false)]
         );
+    }
+
+    #[test]
+    fn refused_activation_answers_500_and_leaves_reads_and_standby_working() {
+        let mut node = NodeModel::new(false, ROUND);
+        node.set_refuse_activation(true);
+        assert_eq!(write(&mut node, ms(10), "true").status, 500);
+        assert!(!node.is_effectively_active(ms(10)));
+        assert_eq!(read(&mut node, ms(20)).body, active_body(false));
+        // A node already active keeps signing; it can still be demoted.
+        let mut active = NodeModel::new(true, Duration::ZERO);
+        active.set_refuse_activation(true);
+        assert_eq!(write(&mut active, ms(10), "false"), Reply::new(200, ""));
+        assert!(!active.is_effectively_active(ms(10)));
+        active.restart(ms(20), false);
+        assert!(active.refuses_activation());
+        active.set_refuse_activation(false);
+        assert_eq!(write(&mut active, ms(30), "true"), Reply::new(200, ""));
+        assert!(active.is_effectively_active(ms(30)));
     }
 
     #[test]

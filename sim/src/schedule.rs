@@ -92,7 +92,9 @@ pub struct Options {
     pub replicas: Option<usize>,
     pub mutation: MutationChoice,
     /// Also draw faults that break a documented assumption (drift or restart beyond the bound,
-    /// a misconfigured active start, no fence). Such runs are reported apart.
+    /// a misconfigured active start) or may break one (a fence that is absent, fails, times
+    /// out or is late: it breaks one only if a node it had to stop outlived its elector's
+    /// lease). Such runs are reported apart.
     pub break_assumptions: bool,
     /// turmoil's step: how far every host's clock moves per step. Network messages are
     /// delivered at step boundaries, so it is also the granularity of network latency.
@@ -279,13 +281,137 @@ pub struct NodeSetup {
     pub ready_at: Duration,
 }
 
+/// The shell's default `--fence-timeout`: a fence command still running after this long is
+/// killed and counts as failed. A fence that succeeds late does so within it.
+pub const FENCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the operator's fence does, the same on every run in a scenario. Only a run that
+/// reports success has stopped the node's signing, and it has done so before it reports: the
+/// documented meaning of the fence's success, which the simulation never breaks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FenceOutcome {
+    /// No `--fence-cmd`: every run fails at once.
+    Absent,
+    /// The command exits non-zero after the drawn delay; the node is untouched.
+    Fails,
+    /// The command runs until [`FENCE_TIMEOUT`] kills it: failed; the node is untouched.
+    TimesOut,
+    /// The command stops the node after the drawn delay (1 s up to the timeout), then reports
+    /// success.
+    SucceedsLate,
+    /// The command stops the node after the drawn delay (at most 300 ms), then reports success.
+    Succeeds,
+}
+
+impl FenceOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            FenceOutcome::Absent => "absent",
+            FenceOutcome::Fails => "fails",
+            FenceOutcome::TimesOut => "times out",
+            FenceOutcome::SucceedsLate => "succeeds late",
+            FenceOutcome::Succeeds => "succeeds",
+        }
+    }
+
+    /// Whether a run can report success (and so stop the node).
+    pub fn can_succeed(self) -> bool {
+        matches!(self, FenceOutcome::SucceedsLate | FenceOutcome::Succeeds)
+    }
+}
+
 /// The operator's fence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FenceSetup {
-    /// `--fence-cmd` is set. Without it, a needed fence is an assumption broken.
-    pub configured: bool,
-    /// How long the fence takes to force the node standby.
+    pub outcome: FenceOutcome,
+    /// How long a run takes before it stops the node (success) or exits non-zero (failure);
+    /// [`FENCE_TIMEOUT`] when it times out, zero when absent.
     pub delay: Duration,
+}
+
+impl FenceSetup {
+    /// Whether a run stops the node within `bound` of its start.
+    pub fn stops_node_within(&self, bound: Duration) -> bool {
+        self.outcome.can_succeed() && self.delay <= bound
+    }
+}
+
+/// A node fault that lasts to the end of the run (within the documented assumptions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersistentFault {
+    pub at: Duration,
+    /// The node hit when no node is commanded active at `at`; otherwise the active one is (the
+    /// leader's node, where the fault matters).
+    pub fallback: usize,
+    pub kind: PersistentKind,
+    /// No transient fault starts after `at`, so that the fault's own recovery is checked to the
+    /// end of the run; otherwise transient faults go on around it.
+    pub quiet_after: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PersistentKind {
+    /// The node process dies and stays down: its admin endpoint refuses, it signs nothing.
+    NodeDeath,
+    /// `/ha` answers 500, garbage or hangs from now on, while consensus runs: the node keeps
+    /// signing in the mode it is in. With `sigterm_after`, the replica's elector gets SIGTERM
+    /// that long after, and is left to it (never killed: it may keep the lease for good).
+    AdminBroken {
+        fault: AdminFault,
+        sigterm_after: Option<Duration>,
+    },
+    /// The node restarts (down for `down`, ready `sync` later) and from then on answers
+    /// `activate=true` with 500 without effect, while reads and `activate=false` work.
+    ActivationRefused { down: Duration, sync: Duration },
+}
+
+impl PersistentKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PersistentKind::NodeDeath => "node-death",
+            PersistentKind::AdminBroken {
+                sigterm_after: None,
+                ..
+            } => "admin-broken",
+            PersistentKind::AdminBroken { .. } => "admin-broken+sigterm",
+            PersistentKind::ActivationRefused { .. } => "activation-refused",
+        }
+    }
+
+    /// Whether the replica's node can no longer be proven standby by a read, so that giving
+    /// the lead away takes a fence that succeeds.
+    pub fn needs_fence(&self) -> bool {
+        !matches!(self, PersistentKind::ActivationRefused { .. })
+    }
+}
+
+impl fmt::Display for PersistentFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = format!("the active node (else node-{})", self.fallback);
+        match &self.kind {
+            PersistentKind::NodeDeath => write!(f, "{who} dies for good"),
+            PersistentKind::AdminBroken {
+                fault,
+                sigterm_after,
+            } => {
+                write!(f, "{who}: /ha {} for good", fault.as_str())?;
+                if let Some(after) = sigterm_after {
+                    write!(f, ", SIGTERM to its elector {} later", secs(*after))?;
+                }
+                Ok(())
+            }
+            PersistentKind::ActivationRefused { down, sync } => write!(
+                f,
+                "{who} restarts (down {}, ready {} later) and refuses activation for good",
+                secs(*down),
+                secs(*sync)
+            ),
+        }?;
+        if self.quiet_after {
+            write!(f, " (no transient fault after it)")?;
+        }
+        Ok(())
+    }
 }
 
 /// One run, completely.
@@ -304,10 +430,15 @@ pub struct Scenario {
     pub electors: Vec<ElectorSetup>,
     pub nodes: Vec<NodeSetup>,
     pub fence: FenceSetup,
+    /// Transient faults: each heals.
     pub faults: Vec<Fault>,
-    /// When the last fault has healed (and every node was first ready).
+    /// A node fault that lasts to the end, if any.
+    pub persistent: Option<PersistentFault>,
+    /// When the last transient fault has healed (and every node was first ready).
     pub last_heal: Duration,
-    /// When exactly one node must be active and stay so.
+    /// When exactly one node must be active and stay so (or, when the persistent fault's
+    /// replica cannot give the lead away, that replica must report itself stuck): see
+    /// [`crate::check::liveness_deadline`].
     pub liveness_deadline: Duration,
     /// End of the run.
     pub duration: Duration,
@@ -373,14 +504,22 @@ impl Scenario {
                 ready_at: setup.millis(Duration::ZERO, Duration::from_secs(3)),
             })
             .collect::<Vec<_>>();
-        let fence = FenceSetup {
-            configured: !(options.break_assumptions && setup.chance(0.1)),
-            delay: setup.millis(Duration::ZERO, Duration::from_millis(300)),
-        };
+        // Drawn as before the fence outcomes existed, so that the transient schedules of old
+        // seeds stay what they were; the new draws come from their own stream.
+        let configured = !(options.break_assumptions && setup.chance(0.1));
+        let quick = setup.millis(Duration::ZERO, Duration::from_millis(300));
         let latency_max = Duration::from_millis(*setup.pick(&[2, 10, 25, 50]));
         let latency_curve = *setup.pick(&[2.0, 5.0, 10.0]);
+        let mut extra = root.fork(3);
+        let fence = draw_fence(&mut extra, configured, quick, options);
 
-        let faults = draw_faults(&mut faults_rng, &timing, replicas, options);
+        let mut faults = draw_faults(&mut faults_rng, &timing, replicas, options);
+        let persistent = extra
+            .chance(PERSISTENT_CHANCE)
+            .then(|| draw_persistent(&mut extra, &timing, replicas));
+        if let Some(p) = persistent.as_ref().filter(|p| p.quiet_after) {
+            faults.retain(|f| f.at <= p.at);
+        }
 
         let first_ready = nodes.iter().map(|n| n.ready_at).max().unwrap_or_default();
         let first_start = electors
@@ -394,7 +533,8 @@ impl Scenario {
             .chain([first_ready, first_start])
             .max()
             .unwrap_or_default();
-        let liveness_deadline = last_heal + crate::check::liveness_bound(&timing);
+        let liveness_deadline =
+            crate::check::liveness_deadline(&timing, last_heal, persistent.as_ref().map(|p| p.at));
         let duration = options
             .min_duration
             .max(liveness_deadline + SETTLE_WINDOW)
@@ -411,6 +551,7 @@ impl Scenario {
             nodes,
             fence,
             faults,
+            persistent,
             last_heal,
             liveness_deadline,
             duration,
@@ -430,6 +571,69 @@ impl Scenario {
             .filter(|(_, e)| (e.rate - 1.0).abs() > rho + 1e-12)
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// How often a scenario has a persistent node fault.
+pub const PERSISTENT_CHANCE: f64 = 0.3;
+
+/// The fence's behaviour. Without breaking assumptions it always succeeds at once: a fence
+/// that fails, times out or is late can leave a node signing when its elector's lease runs
+/// out (cut off from etcd with a broken admin endpoint), which the run then reports as an
+/// assumption broken.
+fn draw_fence(rng: &mut Rng, configured: bool, quick: Duration, options: &Options) -> FenceSetup {
+    let ms = Duration::from_millis;
+    let outcome = if !configured {
+        FenceOutcome::Absent
+    } else if !options.break_assumptions {
+        FenceOutcome::Succeeds
+    } else {
+        match rng.weighted(&[60, 14, 13, 13]) {
+            0 => FenceOutcome::Succeeds,
+            1 => FenceOutcome::SucceedsLate,
+            2 => FenceOutcome::Fails,
+            _ => FenceOutcome::TimesOut,
+        }
+    };
+    let delay = match outcome {
+        FenceOutcome::Absent => Duration::ZERO,
+        FenceOutcome::Fails | FenceOutcome::Succeeds => quick,
+        FenceOutcome::TimesOut => FENCE_TIMEOUT,
+        FenceOutcome::SucceedsLate => rng.millis(ms(1000), FENCE_TIMEOUT - ms(100)),
+    };
+    FenceSetup { outcome, delay }
+}
+
+fn draw_persistent(rng: &mut Rng, timing: &Timing, replicas: usize) -> PersistentFault {
+    let ms = Duration::from_millis;
+    let at = rng.millis(ms(5000), ms(60_000));
+    let fallback = rng.range(0, replicas as u64 - 1) as usize;
+    let kind = match rng.weighted(&[3, 4, 3, 3]) {
+        0 => PersistentKind::NodeDeath,
+        1 | 2 => {
+            let fault = *rng.pick(&[
+                AdminFault::Status500,
+                AdminFault::GarbageBody,
+                AdminFault::Hang,
+            ]);
+            // SIGTERM before, around or after the node counts as lost.
+            let sigterm_after = (rng.weighted(&[4, 3]) == 1)
+                .then(|| rng.millis(Duration::ZERO, timing.node_lost_after + timing.lease_ttl));
+            PersistentKind::AdminBroken {
+                fault,
+                sigterm_after,
+            }
+        }
+        _ => PersistentKind::ActivationRefused {
+            down: rng.millis(Duration::ZERO, ms(3000)),
+            sync: rng.millis(Duration::ZERO, ms(3000)),
+        },
+    };
+    PersistentFault {
+        at,
+        fallback,
+        kind,
+        quiet_after: rng.chance(0.5),
     }
 }
 
@@ -677,7 +881,7 @@ mod tests {
         for seed in 0..500 {
             let s = Scenario::generate(seed, &options);
             assert!(s.drift_beyond_bound().is_empty());
-            assert!(s.fence.configured);
+            assert_eq!(s.fence.outcome, FenceOutcome::Succeeds);
             for f in &s.faults {
                 match f.kind {
                     FaultKind::NodeRestart { active_start, .. } => assert!(!active_start),
@@ -692,11 +896,39 @@ mod tests {
     }
 
     #[test]
+    fn fences_and_persistent_faults_are_drawn_in_every_kind() {
+        let options = Options::default();
+        let mut outcomes = std::collections::BTreeSet::new();
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..500 {
+            let s = Scenario::generate(seed, &options);
+            outcomes.insert(s.fence.outcome.name());
+            if s.fence.outcome == FenceOutcome::SucceedsLate {
+                assert!(s.fence.delay >= Duration::from_secs(1) && s.fence.delay < FENCE_TIMEOUT);
+            }
+            if let Some(p) = &s.persistent {
+                kinds.insert(p.kind.name());
+                assert!(p.fallback < s.replicas());
+                assert!(
+                    s.liveness_deadline
+                        >= p.at + crate::check::persistent_fault_bound(&s.profile.timing)
+                );
+                if p.quiet_after {
+                    assert!(s.faults.iter().all(|f| f.at <= p.at), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+    }
+
+    #[test]
     fn mutation_names_round_trip() {
         for m in [
             MutationChoice::None,
             MutationChoice::NoSafetyMargin,
             MutationChoice::ResignBeforeStandbyConfirmed,
+            MutationChoice::ResignWhenFenceStarts,
         ] {
             assert_eq!(MutationChoice::parse(m.name()), Some(m));
         }

@@ -1,7 +1,7 @@
 //! Many seeds on every core, one simulation per thread at a time, and what they add up to.
 
 use crate::schedule::{MutationChoice, Options, ProfileChoice, Scenario, secs};
-use crate::world::{BrokenKind, Outcome, Verdict, simulate};
+use crate::world::{BrokenKind, Expectation, Outcome, Verdict, simulate};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -45,6 +45,23 @@ pub struct RunSummary {
     pub recovery: Option<Duration>,
     pub fences: usize,
     pub unexplained_fences: usize,
+    pub fence_outcome: &'static str,
+    pub persistent: Option<PersistentSummary>,
+    /// `STUCK:` lines the electors logged.
+    pub stuck_reports: usize,
+}
+
+/// What the search keeps of a run's persistent fault.
+#[derive(Clone, Debug)]
+pub struct PersistentSummary {
+    pub kind: &'static str,
+    pub hit_leader: bool,
+    pub expectation: Expectation,
+    /// From the fault to another node active for good, when checked and the world was settled
+    /// when the fault began.
+    pub recovery: Option<Duration>,
+    /// The replica's stuck report was checked at some sample.
+    pub stuck_checked: bool,
 }
 
 impl RunSummary {
@@ -64,6 +81,22 @@ impl RunSummary {
             recovery: outcome.recovery(),
             fences: outcome.fences,
             unexplained_fences: outcome.unexplained_fences.len(),
+            fence_outcome: outcome.scenario.fence.outcome.name(),
+            persistent: outcome.persistent.as_ref().map(|p| PersistentSummary {
+                kind: outcome
+                    .scenario
+                    .persistent
+                    .as_ref()
+                    .map(|f| f.kind.name())
+                    .unwrap_or_default(),
+                hit_leader: p.victim.hit_leader,
+                expectation: p.expectation,
+                recovery: p
+                    .recovery
+                    .filter(|_| p.settled_at_start && p.expectation == Expectation::Active),
+                stuck_checked: p.stuck_checked > 0,
+            }),
+            stuck_reports: outcome.stuck_reports,
         }
     }
 }
@@ -78,9 +111,32 @@ pub struct BrokenStats {
     pub dual_active_alone: Vec<u64>,
 }
 
+/// Runs with one kind of persistent fault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersistentStats {
+    pub runs: u64,
+    /// It hit the leader's replica.
+    pub hit_leader: u64,
+    /// Another node was required active through the checked window.
+    pub checked_active: u64,
+    /// The replica, unable to give the lead away, was required to report itself stuck while
+    /// it led (and did lead at some sample).
+    pub checked_stuck: u64,
+}
+
 /// The totals of a search.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// Persistent faults by kind.
+    pub persistent: BTreeMap<&'static str, PersistentStats>,
+    /// The slowest recovery from a persistent fault on the leader's replica in a passing run,
+    /// by profile: (time from the fault, seed).
+    pub slowest_persistent_recovery: BTreeMap<&'static str, (Duration, u64)>,
+    /// Runs in which some elector logged `STUCK:`, and the lines in all.
+    pub stuck_runs: u64,
+    pub stuck_reports: u64,
+    /// Runs by fence outcome.
+    pub fence_outcomes: BTreeMap<&'static str, u64>,
     pub runs: u64,
     pub passes: u64,
     pub broken_runs: u64,
@@ -96,7 +152,8 @@ pub struct Summary {
     pub run_wall: Duration,
     /// Elapsed, for the whole search.
     pub wall: Duration,
-    /// The slowest recovery after the last heal, by profile: (time, seed).
+    /// The slowest recovery after the last heal in a passing run without a persistent fault,
+    /// by profile: (time, seed).
     pub slowest_recovery: BTreeMap<&'static str, (Duration, u64)>,
     pub fences: u64,
     /// Seeds in which a fence ran although the node was healthy (see
@@ -112,6 +169,29 @@ impl Summary {
         self.fences += run.fences as u64;
         if run.unexplained_fences > 0 {
             self.unexplained_fences.push(run.seed);
+        }
+        *self.fence_outcomes.entry(run.fence_outcome).or_default() += 1;
+        if run.stuck_reports > 0 {
+            self.stuck_runs += 1;
+            self.stuck_reports += run.stuck_reports as u64;
+        }
+        if let Some(p) = &run.persistent {
+            let stats = self.persistent.entry(p.kind).or_default();
+            stats.runs += 1;
+            stats.hit_leader += u64::from(p.hit_leader);
+            stats.checked_active += u64::from(p.expectation == Expectation::Active);
+            stats.checked_stuck += u64::from(p.stuck_checked);
+            if run.verdict == Verdict::Pass
+                && let Some(recovery) = p.recovery
+            {
+                let slowest = self
+                    .slowest_persistent_recovery
+                    .entry(run.profile)
+                    .or_insert((recovery, run.seed));
+                if recovery > slowest.0 {
+                    *slowest = (recovery, run.seed);
+                }
+            }
         }
         match run.verdict {
             Verdict::Pass => self.passes += 1,
@@ -138,7 +218,10 @@ impl Summary {
                 self.errors.insert(run.seed, run.problems.clone());
             }
         }
+        // Compared with the liveness bound after the last heal: runs without a persistent
+        // fault (those have their own deadline and their own line).
         if run.verdict == Verdict::Pass
+            && run.persistent.is_none()
             && let Some(recovery) = run.recovery
         {
             let slowest = self
@@ -214,6 +297,36 @@ impl Summary {
                 secs(bound)
             );
         }
+        for (kind, stats) in &self.persistent {
+            let _ = writeln!(
+                out,
+                "persistent {kind:<22} {} runs, {} on the leader's replica: {} checked for another active node, {} for a stuck report",
+                stats.runs, stats.hit_leader, stats.checked_active, stats.checked_stuck
+            );
+        }
+        for (profile, (recovery, seed)) in &self.slowest_persistent_recovery {
+            let timing = match *profile {
+                "fast" => crate::schedule::Profile::fast().timing,
+                _ => crate::schedule::Profile::standard().timing,
+            };
+            let _ = writeln!(
+                out,
+                "slowest persistent-fault recovery: {} after the fault ({profile} profile, seed {seed}; bound {})",
+                secs(*recovery),
+                secs(crate::check::persistent_fault_bound(&timing))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stuck reports:       {} runs ({} STUCK lines)",
+            self.stuck_runs, self.stuck_reports
+        );
+        let outcomes: Vec<String> = self
+            .fence_outcomes
+            .iter()
+            .map(|(name, runs)| format!("{name} {runs}"))
+            .collect();
+        let _ = writeln!(out, "fence outcomes:      {}", outcomes.join(", "));
         let _ = writeln!(out, "fences run:          {}", self.fences);
         if !self.unexplained_fences.is_empty() {
             let _ = writeln!(

@@ -123,6 +123,11 @@ pub struct NodeCell {
 struct NodeState {
     model: NodeModel,
     down: bool,
+    /// A persistent fault killed the process for good: restarts and readiness are ignored.
+    dead_for_good: bool,
+    /// The admin fault that outlives transient ones (a persistent fault): clearing a transient
+    /// fault restores it.
+    base_fault: AdminFault,
 }
 
 impl NodeCell {
@@ -134,6 +139,8 @@ impl NodeCell {
             state: Mutex::new(NodeState {
                 model: NodeModel::new(false, round),
                 down: false,
+                dead_for_good: false,
+                base_fault: AdminFault::None,
             }),
             fault_changed: Notify::new(),
             recorder,
@@ -157,13 +164,46 @@ impl NodeCell {
         self.lock().down
     }
 
+    /// Readiness; a node dead for good stays unready.
     pub fn set_ready(&self, ready: bool) {
-        self.lock().model.set_ready(ready);
+        let mut state = self.lock();
+        let ready = ready && !state.dead_for_good;
+        state.model.set_ready(ready);
     }
 
+    /// A transient admin fault, or [`AdminFault::None`] to clear it: then the persistent fault,
+    /// if any, is back.
     pub fn set_admin_fault(&self, fault: AdminFault) {
-        self.lock().model.set_admin_fault(fault);
+        let mut state = self.lock();
+        let fault = match fault {
+            AdminFault::None => state.base_fault,
+            fault => fault,
+        };
+        state.model.set_admin_fault(fault);
+        drop(state);
         self.fault_changed.notify_waiters();
+    }
+
+    /// A persistent admin fault: from now to the end of the run (transient faults on top of it
+    /// come and go).
+    pub fn set_persistent_admin_fault(&self, fault: AdminFault) {
+        self.lock().base_fault = fault;
+        self.set_admin_fault(fault);
+    }
+
+    /// From now on `activate=true` answers 500 without effect (see the node model).
+    pub fn set_refuse_activation(&self, refuse: bool) {
+        self.lock().model.set_refuse_activation(refuse);
+    }
+
+    /// The process dies at `now` and never comes back: restarts and readiness are ignored.
+    pub fn kill_for_good(&self, now: Duration) {
+        self.lock().dead_for_good = true;
+        self.kill(now);
+    }
+
+    pub fn is_dead_for_good(&self) -> bool {
+        self.lock().dead_for_good
     }
 
     /// The process dies at `now`: not active from then on, endpoints gone, not ready.
@@ -177,14 +217,20 @@ impl NodeCell {
     }
 
     /// The process starts at `now` in `active` mode (`system.active`); endpoints are back.
-    pub fn start(&self, now: Duration, active: bool) {
+    /// Whether it started (a node dead for good does not).
+    pub fn start(&self, now: Duration, active: bool) -> bool {
         let mut state = self.lock();
+        if state.dead_for_good {
+            return false;
+        }
         state.model.restart(now, active);
         state.down = false;
+        true
     }
 
-    /// The fence: the operator's command stops the node's signing at once (it restarts the
-    /// process in standby, say). Readiness is left as it is.
+    /// The fence, when it succeeds: the operator's command has stopped the node's signing by
+    /// the time it reports success (it restarted the process in standby, say). Readiness and
+    /// admin faults are left as they are; a dead node stays dead.
     pub fn fence(&self, now: Duration) {
         self.lock().model.restart(now, false);
     }
@@ -217,11 +263,15 @@ impl NodeCell {
             return None;
         }
         let fault = state.model.admin_fault();
+        let refused = state.model.refuses_activation();
         let reply = state.model.handle_ha(now, activate);
         drop(state);
         if let Some(value) = activate.filter(|v| !v.is_empty()) {
             let outcome = match (&reply, fault) {
                 (HaReply::Hang, _) => "hangs (no effect)".to_owned(),
+                (HaReply::Answer(r), AdminFault::None) if refused && r.status == 500 => {
+                    format!("{} (activation refused, no effect)", r.status)
+                }
                 (HaReply::Answer(r), AdminFault::None) => format!("{}", r.status),
                 (HaReply::Answer(r), fault) => {
                     format!("{} (fault {}, no effect)", r.status, fault.as_str())

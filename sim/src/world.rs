@@ -7,9 +7,12 @@
 //! with `Sim::step`; faults are applied between steps at their scheduled times.
 
 use crate::check::{Overlap, Settled, activations, leadership_changes, overlaps, settled};
-use crate::etcd_model::EtcdModel;
+use crate::etcd_model::{ELECTION_TIMEOUT, EtcdModel, SWEEP_INTERVAL};
 use crate::node_model::{AdminFault, Transition};
-use crate::schedule::{Direction, FaultKind, Scenario, Target, secs};
+use crate::schedule::{
+    Direction, FENCE_TIMEOUT, FaultKind, FenceOutcome, FenceSetup, PersistentKind, Scenario,
+    Target, secs,
+};
 use crate::trace::{Entry, Recorder, TraceSubscriber, sim_now};
 use crate::transport::{
     ADMIN_PORT, ETCD_PORT, NodeCell, PROBE_PORT, SimConnect, TurmoilHttp, serve_node,
@@ -47,8 +50,10 @@ pub enum BrokenKind {
     RestartBeyondBound,
     /// A node (re)started active (`system.active: true`).
     MisconfiguredActiveStart,
-    /// A fence was needed and none was configured.
-    NoFence,
+    /// An elector cut off from etcd lost its lease while its node could not be demoted, and the
+    /// fence (absent, failing, timing out or late) did not stop the node before a successor
+    /// could activate.
+    UnstoppedAtLeaseExpiry,
 }
 
 impl BrokenKind {
@@ -57,7 +62,7 @@ impl BrokenKind {
             BrokenKind::DriftBeyondBound => "drift beyond bound",
             BrokenKind::RestartBeyondBound => "restart beyond bound",
             BrokenKind::MisconfiguredActiveStart => "misconfigured active start",
-            BrokenKind::NoFence => "no fence",
+            BrokenKind::UnstoppedAtLeaseExpiry => "fence did not stop node at lease expiry",
         }
     }
 }
@@ -106,6 +111,16 @@ pub struct Outcome {
     /// standby is confirmed before the lease deadline (the `margin_covers_standby_confirmation`
     /// inequality), so such a fence is a timing bug even when nothing overlapped.
     pub unexplained_fences: Vec<(usize, Duration)>,
+    /// The check during the persistent fault, if the run had one.
+    pub persistent: Option<PersistentReport>,
+    /// The persistent fault's replica could not give the lead away, and led and reported
+    /// itself stuck from the liveness deadline to the end: liveness is then not expected.
+    pub stuck_to_the_end: bool,
+    /// A sample after the liveness deadline at which that replica led, unable to give the lead
+    /// away, without reporting itself stuck.
+    pub unreported_stuck: Option<Duration>,
+    /// How many `STUCK:` lines the electors logged.
+    pub stuck_reports: usize,
     pub histories: Vec<Vec<Transition>>,
     pub trace: Vec<Entry>,
 }
@@ -115,10 +130,21 @@ impl Outcome {
         self.overlaps.is_empty()
     }
 
+    /// Exactly one node active, alone, from the deadline to the end; or, when the persistent
+    /// fault's replica cannot give the lead away, that replica leading and reporting itself
+    /// stuck over the same span.
     pub fn liveness_ok(&self) -> bool {
-        self.settled
-            .as_ref()
-            .is_some_and(|s| s.since <= self.scenario.liveness_deadline)
+        self.stuck_to_the_end
+            || self
+                .settled
+                .as_ref()
+                .is_some_and(|s| s.since <= self.scenario.liveness_deadline)
+    }
+
+    /// The persistent fault's check held, and a replica unable to give the lead away said so.
+    pub fn persistent_ok(&self) -> bool {
+        self.persistent.as_ref().is_none_or(|p| p.problem.is_none())
+            && self.unreported_stuck.is_none()
     }
 
     pub fn stability_ok(&self) -> bool {
@@ -138,6 +164,7 @@ impl Outcome {
             || !self.liveness_ok()
             || !self.stability_ok()
             || !self.fence_discipline_ok()
+            || !self.persistent_ok()
         {
             Verdict::Violation
         } else {
@@ -185,6 +212,16 @@ impl Outcome {
                 ),
             });
         }
+        if let Some(problem) = self.persistent.as_ref().and_then(|p| p.problem.clone()) {
+            problems.push(problem);
+        }
+        if let Some(at) = self.unreported_stuck {
+            problems.push(format!(
+                "STUCK: at {} the persistent fault's elector led, unable to prove its node standby (fence {}), without reporting itself stuck",
+                secs(at),
+                self.scenario.fence.outcome.name()
+            ));
+        }
         for &(elector, at) in &self.unexplained_fences {
             problems.push(format!(
                 "FENCE: elector-{elector} fenced its node at {} although the node was healthy (standby not confirmed before the lease deadline)",
@@ -209,6 +246,8 @@ struct ElectorSlot {
     control: Mutex<Option<mpsc::UnboundedSender<Control>>>,
     exited: Mutex<Option<i32>>,
     boots: AtomicU32,
+    /// The running process's `/status` (what an operator or a monitor sees).
+    status: Mutex<Option<Arc<Status>>>,
 }
 
 /// One fence call.
@@ -216,7 +255,6 @@ struct ElectorSlot {
 struct FenceCall {
     elector: usize,
     at: Duration,
-    reason: String,
 }
 
 /// Everything one elector host needs to (re)start.
@@ -229,8 +267,7 @@ struct ElectorHost {
     mutation: elector_core::Mutation,
     slot: Arc<ElectorSlot>,
     node: Arc<NodeCell>,
-    fence_configured: bool,
-    fence_delay: Duration,
+    fence: FenceSetup,
     fences: Arc<Mutex<Vec<FenceCall>>>,
     recorder: Recorder,
 }
@@ -281,12 +318,15 @@ impl ElectorHost {
             status: Status::new(KEY, &self.value),
             state: None,
         };
+        *lock(&self.slot.status) = Some(driver.status.clone());
         let code = driver.run(control_rx).await;
         *lock(&self.slot.exited) = Some(code);
     }
 
-    /// The modeled `--fence-cmd`: after its delay it stops the node's signing at once. Without
-    /// a configured fence it fails, as the real driver's `Fence::None` does.
+    /// The modeled `--fence-cmd`, as the scenario draws it ([`FenceOutcome`]). A run that
+    /// reports success has stopped the node's signing before it reports; a run that fails or
+    /// times out leaves the node as it is. Without a configured fence every run fails at once,
+    /// as the real driver's `Fence::None` does.
     fn fence(self: &Arc<Self>) -> Fence {
         let host = self.clone();
         Fence::Custom(Arc::new(move |reason: String| -> FenceFuture {
@@ -296,9 +336,10 @@ impl ElectorHost {
                 lock(&host.fences).push(FenceCall {
                     elector: host.index,
                     at,
-                    reason: reason.clone(),
                 });
-                if !host.fence_configured {
+                let node = host.node.name().to_owned();
+                let outcome = host.fence.outcome;
+                if outcome == FenceOutcome::Absent {
                     host.recorder.record(
                         at,
                         host.name(),
@@ -306,15 +347,31 @@ impl ElectorHost {
                     );
                     return Err("no --fence-cmd configured".to_owned());
                 }
-                tokio::time::sleep(host.fence_delay).await;
+                tokio::time::sleep(host.fence.delay).await;
                 let now = sim_now();
-                host.node.fence(now);
-                host.recorder.record(
-                    now,
-                    host.name(),
-                    format!("fence: {} forced standby ({reason})", host.node.name()),
-                );
-                Ok(format!("{} forced standby", host.node.name()))
+                if outcome.can_succeed() {
+                    host.node.fence(now);
+                    host.recorder.record(
+                        now,
+                        host.name(),
+                        format!("fence: {node} stopped, success reported ({reason})"),
+                    );
+                    Ok(format!("{node} forced standby"))
+                } else {
+                    let what = match outcome {
+                        FenceOutcome::TimesOut => format!(
+                            "did not finish within {}s and was killed",
+                            FENCE_TIMEOUT.as_secs()
+                        ),
+                        _ => "exited with status 1".to_owned(),
+                    };
+                    host.recorder.record(
+                        now,
+                        host.name(),
+                        format!("fence FAILED: {what}, {node} untouched ({reason})"),
+                    );
+                    Err(format!("fence command {what}"))
+                }
             })
         }))
     }
@@ -339,8 +396,12 @@ enum Action {
     Restart { elector: usize },
     /// A node process comes back.
     NodeStart { node: usize, active: bool },
-    /// A node is first ready.
+    /// A node is (first, or again) ready.
     NodeReady { node: usize },
+    /// The persistent fault begins.
+    Persistent,
+    /// The persistent fault's SIGTERM: the elector is stopped for good, never killed.
+    PersistentSigterm { elector: usize },
 }
 
 struct World<'a> {
@@ -358,6 +419,60 @@ struct World<'a> {
     etcd_link_max: Vec<Duration>,
     broken: Vec<Broken>,
     fences: Arc<Mutex<Vec<FenceCall>>>,
+    /// The model etcd, read by the world to tell whose lease expired when.
+    etcd: EtcdModel,
+    /// Electors stopped for good by the persistent fault's SIGTERM: never restarted.
+    retired: Vec<bool>,
+    /// The replica the persistent fault hit, once it began.
+    victim: Option<Victim>,
+    samples: Samples,
+    next_sample: Duration,
+}
+
+/// How often the world samples etcd's candidates and expired leases, and the status of the
+/// persistent fault's elector.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The replica a persistent fault hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Victim {
+    pub node: usize,
+    /// Its node was commanded active when the fault began and its elector ran: it led.
+    pub hit_leader: bool,
+}
+
+/// One sample of the persistent fault's elector, as its `/status` showed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSample {
+    pub at: Duration,
+    pub running: bool,
+    /// It saw itself leading (its key first).
+    pub leading: bool,
+    /// `/status`'s `stuck` was set.
+    pub stuck: bool,
+}
+
+/// What the world sampled during the run.
+#[derive(Clone, Debug, Default)]
+struct Samples {
+    /// Which replica a lease's candidate key belonged to.
+    lease_owner: BTreeMap<i64, usize>,
+    /// How many expired leases etcd had listed at the last sample.
+    expired_seen: usize,
+    /// `(replica, when)` for every candidate lease that etcd's sweep expired (not revoked by
+    /// its elector), stamped at the sample that saw it.
+    expirations: Vec<(usize, Duration)>,
+    victim_status: Vec<StatusSample>,
+}
+
+/// What the world loop hands back.
+struct RunResult {
+    simulated: Duration,
+    error: Option<String>,
+    broken: Vec<Broken>,
+    fences: Vec<FenceCall>,
+    victim: Option<Victim>,
+    samples: Samples,
 }
 
 fn elector_host(i: usize) -> String {
@@ -396,9 +511,14 @@ impl<'a> World<'a> {
             etcd_link_max: vec![scenario.latency_max; scenario.replicas()],
             broken: Vec::new(),
             fences: Arc::new(Mutex::new(Vec::new())),
+            etcd: EtcdModel::new(scenario.seed),
+            retired: vec![false; scenario.replicas()],
+            victim: None,
+            samples: Samples::default(),
+            next_sample: Duration::ZERO,
         };
 
-        let model = EtcdModel::new(scenario.seed);
+        let model = world.etcd.clone();
         world.sim.host("etcd", move || {
             let model = model.clone();
             async move {
@@ -427,8 +547,7 @@ impl<'a> World<'a> {
                 mutation: scenario.mutation.to_core(),
                 slot: slot.clone(),
                 node: world.nodes[i].clone(),
-                fence_configured: scenario.fence.configured,
-                fence_delay: scenario.fence.delay,
+                fence: scenario.fence.clone(),
                 fences: world.fences.clone(),
                 recorder: recorder.clone(),
             });
@@ -453,6 +572,9 @@ impl<'a> World<'a> {
             world.schedule(fault.at, Action::Begin(index));
             world.schedule(fault.heal, Action::End(index));
         }
+        if let Some(p) = &scenario.persistent {
+            world.schedule(p.at, Action::Persistent);
+        }
         world
     }
 
@@ -465,7 +587,7 @@ impl<'a> World<'a> {
         self.recorder.record(at, who, what);
     }
 
-    fn run(mut self) -> (Duration, Option<String>, Vec<Broken>, Vec<FenceCall>) {
+    fn run(mut self) -> RunResult {
         let end = self.scenario.duration;
         let mut error = None;
         loop {
@@ -476,6 +598,10 @@ impl<'a> World<'a> {
                 }
                 let action = entry.remove();
                 self.apply(now, action);
+            }
+            if now >= self.next_sample {
+                self.next_sample = now + SAMPLE_EVERY;
+                self.sample(now);
             }
             if now >= end {
                 break;
@@ -490,7 +616,120 @@ impl<'a> World<'a> {
             self.poll_exits();
         }
         let fences = lock(&self.fences).clone();
-        (self.sim.elapsed(), error, self.broken, fences)
+        RunResult {
+            simulated: self.sim.elapsed(),
+            error,
+            broken: self.broken,
+            fences,
+            victim: self.victim,
+            samples: self.samples,
+        }
+    }
+
+    /// Notes whose candidate key each lease carries, which leases etcd's sweep expired, and
+    /// how the persistent fault's elector reports itself.
+    fn sample(&mut self, now: Duration) {
+        let prefix = format!("{KEY}/");
+        for c in self.etcd.candidates(prefix.as_bytes()) {
+            if let Some(replica) = c
+                .value
+                .strip_prefix("replica-")
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                self.samples.lease_owner.insert(c.id.lease, replica);
+            }
+        }
+        let seen = self.samples.expired_seen;
+        let expired: Vec<i64> = self.etcd.read(|s| s.expired_leases()[seen..].to_vec());
+        self.samples.expired_seen += expired.len();
+        for lease in expired {
+            if let Some(&replica) = self.samples.lease_owner.get(&lease) {
+                self.samples.expirations.push((replica, now));
+            }
+        }
+        if let Some(victim) = &self.victim {
+            let i = victim.node;
+            let snapshot = lock(&self.slots[i].status)
+                .as_ref()
+                .and_then(|status| status.snapshot());
+            let running = self.running[i];
+            let value = format!("replica-{i}");
+            let (leading, stuck) = match snapshot.filter(|_| running) {
+                Some(s) => (
+                    s.leader.as_deref() == Some(value.as_str()),
+                    s.stuck.is_some(),
+                ),
+                None => (false, false),
+            };
+            self.samples.victim_status.push(StatusSample {
+                at: now,
+                running,
+                leading,
+                stuck,
+            });
+        }
+    }
+
+    /// The persistent fault begins: it hits the node commanded active (its elector leads),
+    /// else the drawn one.
+    fn begin_persistent(&mut self, now: Duration) {
+        let Some(p) = &self.scenario.persistent else {
+            return;
+        };
+        let active = (0..self.nodes.len()).find(|&i| {
+            let node = &self.nodes[i];
+            !node.is_down() && node.read(|m| m.is_commanded_active())
+        });
+        let node = active.unwrap_or(p.fallback);
+        // Its elector leads only if it runs (a crashed one's node stays active until
+        // `ExecStopPost`).
+        self.victim = Some(Victim {
+            node,
+            hit_leader: active.is_some() && self.running[node],
+        });
+        let name = format!("node-{node}");
+        self.note(
+            now,
+            "fault",
+            format!(
+                "persistent: {} hits {name}{}",
+                p.kind.name(),
+                if active.is_some() {
+                    " (the active node)"
+                } else {
+                    " (no node was active)"
+                }
+            ),
+        );
+        match p.kind.clone() {
+            PersistentKind::NodeDeath => {
+                self.nodes[node].kill_for_good(now);
+                self.note(now, name, "process died for good");
+            }
+            PersistentKind::AdminBroken {
+                fault,
+                sigterm_after,
+            } => {
+                self.nodes[node].set_persistent_admin_fault(fault);
+                self.note(now, name, format!("/ha {} for good", fault.as_str()));
+                if let Some(after) = sigterm_after {
+                    self.schedule(now + after, Action::PersistentSigterm { elector: node });
+                }
+            }
+            PersistentKind::ActivationRefused { down, sync } => {
+                self.nodes[node].set_refuse_activation(true);
+                self.nodes[node].kill(now);
+                self.note(now, name, "process died; it will refuse activation");
+                self.schedule(
+                    now + down,
+                    Action::NodeStart {
+                        node,
+                        active: false,
+                    },
+                );
+                self.schedule(now + down + sync, Action::NodeReady { node });
+            }
+        }
     }
 
     /// Notices electors that exited by themselves (SIGTERM handled, or a fatal error).
@@ -553,20 +792,42 @@ impl<'a> World<'a> {
             }
             Action::Restart { elector } => self.restart(now, elector),
             Action::NodeStart { node, active } => {
-                self.nodes[node].start(now, active);
+                let started = self.nodes[node].start(now, active);
                 self.note(
                     now,
                     format!("node-{node}"),
-                    if active {
-                        "process started ACTIVE (misconfigured system.active)"
-                    } else {
-                        "process started standby"
+                    match (started, active) {
+                        (false, _) => "stays dead (persistent fault)",
+                        (true, true) => "process started ACTIVE (misconfigured system.active)",
+                        (true, false) => "process started standby",
                     },
                 );
             }
             Action::NodeReady { node } => {
-                self.nodes[node].set_ready(true);
-                self.note(now, format!("node-{node}"), "ready");
+                if !self.nodes[node].is_dead_for_good() {
+                    self.nodes[node].set_ready(true);
+                    self.note(now, format!("node-{node}"), "ready");
+                }
+            }
+            Action::Persistent => self.begin_persistent(now),
+            Action::PersistentSigterm { elector } => {
+                let sent = self.running[elector]
+                    && lock(&self.slots[elector].control)
+                        .as_ref()
+                        .is_some_and(|c| c.send(Control::Shutdown).is_ok());
+                if sent {
+                    self.stopping[elector] = true;
+                    self.retired[elector] = true;
+                }
+                self.note(
+                    now,
+                    "fault",
+                    if sent {
+                        format!("persistent: SIGTERM to elector-{elector} (never killed)")
+                    } else {
+                        format!("persistent: SIGTERM to elector-{elector} not sent: it is down")
+                    },
+                );
             }
         }
     }
@@ -601,7 +862,7 @@ impl<'a> World<'a> {
     }
 
     fn restart(&mut self, now: Duration, elector: usize) {
-        if self.running[elector] {
+        if self.running[elector] || self.retired[elector] {
             return;
         }
         // A host whose software exited still holds its tasks; the bounce drops them.
@@ -667,9 +928,11 @@ impl<'a> World<'a> {
                 }
             }
             FaultKind::ElectorShutdown { elector } => {
-                let sent = lock(&self.slots[elector].control)
-                    .as_ref()
-                    .is_some_and(|c| c.send(Control::Shutdown).is_ok());
+                // An elector stopped for good by the persistent fault is left alone.
+                let sent = !self.retired[elector]
+                    && lock(&self.slots[elector].control)
+                        .as_ref()
+                        .is_some_and(|c| c.send(Control::Shutdown).is_ok());
                 if self.running[elector] && sent {
                     self.stopping[elector] = true;
                 }
@@ -681,6 +944,9 @@ impl<'a> World<'a> {
                         let _ = control.send(Control::Handover { to });
                     }
                 }
+            }
+            FaultKind::NodeRestart { node, .. } if self.nodes[node].is_dead_for_good() => {
+                self.note(now, format!("node-{node}"), "already dead for good");
             }
             FaultKind::NodeRestart {
                 node,
@@ -760,7 +1026,7 @@ impl<'a> World<'a> {
             }
             FaultKind::ElectorShutdown { elector } => {
                 say("");
-                if self.running[elector] {
+                if self.running[elector] && !self.retired[elector] {
                     // Still running after the grace period: systemd kills it (a bug, which the
                     // trace shows), then restarts it.
                     self.note(
@@ -819,17 +1085,127 @@ fn install_panic_counter() {
     });
 }
 
-/// Whether the node of the fencing elector had an admin fault or a restart in the lease TTL
-/// before the fence: then standby could not be confirmed, and the fence is what it is for.
-fn fence_explained(scenario: &Scenario, call: &FenceCall) -> bool {
-    let from = call.at.saturating_sub(scenario.profile.timing.lease_ttl);
-    scenario.faults.iter().any(|f| {
-        let node = match f.kind {
+/// Whether `node`'s admin endpoint failed (an admin fault, a restart, the persistent fault) at
+/// some time in `[from, to]`: then standby could not be confirmed by a read.
+fn node_troubled(
+    scenario: &Scenario,
+    victim: Option<&Victim>,
+    node: usize,
+    from: Duration,
+    to: Duration,
+) -> bool {
+    let transient = scenario.faults.iter().any(|f| {
+        let hit = match f.kind {
             FaultKind::Admin { node, .. } | FaultKind::NodeRestart { node, .. } => node,
             _ => return false,
         };
-        node == call.elector && f.at <= call.at && f.heal >= from
+        hit == node && f.at <= to && f.heal >= from
+    });
+    let persistent = scenario
+        .persistent
+        .as_ref()
+        .zip(victim)
+        .is_some_and(|(p, v)| v.node == node && p.at <= to);
+    transient || persistent
+}
+
+/// Whether the node of the fencing elector had an admin fault or a restart in the lease TTL
+/// before the fence: then standby could not be confirmed, and the fence is what it is for.
+fn fence_explained(scenario: &Scenario, victim: Option<&Victim>, call: &FenceCall) -> bool {
+    let from = call.at.saturating_sub(scenario.profile.timing.lease_ttl);
+    node_troubled(scenario, victim, call.elector, from, call.at)
+}
+
+/// Whether `elector` may have been cut off from etcd in `[from, to]`: a partition, hold or
+/// latency rise on its link, etcd down, or the elector itself down. Only then may its lease
+/// run out while it lives and holds it.
+fn cut_off(scenario: &Scenario, elector: usize, from: Duration, to: Duration) -> bool {
+    let on = |target: Target| match target {
+        Target::All => true,
+        Target::One(i) => i == elector,
+    };
+    scenario.faults.iter().any(|f| {
+        let hit = match f.kind {
+            FaultKind::Partition { target, .. }
+            | FaultKind::Hold { target }
+            | FaultKind::Latency { target, .. } => on(target),
+            FaultKind::EtcdCrash => true,
+            FaultKind::ElectorCrash { elector: e, .. }
+            | FaultKind::ElectorShutdown { elector: e } => e == elector,
+            _ => false,
+        };
+        hit && f.at <= to && f.heal >= from
     })
+}
+
+/// Whether `history` is active at every instant of `[from, to]`.
+fn active_throughout(history: &[Transition], from: Duration, to: Duration) -> bool {
+    let at_from = history
+        .iter()
+        .take_while(|(at, _)| *at <= from)
+        .last()
+        .is_some_and(|(_, active)| *active);
+    at_from
+        && !history
+            .iter()
+            .any(|&(at, active)| at > from && at <= to && !active)
+}
+
+/// The documented assumption about the fence when the lease runs out: an elector cut off from
+/// etcd whose node cannot be demoted (its admin endpoint fails) cannot keep its lease, so the
+/// fence must stop the node before a successor may activate (`restart_bound + drain_bound`
+/// after the expiry, which the activation delay covers). A run in which a node was still
+/// active that long after its elector's lease expired, with its admin endpoint failing, its
+/// elector cut off, and a fence that does not stop a node within `restart_bound` (absent,
+/// failing, timing out or late), broke it. A lease given away (deleted or revoked by its
+/// elector) never counts: the core must not do that before the node is proven standby.
+fn unstopped_at_expiry(
+    scenario: &Scenario,
+    victim: Option<&Victim>,
+    histories: &[Vec<Transition>],
+    expirations: &[(usize, Duration)],
+    end: Duration,
+) -> Vec<Broken> {
+    let t = &scenario.profile.timing;
+    if scenario.fence.stops_node_within(t.restart_bound) {
+        return Vec::new();
+    }
+    let mut broken = Vec::new();
+    // The lease was last renewed at most its TTL (plus etcd's restart grace and one sweep)
+    // before it expired; a partition that healed before that may still have left the
+    // elector's connection silently dead for up to the reconnect span.
+    let renewed_within = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
+    let cut_off_within = renewed_within + crate::check::reconnect_span(t);
+    for &(replica, expired) in expirations {
+        let covered = expired + t.restart_bound + t.drain_bound;
+        if covered < end
+            && active_throughout(&histories[replica], expired, covered)
+            && node_troubled(
+                scenario,
+                victim,
+                replica,
+                expired.saturating_sub(renewed_within),
+                expired,
+            )
+            && cut_off(
+                scenario,
+                replica,
+                expired.saturating_sub(cut_off_within),
+                expired,
+            )
+        {
+            broken.push(Broken {
+                kind: BrokenKind::UnstoppedAtLeaseExpiry,
+                detail: format!(
+                    "elector-{replica}'s lease expired at {} while it was cut off from etcd and node-{replica}'s admin endpoint failed; the fence ({}) had not stopped the node {} later",
+                    secs(expired),
+                    scenario.fence.outcome.name(),
+                    secs(t.restart_bound + t.drain_bound)
+                ),
+            });
+        }
+    }
+    broken
 }
 
 /// Runs one scenario and judges it.
@@ -839,34 +1215,45 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
     let dispatch = tracing::Dispatch::new(TraceSubscriber::new(recorder.clone()));
     let panics_before = PANICS.with(|p| p.get());
     let world_recorder = recorder.clone();
-    let (simulated, mut error, mut broken, fences, histories) =
-        tracing::dispatcher::with_default(&dispatch, || {
-            let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let world = World::new(scenario, world_recorder);
-                let nodes = world.nodes.clone();
-                let (simulated, error, broken, fences) = world.run();
-                let histories: Vec<Vec<Transition>> =
-                    nodes.iter().map(|n| n.history(simulated)).collect();
-                (simulated, error, broken, fences, histories)
-            }));
-            match run {
-                Ok(result) => result,
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "panic".to_owned());
-                    (
-                        Duration::ZERO,
-                        Some(format!("panicked: {message}")),
-                        Vec::new(),
-                        Vec::new(),
-                        vec![vec![(Duration::ZERO, false)]; scenario.replicas()],
-                    )
-                }
+    let (run, histories) = tracing::dispatcher::with_default(&dispatch, || {
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let world = World::new(scenario, world_recorder);
+            let nodes = world.nodes.clone();
+            let run = world.run();
+            let histories: Vec<Vec<Transition>> =
+                nodes.iter().map(|n| n.history(run.simulated)).collect();
+            (run, histories)
+        }));
+        match run {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "panic".to_owned());
+                (
+                    RunResult {
+                        simulated: Duration::ZERO,
+                        error: Some(format!("panicked: {message}")),
+                        broken: Vec::new(),
+                        fences: Vec::new(),
+                        victim: None,
+                        samples: Samples::default(),
+                    },
+                    vec![vec![(Duration::ZERO, false)]; scenario.replicas()],
+                )
             }
-        });
+        }
+    });
+    let RunResult {
+        simulated,
+        mut error,
+        mut broken,
+        fences,
+        victim,
+        samples,
+    } = run;
     let panics = PANICS.with(|p| p.get()) - panics_before;
     if panics > 0 && error.is_none() {
         error = Some(format!("{panics} task(s) panicked"));
@@ -881,27 +1268,22 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
             ),
         });
     }
-    if !scenario.fence.configured {
-        for call in &fences {
-            broken.push(Broken {
-                kind: BrokenKind::NoFence,
-                detail: format!(
-                    "elector-{} needed a fence at {}: {}",
-                    call.elector,
-                    secs(call.at),
-                    call.reason
-                ),
-            });
-        }
-    }
+    broken.extend(unstopped_at_expiry(
+        scenario,
+        victim.as_ref(),
+        &histories,
+        &samples.expirations,
+        simulated,
+    ));
     broken.sort_by(|a, b| (a.kind, &a.detail).cmp(&(b.kind, &b.detail)));
     let unexplained_fences = fences
         .iter()
-        .filter(|call| !fence_explained(scenario, call))
+        .filter(|call| !fence_explained(scenario, victim.as_ref(), call))
         .map(|call| (call.elector, call.at))
         .collect();
 
     let mut trace = recorder.entries();
+    let stuck_reports = trace.iter().filter(|e| e.what.contains("STUCK: ")).count();
     for (node, history) in histories.iter().enumerate() {
         for &(at, active) in history.iter().skip(1) {
             trace.push(Entry {
@@ -913,6 +1295,10 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
         }
     }
     trace.sort_by_key(|e| (e.at, e.seq));
+    let persistent = victim
+        .as_ref()
+        .and_then(|v| judge_persistent(scenario, v, &histories, &samples, simulated));
+    let end_of_run = judge_stuck_at_end(scenario, &samples, simulated);
 
     Outcome {
         scenario: scenario.clone(),
@@ -923,12 +1309,198 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
         settled: settled(&histories),
         activations: activations(&histories).len(),
         leadership_changes: leadership_changes(&histories),
-        faults: scenario.faults.len(),
+        faults: scenario.faults.len() + usize::from(scenario.persistent.is_some()),
         fences: fences.len(),
         unexplained_fences,
+        persistent,
+        stuck_to_the_end: end_of_run.stuck_throughout,
+        unreported_stuck: end_of_run.unreported,
+        stuck_reports,
         histories,
         trace,
     }
+}
+
+/// Whether the persistent fault's replica cannot give the lead away: its node cannot be read
+/// (dead, or `/ha` broken) and the fence cannot succeed.
+fn victim_cannot_give_way(scenario: &Scenario) -> bool {
+    scenario
+        .persistent
+        .as_ref()
+        .is_some_and(|p| p.kind.needs_fence() && !scenario.fence.outcome.can_succeed())
+}
+
+/// The persistent fault's elector over `[from, ..)`: whether it led and reported itself stuck
+/// at every sample, and the first sample at which it led without reporting stuck.
+struct StuckAtEnd {
+    stuck_throughout: bool,
+    unreported: Option<Duration>,
+}
+
+fn judge_stuck_at_end(scenario: &Scenario, samples: &Samples, end: Duration) -> StuckAtEnd {
+    let from = scenario.liveness_deadline;
+    let tail: Vec<&StatusSample> = samples
+        .victim_status
+        .iter()
+        .filter(|s| s.at >= from && s.at < end)
+        .collect();
+    if !victim_cannot_give_way(scenario) {
+        return StuckAtEnd {
+            stuck_throughout: false,
+            unreported: None,
+        };
+    }
+    StuckAtEnd {
+        stuck_throughout: !tail.is_empty()
+            && tail.iter().all(|s| s.running && s.leading && s.stuck),
+        unreported: tail
+            .iter()
+            .find(|s| s.running && s.leading && !s.stuck)
+            .map(|s| s.at),
+    }
+}
+
+/// The check during the persistent fault, over the window from
+/// `max(fault start, last transient heal before it + liveness bound) + persistent bound` to
+/// the next transient fault's start (or the end): when the fault hit the leader's replica,
+/// either another node is active at every instant of the window (the replica could prove its
+/// node standby: by a read, or by a fence that succeeds), or the replica keeps leading and
+/// reports itself stuck at every sample of it (it could not).
+fn judge_persistent(
+    scenario: &Scenario,
+    victim: &Victim,
+    histories: &[Vec<Transition>],
+    samples: &Samples,
+    end: Duration,
+) -> Option<PersistentReport> {
+    let p = scenario.persistent.as_ref()?;
+    let t = &scenario.profile.timing;
+    let first_up = scenario
+        .nodes
+        .iter()
+        .map(|n| n.ready_at)
+        .chain(scenario.electors.iter().map(|e| e.start_delay));
+    let heal_before = scenario
+        .faults
+        .iter()
+        .filter(|f| f.at <= p.at)
+        .map(|f| f.heal)
+        .chain(first_up)
+        .max()
+        .unwrap_or_default();
+    let settled_from = heal_before + crate::check::liveness_bound(t);
+    let from = settled_from.max(p.at) + crate::check::persistent_fault_bound(t);
+    let until = scenario
+        .faults
+        .iter()
+        .filter(|f| f.at > p.at)
+        .map(|f| f.at)
+        .min()
+        .unwrap_or(end)
+        .min(end);
+    let window = (from < until).then_some((from, until));
+    let expectation = match window {
+        None => Expectation::Unchecked,
+        Some(_) if !victim.hit_leader => Expectation::Unchecked,
+        Some(_) if victim_cannot_give_way(scenario) => Expectation::Stuck,
+        Some(_) => Expectation::Active,
+    };
+    let others: Vec<usize> = (0..histories.len()).filter(|&n| n != victim.node).collect();
+    let mut report = PersistentReport {
+        victim: victim.clone(),
+        expectation,
+        window,
+        settled_at_start: settled_from <= p.at,
+        recovery: None,
+        stuck_checked: 0,
+        problem: None,
+    };
+    let v = victim.node;
+    match (expectation, window) {
+        (Expectation::Active, Some((from, until))) => {
+            report.recovery = crate::check::active_since(histories, &others, from)
+                .map(|s| s.saturating_sub(p.at));
+            if let Some(gap) = crate::check::first_gap(histories, &others, from, until) {
+                report.problem = Some(format!(
+                    "PERSISTENT: no node other than node-{v} active at {} ({} after the {} fault on node-{v} began at {}; bound {} from {})",
+                    secs(gap),
+                    secs(gap.saturating_sub(p.at)),
+                    p.kind.name(),
+                    secs(p.at),
+                    secs(crate::check::persistent_fault_bound(t)),
+                    secs(settled_from.max(p.at))
+                ));
+            }
+        }
+        (Expectation::Stuck, Some((from, until))) => {
+            for s in samples
+                .victim_status
+                .iter()
+                .filter(|s| s.at >= from && s.at < until)
+            {
+                let leads = s.running && s.leading;
+                report.stuck_checked += usize::from(leads);
+                let other_active = || {
+                    crate::check::first_gap(
+                        histories,
+                        &others,
+                        s.at,
+                        s.at + Duration::from_nanos(1),
+                    )
+                    .is_none()
+                };
+                let what = if leads && !s.stuck {
+                    "leads without reporting itself stuck"
+                } else if !leads && !other_active() {
+                    "does not lead, and no other node is active"
+                } else {
+                    continue;
+                };
+                report.problem = Some(format!(
+                    "STUCK: at {} elector-{v} {what}, its node unable to be proven standby (the {} fault began at {}, fence {})",
+                    secs(s.at),
+                    p.kind.name(),
+                    secs(p.at),
+                    scenario.fence.outcome.name()
+                ));
+                break;
+            }
+        }
+        _ => {}
+    }
+    Some(report)
+}
+
+/// What the persistent fault's replica must do in the checked window.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// Another node is active at every instant.
+    Active,
+    /// The replica cannot give the lead away: at every sample at which it leads it reports
+    /// itself stuck, and whenever it does not lead another node is active.
+    Stuck,
+    /// Nothing is checked: the fault hit a replica that did not lead, or transient faults
+    /// left no window.
+    Unchecked,
+}
+
+/// The persistent fault's check.
+#[derive(Clone, Debug)]
+pub struct PersistentReport {
+    pub victim: Victim,
+    pub expectation: Expectation,
+    /// The checked window `[from, until)`.
+    pub window: Option<(Duration, Duration)>,
+    /// No transient fault healed within the liveness bound before the fault: the recovery is
+    /// comparable with [`crate::check::persistent_fault_bound`].
+    pub settled_at_start: bool,
+    /// With [`Expectation::Active`]: from the fault's start to the start of the stretch in
+    /// which another node was active through the window.
+    pub recovery: Option<Duration>,
+    /// With [`Expectation::Stuck`]: the samples at which the replica led, its stuck report
+    /// checked.
+    pub stuck_checked: usize,
+    pub problem: Option<String>,
 }
 
 impl Outcome {
@@ -966,15 +1538,26 @@ impl Outcome {
         let _ = writeln!(
             out,
             "  fence: {}",
-            if s.fence.configured {
-                format!("configured, takes {}", secs(s.fence.delay))
-            } else {
-                "NOT configured".to_owned()
+            match s.fence.outcome {
+                FenceOutcome::Absent => "NOT configured (every run fails at once)".to_owned(),
+                outcome => format!("{} after {}", outcome.name(), secs(s.fence.delay)),
             }
         );
-        let _ = writeln!(out, "schedule ({} faults):", s.faults.len());
+        let _ = writeln!(
+            out,
+            "schedule ({} faults{}):",
+            s.faults.len(),
+            if s.persistent.is_some() {
+                " and a persistent one"
+            } else {
+                ""
+            }
+        );
         for f in &s.faults {
             let _ = writeln!(out, "  {} .. {}  {}", secs(f.at), secs(f.heal), f.kind);
+        }
+        if let Some(p) = &s.persistent {
+            let _ = writeln!(out, "  {} .. end     {p}", secs(p.at));
         }
         let _ = writeln!(
             out,
@@ -997,6 +1580,39 @@ impl Outcome {
         for p in self.problems() {
             let _ = writeln!(out, "  {p}");
         }
+        if let Some(p) = &self.persistent {
+            let _ = writeln!(
+                out,
+                "  persistent fault on node-{} ({}): {}",
+                p.victim.node,
+                if p.victim.hit_leader {
+                    "the leader's"
+                } else {
+                    "not the leader's"
+                },
+                match (p.expectation, p.window, &p.problem) {
+                    (Expectation::Unchecked, _, _) | (_, None, _) => "not checked".to_owned(),
+                    (_, _, Some(_)) => "VIOLATED".to_owned(),
+                    (Expectation::Active, Some((from, until)), None) => format!(
+                        "another node active from {} after the fault{} through {}..{}",
+                        p.recovery.map(secs).unwrap_or_default(),
+                        if p.settled_at_start {
+                            ""
+                        } else {
+                            " (not settled before it)"
+                        },
+                        secs(from),
+                        secs(until)
+                    ),
+                    (Expectation::Stuck, Some((from, until)), None) => format!(
+                        "unable to give the lead away; through {}..{} its elector reported itself stuck at the {} samples it led, another node active otherwise",
+                        secs(from),
+                        secs(until),
+                        p.stuck_checked
+                    ),
+                }
+            );
+        }
         let _ = writeln!(
             out,
             "  safety: {}; liveness: {}; stability: {} leadership changes ({} activations) for {} faults; {} fences ({} with a healthy node)",
@@ -1006,6 +1622,9 @@ impl Outcome {
                 "VIOLATED"
             },
             match (&self.settled, self.liveness_ok()) {
+                _ if self.stuck_to_the_end => {
+                    "not expected (the persistent fault's elector reported itself stuck)".to_owned()
+                }
                 (Some(st), true) => format!(
                     "node-{} active alone from {} ({} after the last heal)",
                     st.node,

@@ -6,9 +6,12 @@
 //! assumption on purpose is reported and does not fail the test; a violation or a simulation
 //! error under the documented assumptions fails it, naming the seed and the replay command.
 
-use elector_sim::schedule::{FaultKind, MutationChoice, Options, ProfileChoice, Scenario};
+use elector_sim::check::persistent_fault_bound;
+use elector_sim::schedule::{
+    FaultKind, FenceOutcome, MutationChoice, Options, PersistentKind, ProfileChoice, Scenario,
+};
 use elector_sim::search::{replay_command, run_seed, search};
-use elector_sim::world::{BrokenKind, Verdict, simulate};
+use elector_sim::world::{BrokenKind, Expectation, Verdict, simulate};
 use std::time::Instant;
 
 /// Seeds per CI chunk, and chunks: 8 x 40 = 320 runs.
@@ -203,4 +206,91 @@ fn the_search_finds_the_planted_no_safety_margin_bug() {
     let outcome = simulate(&Scenario::generate(seed, &options));
     assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
     assert!(!outcome.fence_discipline_ok());
+}
+
+/// With the core's planted bug "resign when the fence starts", a leader whose node cannot be
+/// read gives the lead away as soon as its fence starts, not when the fence reports success:
+/// with a fence that fails, times out or succeeds late, the successor activates (after its
+/// activation delay) while the old node still signs. The search must find it within a bounded
+/// number of seeds (seed 15 with these options: `/ha` broken on the leader's node for good,
+/// SIGTERM to its elector, a fence that succeeds late).
+#[test]
+fn the_search_finds_the_planted_resign_when_fence_starts_bug() {
+    let options = Options {
+        mutation: MutationChoice::ResignWhenFenceStarts,
+        ..Options::default()
+    };
+    let summary = search(&options, 0..MUTATION_SEEDS, 1, false, |run, _| {
+        !(run.dual_active && run.verdict == Verdict::Violation)
+    });
+    assert!(
+        !summary.dual_active.is_empty(),
+        "no dual-active in {MUTATION_SEEDS} seeds with the planted bug:\n{}",
+        summary.report(&options)
+    );
+    let seed = summary.dual_active[0];
+    let outcome = simulate(&Scenario::generate(seed, &options));
+    assert!(!outcome.safety_ok(), "seed {seed} did not replay");
+    assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
+    // The same seed without the bug: the leader keeps the lead until the fence succeeds.
+    let fixed = simulate(&Scenario::generate(seed, &Options::default()));
+    assert!(fixed.safety_ok(), "seed {seed} fails without the bug too");
+}
+
+/// The first seed whose scenario has a persistent fault of this kind with this fence outcome
+/// and no transient fault after it, among the first 2,000.
+fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
+    let options = Options::default();
+    (0..2000)
+        .find(|&seed| {
+            let s = Scenario::generate(seed, &options);
+            s.fence.outcome == fence
+                && s.persistent
+                    .as_ref()
+                    .is_some_and(|p| p.quiet_after && p.kind.name() == kind)
+        })
+        .unwrap_or_else(|| panic!("no seed draws {kind} with a fence that {}", fence.name()))
+}
+
+/// A persistent fault on the leader's replica is checked both ways: with a fence that can
+/// succeed another node takes over within the bound; with one that cannot, the leader keeps
+/// the lead and reports itself stuck to the end (and nobody else activates).
+#[test]
+fn persistent_faults_are_checked_for_takeover_or_stuck_report() {
+    let timing = |s: &Scenario| s.profile.timing.clone();
+    let seed = persistent_seed("node-death", FenceOutcome::Succeeds);
+    let outcome = simulate(&Scenario::generate(seed, &Options::default()));
+    let report = outcome.persistent.as_ref().expect("a persistent fault");
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::Pass,
+        "seed {seed}: {:?}",
+        outcome.problems()
+    );
+    assert!(report.victim.hit_leader, "seed {seed}");
+    assert_eq!(report.expectation, Expectation::Active, "seed {seed}");
+    let recovery = report.recovery.expect("another node took over");
+    assert!(
+        recovery <= persistent_fault_bound(&timing(&outcome.scenario)),
+        "seed {seed}: {recovery:?}"
+    );
+
+    let seed = persistent_seed("admin-broken", FenceOutcome::TimesOut);
+    let scenario = Scenario::generate(seed, &Options::default());
+    assert!(matches!(
+        scenario.persistent.as_ref().map(|p| &p.kind),
+        Some(PersistentKind::AdminBroken { .. })
+    ));
+    let outcome = simulate(&scenario);
+    let report = outcome.persistent.as_ref().expect("a persistent fault");
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::Pass,
+        "seed {seed}: {:?}",
+        outcome.problems()
+    );
+    assert!(report.victim.hit_leader, "seed {seed}");
+    assert_eq!(report.expectation, Expectation::Stuck, "seed {seed}");
+    assert!(outcome.stuck_to_the_end, "seed {seed}");
+    assert!(outcome.stuck_reports > 0, "seed {seed}");
 }

@@ -287,6 +287,9 @@ pub struct Store {
     ids: IdGen,
     /// A write transaction made a change that is not committed yet: it will be `rev + 1`.
     dirty: bool,
+    /// Every lease the sweep revoked because it expired, in order (not the ones a client
+    /// revoked): the simulation tells a lease that ran out from one given away.
+    expired: Vec<LeaseId>,
 }
 
 impl Store {
@@ -300,6 +303,7 @@ impl Store {
             leases: BTreeMap::new(),
             ids: IdGen::new(MEMBER_ID, seed),
             dirty: false,
+            expired: Vec::new(),
         }
     }
 
@@ -885,9 +889,17 @@ impl Store {
             .collect();
         due.sort();
         due.truncate(REVOKE_LIMIT);
-        due.into_iter()
+        let revoked: Vec<LeaseId> = due
+            .into_iter()
             .filter_map(|(_, id)| self.lease_revoke(id).ok().map(|_| id))
-            .collect()
+            .collect();
+        self.expired.extend_from_slice(&revoked);
+        revoked
+    }
+
+    /// Every lease revoked by the sweep because it expired, oldest first.
+    pub fn expired_leases(&self) -> &[LeaseId] {
+        &self.expired
     }
 
     /// The server process restarted (or, in a cluster, leadership moved): a new raft term, and
