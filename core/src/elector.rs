@@ -1612,20 +1612,25 @@ impl Elector {
                 lease: id,
                 reason: reason.into(),
             });
-            // Revoking a lease etcd may still hold would end our term early; only a proven
-            // standby allows that (rule `lead_may_be_given_away`). Otherwise it expires.
-            if self.lead_may_be_given_away() {
-                self.emit(Command::Resign {
-                    lease: id,
-                    candidate: None,
-                    record: None,
-                    clear_request: None,
-                });
-            }
+            // Revoking a lease etcd may still hold would end our term early.
+            self.revoke_if_proven_standby(id);
         }
         self.why = reason.into();
         self.drop_lease();
         self.lease = Lease::None { retry_at: self.now };
+    }
+
+    /// Revokes a lease we are letting go of, which may still carry our key, only with the node
+    /// proven standby (rule `lead_may_be_given_away`); otherwise it expires by itself.
+    fn revoke_if_proven_standby(&mut self, lease: LeaseId) {
+        if self.lead_may_be_given_away() {
+            self.emit(Command::Resign {
+                lease,
+                candidate: None,
+                record: None,
+                clear_request: None,
+            });
+        }
     }
 
     fn drop_lease(&mut self) {
@@ -1645,17 +1650,8 @@ impl Elector {
     fn resign_abandoned_lease_if_stale(&mut self) {
         self.lease = match self.lease {
             Lease::Held { id, .. } => {
-                // The failed create may have landed: the lease may carry our key. Revoke only
-                // with the node proven standby (rule `lead_may_be_given_away`); otherwise it
-                // expires by itself.
-                if self.lead_may_be_given_away() {
-                    self.emit(Command::Resign {
-                        lease: id,
-                        candidate: None,
-                        record: None,
-                        clear_request: None,
-                    });
-                }
+                // The failed create may have landed: the lease may carry our key.
+                self.revoke_if_proven_standby(id);
                 Lease::None {
                     retry_at: self.etcd_retry_at(),
                 }

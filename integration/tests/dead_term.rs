@@ -18,6 +18,19 @@ fn options(dir: &std::path::Path) -> ClusterOptions {
     }
 }
 
+/// Waits until the leader sees every replica as a candidate (the others behind it).
+async fn wait_for_three_candidates(cluster: &Cluster, leader: usize) {
+    cluster
+        .wait_until("three candidates", SETTLE, async || {
+            cluster
+                .status(leader)
+                .await
+                .and_then(|s| s["candidates"].as_array().map(Vec::len))
+                == Some(3)
+        })
+        .await;
+}
+
 /// Whether replica `i` began a term by activating at once after a clean handover.
 fn activated_after_clean_handover(cluster: &Cluster, i: usize) -> bool {
     !cluster
@@ -30,16 +43,7 @@ async fn a_restarted_elector_ends_its_dead_term_and_the_successor_activates_at_o
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cluster = Cluster::start_with(options(dir.path())).await;
     let leader = cluster.wait_for_single_leader(SETTLE).await;
-    // Every other elector is a candidate behind it.
-    cluster
-        .wait_until("three candidates", SETTLE, async || {
-            cluster
-                .status(leader)
-                .await
-                .and_then(|s| s["candidates"].as_array().map(Vec::len))
-                == Some(3)
-        })
-        .await;
+    wait_for_three_candidates(&cluster, leader).await;
     assert!(
         dir.path()
             .read_dir()
@@ -78,15 +82,7 @@ async fn force_standby_after_a_crash_ends_the_dead_term() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cluster = Cluster::start_with(options(dir.path())).await;
     let leader = cluster.wait_for_single_leader(SETTLE).await;
-    cluster
-        .wait_until("three candidates", SETTLE, async || {
-            cluster
-                .status(leader)
-                .await
-                .and_then(|s| s["candidates"].as_array().map(Vec::len))
-                == Some(3)
-        })
-        .await;
+    wait_for_three_candidates(&cluster, leader).await;
     cluster.kill_elector(leader);
 
     // systemd's ExecStopPost=: the same flags and variables as the elector.
