@@ -139,6 +139,8 @@ struct Node {
     active_commanded: bool,
     /// `activate=false` was acknowledged and no `activate=true` sent since.
     standby_acked: bool,
+    /// When the last `activate=false` was acknowledged.
+    standby_acked_at: Instant,
     /// A read made after our last `activate=true` said `{"active":false}`.
     standby_confirmed: bool,
     /// We demoted an active node and have not confirmed it standby yet.
@@ -300,6 +302,7 @@ impl Elector {
                 in_flight: None,
                 active_commanded: false,
                 standby_acked: false,
+                standby_acked_at: now,
                 standby_confirmed: false,
                 draining: false,
                 last_activate: 0,
@@ -719,7 +722,10 @@ impl Elector {
         self.node.in_flight = None;
         match call {
             NodeCall::SetActive => {}
-            NodeCall::SetStandby => self.node.standby_acked = !self.node.active_commanded,
+            NodeCall::SetStandby => {
+                self.node.standby_acked = !self.node.active_commanded;
+                self.node.standby_acked_at = self.now;
+            }
             NodeCall::ReadMode => match active {
                 Some(active) => self.on_mode_read(id, active),
                 None => self.on_node_call_failed(id, call, "no mode in the answer".into()),
@@ -767,7 +773,18 @@ impl Elector {
                 // every such read made SetStandby/ReadMode loop as fast as the node answers.
                 // A node that was confirmed standby and reads active again restarted active:
                 // command it standby again at once.
-                if was_confirmed {
+                // Rule `reconcile_node`, again: a node still active a drain bound and a safety
+                // margin after it acknowledged `activate=false` (when a node within its bounds
+                // is confirmed standby, by `margin_covers_standby_confirmation`) did not take
+                // the command: an admin endpoint that answered 200 without acting on it.
+                // Command it again rather than wait for the next fence run.
+                let drained_by = self.node.standby_acked_at
+                    + self
+                        .timing()
+                        .drain_bound
+                        .mul_f64(1.0 + self.timing().max_clock_drift)
+                    + self.timing().safety_margin;
+                if was_confirmed || (self.node.standby_acked && self.now >= drained_by) {
                     self.node.standby_acked = false;
                 }
                 // Reported once per episode: the fence deadline marks it as known.

@@ -290,3 +290,38 @@ fn the_fence_reason_never_quotes_a_read_older_than_the_activation() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn an_acknowledged_standby_that_did_not_take_is_commanded_again() {
+    // The admin endpoint answers 200 to activate=false without acting on it; the fence never
+    // answers. Once a node within its bounds would have been confirmed standby (drain bound
+    // and safety margin after the acknowledgement), the command is sent again, at the first
+    // read after that, and again after each such period.
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.auto.fence = None;
+    h.run_for(dur(3000));
+    h.auto.node.as_mut().unwrap().stuck = true;
+    let t = h.now;
+    h.input(Input::HandoverRequested { to: None });
+    h.run_for(dur(20_000));
+    let standby: Vec<Instant> = h
+        .mode_commands_since(t)
+        .into_iter()
+        .filter(|(_, c)| *c == NodeCall::SetStandby)
+        .map(|(at, _)| at)
+        .collect();
+    assert!(standby.len() >= 3, "{standby:?}");
+    let after =
+        h.timing.drain_bound.mul_f64(1.0 + h.timing.max_clock_drift) + h.timing.safety_margin;
+    for pair in standby.windows(2) {
+        let gap = pair[1].saturating_duration_since(pair[0]);
+        assert!(
+            gap >= after || gap <= dur(500),
+            "resent too early: {standby:?}"
+        );
+        assert!(
+            gap <= after + h.timing.confirm_poll_interval + dur(1),
+            "{standby:?}"
+        );
+    }
+}
