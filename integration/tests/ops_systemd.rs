@@ -272,6 +272,20 @@ struct Notified {
     child: Child,
 }
 
+impl Notified {
+    /// Waits, bounded, for the elector to exit; its exit status.
+    async fn exit_within(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the elector did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Notified {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -406,14 +420,7 @@ async fn sd_notify_readiness_status_watchdog_and_stopping() {
         receive(&socket, SETTLE, |got| has(got, "STOPPING=1").is_some())
     });
     assert!(has(&stopping, "STOPPING=1").is_some(), "{stopping:?}");
-    let deadline = Instant::now() + SETTLE;
-    let status = loop {
-        if let Some(status) = elector.child.try_wait().expect("waiting") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the elector did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = elector.exit_within(SETTLE).await;
     assert_eq!(status.code(), Some(0));
     assert!(!cluster.node(0).state().active);
 }
@@ -471,14 +478,7 @@ async fn a_stuck_stop_asks_systemd_for_more_time_and_says_why() {
 
     // The node answers again (standby): the stop completes.
     cluster.node(0).set_admin_fault(AdminFault::None);
-    let deadline = Instant::now() + SETTLE;
-    let status = loop {
-        if let Some(status) = elector.child.try_wait().expect("waiting") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the elector did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = elector.exit_within(SETTLE).await;
     assert_eq!(status.code(), Some(0));
     assert!(!cluster.node(0).state().active);
 }
