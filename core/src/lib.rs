@@ -30,14 +30,17 @@
 
 mod config;
 mod elector;
-mod io;
+mod protocol;
 mod time;
 
 pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
 #[cfg(any(test, feature = "mutation"))]
 pub use elector::Mutation;
 pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_term};
-pub use io::*;
+pub use protocol::{
+    CallId, Candidate, CandidateId, Command, Event, HandoverRecord, HandoverRequest, Input,
+    LeaseId, NodeCall, Observation, Output, RememberedTerm, Role,
+};
 pub use time::Instant;
 
 /// Whether this build has the planted bugs of the tests compiled in (`feature = "mutation"`,

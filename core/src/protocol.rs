@@ -1,4 +1,6 @@
-//! What goes into the core and what comes out of it.
+//! The core's protocol with its driver: the [`Input`]s it is fed, the [`Output`]s it returns
+//! (a [`Command`] to execute, an [`Event`] to report, or a timeout), and the election data they
+//! carry. Plain data: no behaviour lives here.
 
 use crate::Instant;
 use std::time::Duration;
