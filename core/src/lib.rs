@@ -6,7 +6,12 @@
 //! [`Elector::handle_input`] and executes what [`Elector::poll_output`] returns until it
 //! returns [`Output::Timeout`].
 //!
-//! The rules, each in one function of [`Elector`] named for it:
+//! # Rules
+//!
+//! Each rule is one function of that name under `core/src/` (a method of [`Elector`], or
+//! [`end_dead_term`]); docs/safety.md explains them, docs/architecture.md says which file
+//! holds each, and the test `rule_names` keeps the three lists and the code the same.
+//!
 //! - `campaign_allowed`: campaign only with the node confirmed standby and ready.
 //! - `lease_deadline`: send time of the last acknowledged keep-alive + granted TTL x (1 - drift).
 //! - `step_down_deadline`: lease deadline - drain bound - safety margin; the node is commanded
@@ -16,7 +21,8 @@
 //! - `activation_gate`: a new leader waits the activation delay unless the previous term ended
 //!   with a handover record.
 //! - `reconcile_node`: a node that reads active while it should not is commanded standby.
-//! - `readiness`, `unready_leader`, `withdraw_when_unready`: unready nodes give way.
+//! - `quiet_window`: no node call may still be running at the step-down deadline.
+//! - `readiness_from_probes`, `unready_leader`, `withdraw_when_unready`: unready nodes give way.
 //! - `lead_may_be_given_away`: the key is deleted, the lease revoked and a record written only
 //!   with the node proven standby (a read said standby, or the fence reported success).
 //! - `give_way_when_node_lost`: a leader whose node has not read active for `node_lost_after`

@@ -70,15 +70,26 @@ impl Settings {
     }
 }
 
-/// Planted bugs, compiled only for tests (`feature = "mutation"`), never in the product.
+/// Planted bugs, compiled only for tests (`feature = "mutation"`), never in the product. Each
+/// switch breaks one rule on purpose; the tests that must find it prove the checks can fail.
 #[cfg(any(test, feature = "mutation"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mutation {
-    /// Step down at the lease deadline minus the drain bound only: no safety margin.
+    /// Breaks rule `step_down_deadline`: step down at the lease deadline minus the drain bound,
+    /// without the safety margin, so standby is not confirmed before the lease may expire.
+    /// Found by the core's property P1 (`property_check_catches_a_missing_safety_margin`) and
+    /// by the simulation's fence discipline (`the_search_finds_the_planted_no_safety_margin_bug`:
+    /// fences against healthy nodes).
     pub no_safety_margin: bool,
-    /// Resign (with a handover record) as soon as standby is commanded, without confirming it.
+    /// Breaks rule `lead_may_be_given_away`: resign (with a handover record) as soon as standby
+    /// is commanded, without a read confirming it. Found by the core's properties P5 or P7
+    /// (`property_check_catches_resigning_before_standby_is_confirmed`) and by the simulation
+    /// (`the_search_finds_the_planted_resign_before_confirmed_bug`: two active nodes).
     pub resign_before_standby_confirmed: bool,
-    /// Count a fence as proof of standby as soon as it starts, whatever its outcome.
+    /// Breaks rule `lead_may_be_given_away`: count a fence as proof of standby as soon as it
+    /// starts, whatever its outcome. Found by the core's property P7
+    /// (`property_check_catches_resigning_when_the_fence_starts`) and by the simulation
+    /// (`the_search_finds_the_planted_resign_when_fence_starts_bug`: two active nodes).
     pub resign_when_fence_starts: bool,
 }
 
