@@ -6,6 +6,44 @@
 //! [`Elector::handle_input`] and executes what [`Elector::poll_output`] returns until it
 //! returns [`Output::Timeout`].
 //!
+//! # The driver's run loop
+//!
+//! The shell's driver (shell/src/driver.rs) is this loop with etcd, the node, the fence and a
+//! clock behind it; the simulation runs the same driver on simulated ones.
+//!
+//! ```no_run
+//! use elector_core::{Command, Elector, Event, Input, Instant, Output, Settings, Timing};
+//!
+//! /// `wait(at)` returns the next result of an executed command, signal or request, or
+//! /// [`Input::Timeout`] once `at` has passed, with the time it happened; `execute` starts a
+//! /// command whose result comes back through `wait`; `report` logs an event. Returns the
+//! /// exit code the core decided.
+//! fn run(
+//!     mut elector: Elector,
+//!     mut wait: impl FnMut(Instant) -> (Instant, Input),
+//!     mut execute: impl FnMut(Command),
+//!     mut report: impl FnMut(Event),
+//! ) -> i32 {
+//!     loop {
+//!         // Everything the core wants done now; it ends with the time to call it again.
+//!         let wake_at = loop {
+//!             match elector.poll_output() {
+//!                 Output::Command(Command::Exit { code }) => return code,
+//!                 Output::Command(command) => execute(command),
+//!                 Output::Event(event) => report(event),
+//!                 Output::Timeout(at) => break at,
+//!             }
+//!         };
+//!         let (now, input) = wait(wake_at);
+//!         elector.handle_input(now, input);
+//!     }
+//! }
+//!
+//! let elector = Elector::new(Settings::new("replica-a", Timing::default()), Instant::ZERO)
+//!     .expect("the default timing is safe");
+//! // The shell passes its etcd and node adapters, its clock and its logger here.
+//! ```
+//!
 //! # Rules
 //!
 //! Each rule is one function of that name under `core/src/` (a method of [`Elector`], or
@@ -33,6 +71,8 @@
 //! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
 //!
 //! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod config;
 mod elector;

@@ -49,6 +49,7 @@ const IDLE_WAKEUP: Duration = Duration::from_secs(1);
 pub struct Settings {
     /// Our identity in the election (`--value`), matched against handover targets.
     pub value: String,
+    /// The timings, already validated or validated by [`Elector::new`].
     pub timing: Timing,
     /// Our own candidacy, as the previous process of this elector left it in `--state-dir`
     /// (rule `end_dead_term`); `None` on a first start or without a state directory.
@@ -59,6 +60,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings for replica `value`, with no remembered term and no planted bug.
     pub fn new(value: impl Into<String>, timing: Timing) -> Self {
         Settings {
             value: value.into(),
@@ -96,7 +98,9 @@ pub struct Mutation {
 /// Readiness as the probes tell it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Readiness {
+    /// No probe answered yet.
     Unknown,
+    /// The last probe succeeded, or fewer than `unready_threshold` failed since.
     Ready,
     /// `unready_threshold` probes in a row failed.
     Unready,
@@ -162,6 +166,7 @@ impl Elector {
         &self.settings.timing
     }
 
+    /// The current role.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -171,10 +176,12 @@ impl Elector {
         &self.why
     }
 
+    /// The node's readiness as the probes tell it (rule `readiness_from_probes`).
     pub fn readiness(&self) -> Readiness {
         self.probe.readiness
     }
 
+    /// The lease we hold, if any.
     pub fn lease(&self) -> Option<LeaseId> {
         match self.lease.status {
             Lease::Held { id, .. } => Some(id),
@@ -182,6 +189,7 @@ impl Elector {
         }
     }
 
+    /// Our candidate key, once created.
     pub fn candidate(&self) -> Option<CandidateId> {
         match self.candidacy {
             Candidacy::Created(id) => Some(id),
@@ -202,10 +210,12 @@ impl Elector {
             .map(|c| c.value.as_str())
     }
 
+    /// `activate=true` was sent and no `activate=false` since: the node may be active.
     pub fn node_active_commanded(&self) -> bool {
         self.node.active_commanded
     }
 
+    /// A read made after our last `activate=true` said standby.
     pub fn node_standby_confirmed(&self) -> bool {
         self.node.standby_confirmed
     }

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 /// A broken property: its name, the time and what happened.
 #[derive(Debug)]
-pub struct Violation {
+pub(super) struct Violation {
     pub property: &'static str,
     pub at: Instant,
     pub detail: String,
@@ -348,7 +348,7 @@ impl Checker {
 
 /// What a run did, for the coverage statistics.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
+pub(super) struct Summary {
     pub activations: u32,
     pub step_downs: u32,
     pub fences: u32,
@@ -380,7 +380,7 @@ impl Summary {
 }
 
 /// Runs one scenario; the first violated property, if any.
-pub fn run(sc: &Scenario, mutation: Mutation) -> Result<Summary, Violation> {
+pub(super) fn run(sc: &Scenario, mutation: Mutation) -> Result<Summary, Violation> {
     let mut world = World::new(sc);
     let timing = world.timing.clone();
     let mut settings = Settings::new(world::US, timing.clone());

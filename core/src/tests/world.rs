@@ -48,7 +48,7 @@ impl Rng {
 
 /// Whom a handover is for.
 #[derive(Clone, Debug)]
-pub enum Target {
+pub(super) enum Target {
     NextInLine,
     Us,
     /// One of the other candidates, by index (modulo their number).
@@ -59,7 +59,7 @@ pub enum Target {
 
 /// Something that happens in the world at a scenario-chosen instant.
 #[derive(Clone, Debug)]
-pub enum Happening {
+pub(super) enum Happening {
     /// etcd answers nothing for this long (every request times out, the watch stalls).
     EtcdOutage {
         ms: u32,
@@ -115,7 +115,7 @@ pub enum Happening {
 
 /// One randomized run.
 #[derive(Clone, Debug)]
-pub struct Scenario {
+pub(super) struct Scenario {
     /// Which timing configuration (see [`timing`]).
     pub profile: u8,
     pub seed: u64,
@@ -140,7 +140,7 @@ pub struct Scenario {
 }
 
 /// The timing configurations runs are drawn from; all pass [`Timing::validate`].
-pub fn timing(profile: u8) -> Timing {
+pub(super) fn timing(profile: u8) -> Timing {
     let mut t = match profile % 3 {
         0 => Timing::default(),
         // The 3 s lease profile: 0.7 s drain.
@@ -184,7 +184,7 @@ fn happening() -> impl Strategy<Value = Happening> {
     ]
 }
 
-pub fn scenario() -> impl Strategy<Value = Scenario> {
+pub(super) fn scenario() -> impl Strategy<Value = Scenario> {
     (
         (
             0..3u8,
@@ -272,7 +272,7 @@ enum Event {
     CrashLeader,
 }
 
-pub struct World {
+pub(super) struct World {
     pub timing: Timing,
     sc: Scenario,
     rng: Rng,
@@ -307,10 +307,10 @@ pub struct World {
     pub exited: bool,
 }
 
-pub const US: &str = "us";
+pub(super) const US: &str = "us";
 
 impl World {
-    pub fn new(sc: &Scenario) -> Self {
+    pub(super) fn new(sc: &Scenario) -> Self {
         let timing = timing(sc.profile);
         let mut w = World {
             timing,
@@ -350,21 +350,21 @@ impl World {
     }
 
     /// Every run of the fence succeeds in this world.
-    pub fn fence_works(&self) -> bool {
+    pub(super) fn fence_works(&self) -> bool {
         self.sc.fence_fail_pct == 0
     }
 
-    pub fn end(&self) -> Instant {
+    pub(super) fn end(&self) -> Instant {
         Instant::from_millis(self.sc.duration_ms.into())
     }
 
     /// Instant of the next world event.
-    pub fn next_at(&self) -> Option<Instant> {
+    pub(super) fn next_at(&self) -> Option<Instant> {
         self.queue.keys().next().map(|(at, _)| *at)
     }
 
     /// Runs the next world event; returns the inputs it produces for the core, at `self.now`.
-    pub fn step(&mut self) -> Vec<Input> {
+    pub(super) fn step(&mut self) -> Vec<Input> {
         let Some(((at, _), event)) = self.queue.pop_first() else {
             return Vec::new();
         };
@@ -408,7 +408,7 @@ impl World {
     }
 
     /// The core emitted `command` at `self.now`: schedule the world's answer.
-    pub fn on_command(&mut self, command: &Command) {
+    pub(super) fn on_command(&mut self, command: &Command) {
         let now = self.now;
         let t = self.timing.clone();
         match command {
@@ -864,7 +864,7 @@ impl World {
 }
 
 /// Longest the fence command runs in this world.
-pub fn fence_bound() -> Duration {
+pub(super) fn fence_bound() -> Duration {
     Duration::from_secs(1)
 }
 
