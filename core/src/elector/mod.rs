@@ -359,6 +359,9 @@ impl Elector {
         Output::Timeout(self.next_timeout())
     }
 
+    /// Applies every rule after each input, in an order where each sees what the earlier ones
+    /// decided: lease and term first, then the node and the fence, then leaving or
+    /// campaigning, then what to report.
     fn step(&mut self) {
         if !self.observing {
             self.observing = true;
@@ -383,6 +386,7 @@ impl Elector {
         self.update_role();
     }
 
+    /// The role shown to operators, derived from the sub-states; a change is an event.
     fn update_role(&mut self) {
         let role = if self.stopped {
             Role::Stopped
