@@ -29,7 +29,8 @@
 //! `property_check_catches_*` run the same check over a fixed, seeded set of scenarios with a
 //! planted bug (`Mutation`) and require a counterexample: proof that the check can fail.
 
-use super::world::{self, Scenario, World};
+use super::scenario::{self, Scenario};
+use super::world::{self, World};
 use crate::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -490,7 +491,7 @@ proptest! {
 
     /// P0-P6 hold in every randomized world.
     #[test]
-    fn safety_properties_hold(sc in world::scenario()) {
+    fn safety_properties_hold(sc in scenario::scenario()) {
         run(&sc, Mutation::default()).map_err(|v| TestCaseError::fail(v.to_string()))?;
     }
 }
@@ -506,7 +507,7 @@ fn search(mutation: Mutation, cases: u32) -> Option<(Violation, Scenario)> {
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let tried = std::cell::Cell::new(0u32);
-    let result = runner.run(&world::scenario(), |sc| {
+    let result = runner.run(&scenario::scenario(), |sc| {
         tried.set(tried.get() + 1);
         run(&sc, mutation)
             .map(|_| ())
@@ -567,7 +568,7 @@ fn randomized_worlds_cover_activation_step_down_fence_and_exit() {
     );
     let mut total = Summary::default();
     for _ in 0..100 {
-        let sc = world::scenario()
+        let sc = scenario::scenario()
             .new_tree(&mut runner)
             .expect("a scenario")
             .current();
