@@ -193,10 +193,11 @@ impl Timing {
         }
         // The standby command and a confirming read each take up to node_timeout, reads repeat
         // every confirm_poll_interval, and the drain itself is measured on a drifting clock.
-        // Fix (tests): the last read that still sees the node active may be served just before
-        // the drain ends and answered a full node_timeout later; the next read starts only
-        // then. So reads repeat every max(confirm_poll_interval, node_timeout), not every
-        // confirm_poll_interval (0.85 s allowed a fence against a node within its bounds).
+        // The last read that still sees the node active may be served just before the drain
+        // ends and answered a full node_timeout later; the next read starts only then. So reads
+        // repeat every max(confirm_poll_interval, node_timeout), not every
+        // confirm_poll_interval (with defaults that would allow 0.85 s, too little: a fence
+        // against a node within its bounds).
         let confirm_cost = 2 * self.node_timeout
             + self.confirm_poll_interval.max(self.node_timeout)
             + self.drain_bound.mul_f64(self.max_clock_drift);

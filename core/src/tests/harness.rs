@@ -7,31 +7,31 @@ use crate::*;
 use std::time::Duration;
 
 /// Our lease and candidate key in unit tests.
-pub const LEASE: LeaseId = 7;
-pub const OUR_REV: i64 = 100;
-pub const OURS: CandidateId = CandidateId {
+pub(super) const LEASE: LeaseId = 7;
+pub(super) const OUR_REV: i64 = 100;
+pub(super) const OURS: CandidateId = CandidateId {
     lease: LEASE,
     create_revision: OUR_REV,
 };
-pub const TTL: Duration = Duration::from_secs(10);
+pub(super) const TTL: Duration = Duration::from_secs(10);
 
-pub fn ms(v: u64) -> Instant {
+pub(super) fn ms(v: u64) -> Instant {
     Instant::from_millis(v)
 }
 
-pub fn dur(v: u64) -> Duration {
+pub(super) fn dur(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
 /// Another replica's candidate key.
-pub fn other(n: i64) -> CandidateId {
+pub(super) fn other(n: i64) -> CandidateId {
     CandidateId {
         lease: 1000 + n,
         create_revision: n,
     }
 }
 
-pub fn candidate(id: CandidateId) -> Candidate {
+pub(super) fn candidate(id: CandidateId) -> Candidate {
     let value = if id == OURS {
         "us".to_string()
     } else {
@@ -41,7 +41,7 @@ pub fn candidate(id: CandidateId) -> Candidate {
 }
 
 /// An observation with these candidates in this order.
-pub fn view(ids: &[CandidateId]) -> Observation {
+pub(super) fn view(ids: &[CandidateId]) -> Observation {
     Observation {
         revision: 1000,
         candidates: ids.iter().copied().map(candidate).collect(),
@@ -50,7 +50,7 @@ pub fn view(ids: &[CandidateId]) -> Observation {
     }
 }
 
-pub fn record(from: CandidateId) -> HandoverRecord {
+pub(super) fn record(from: CandidateId) -> HandoverRecord {
     HandoverRecord {
         from,
         value: candidate(from).value,
@@ -59,7 +59,7 @@ pub fn record(from: CandidateId) -> HandoverRecord {
 
 /// How keep-alives are answered.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum KeepAlives {
+pub(super) enum KeepAlives {
     /// The test answers them.
     Manual,
     /// Acked this long after they are sent, with the default TTL.
@@ -71,7 +71,7 @@ pub enum KeepAlives {
 /// A node that answers every call at once: it drains for `drain` after `activate=false`, and,
 /// when `stuck`, ignores `activate=false` altogether.
 #[derive(Clone, Debug)]
-pub struct FakeNode {
+pub(super) struct FakeNode {
     pub active: bool,
     pub drain: Duration,
     pub drained_at: Instant,
@@ -84,7 +84,7 @@ pub struct FakeNode {
 }
 
 impl FakeNode {
-    pub fn standby() -> Self {
+    pub(super) fn standby() -> Self {
         FakeNode {
             active: false,
             drain: Duration::ZERO,
@@ -95,13 +95,13 @@ impl FakeNode {
         }
     }
 
-    pub fn reads_active(&self, now: Instant) -> bool {
+    pub(super) fn reads_active(&self, now: Instant) -> bool {
         self.active || now < self.drained_at
     }
 }
 
 /// Automatic answers; `None`/`Manual` leaves the command for the test.
-pub struct Auto {
+pub(super) struct Auto {
     pub probe: Option<bool>,
     pub keepalive: KeepAlives,
     pub node: Option<FakeNode>,
@@ -111,7 +111,7 @@ pub struct Auto {
     pub fence_fails: bool,
 }
 
-pub struct Harness {
+pub(super) struct Harness {
     pub core: Elector,
     pub timing: Timing,
     pub now: Instant,
@@ -130,11 +130,11 @@ pub struct Harness {
 
 impl Harness {
     /// A core created at t=0 with default timing; nothing is handed in yet.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with(Settings::new("us", Timing::default()))
     }
 
-    pub fn with(settings: Settings) -> Self {
+    pub(super) fn with(settings: Settings) -> Self {
         let timing = settings.timing.clone();
         Harness {
             core: Elector::new(settings, Instant::ZERO).expect("valid settings"),
@@ -157,7 +157,7 @@ impl Harness {
     }
 
     /// Hands in `input` now, then whatever the automatic answers produce at this instant.
-    pub fn input(&mut self, input: Input) -> Vec<Output> {
+    pub(super) fn input(&mut self, input: Input) -> Vec<Output> {
         self.deliver(input);
         self.run_to(self.now);
         self.take()
@@ -165,7 +165,7 @@ impl Harness {
 
     /// Moves time to `t`: delivers queued answers and wakes the core at every timeout it asks
     /// for up to `t` (answers first when they fall on the same instant). Returns the outputs.
-    pub fn run_until(&mut self, t: Instant) -> Vec<Output> {
+    pub(super) fn run_until(&mut self, t: Instant) -> Vec<Output> {
         self.run_to(t);
         self.take()
     }
@@ -192,12 +192,12 @@ impl Harness {
         self.now = t;
     }
 
-    pub fn run_for(&mut self, d: Duration) -> Vec<Output> {
+    pub(super) fn run_for(&mut self, d: Duration) -> Vec<Output> {
         self.run_until(self.now + d)
     }
 
     /// Outputs emitted since the last call.
-    pub fn take(&mut self) -> Vec<Output> {
+    pub(super) fn take(&mut self) -> Vec<Output> {
         let new = self.log[self.taken..]
             .iter()
             .map(|(_, o)| o.clone())
@@ -207,7 +207,7 @@ impl Harness {
     }
 
     /// Schedules `input` for `at` (delivered by [`Harness::run_until`]).
-    pub fn schedule(&mut self, at: Instant, input: Input) {
+    pub(super) fn schedule(&mut self, at: Instant, input: Input) {
         self.seq += 1;
         self.queue.push((at, self.seq, input));
     }
@@ -323,7 +323,7 @@ impl Harness {
     // ----- reading the log --------------------------------------------------------------
 
     /// Commands emitted at or after `since`, with their instants.
-    pub fn commands_since(&self, since: Instant) -> Vec<(Instant, Command)> {
+    pub(super) fn commands_since(&self, since: Instant) -> Vec<(Instant, Command)> {
         self.log
             .iter()
             .filter(|(at, _)| *at >= since)
@@ -335,7 +335,7 @@ impl Harness {
     }
 
     /// Node calls (not reads) emitted at or after `since`.
-    pub fn mode_commands_since(&self, since: Instant) -> Vec<(Instant, NodeCall)> {
+    pub(super) fn mode_commands_since(&self, since: Instant) -> Vec<(Instant, NodeCall)> {
         self.commands_since(since)
             .into_iter()
             .filter_map(|(at, c)| match c {
@@ -346,7 +346,10 @@ impl Harness {
     }
 
     /// The last command matching `pred`, with the instant it was emitted.
-    pub fn last_command(&self, pred: impl Fn(&Command) -> bool) -> Option<(Instant, Command)> {
+    pub(super) fn last_command(
+        &self,
+        pred: impl Fn(&Command) -> bool,
+    ) -> Option<(Instant, Command)> {
         self.commands_since(Instant::ZERO)
             .into_iter()
             .rev()
@@ -354,7 +357,7 @@ impl Harness {
     }
 
     /// The last node call emitted: (id, call, emitted at).
-    pub fn last_node_call(&self) -> (CallId, NodeCall, Instant) {
+    pub(super) fn last_node_call(&self) -> (CallId, NodeCall, Instant) {
         match self.last_command(|c| matches!(c, Command::Node { .. })) {
             Some((at, Command::Node { id, call })) => (id, call, at),
             _ => panic!("no node call yet"),
@@ -364,14 +367,14 @@ impl Harness {
     // ----- answering by hand ------------------------------------------------------------
 
     /// Answers the last node call as done; `active` is the mode read (for reads).
-    pub fn node_done(&mut self, active: Option<bool>) -> Vec<Output> {
+    pub(super) fn node_done(&mut self, active: Option<bool>) -> Vec<Output> {
         let (id, call, _) = self.last_node_call();
         assert_eq!(call == NodeCall::ReadMode, active.is_some(), "{call:?}");
         self.input(Input::NodeCallDone { id, call, active })
     }
 
     /// Answers the last node call as failed.
-    pub fn node_failed(&mut self) -> Vec<Output> {
+    pub(super) fn node_failed(&mut self) -> Vec<Output> {
         let (id, call, _) = self.last_node_call();
         self.input(Input::NodeCallFailed {
             id,
@@ -381,7 +384,7 @@ impl Harness {
     }
 
     /// Answers the last `GrantLease` with [`LEASE`], sent when the command was emitted.
-    pub fn grant(&mut self) -> Vec<Output> {
+    pub(super) fn grant(&mut self) -> Vec<Output> {
         let (sent_at, _) = self
             .last_command(|c| matches!(c, Command::GrantLease { .. }))
             .expect("a grant was asked for");
@@ -393,7 +396,7 @@ impl Harness {
     }
 
     /// Answers the last `KeepAlive` with an ack carrying its send time.
-    pub fn ack_keepalive(&mut self) -> Vec<Output> {
+    pub(super) fn ack_keepalive(&mut self) -> Vec<Output> {
         let (sent_at, _) = self
             .last_command(|c| matches!(c, Command::KeepAlive { .. }))
             .expect("a keep-alive was sent");
@@ -404,28 +407,28 @@ impl Harness {
         })
     }
 
-    pub fn created(&mut self) -> Vec<Output> {
+    pub(super) fn created(&mut self) -> Vec<Output> {
         self.input(Input::CandidateCreated {
             lease: LEASE,
             create_revision: OUR_REV,
         })
     }
 
-    pub fn observe(&mut self, observation: Observation) -> Vec<Output> {
+    pub(super) fn observe(&mut self, observation: Observation) -> Vec<Output> {
         self.input(Input::Observed(observation))
     }
 
     // ----- common starts ----------------------------------------------------------------
 
     /// Started at t=0 with a standby, ready node (confirmed by hand), a lease asked for.
-    pub fn standby_ready() -> Self {
+    pub(super) fn standby_ready() -> Self {
         let mut h = Harness::new();
         h.bring_to_grant();
         h
     }
 
     /// From a fresh core: confirms standby, probes ready, until `GrantLease` is emitted.
-    pub fn bring_to_grant(&mut self) {
+    pub(super) fn bring_to_grant(&mut self) {
         let out = self.input(Input::Timeout);
         assert_eq!(
             commands(&out),
@@ -447,7 +450,7 @@ impl Harness {
 
     /// A candidate behind `ahead` (empty: leader), with automatic answers from here on: probes
     /// ready, keep-alives acked at once, a standby node that answers at once.
-    pub fn candidate_behind(ahead: &[CandidateId]) -> Self {
+    pub(super) fn candidate_behind(ahead: &[CandidateId]) -> Self {
         let mut h = Harness::standby_ready();
         h.auto_all();
         h.grant();
@@ -459,7 +462,7 @@ impl Harness {
     }
 
     /// Probes ready, keep-alives acked at once, a standby node answering at once.
-    pub fn auto_all(&mut self) {
+    pub(super) fn auto_all(&mut self) {
         self.auto.probe = Some(true);
         self.auto.keepalive = KeepAlives::Ack(Duration::ZERO);
         self.auto.node = Some(FakeNode::standby());
@@ -468,7 +471,7 @@ impl Harness {
 
     /// Leader with the node commanded active (after the full activation delay), with `behind`
     /// candidates after us. Returns the instant `SetActive` was emitted.
-    pub fn active_leader(behind: &[CandidateId]) -> (Self, Instant) {
+    pub(super) fn active_leader(behind: &[CandidateId]) -> (Self, Instant) {
         let mut h = Harness::candidate_behind(&[]);
         let mut ids = vec![OURS];
         ids.extend_from_slice(behind);
@@ -491,7 +494,7 @@ impl Harness {
     }
 }
 
-pub fn probed(ready: bool) -> Input {
+pub(super) fn probed(ready: bool) -> Input {
     Input::Probed {
         ready,
         detail: if ready { "OK" } else { "FAIL" }.into(),
@@ -500,7 +503,7 @@ pub fn probed(ready: bool) -> Input {
 
 /// The commands in `out`, without [`Command::RememberTerm`] (bookkeeping for rule
 /// `end_dead_term`, checked by its own tests).
-pub fn commands(out: &[Output]) -> Vec<Command> {
+pub(super) fn commands(out: &[Output]) -> Vec<Command> {
     out.iter()
         .filter_map(|o| match o {
             Output::Command(Command::RememberTerm { .. }) => None,
@@ -510,7 +513,7 @@ pub fn commands(out: &[Output]) -> Vec<Command> {
         .collect()
 }
 
-pub fn events(out: &[Output]) -> Vec<Event> {
+pub(super) fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),
@@ -519,26 +522,26 @@ pub fn events(out: &[Output]) -> Vec<Event> {
         .collect()
 }
 
-pub fn has(out: &[Output], command: &Command) -> bool {
+pub(super) fn has(out: &[Output], command: &Command) -> bool {
     commands(out).contains(command)
 }
 
 /// Node calls of this kind among the outputs.
-pub fn node_calls(out: &[Output], kind: NodeCall) -> usize {
+pub(super) fn node_calls(out: &[Output], kind: NodeCall) -> usize {
     commands(out)
         .iter()
         .filter(|c| matches!(c, Command::Node { call, .. } if *call == kind))
         .count()
 }
 
-pub fn is_campaign(c: &Command) -> bool {
+pub(super) fn is_campaign(c: &Command) -> bool {
     matches!(
         c,
         Command::GrantLease { .. } | Command::CreateCandidate { .. }
     )
 }
 
-pub fn is_set_active(c: &Command) -> bool {
+pub(super) fn is_set_active(c: &Command) -> bool {
     matches!(
         c,
         Command::Node {
@@ -548,6 +551,6 @@ pub fn is_set_active(c: &Command) -> bool {
     )
 }
 
-pub fn is_resign(c: &Command) -> bool {
+pub(super) fn is_resign(c: &Command) -> bool {
     matches!(c, Command::Resign { .. })
 }

@@ -2,8 +2,9 @@
 //!
 //! - `harness`: a deterministic driver with explicit time, for the unit tests.
 //! - one module of unit tests per group of rules (see the crate docs for the rule names).
-//! - `world` + `properties`: a randomized etcd, node and operator answering the core's
-//!   commands, and the safety properties checked after every step.
+//! - `scenario` + `world` + `properties`: randomized scenarios, a world (etcd, node and
+//!   operator) answering the core's commands, and the safety properties checked after every
+//!   step.
 
 mod harness;
 
@@ -17,4 +18,5 @@ mod startup;
 mod unready;
 
 mod properties;
+mod scenario;
 mod world;

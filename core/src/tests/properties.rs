@@ -29,7 +29,8 @@
 //! `property_check_catches_*` run the same check over a fixed, seeded set of scenarios with a
 //! planted bug (`Mutation`) and require a counterexample: proof that the check can fail.
 
-use super::world::{self, Scenario, World};
+use super::scenario::{self, Scenario};
+use super::world::{self, World};
 use crate::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 /// A broken property: its name, the time and what happened.
 #[derive(Debug)]
-pub struct Violation {
+pub(super) struct Violation {
     pub property: &'static str,
     pub at: Instant,
     pub detail: String,
@@ -348,7 +349,7 @@ impl Checker {
 
 /// What a run did, for the coverage statistics.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
+pub(super) struct Summary {
     pub activations: u32,
     pub step_downs: u32,
     pub fences: u32,
@@ -380,7 +381,7 @@ impl Summary {
 }
 
 /// Runs one scenario; the first violated property, if any.
-pub fn run(sc: &Scenario, mutation: Mutation) -> Result<Summary, Violation> {
+pub(super) fn run(sc: &Scenario, mutation: Mutation) -> Result<Summary, Violation> {
     let mut world = World::new(sc);
     let timing = world.timing.clone();
     let mut settings = Settings::new(world::US, timing.clone());
@@ -490,7 +491,7 @@ proptest! {
 
     /// P0-P6 hold in every randomized world.
     #[test]
-    fn safety_properties_hold(sc in world::scenario()) {
+    fn safety_properties_hold(sc in scenario::scenario()) {
         run(&sc, Mutation::default()).map_err(|v| TestCaseError::fail(v.to_string()))?;
     }
 }
@@ -506,7 +507,7 @@ fn search(mutation: Mutation, cases: u32) -> Option<(Violation, Scenario)> {
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let tried = std::cell::Cell::new(0u32);
-    let result = runner.run(&world::scenario(), |sc| {
+    let result = runner.run(&scenario::scenario(), |sc| {
         tried.set(tried.get() + 1);
         run(&sc, mutation)
             .map(|_| ())
@@ -567,7 +568,7 @@ fn randomized_worlds_cover_activation_step_down_fence_and_exit() {
     );
     let mut total = Summary::default();
     for _ in 0..100 {
-        let sc = world::scenario()
+        let sc = scenario::scenario()
             .new_tree(&mut runner)
             .expect("a scenario")
             .current();

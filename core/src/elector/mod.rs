@@ -1,0 +1,457 @@
+//! The decision machine. Every rule about roles and time lives in this module tree, each in one
+//! method of [`Elector`] named for the rule it decides (the crate docs list them). The driver
+//! hands in inputs with the time and executes what [`Elector::poll_output`] returns.
+//!
+//! [`Elector`]'s state is grouped by concern, one file each; a sub-state holds its data and
+//! computes its own part of the next timeout, and the rules that read or change it live
+//! beside it as methods of [`Elector`]:
+//! - `lease`: the lease, its keep-alives and our candidate key (rules `lease_deadline`,
+//!   `step_down_deadline`, `campaign_allowed`);
+//! - `term`: our leadership term (rules `activation_gate`, `unready_leader`,
+//!   `give_way_when_node_lost`);
+//! - `node`: node calls and readiness probes (rules `reconcile_node`, `node_active_allowed`,
+//!   `quiet_window`, `readiness_from_probes`);
+//! - `fence`: the fence and the proof of standby (rules `fence`, `lead_may_be_given_away`,
+//!   `report_stuck`);
+//! - `handover`: leaving the election (rules `handover_request`, `handover_record`,
+//!   `withdraw_when_unready`, `shutdown`);
+//! - `dead_term`: the term a crashed previous process left behind (rule `end_dead_term`).
+
+mod dead_term;
+mod fence;
+mod handover;
+mod lease;
+mod node;
+mod term;
+
+pub use dead_term::end_dead_term;
+pub use fence::STUCK_REPORT_INTERVAL;
+
+use crate::Instant;
+use crate::config::{Timing, TimingError};
+use crate::protocol::{
+    CandidateId, Command, Event, Input, LeaseId, Observation, Output, RememberedTerm, Role,
+};
+use dead_term::TermMemory;
+use fence::{Fence, Stuck};
+use handover::Leaving;
+use lease::{Candidacy, ETCD_RETRY_MIN, Lease, LeaseState};
+use node::{Node, Probe};
+use std::collections::VecDeque;
+use std::time::Duration;
+use term::Term;
+
+/// With nothing else to do, wake up at least this often (keeps `/healthz` fresh).
+const IDLE_WAKEUP: Duration = Duration::from_secs(1);
+
+/// Who we are and how we time things.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Our identity in the election (`--value`), matched against handover targets.
+    pub value: String,
+    /// The timings, already validated or validated by [`Elector::new`].
+    pub timing: Timing,
+    /// Our own candidacy, as the previous process of this elector left it in `--state-dir`
+    /// (rule `end_dead_term`); `None` on a first start or without a state directory.
+    pub previous_term: Option<RememberedTerm>,
+    /// Deliberate bugs, to prove that the tests and the simulation can catch them.
+    #[cfg(any(test, feature = "mutation"))]
+    pub mutation: Mutation,
+}
+
+impl Settings {
+    /// Settings for replica `value`, with no remembered term and no planted bug.
+    pub fn new(value: impl Into<String>, timing: Timing) -> Self {
+        Settings {
+            value: value.into(),
+            timing,
+            previous_term: None,
+            #[cfg(any(test, feature = "mutation"))]
+            mutation: Mutation::default(),
+        }
+    }
+}
+
+/// Planted bugs, compiled only for tests (`feature = "mutation"`), never in the product. Each
+/// switch breaks one rule on purpose; the tests that must find it prove the checks can fail.
+#[cfg(any(test, feature = "mutation"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mutation {
+    /// Breaks rule `step_down_deadline`: step down at the lease deadline minus the drain bound,
+    /// without the safety margin, so standby is not confirmed before the lease may expire.
+    /// Found by the core's property P1 (`property_check_catches_a_missing_safety_margin`) and
+    /// by the simulation's fence discipline (`the_search_finds_the_planted_no_safety_margin_bug`:
+    /// fences against healthy nodes).
+    pub no_safety_margin: bool,
+    /// Breaks rule `lead_may_be_given_away`: resign (with a handover record) as soon as standby
+    /// is commanded, without a read confirming it. Found by the core's properties P5 or P7
+    /// (`property_check_catches_resigning_before_standby_is_confirmed`) and by the simulation
+    /// (`the_search_finds_the_planted_resign_before_confirmed_bug`: two active nodes).
+    pub resign_before_standby_confirmed: bool,
+    /// Breaks rule `lead_may_be_given_away`: count a fence as proof of standby as soon as it
+    /// starts, whatever its outcome. Found by the core's property P7
+    /// (`property_check_catches_resigning_when_the_fence_starts`) and by the simulation
+    /// (`the_search_finds_the_planted_resign_when_fence_starts_bug`: two active nodes).
+    pub resign_when_fence_starts: bool,
+}
+
+/// Readiness as the probes tell it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// No probe answered yet.
+    Unknown,
+    /// The last probe succeeded, or fewer than `unready_threshold` failed since.
+    Ready,
+    /// `unready_threshold` probes in a row failed.
+    Unready,
+}
+
+/// The elector's decision machine. See the crate docs for the rules.
+pub struct Elector {
+    settings: Settings,
+    now: Instant,
+    out: VecDeque<Output>,
+    role: Role,
+    /// Why the role last changed (or is about to), for the role change's log line.
+    why: String,
+    observing: bool,
+    /// Set once the node was first confirmed standby and ready (rule `campaign_allowed`).
+    started: bool,
+    /// The process may exit: nothing more is decided.
+    stopped: bool,
+    lease: LeaseState,
+    candidacy: Candidacy,
+    view: Option<Observation>,
+    term: Option<Term>,
+    /// The leader in the last observation where it was not us: the term a handover record
+    /// must name for us to skip the activation delay.
+    previous_leader: Option<CandidateId>,
+    leaving: Leaving,
+    node: Node,
+    probe: Probe,
+    fencing: Fence,
+    stuck: Option<Stuck>,
+    memory: TermMemory,
+}
+
+impl Elector {
+    /// A new elector at time `now`. Refuses an unsafe timing configuration.
+    pub fn new(settings: Settings, now: Instant) -> Result<Self, TimingError> {
+        settings.timing.validate()?;
+        let memory = TermMemory::new(settings.previous_term, now);
+        Ok(Elector {
+            settings,
+            now,
+            out: VecDeque::new(),
+            role: Role::Starting,
+            why: "elector started".into(),
+            observing: false,
+            started: false,
+            stopped: false,
+            lease: LeaseState::new(now),
+            candidacy: Candidacy::None,
+            view: None,
+            term: None,
+            previous_leader: None,
+            leaving: Leaving::default(),
+            node: Node::new(now),
+            probe: Probe::new(now),
+            fencing: Fence::default(),
+            stuck: None,
+            memory,
+        })
+    }
+
+    fn timing(&self) -> &Timing {
+        &self.settings.timing
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Why the role last changed.
+    pub fn role_reason(&self) -> &str {
+        &self.why
+    }
+
+    /// The node's readiness as the probes tell it (rule `readiness_from_probes`).
+    pub fn readiness(&self) -> Readiness {
+        self.probe.readiness
+    }
+
+    /// The lease we hold, if any.
+    pub fn lease(&self) -> Option<LeaseId> {
+        match self.lease.status {
+            Lease::Held { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Our candidate key, once created.
+    pub fn candidate(&self) -> Option<CandidateId> {
+        match self.candidacy {
+            Candidacy::Created(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The latest read of the election.
+    pub fn observation(&self) -> Option<&Observation> {
+        self.view.as_ref()
+    }
+
+    /// The value of the candidate that leads, if any.
+    pub fn leader_value(&self) -> Option<&str> {
+        self.view
+            .as_ref()
+            .and_then(|v| v.candidates.first())
+            .map(|c| c.value.as_str())
+    }
+
+    /// `activate=true` was sent and no `activate=false` since: the node may be active.
+    pub fn node_active_commanded(&self) -> bool {
+        self.node.active_commanded
+    }
+
+    /// A read made after our last `activate=true` said standby.
+    pub fn node_standby_confirmed(&self) -> bool {
+        self.node.standby_confirmed
+    }
+
+    /// The last mode read from the node.
+    pub fn node_last_read(&self) -> Option<bool> {
+        self.node.last_read
+    }
+
+    /// Why this replica is stuck (rule `report_stuck`), if it is: for `/status`, metrics and
+    /// systemd's `STATUS=`.
+    pub fn stuck(&self) -> Option<&str> {
+        self.stuck.as_ref().map(|s| s.reason.as_str())
+    }
+
+    /// The node is proven standby (rule `lead_may_be_given_away`).
+    pub fn node_proven_standby(&self) -> bool {
+        self.lead_may_be_given_away()
+    }
+
+    /// A shutdown was requested and the elector has not exited yet (rule `shutdown`).
+    pub fn shutting_down(&self) -> bool {
+        self.leaving.shutdown_deadline.is_some() && !self.stopped
+    }
+
+    /// Why the leader's node counts as lost in this term (rule `give_way_when_node_lost`).
+    pub fn node_lost(&self) -> Option<&str> {
+        self.term.as_ref().and_then(|t| t.node_lost.as_deref())
+    }
+
+    /// Feeds one input, handled at `now`. `now` earlier than a previous input's is taken as the
+    /// previous one: time never runs backwards inside the core.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        if self.stopped {
+            return;
+        }
+        match input {
+            Input::Timeout => {}
+            Input::LeaseGranted {
+                lease,
+                ttl,
+                sent_at,
+            } => self.on_lease_granted(lease, ttl, sent_at),
+            Input::LeaseGrantFailed { reason } => {
+                if self.lease.status == Lease::Granting {
+                    self.why = format!("etcd: lease grant failed: {reason}");
+                    self.lease.status = Lease::None {
+                        retry_at: self.etcd_retry_at(),
+                    };
+                }
+            }
+            Input::KeepAliveAcked {
+                lease,
+                sent_at,
+                ttl,
+            } => self.on_keepalive_acked(lease, sent_at, ttl),
+            Input::KeepAliveFailed { lease, .. } => {
+                if self.lease() == Some(lease) {
+                    self.lease.keepalive_in_flight = false;
+                    // Retry soon: every missed round brings the step-down deadline closer.
+                    self.lease.next_keepalive_at = self.now + self.timing().keepalive_interval / 4;
+                }
+            }
+            Input::CandidateCreated {
+                lease,
+                create_revision,
+            } => {
+                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+                    self.lease.backoff = ETCD_RETRY_MIN;
+                    self.candidacy = Candidacy::Created(CandidateId {
+                        lease,
+                        create_revision,
+                    });
+                    self.why = format!("candidate key created at revision {create_revision}");
+                    // The watch may report our new key before the create call
+                    // returns; read the latest view again now that we know the key is ours,
+                    // or we would wait for the next change of the election to lead.
+                    if let Some(view) = self.view.clone() {
+                        self.on_observed(view);
+                    }
+                }
+            }
+            Input::CandidateCreateFailed { lease, reason } => {
+                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+                    self.why = format!("etcd: creating candidate key failed: {reason}");
+                    self.candidacy = Candidacy::None;
+                    self.lease.next_keepalive_at = self.lease.next_keepalive_at.min(self.now);
+                    if let Lease::Held { .. } = self.lease.status {
+                        // Try again after a pause; a lost lease is noticed by its keep-alive.
+                        self.resign_abandoned_lease_if_stale();
+                    }
+                }
+            }
+            Input::Observed(observation) => self.on_observed(observation),
+            Input::ObserveFailed { .. } => {}
+            Input::NodeCallDone { id, call, active } => self.on_node_call_done(id, call, active),
+            Input::NodeCallFailed { id, call, reason } => {
+                self.on_node_call_failed(id, call, reason)
+            }
+            Input::Probed { ready, detail } => self.readiness_from_probes(ready, detail),
+            Input::Resigned { lease } if self.is_dead_term(lease) => self.on_dead_term_ended(),
+            Input::ResignFailed { lease, .. } if self.is_dead_term(lease) => {
+                let retry_at = self.now + self.timing().keepalive_interval;
+                if let Some(dead) = self.memory.dead.as_mut() {
+                    dead.in_flight = false;
+                    dead.retry_at = retry_at;
+                }
+            }
+            Input::Resigned { lease } => self.on_resigned(lease),
+            Input::ResignFailed { lease, reason } => {
+                let retry_at = self.now + self.timing().keepalive_interval / 4;
+                if let Some(r) = self.leaving.resigning.as_mut().filter(|r| r.lease == lease) {
+                    r.in_flight = false;
+                    r.retry_at = retry_at;
+                    self.why = format!("etcd: resign failed: {reason}");
+                }
+            }
+            Input::FenceDone {
+                run,
+                success,
+                detail,
+            } => self.on_fence_done(run, success, detail),
+            Input::ShutdownRequested => {
+                if self.leaving.shutdown_deadline.is_none() {
+                    self.leaving.shutdown_deadline =
+                        Some(self.now + self.timing().shutdown_grace());
+                    self.why = "shutdown requested".into();
+                }
+            }
+            Input::HandoverRequested { to } => self.request_handover(to, "local request".into()),
+        }
+        self.step();
+    }
+
+    /// The next thing to do, or [`Output::Timeout`] when there is nothing until then.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.out.pop_front() {
+            return output;
+        }
+        Output::Timeout(self.next_timeout())
+    }
+
+    /// Applies every rule after each input, in an order where each sees what the earlier ones
+    /// decided: lease and term first, then the node and the fence, then leaving or
+    /// campaigning, then what to report.
+    fn step(&mut self) {
+        if !self.observing {
+            self.observing = true;
+            self.emit(Command::Observe);
+        }
+        self.enforce_lease_deadline();
+        self.end_dead_term_on_start();
+        self.pass_activation_gate();
+        self.unready_leader();
+        self.give_way_when_node_lost();
+        self.advance_handover();
+        self.drive_node();
+        self.fence();
+        self.drive_probe();
+        self.withdraw_when_unready();
+        self.drive_resign();
+        self.drive_campaign();
+        self.drive_keepalive();
+        self.shutdown();
+        self.report_stuck();
+        self.remember_term();
+        self.update_role();
+    }
+
+    /// The role shown to operators, derived from the sub-states; a change is an event.
+    fn update_role(&mut self) {
+        let role = if self.stopped {
+            Role::Stopped
+        } else if self.node.draining && !self.lead_may_be_given_away() {
+            Role::SteppingDown
+        } else if self.node.active_commanded {
+            Role::Active
+        } else if self.leaving.resigning.is_some() || self.leaving.shutdown_deadline.is_some() {
+            Role::Resigning
+        } else if self.term.is_some() && self.lease().is_some() {
+            Role::Leader
+        } else if self.candidate().is_some() {
+            Role::Candidate
+        } else if !self.started {
+            Role::Starting
+        } else {
+            Role::Standby
+        };
+        if role != self.role {
+            let from = self.role;
+            self.role = role;
+            self.emit_event(Event::RoleChanged {
+                from,
+                to: role,
+                reason: self.why.clone(),
+            });
+        }
+    }
+
+    fn emit(&mut self, command: Command) {
+        self.out.push_back(Output::Command(command));
+    }
+
+    fn emit_event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    /// The earliest instant a rule may decide something: each sub-state names its own.
+    fn next_timeout(&self) -> Instant {
+        let now = self.now;
+        if self.stopped {
+            return now + Duration::from_secs(3600);
+        }
+        if !self.observing {
+            // Nothing was decided yet: the first step is due now.
+            return now;
+        }
+        let timing = self.timing();
+        let mut at: Vec<Instant> = vec![now + IDLE_WAKEUP];
+        self.lease
+            .wake_times(self.step_down_deadline(), timing, &mut at);
+        if let Some(term) = &self.term {
+            term.wake_times(timing, &mut at);
+        }
+        self.node.wake_times(&mut at);
+        self.probe.wake_times(&mut at);
+        self.fencing.wake_times(&mut at);
+        if let Some(stuck) = &self.stuck {
+            at.push(stuck.next_report_at);
+        }
+        self.leaving.wake_times(timing, &mut at);
+        self.memory.wake_times(&mut at);
+        at.into_iter()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(now + IDLE_WAKEUP)
+    }
+}

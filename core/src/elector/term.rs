@@ -1,0 +1,224 @@
+//! Our leadership term: how it begins (rule `activation_gate`) and when a leader gives way
+//! because its node cannot serve (rules `unready_leader`, `give_way_when_node_lost`).
+
+use super::Elector;
+use super::Readiness;
+use super::handover::Handover;
+use super::lease::Candidacy;
+use crate::Instant;
+use crate::config::Timing;
+use crate::protocol::{CandidateId, Event, Observation};
+use std::time::Duration;
+
+/// Our current leadership term: our key is first in the latest observation.
+#[derive(Clone, Debug)]
+pub(super) struct Term {
+    pub(super) id: CandidateId,
+    /// Activation is allowed from here on (rule `activation_gate`).
+    pub(super) activation_not_before: Instant,
+    /// Once passed, every earlier leader's node is known to be standby, so our own clean
+    /// resignation may tell the next leader to skip the delay.
+    pub(super) gate_passed: bool,
+    /// Why we lead and how the gate was set, for the activation's log line.
+    pub(super) reason: String,
+    /// An `activate=true` call failed or timed out in this term. It may still land later (the
+    /// node's server can finish the handler after we gave up), so this term never writes a
+    /// handover record (rule `handover_record`).
+    pub(super) activation_failed: bool,
+    /// The last time the node was shown active by a read, or when this term first commanded
+    /// it active (rule `give_way_when_node_lost`). `None` until the first activation.
+    pub(super) active_evidence_at: Option<Instant>,
+    /// The node was found lost in this term (reported once).
+    pub(super) node_lost: Option<String>,
+    /// The node read standby although commanded active, and has not read active since
+    /// (reported once per such episode).
+    pub(super) standby_unexpected: bool,
+    /// Re-activating after such a read waits until then, and waits twice as long each time
+    /// it happens again without the node ever reading active in between (from
+    /// `node_check_interval` up to `node_lost_after`): a node that refuses activation is not
+    /// asked every few hundred milliseconds, and the role does not flap.
+    pub(super) reactivate_not_before: Instant,
+    pub(super) reactivate_backoff: Duration,
+}
+
+impl Term {
+    /// Its part of the next timeout: the activation gate, the end of a re-activation backoff,
+    /// and the instant the node counts as lost (rule `give_way_when_node_lost`).
+    pub(super) fn wake_times(&self, timing: &Timing, at: &mut Vec<Instant>) {
+        if !self.gate_passed {
+            at.push(self.activation_not_before);
+        }
+        if self.standby_unexpected {
+            at.push(self.reactivate_not_before);
+        }
+        if let Some(evidence) = self.active_evidence_at
+            && self.node_lost.is_none()
+        {
+            at.push(evidence + timing.node_lost_after);
+        }
+    }
+}
+
+impl Elector {
+    pub(super) fn on_observed(&mut self, observation: Observation) {
+        if let Candidacy::Created(ours) = self.candidacy {
+            let present = observation.candidates.iter().any(|c| c.id == ours);
+            if !present && observation.revision >= ours.create_revision {
+                self.view = Some(observation);
+                if self.leaving.resigning.is_some() {
+                    // Our own resignation deleted it; its answer finishes the job.
+                    self.candidacy = Candidacy::None;
+                    self.term = None;
+                } else {
+                    self.lose_lease("our candidate key was deleted");
+                }
+                return;
+            }
+        }
+        let ours = self.candidate();
+        let first = observation.candidates.first().map(|c| c.id);
+        match (first, ours) {
+            (Some(first), Some(ours)) if first == ours => {
+                if self.term.as_ref().map(|t| t.id) != Some(ours) {
+                    self.begin_term(ours, &observation);
+                }
+            }
+            (first, ours) => {
+                self.term = None;
+                // Remember the leader only when it is the one candidate ahead of
+                // our key. With more ahead (or our key absent, when others may still be created
+                // ahead of it) another may lead and crash between it and us, unseen if the
+                // watch skips changes; a record naming the leader seen earlier then proves
+                // nothing about the term that ended just before ours.
+                let our_position =
+                    ours.and_then(|o| observation.candidates.iter().position(|c| c.id == o));
+                self.previous_leader = first.filter(|_| our_position == Some(1));
+            }
+        }
+        self.handover_request(&observation);
+        self.view = Some(observation);
+    }
+
+    /// Our key came first: a new term, its activation gate set by rule `activation_gate`.
+    pub(super) fn begin_term(&mut self, id: CandidateId, observation: &Observation) {
+        let delay = self.activation_gate(observation);
+        let reason = if delay.is_zero() {
+            "our key is first; the previous leader handed over cleanly: activating at once".into()
+        } else {
+            format!(
+                "our key is first; activation delay {:.1}s (previous leader not known standby)",
+                delay.as_secs_f64()
+            )
+        };
+        self.why = reason.clone();
+        self.term = Some(Term {
+            id,
+            activation_not_before: self.now + delay,
+            gate_passed: false,
+            reason,
+            activation_failed: false,
+            active_evidence_at: None,
+            node_lost: None,
+            standby_unexpected: false,
+            reactivate_not_before: self.now,
+            reactivate_backoff: self.timing().node_check_interval,
+        });
+    }
+
+    /// Rule `activation_gate`: how long a new leader waits before activating. It waits
+    /// `activation_delay`, long enough for a dead or hung previous leader's node to be forced
+    /// standby and drain (`restart_bound + drain_bound`, with drift). It skips the wait only
+    /// when the observation that made it leader carries a handover record naming the leader it
+    /// saw before: that leader confirmed its node standby, and had itself passed the gate, so
+    /// no earlier node can still be active.
+    fn activation_gate(&self, observation: &Observation) -> Duration {
+        let clean = matches!(
+            (&observation.handover_record, self.previous_leader),
+            (Some(record), Some(previous)) if record.from == previous
+        );
+        if clean {
+            Duration::ZERO
+        } else {
+            self.timing().activation_delay
+        }
+    }
+
+    /// Rule `activation_gate`, passed: from here on every earlier leader's node is standby.
+    pub(super) fn pass_activation_gate(&mut self) {
+        let now = self.now;
+        if let Some(term) = self.term.as_mut()
+            && !term.gate_passed
+            && now >= term.activation_not_before
+        {
+            term.gate_passed = true;
+        }
+    }
+
+    /// Rule `unready_leader`: a leader whose node stays unready hands over, so a ready standby
+    /// takes over without waiting for the lease to expire; unless nobody else is a candidate,
+    /// as stepping down would gain nothing.
+    pub(super) fn unready_leader(&mut self) {
+        if self.probe.readiness != Readiness::Unready
+            || self.term.is_none()
+            || self.leaving.handover.is_some()
+        {
+            return;
+        }
+        if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
+            self.why = "handing over: node unready".into();
+            self.leaving.handover = Some(Handover {
+                to: None,
+                reason: "node unready".into(),
+                started: self.now,
+                committed: true,
+            });
+        }
+    }
+
+    /// Rule `give_way_when_node_lost`: a leader whose node has not been shown active by a read
+    /// for `node_lost_after` (since its first `activate=true` of the term, or since the last
+    /// read that said active) gives way, so that a healthy replica signs instead: the node
+    /// died, its admin endpoint broke, or it refuses to activate. It hands over like an unready
+    /// leader, and so gives the lead away only once the node is proven standby (rule
+    /// `lead_may_be_given_away`); with nobody to hand over to it keeps trying and is reported
+    /// stuck (rule `report_stuck`).
+    pub(super) fn give_way_when_node_lost(&mut self) {
+        let lost_after = self.timing().node_lost_after;
+        let now = self.now;
+        let Some(term) = self.term.as_mut() else {
+            return;
+        };
+        let Some(evidence) = term.active_evidence_at else {
+            return;
+        };
+        if now < evidence + lost_after {
+            return;
+        }
+        if term.node_lost.is_none() {
+            let why = match (&self.node.last_failure, self.node.last_read) {
+                (Some(failure), _) => failure.clone(),
+                (None, Some(false)) => "it reads standby after activate=true".into(),
+                (None, _) => "no read said active".into(),
+            };
+            let reason = format!(
+                "node not shown active for {:.1}s: {why}",
+                now.saturating_duration_since(evidence).as_secs_f64()
+            );
+            term.node_lost = Some(reason.clone());
+            self.emit_event(Event::NodeLost { reason });
+        }
+        if self.leaving.handover.is_some() || self.leaving.shutdown_deadline.is_some() {
+            return;
+        }
+        if self.view.as_ref().is_some_and(|v| v.candidates.len() > 1) {
+            let reason = self.node_lost().unwrap_or_default().to_string();
+            self.why = format!("handing over: node lost ({reason})");
+            self.leaving.handover = Some(Handover {
+                to: None,
+                reason: format!("node lost ({reason})"),
+                started: now,
+                committed: true,
+            });
+        }
+    }
+}
