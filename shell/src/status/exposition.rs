@@ -352,6 +352,20 @@ pub type Labels = Vec<(String, String)>;
 /// One sample of the text exposition: name, labels, value.
 pub type Sample = (String, Labels, f64);
 
+/// The value of the first sample named `name` that carries every label in `labels` (and
+/// perhaps more), as read by [`parse_exposition`].
+pub fn sample_value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| *v)
+}
+
 /// Reads a Prometheus text exposition strictly: every line is a `# HELP`, a `# TYPE` or a
 /// sample (`name{label="value",...} number`) of a family whose `# TYPE` came first, declared
 /// once. For tests (here and against a running elector), and for tools.

@@ -16,18 +16,6 @@ fn status() -> Arc<Status> {
     status
 }
 
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
-        .map(|(_, _, v)| *v)
-}
-
 #[test]
 fn the_exposition_parses_and_keeps_every_name() {
     let status = status();
@@ -67,16 +55,16 @@ fn the_exposition_parses_and_keeps_every_name() {
     }
     // Labels are escaped, and read back as they were.
     assert_eq!(
-        value(&samples, "elector_info", &[("value", "replica \"a\"\n")]),
+        sample_value(&samples, "elector_info", &[("value", "replica \"a\"\n")]),
         Some(1.0)
     );
     assert_eq!(
-        value(&samples, "elector_role", &[("role", "starting")]),
+        sample_value(&samples, "elector_role", &[("role", "starting")]),
         Some(1.0)
     );
     // A cumulative histogram whose +Inf bucket is the count.
     let bucket = |le: &str| {
-        value(
+        sample_value(
             &samples,
             "elector_keepalive_latency_seconds_bucket",
             &[("le", le)],
@@ -88,24 +76,30 @@ fn the_exposition_parses_and_keeps_every_name() {
     assert_eq!(bucket("5"), Some(2.0));
     assert_eq!(bucket("+Inf"), Some(3.0));
     assert_eq!(
-        value(&samples, "elector_keepalive_latency_seconds_count", &[]),
+        sample_value(&samples, "elector_keepalive_latency_seconds_count", &[]),
         Some(3.0)
     );
-    let sum = value(&samples, "elector_keepalive_latency_seconds_sum", &[]).unwrap_or(0.0);
+    let sum = sample_value(&samples, "elector_keepalive_latency_seconds_sum", &[]).unwrap_or(0.0);
     assert!((sum - 9.043).abs() < 1e-9, "{sum}");
     assert_eq!(
-        value(
+        sample_value(
             &samples,
             "elector_node_call_latency_seconds_count",
             &[("call", "read_mode")]
         ),
         Some(1.0)
     );
-    assert_eq!(value(&samples, "elector_node_active", &[]), Some(0.0));
-    assert_eq!(value(&samples, "elector_node_ready", &[]), Some(0.0));
-    assert_eq!(value(&samples, "elector_etcd_connected", &[]), Some(0.0));
+    assert_eq!(
+        sample_value(&samples, "elector_node_active", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample_value(&samples, "elector_node_ready", &[]), Some(0.0));
+    assert_eq!(
+        sample_value(&samples, "elector_etcd_connected", &[]),
+        Some(0.0)
+    );
     // No election read yet: no candidate count rather than a made-up 0.
-    assert_eq!(value(&samples, "elector_candidates", &[]), None);
+    assert_eq!(sample_value(&samples, "elector_candidates", &[]), None);
     #[cfg(target_os = "linux")]
     for name in [
         "process_resident_memory_bytes",
@@ -113,7 +107,7 @@ fn the_exposition_parses_and_keeps_every_name() {
         "process_open_fds",
         "process_start_time_seconds",
     ] {
-        let v = value(&samples, name, &[]).unwrap_or_else(|| panic!("{name} missing"));
+        let v = sample_value(&samples, name, &[]).unwrap_or_else(|| panic!("{name} missing"));
         assert!(v >= 0.0, "{name} {v}");
     }
 }
