@@ -139,15 +139,15 @@ pub enum Operation {
 
 impl Operation {
     /// Checks what clap cannot; normalizes the etcd endpoints.
-    pub fn check(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), String> {
         match self {
             Operation::Check(args) => {
-                args.run.check()?;
+                args.run.validate()?;
                 args.run.timing().map(|_| ())
             }
-            Operation::Status(args) => args.etcd.check(),
-            Operation::Handover(args) => args.check(),
-            Operation::ForceStandby(args) => args.check(),
+            Operation::Status(args) => args.etcd.validate(),
+            Operation::Handover(args) => args.validate(),
+            Operation::ForceStandby(args) => args.validate(),
         }
     }
 }
@@ -173,8 +173,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Parsed {
             let checked = match &mut cli.command {
                 // The running elector's flags (and variables) do not concern an operator
                 // command: only its own are checked.
-                Some(operation) => operation.check(),
-                None => cli.run.check().and_then(|()| cli.run.timing().map(|_| ())),
+                Some(operation) => operation.validate(),
+                None => cli
+                    .run
+                    .validate()
+                    .and_then(|()| cli.run.timing().map(|_| ())),
             };
             match checked {
                 Ok(()) => Parsed::Run(Box::new(cli)),

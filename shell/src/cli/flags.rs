@@ -108,7 +108,7 @@ impl EtcdArgs {
     }
 
     /// Checks what clap cannot; normalizes the endpoints.
-    pub fn check(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), String> {
         check_endpoints(&mut self.endpoints.etcd)?;
         check_key(&self.election.key)?;
         if self.timeout.etcd_timeout.is_zero() {
@@ -207,7 +207,7 @@ impl FenceArgs {
     }
 
     /// Checks what clap cannot.
-    fn check(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         positive("--fence-timeout", self.fence_timeout)
     }
 }
@@ -246,8 +246,8 @@ pub struct HandoverArgs {
 
 impl HandoverArgs {
     /// Checks what clap cannot; normalizes the etcd endpoints.
-    pub fn check(&mut self) -> Result<(), String> {
-        self.etcd.check()?;
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.etcd.validate()?;
         if self.to.as_deref().is_some_and(str::is_empty) {
             return Err("--to: must not be empty".into());
         }
@@ -294,16 +294,16 @@ impl ForceStandbyArgs {
     }
 
     /// Checks what clap cannot; normalizes the etcd endpoints.
-    pub fn check(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), String> {
         node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
-        self.etcd.check()?;
+        self.etcd.validate()?;
         positive("--node-timeout", self.node_timeout.node_timeout)?;
         positive(
             "--confirm-poll-interval",
             self.confirm_poll.confirm_poll_interval,
         )?;
         positive("--timeout", self.timeout)?;
-        self.fence.check()
+        self.fence.validate()
     }
 }
 
@@ -503,7 +503,7 @@ impl RunArgs {
     }
 
     /// Checks what clap cannot: URLs and the key; normalizes the etcd endpoints.
-    pub fn check(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), String> {
         check_endpoints(&mut self.endpoints.etcd)?;
         node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
         node_url("--iotex-probe", &self.iotex_probe, "/readiness")?;
@@ -511,7 +511,7 @@ impl RunArgs {
         if self.value().is_empty() {
             return Err("--value: must not be empty".into());
         }
-        self.fence.check()
+        self.fence.validate()
     }
 
     /// The connection flags alone, as the operator commands take them.
