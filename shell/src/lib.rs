@@ -3,14 +3,19 @@
 //! - [`driver`]: the loop that feeds the core and executes its commands;
 //! - [`etcd`]: the election on etcd (Go `concurrency.Election` layout);
 //! - [`node`]: the node's `/ha` and `/readiness` endpoints;
+//! - [`fence`]: the operator's fence action (`--fence-cmd`), for the driver and
+//!   `elector force-standby`;
 //! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
 //! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`).
 //!   [`logging`]: the log format.
+//!
+//! The binary (`main.rs`) adds the commands, one file each under `commands/`.
 
 pub mod cli;
 pub mod clock;
 pub mod driver;
 pub mod etcd;
+pub mod fence;
 pub mod logging;
 pub mod node;
 pub mod state;

@@ -1,35 +1,20 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
 //!
-//! Without a subcommand it runs the elector; `check` (`check`), `status`, `handover` and
-//! `force-standby` (`ops`) are operator commands. Under systemd (`Type=notify`) it reports
-//! readiness, role changes and watchdog pings (`systemd`).
+//! Parses the command line, dispatches to the elector ([`commands::run`]) or an operator
+//! command ([`commands`], one file each), and turns the outcome into the exit code. Under
+//! systemd (`Type=notify`) the elector reports readiness, role changes and watchdog pings
+//! ([`systemd`]).
 
-mod check;
-mod ops;
+mod commands;
 mod systemd;
 
-use elector::cli::{self, LogFormat, Operation, Parsed, RunArgs, StatusAddr};
-use elector::clock::{Clock, TokioClock};
-use elector::driver::{Connect, Control, Driver, Fence};
-use elector::etcd::{self, EtcdOptions};
+use commands::EXIT_FAILED;
+use elector::cli::{self, LogFormat, Operation, Parsed};
 use elector::logging;
-use elector::node::{NodeClient, ReqwestTransport};
-use elector::state::{self, StateFile};
-use elector::status::{self, Status};
-use elector_core::{Elector, Settings};
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tracing::{error, info, warn};
 
 /// Exit code for bad flags, as clap and the Go flag package use.
 const EXIT_USAGE: u8 = 2;
-
-/// Tries, and pause between them, of the start-up check that `--key` does not nest inside
-/// another election, while etcd cannot be reached.
-const PLACEMENT_ATTEMPTS: u32 = 5;
-const PLACEMENT_PAUSE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args()) {
@@ -43,22 +28,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Some(operation) = cli.command {
-        return ExitCode::from(run_operation(operation));
+    match cli.command {
+        Some(operation) => ExitCode::from(run_operation(operation)),
+        None => run_elector(cli.run),
     }
-    logging::init(cli.run.log_format, "info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            elector::errln!("elector: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+}
+
+/// Runs the elector; its exit code comes from the driver, 2 for a configuration problem.
+fn run_elector(args: cli::RunArgs) -> ExitCode {
+    logging::init(args.log_format, "info");
+    // Two workers: the driver's loop never waits behind the status server or a slow call.
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
+    else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(run(cli.run)) {
+    match runtime.block_on(commands::run::run(args)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(line) => {
             elector::errln!("elector: {line}");
@@ -71,224 +55,27 @@ fn main() -> ExitCode {
 fn run_operation(operation: Operation) -> u8 {
     // Operator commands print their results; the log only carries warnings and errors.
     logging::init(LogFormat::Human, "warn");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            elector::errln!("elector: cannot start the runtime: {e}");
-            return ops::EXIT_FAILED;
-        }
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
+        return EXIT_FAILED;
     };
     runtime.block_on(async move {
         match operation {
-            Operation::Check(args) => check::check(args).await,
-            Operation::Status(args) => ops::status(args).await,
-            Operation::Handover(args) => ops::handover(args).await,
-            Operation::ForceStandby(args) => ops::force_standby(args).await,
+            Operation::Check(args) => commands::check::check(args).await,
+            Operation::Status(args) => commands::status::status(args).await,
+            Operation::Handover(args) => commands::handover::handover(args).await,
+            Operation::ForceStandby(args) => commands::force_standby::force_standby(args).await,
         }
     })
 }
 
-/// Production etcd connection: endpoints, TLS and auth from the flags.
-struct EtcdConnect(EtcdOptions);
-
-impl Connect for EtcdConnect {
-    async fn connect(&self) -> Result<etcd_client::Client, String> {
-        etcd::connect(&self.0).await.map_err(|e| e.to_string())
-    }
-}
-
-/// Errors returned here are configuration problems: one line, exit code 2.
-async fn run(args: RunArgs) -> Result<i32, String> {
-    let timing = args.timing()?;
-    let value = args.value();
-    let options = EtcdOptions {
-        endpoints: args.etcd.clone(),
-        ca: args.etcd_ca.clone(),
-        cert: args.etcd_cert.clone(),
-        key: args.etcd_key.clone(),
-        user: args.etcd_user.clone(),
-        password: args.etcd_password()?,
-        connect_timeout: timing.etcd_request_timeout,
-        request_timeout: timing.etcd_request_timeout,
-    };
-    etcd::check_options(&options).map_err(|e| format!("--etcd: {e}"))?;
-    for warning in args.warnings() {
-        warn!("{warning}");
-    }
-    // systemd (Type=notify): readiness, status lines, watchdog pings. A watchdog must fit in
-    // the restart bound the activation delay of the other replicas relies on.
-    let notifier = systemd::Notifier::from_env()?.map(Arc::new);
-    let watchdog = systemd::watchdog_from_env()?;
-    if let Some(watchdog) = watchdog {
-        systemd::check_restart_bound(watchdog, timing.node_timeout, timing.restart_bound)?;
-        if notifier.is_none() {
-            warn!("WATCHDOG_USEC is set but NOTIFY_SOCKET is not: no watchdog pings");
+/// The tokio runtime `builder` describes, with timers and I/O; `None` (said on stderr) if the
+/// system refuses it.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            elector::errln!("elector: cannot start the runtime: {e}");
+            None
         }
-    }
-    let status = Status::new(&args.key, &value);
-    status
-        .metrics
-        .set_etcd_silence_bound(status::etcd_silence_bound(timing.etcd_request_timeout));
-    if let Some(notifier) = &notifier {
-        info!(
-            socket = notifier.target(),
-            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
-            "systemd notifications on"
-        );
-        tokio::spawn(systemd::supervise(
-            notifier.clone(),
-            watchdog,
-            status.clone(),
-        ));
-    }
-    if let StatusAddr::At(addr) = args.status_addr {
-        let listener = status::bind(addr).await?;
-        // The bound address, so that port 0 tells which port it got.
-        let bound = listener
-            .local_addr()
-            .map_err(|e| format!("--status-addr {addr}: {e}"))?;
-        info!(addr = %bound, "status server: /status /metrics /healthz");
-        tokio::spawn(status::serve(listener, status.clone()));
-    }
-    let transport = ReqwestTransport::new()?;
-    let node = NodeClient::new(
-        transport,
-        &args.iotex_admin,
-        &args.iotex_probe,
-        timing.node_timeout,
-    );
-    let fence = match &args.fence_cmd {
-        Some(command) => Fence::Command {
-            command: command.clone(),
-            timeout: args.fence_timeout,
-        },
-        None => Fence::None,
-    };
-    let state = state_file(&args, &value);
-    let mut settings = Settings::new(value.clone(), timing.clone());
-    if let Some(state) = &state {
-        match state.load() {
-            Ok(previous) => {
-                if let Some(term) = &previous {
-                    info!(
-                        lease = format!("{:x}", term.id.lease),
-                        "found the term of a previous process of this elector: it is ended \
-                         early once the node is confirmed standby, if it is still there"
-                    );
-                }
-                settings.previous_term = previous;
-            }
-            Err(e) => warn!("{e}; ignoring it"),
-        }
-    }
-    let clock = TokioClock::new();
-    let core = Elector::new(settings, clock.now()).map_err(|e| e.to_string())?;
-    info!(
-        key = %args.key,
-        value = %value,
-        etcd = %args.etcd.join(","),
-        ttl_ms = timing.lease_ttl.as_millis() as u64,
-        activation_delay_ms = timing.activation_delay.as_millis() as u64,
-        "elector starting: forcing the node to standby before campaigning"
-    );
-    let (control, control_rx) = mpsc::unbounded_channel();
-    tokio::spawn(forward_signals(control.clone(), notifier));
-    // Beside the driver, not before it: a restarted elector must force its node standby at
-    // once (the restart bound), whether etcd answers or not.
-    let nested = Arc::new(OnceLock::new());
-    tokio::spawn(refuse_nested_key(
-        options.clone(),
-        args.key.clone(),
-        control,
-        nested.clone(),
-    ));
-    let driver = Driver {
-        core,
-        clock,
-        node,
-        etcd: EtcdConnect(options),
-        key: args.key.clone(),
-        value,
-        etcd_request_timeout: timing.etcd_request_timeout,
-        fence,
-        status,
-        state,
-    };
-    let code = driver.run(control_rx).await;
-    match nested.get() {
-        // Shut down cleanly: the refusal is the outcome (exit code 2).
-        Some(line) if code == 0 => Err(line.clone()),
-        // Standby was not confirmed: that exit code (1) matters more.
-        Some(line) => {
-            eprintln!("elector: {line}");
-            Ok(code)
-        }
-        None => Ok(code),
-    }
-}
-
-/// Checks that `--key` does not nest inside another election (whose candidates would then
-/// count ours as theirs). If it does: remembers the line in `nested` and asks the driver to
-/// shut down the graceful way (standby confirmed, key resigned), so the elector exits with
-/// code 2 and that line (1 if standby could not be confirmed). If it cannot be checked, says
-/// so and lets the elector run.
-async fn refuse_nested_key(
-    options: EtcdOptions,
-    key: String,
-    control: mpsc::UnboundedSender<Control>,
-    nested: Arc<OnceLock<String>>,
-) {
-    match etcd::check_key_placement(&options, &key, PLACEMENT_ATTEMPTS, PLACEMENT_PAUSE).await {
-        etcd::Placement::Clear => {}
-        etcd::Placement::Unchecked(reason) => {
-            warn!(
-                key = %key,
-                %reason,
-                "cannot check whether --key nests inside another election; going on"
-            );
-        }
-        etcd::Placement::Nested(line) => {
-            error!("{line}; shutting down");
-            let _ = nested.set(line);
-            let _ = control.send(Control::Shutdown);
-        }
-    }
-}
-
-/// The term file in `--state-dir` (or systemd's `StateDirectory=`), if there is one.
-fn state_file(args: &RunArgs, value: &str) -> Option<StateFile> {
-    let dir = state::state_dir(args.state_dir.as_deref())?;
-    Some(StateFile::new(&dir, &args.key, value))
-}
-
-/// SIGTERM and SIGINT start the graceful path; the core bounds how long it takes.
-async fn forward_signals(
-    control: mpsc::UnboundedSender<Control>,
-    notifier: Option<Arc<systemd::Notifier>>,
-) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers; SIGTERM will not hand over cleanly");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if let Some(notifier) = &notifier {
-            let _ = notifier.notify("STOPPING=1\nSTATUS=shutting down: demoting and handing over");
-        }
-        if control.send(Control::Shutdown).is_err() {
-            return;
-        }
-        // A second signal is accepted, but the graceful path is already bounded.
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

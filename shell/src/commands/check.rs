@@ -1,15 +1,16 @@
 //! `elector check`: the running elector's flags, checked; the timings derived from them; and
 //! what etcd and the node say, read without changing anything.
 //!
-//! Read-only by construction: etcd is read through [`crate::ops::read_report`] (a read-only
+//! Read-only by construction: etcd is read through [`status::read_report`] (a read-only
 //! transaction and lease TTL queries) and a status call; the node through `GET /ha` without
 //! parameters and `GET /readiness`. Every call is bounded by its timeout flag.
 //!
 //! Each finding is one line: `ok`, `warn` (allowed, but worth knowing) or `FAIL`. The exit
-//! code is 0 without a `FAIL`, else [`crate::ops::EXIT_FAILED`]; bad flags never get here
-//! (exit 2 in `main`).
+//! code is 0 without a `FAIL`, else [`EXIT_FAILED`]; bad flags never get here (exit 2 in
+//! `main`).
 
-use crate::ops::{self, EXIT_FAILED, StatusReport};
+use crate::commands::status::{self, StatusReport};
+use crate::commands::{EXIT_FAILED, connect};
 use elector::cli::{CheckArgs, RunArgs};
 use elector::node::{HttpGet, NodeClient, ReqwestTransport};
 use elector::{out, outln};
@@ -71,7 +72,7 @@ pub async fn check(args: Box<CheckArgs>) -> u8 {
     outln!(
         "elector check {}: election {} as {value:?} (read-only)",
         env!("CARGO_PKG_VERSION"),
-        run.key
+        run.key()
     );
     outln!();
     out!("{}", render_timing(&timing));
@@ -80,7 +81,7 @@ pub async fn check(args: Box<CheckArgs>) -> u8 {
         findings.add(Verdict::Warn, warning);
     }
     outln!();
-    outln!("etcd {}", run.etcd.join(","));
+    outln!("etcd {}", run.endpoints().join(","));
     let leader = check_etcd(run, &value, &mut findings).await;
     outln!();
     outln!("node");
@@ -185,7 +186,7 @@ pub fn render_timing(t: &Timing) -> String {
 async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Option<String> {
     let args = run.etcd_args();
     let started = Instant::now();
-    let connection = match ops::connect(&args).await {
+    let connection = match connect(&args).await {
         Ok(connection) => connection,
         Err(error) => {
             findings.add(Verdict::Fail, error);
@@ -204,13 +205,13 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
         format!(
             "{version} answers (connected in {:.0} ms){}",
             started.elapsed().as_secs_f64() * 1e3,
-            match &run.etcd_user {
+            match &run.security.etcd_user {
                 Some(user) => format!(", authenticated as {user}"),
                 None => String::new(),
             }
         ),
     );
-    let report = match ops::read_report(&connection, &run.key).await {
+    let report = match status::read_report(&connection, run.key()).await {
         Ok(report) => report,
         Err(error) => {
             findings.add(Verdict::Fail, error);
@@ -223,7 +224,7 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
 
 /// The election's findings: who leads, the candidates, identities, requests.
 pub fn judge_election(report: &StatusReport, value: &str, findings: &mut Findings) {
-    let table = ops::render_status(report);
+    let table = status::render_status(report);
     let mut lines = table.lines();
     if let Some(head) = lines.next() {
         let verdict = match report.leader {
@@ -276,11 +277,11 @@ async fn check_node(run: &RunArgs, value: &str, leader: Option<&String>, finding
     };
     let node = NodeClient::new(
         transport.clone(),
-        &run.iotex_admin,
+        &run.node.iotex_admin,
         &run.iotex_probe,
         timing.node_timeout,
     );
-    let admin = run.iotex_admin.trim_end_matches('/');
+    let admin = run.node.iotex_admin.trim_end_matches('/');
     // GET /ha without parameters only reads the mode.
     match node.read_mode().await {
         Ok(active) => {
@@ -333,7 +334,7 @@ async fn check_node(run: &RunArgs, value: &str, leader: Option<&String>, finding
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{CandidateReport, Duplicate};
+    use crate::commands::status::{CandidateReport, Duplicate};
 
     #[test]
     fn the_default_timings_are_printed() {

@@ -1,0 +1,544 @@
+//! The flags of every command. A flag that several commands take is declared once, in a small
+//! group flattened (`#[command(flatten)]`) where each command lists it, so its name, variable,
+//! default and help cannot drift apart between commands. The groups are small because each
+//! command's `--help` lists its flags in its own order: a group is a run of flags that every
+//! command using it lists together.
+
+use super::urls::{check_endpoints, check_key, node_url};
+use crate::etcd::EtcdOptions;
+use clap::{Args, ValueEnum};
+use elector_core::Timing;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Above this lease TTL the elector warns: a crash failover takes about the TTL.
+pub const TTL_WARN_ABOVE: Duration = Duration::from_secs(60);
+
+/// Shortest connect bound of the operator commands: they may run far from etcd.
+const OPERATOR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+// ----- etcd ------------------------------------------------------------------------------
+
+/// `--etcd`: where etcd is.
+#[derive(Args, Debug, Clone)]
+pub struct EtcdEndpoints {
+    /// etcd endpoints, comma separated; host:port means http://host:port (Go flag: -etcd)
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    pub etcd: Vec<String>,
+}
+
+/// `--key`: the election.
+#[derive(Args, Debug, Clone)]
+pub struct ElectionKey {
+    /// Election key; candidates are <key>/<lease id> (Go flag: -key)
+    #[arg(long, env = "ELECTOR_KEY", default_value = "/iotex-server")]
+    pub key: String,
+}
+
+/// How to authenticate to etcd: TLS files and user.
+#[derive(Args, Debug, Clone)]
+pub struct EtcdSecurity {
+    /// CA certificate for etcd over TLS
+    #[arg(long, env = "ELECTOR_ETCD_CA", help_heading = "etcd security")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd over TLS
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_CERT",
+        requires = "etcd_key",
+        help_heading = "etcd security"
+    )]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client private key for etcd over TLS
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_KEY",
+        requires = "etcd_cert",
+        help_heading = "etcd security"
+    )]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd user name
+    #[arg(long, env = "ELECTOR_ETCD_USER", help_heading = "etcd security")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd password (or set ELECTOR_ETCD_PASSWORD); never logged
+    #[arg(
+        long,
+        env = "ELECTOR_ETCD_PASSWORD_FILE",
+        help_heading = "etcd security"
+    )]
+    pub etcd_password_file: Option<PathBuf>,
+}
+
+/// `--etcd-timeout`: the bound of one etcd request.
+#[derive(Args, Debug, Clone)]
+pub struct EtcdTimeout {
+    /// Longest wait for one etcd request
+    #[arg(long, env = "ELECTOR_ETCD_TIMEOUT", value_parser = duration, default_value = "1s")]
+    pub etcd_timeout: Duration,
+}
+
+/// How the operator commands reach etcd: the running elector's flags and variables.
+#[derive(Args, Debug, Clone)]
+pub struct EtcdArgs {
+    #[command(flatten)]
+    pub endpoints: EtcdEndpoints,
+    #[command(flatten)]
+    pub election: ElectionKey,
+    #[command(flatten)]
+    pub security: EtcdSecurity,
+    #[command(flatten)]
+    pub timeout: EtcdTimeout,
+}
+
+impl EtcdArgs {
+    /// The etcd endpoints (`--etcd`).
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints.etcd
+    }
+
+    /// The election key (`--key`).
+    pub fn key(&self) -> &str {
+        &self.election.key
+    }
+
+    /// Checks what clap cannot; normalizes the endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        check_endpoints(&mut self.endpoints.etcd)?;
+        check_key(&self.election.key)?;
+        if self.timeout.etcd_timeout.is_zero() {
+            return Err("--etcd-timeout: must be greater than 0".into());
+        }
+        Ok(())
+    }
+
+    /// The connection options of an operator command (reads the password).
+    pub fn options(&self) -> Result<EtcdOptions, String> {
+        let timeout = self.timeout.etcd_timeout;
+        self.security.options(
+            &self.endpoints.etcd,
+            timeout.max(OPERATOR_CONNECT_TIMEOUT),
+            timeout,
+        )
+    }
+}
+
+impl EtcdSecurity {
+    /// The connection options for `endpoints` with these credentials (reads the password).
+    pub fn options(
+        &self,
+        endpoints: &[String],
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<EtcdOptions, String> {
+        Ok(EtcdOptions {
+            endpoints: endpoints.to_vec(),
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+            user: self.etcd_user.clone(),
+            password: read_password(self.etcd_password_file.as_deref())?,
+            connect_timeout,
+            request_timeout,
+        })
+    }
+}
+
+/// The etcd password from `--etcd-password-file`, else `ELECTOR_ETCD_PASSWORD`.
+fn read_password(file: Option<&Path>) -> Result<Option<String>, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--etcd-password-file {}: {e}", path.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    Ok(std::env::var("ELECTOR_ETCD_PASSWORD").ok())
+}
+
+// ----- the node and the fence ------------------------------------------------------------
+
+/// `--iotex-admin`: the node's admin endpoint.
+#[derive(Args, Debug, Clone)]
+pub struct NodeAdmin {
+    /// The node's admin base URL; the elector appends /ha (Go flag: -iotexAdmin)
+    #[arg(
+        long,
+        env = "ELECTOR_IOTEX_ADMIN",
+        default_value = "http://127.0.0.1:9009"
+    )]
+    pub iotex_admin: String,
+}
+
+/// `--node-timeout`: the bound of one node call.
+#[derive(Args, Debug, Clone)]
+pub struct NodeTimeout {
+    /// Longest wait for one call to the node
+    #[arg(long, env = "ELECTOR_NODE_TIMEOUT", value_parser = duration, default_value = "300ms")]
+    pub node_timeout: Duration,
+}
+
+/// `--confirm-poll-interval`: how often standby is re-read until it is confirmed.
+#[derive(Args, Debug, Clone)]
+pub struct ConfirmPoll {
+    /// How often the mode is re-read while standby is unconfirmed
+    #[arg(long, env = "ELECTOR_CONFIRM_POLL_INTERVAL", value_parser = duration, default_value = "200ms")]
+    pub confirm_poll_interval: Duration,
+}
+
+/// The fence: what runs when standby cannot be confirmed in time.
+#[derive(Args, Debug, Clone)]
+pub struct FenceArgs {
+    /// Command run (sh -c) when standby cannot be confirmed by the lease deadline, e.g. stopping the node's service
+    #[arg(long, env = "ELECTOR_FENCE_CMD")]
+    pub fence_cmd: Option<String>,
+    /// The fence command is killed after this long
+    #[arg(long, env = "ELECTOR_FENCE_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub fence_timeout: Duration,
+}
+
+impl FenceArgs {
+    /// The fence these flags describe.
+    pub fn fence(&self) -> crate::fence::Fence {
+        crate::fence::Fence::from_flags(self.fence_cmd.as_deref(), self.fence_timeout)
+    }
+
+    /// Checks what clap cannot.
+    fn validate(&self) -> Result<(), String> {
+        positive("--fence-timeout", self.fence_timeout)
+    }
+}
+
+// ----- the commands ----------------------------------------------------------------------
+
+/// `elector check`: exactly the running elector's flags.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `elector status`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Print JSON (one object) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `elector handover`.
+#[derive(Args, Debug, Clone)]
+pub struct HandoverArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// The replica (its --value) that should lead next [default: the next in line]
+    #[arg(long, value_name = "VALUE")]
+    pub to: Option<String>,
+    /// Give up (and withdraw the request) after this long
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub timeout: Duration,
+}
+
+impl HandoverArgs {
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.etcd.validate()?;
+        if self.to.as_deref().is_some_and(str::is_empty) {
+            return Err("--to: must not be empty".into());
+        }
+        positive("--timeout", self.timeout)
+    }
+}
+
+/// `elector force-standby`. Its shared flags say what they mean for this command.
+#[derive(Args, Debug, Clone)]
+#[command(
+    mut_arg("confirm_poll_interval", |arg| arg.help(
+        "Pause between two reads (and between retries after a failed call)"
+    )),
+    mut_arg("fence_cmd", |arg| arg.help(
+        "Command run (sh -c) when standby is not confirmed in time, e.g. stopping the node's service"
+    ))
+)]
+pub struct ForceStandbyArgs {
+    #[command(flatten)]
+    pub node: NodeAdmin,
+    #[command(flatten)]
+    pub node_timeout: NodeTimeout,
+    #[command(flatten)]
+    pub confirm_poll: ConfirmPoll,
+    /// Give up confirming standby after this long: at least the node's drain time
+    #[arg(long, env = "ELECTOR_FORCE_STANDBY_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub fence: FenceArgs,
+    /// This replica's identity in the election [default: the host name]
+    #[arg(long, env = "ELECTOR_VALUE")]
+    pub value: Option<String>,
+    /// The elector's --state-dir: with standby confirmed, the term the crashed elector left there is ended at once [default: $STATE_DIRECTORY]
+    #[arg(long, env = "ELECTOR_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+impl ForceStandbyArgs {
+    /// Our value: `--value`, else the host name (as the run command).
+    pub fn value(&self) -> String {
+        self.value.clone().unwrap_or_else(host_name)
+    }
+
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
+        self.etcd.validate()?;
+        positive("--node-timeout", self.node_timeout.node_timeout)?;
+        positive(
+            "--confirm-poll-interval",
+            self.confirm_poll.confirm_poll_interval,
+        )?;
+        positive("--timeout", self.timeout)?;
+        self.fence.validate()
+    }
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The running elector's flags (no subcommand; also `elector check`).
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub endpoints: EtcdEndpoints,
+
+    #[command(flatten)]
+    pub node: NodeAdmin,
+
+    /// The node's probe base URL; the elector appends /readiness (Go flag: -iotexProbe)
+    #[arg(
+        long,
+        env = "ELECTOR_IOTEX_PROBE",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub iotex_probe: String,
+
+    #[command(flatten)]
+    pub election: ElectionKey,
+
+    /// This replica's identity in the election [default: the host name] (Go flag: -value)
+    #[arg(long, env = "ELECTOR_VALUE")]
+    pub value: Option<String>,
+
+    #[command(flatten)]
+    pub security: EtcdSecurity,
+
+    /// Lease TTL requested from etcd; failover after a crash takes about this plus the activation delay
+    #[arg(long, env = "ELECTOR_TTL", value_parser = duration, default_value = "10s", help_heading = "Timing")]
+    pub ttl: Duration,
+    /// Keep-alive period
+    #[arg(long, env = "ELECTOR_KEEPALIVE_INTERVAL", value_parser = duration, default_value = "1s", help_heading = "Timing")]
+    pub keepalive_interval: Duration,
+    // From here on, a flattened flag without a heading of its own is listed under "Timing"
+    // (every later flag here names its heading).
+    #[command(flatten, next_help_heading = "Timing")]
+    pub etcd_timeout: EtcdTimeout,
+    /// Longest time the node keeps reporting active after activate=false (its round)
+    #[arg(long, env = "ELECTOR_DRAIN_BOUND", value_parser = duration, default_value = "5s", help_heading = "Timing")]
+    pub drain_bound: Duration,
+    /// Largest clock rate difference between this host and etcd (0.01 = 1%)
+    #[arg(
+        long,
+        env = "ELECTOR_MAX_CLOCK_DRIFT",
+        default_value_t = 0.01,
+        help_heading = "Timing"
+    )]
+    pub max_clock_drift: f64,
+    /// Slack for commanding and confirming standby before the lease may expire
+    #[arg(long, env = "ELECTOR_SAFETY_MARGIN", value_parser = duration, default_value = "1500ms", help_heading = "Timing")]
+    pub safety_margin: Duration,
+    #[command(flatten)]
+    pub node_timeout: NodeTimeout,
+    /// How often the node's mode is read to reconcile it
+    #[arg(long, env = "ELECTOR_NODE_CHECK_INTERVAL", value_parser = duration, default_value = "1s", help_heading = "Timing")]
+    pub node_check_interval: Duration,
+    #[command(flatten)]
+    pub confirm_poll: ConfirmPoll,
+    /// How often readiness is probed
+    #[arg(long, env = "ELECTOR_PROBE_INTERVAL", value_parser = duration, default_value = "1s", help_heading = "Timing")]
+    pub probe_interval: Duration,
+    /// Failed probes in a row after which the node counts as unready
+    #[arg(
+        long,
+        env = "ELECTOR_UNREADY_THRESHOLD",
+        default_value_t = 3,
+        help_heading = "Timing"
+    )]
+    pub unready_threshold: u32,
+    /// Assumed bound for a dead elector's node to be forced standby (systemd ExecStopPost, restart)
+    #[arg(long, env = "ELECTOR_RESTART_BOUND", value_parser = duration, default_value = "3s", help_heading = "Timing")]
+    pub restart_bound: Duration,
+    /// Wait of a new leader that cannot know its predecessor is standby [default: the smallest safe value]
+    #[arg(long, env = "ELECTOR_ACTIVATION_DELAY", value_parser = duration, help_heading = "Timing")]
+    pub activation_delay: Option<Duration>,
+    /// How long a leader waits for a named handover target to be next in line
+    #[arg(long, env = "ELECTOR_HANDOVER_TIMEOUT", value_parser = duration, default_value = "30s", help_heading = "Timing")]
+    pub handover_timeout: Duration,
+    /// Directory where the elector keeps its current term, so that after a crash its restart ends that term early [default: $STATE_DIRECTORY, set by systemd's StateDirectory=]
+    #[arg(long, env = "ELECTOR_STATE_DIR", help_heading = "Operations")]
+    pub state_dir: Option<PathBuf>,
+    /// A leader whose node has not read active for this long gives way to another candidate (after proving the node standby)
+    #[arg(long, env = "ELECTOR_NODE_LOST_AFTER", value_parser = duration, default_value = "10s", help_heading = "Timing")]
+    pub node_lost_after: Duration,
+
+    // Listed under "Operations" (the later flags name their headings).
+    #[command(flatten, next_help_heading = "Operations")]
+    pub fence: FenceArgs,
+    /// Address of the /status, /metrics and /healthz server, or "off"
+    #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
+    pub status_addr: StatusAddr,
+    /// Log format on stderr: human (colour only on a terminal without NO_COLOR) or json (one flat object per line: role, reason, ... at the top level)
+    #[arg(
+        long,
+        env = "ELECTOR_LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        help_heading = "Operations"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// `--status-addr`: an address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusAddr {
+    Off,
+    At(SocketAddr),
+}
+
+fn status_addr(s: &str) -> Result<StatusAddr, String> {
+    if s == "off" {
+        return Ok(StatusAddr::Off);
+    }
+    s.parse()
+        .map(StatusAddr::At)
+        .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:9901, nor \"off\""))
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 500ms or 10s ({e})"))
+}
+
+/// A duration flag that must not be zero.
+fn positive(flag: &str, value: Duration) -> Result<(), String> {
+    if value.is_zero() {
+        return Err(format!("{flag}: must be greater than 0"));
+    }
+    Ok(())
+}
+
+impl RunArgs {
+    /// The timing configuration, validated against docs/safety.md.
+    pub fn timing(&self) -> Result<Timing, String> {
+        let mut timing = Timing {
+            lease_ttl: self.ttl,
+            keepalive_interval: self.keepalive_interval,
+            etcd_request_timeout: self.etcd_timeout.etcd_timeout,
+            drain_bound: self.drain_bound,
+            max_clock_drift: self.max_clock_drift,
+            safety_margin: self.safety_margin,
+            node_timeout: self.node_timeout.node_timeout,
+            node_check_interval: self.node_check_interval,
+            confirm_poll_interval: self.confirm_poll.confirm_poll_interval,
+            probe_interval: self.probe_interval,
+            unready_threshold: self.unready_threshold,
+            restart_bound: self.restart_bound,
+            activation_delay: Duration::ZERO,
+            handover_timeout: self.handover_timeout,
+            node_lost_after: self.node_lost_after,
+        };
+        timing.activation_delay = self
+            .activation_delay
+            .unwrap_or_else(|| timing.minimum_activation_delay());
+        timing.validate().map_err(|e| e.to_string())?;
+        Ok(timing)
+    }
+
+    /// What is allowed but probably not meant; logged as warnings at start-up and printed by
+    /// `elector check`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.ttl > TTL_WARN_ABOVE {
+            warnings.push(format!(
+                "--ttl {} is above {}: after a crash, failover takes about the TTL plus the \
+                 activation delay; a TTL of 10s (the default) or 3s (the fast profile) is usual",
+                humantime::format_duration(self.ttl),
+                humantime::format_duration(TTL_WARN_ABOVE)
+            ));
+        }
+        warnings
+    }
+
+    /// Our value: `--value`, else the host name.
+    pub fn value(&self) -> String {
+        self.value.clone().unwrap_or_else(host_name)
+    }
+
+    /// The etcd endpoints (`--etcd`).
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints.etcd
+    }
+
+    /// The election key (`--key`).
+    pub fn key(&self) -> &str {
+        &self.election.key
+    }
+
+    /// Checks what clap cannot: URLs and the key; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        check_endpoints(&mut self.endpoints.etcd)?;
+        node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
+        node_url("--iotex-probe", &self.iotex_probe, "/readiness")?;
+        check_key(&self.election.key)?;
+        if self.value().is_empty() {
+            return Err("--value: must not be empty".into());
+        }
+        self.fence.validate()
+    }
+
+    /// The connection flags alone, as the operator commands take them.
+    pub fn etcd_args(&self) -> EtcdArgs {
+        EtcdArgs {
+            endpoints: self.endpoints.clone(),
+            election: self.election.clone(),
+            security: self.security.clone(),
+            timeout: self.etcd_timeout.clone(),
+        }
+    }
+
+    /// The running elector's etcd connection options (reads the password): every connect
+    /// and request bounded by `--etcd-timeout`.
+    pub fn etcd_options(&self) -> Result<EtcdOptions, String> {
+        let timeout = self.etcd_timeout.etcd_timeout;
+        self.security
+            .options(&self.endpoints.etcd, timeout, timeout)
+    }
+}
+
+/// This host's name: the default `--value`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "default".to_string())
+}

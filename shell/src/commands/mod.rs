@@ -1,0 +1,77 @@
+//! The operator commands, one file each: [`check`], [`status`], [`handover`],
+//! [`force_standby`]; and [`run`], the elector itself (no subcommand).
+//!
+//! The operator commands read and write the election through the same adapter as the running
+//! elector ([`Election`]), and reach the node through the same `NodeClient`. Every etcd call
+//! and node call is bounded; every wait has a deadline. Results go to stdout, failures to
+//! stderr as one line; the exit code says which (0 success, [`EXIT_FAILED`]; 2 is for bad
+//! flags).
+
+pub mod check;
+pub mod force_standby;
+pub mod handover;
+pub mod run;
+pub mod status;
+
+use elector::cli::EtcdArgs;
+use elector::etcd::{self, Election};
+use etcd_client::Client;
+use std::time::Duration;
+
+/// Exit code of a failed operator command.
+pub const EXIT_FAILED: u8 = 1;
+
+/// A connection to the election, for an operator command.
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    pub(crate) election: Election,
+    pub(crate) request_timeout: Duration,
+}
+
+/// Connects to etcd with the operator command's flags.
+pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
+    let options = args.options()?;
+    let client = etcd::connect(&options).await.map_err(|e| e.to_string())?;
+    let election = Election::new(
+        client.clone(),
+        args.key().to_string(),
+        String::new(),
+        options.request_timeout,
+    );
+    Ok(Connection {
+        client,
+        election,
+        request_timeout: options.request_timeout,
+    })
+}
+
+/// Prints `line` as the command's one-line failure; returns [`EXIT_FAILED`].
+fn fail(line: &str) -> u8 {
+    elector::errln!("elector: {line}");
+    EXIT_FAILED
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! The election as the commands' tests build it.
+    use elector_core::{Candidate, CandidateId, Observation};
+
+    pub(crate) fn candidate(lease: i64, revision: i64, value: &str) -> Candidate {
+        Candidate {
+            id: CandidateId {
+                lease,
+                create_revision: revision,
+            },
+            value: value.to_string(),
+        }
+    }
+
+    pub(crate) fn observation(candidates: Vec<Candidate>) -> Observation {
+        Observation {
+            revision: 100,
+            candidates,
+            handover_record: None,
+            handover_request: None,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The connect loop: gets the driver its etcd client, retrying with backoff until it has one,
+//! and hands the election to the executor. Until then every etcd command fails at once with
+//! "not connected", so the core keeps the node standby.
+
+use crate::etcd::Election;
+use crate::status::Metrics;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How the driver gets an etcd client: `etcd::connect` in production, a turmoil channel in
+/// the simulation. Called again after a failure, with backoff.
+pub trait Connect: Send + Sync + 'static {
+    fn connect(&self) -> impl Future<Output = Result<etcd_client::Client, String>> + Send;
+}
+
+/// Backoff between etcd connection attempts: quick at first, then no more than one attempt
+/// every few seconds against an etcd that stays away.
+const CONNECT_RETRY_MIN: Duration = Duration::from_millis(200);
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Connects to etcd, retrying with backoff and saying why, until it succeeds; then publishes
+/// the election on `out`. Ends when it has connected once (the election's calls reconnect by
+/// themselves after that).
+pub(crate) async fn connect_loop<E: Connect>(
+    etcd: E,
+    key: String,
+    value: String,
+    request_timeout: Duration,
+    out: watch::Sender<Option<Election>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut backoff = CONNECT_RETRY_MIN;
+    loop {
+        match etcd.connect().await {
+            Ok(client) => {
+                info!("connected to etcd");
+                metrics.etcd.succeeded();
+                let election = Election::new(client, key, value, request_timeout)
+                    .with_health(metrics.etcd.clone());
+                let _ = out.send(Some(election));
+                return;
+            }
+            Err(reason) => {
+                metrics.etcd.failed(&reason);
+                warn!(
+                    retry_in_ms = backoff.as_millis() as u64,
+                    reason = %reason,
+                    "etcd unreachable, node held in standby"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
+            }
+        }
+    }
+}

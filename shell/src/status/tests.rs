@@ -1,0 +1,180 @@
+//! `/metrics` as Prometheus reads it, `/status`, and the server's methods.
+
+use super::server::route;
+use super::*;
+use elector_core::{Settings, Timing};
+use hyper::{Method, StatusCode};
+
+fn status() -> Arc<Status> {
+    let status = Status::new("/iotex-server", "replica \"a\"\n");
+    let core = Elector::new(
+        Settings::new("replica-a".to_string(), Timing::default()),
+        Instant::ZERO,
+    )
+    .expect("default timing");
+    status.update(&core, Instant::ZERO);
+    status
+}
+
+#[test]
+fn the_exposition_parses_and_keeps_every_name() {
+    let status = status();
+    let m = &status.metrics;
+    m.observe_keepalive(Duration::from_millis(3));
+    m.observe_keepalive(Duration::from_millis(40));
+    m.observe_keepalive(Duration::from_secs(9));
+    m.observe_node_call(NodeCallKind::ReadMode, Duration::from_millis(2));
+    m.set_node_mode(false);
+    let text = status.render_metrics();
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for name in [
+        "elector_role",
+        "elector_role_transitions_total",
+        "elector_keepalive_latency_seconds_sum",
+        "elector_keepalive_latency_seconds_count",
+        "elector_keepalive_latency_seconds_bucket",
+        "elector_keepalive_last_latency_seconds",
+        "elector_keepalive_failures_total",
+        "elector_node_call_failures_total",
+        "elector_node_call_latency_seconds_bucket",
+        "elector_fence_actions_total",
+        "elector_fence_results_total",
+        "elector_node_standby_unexpected_total",
+        "elector_stuck",
+        "elector_node_lost",
+        "elector_etcd_connected",
+        "elector_node_active",
+        "elector_node_ready",
+        "elector_node_mode_age_seconds",
+        "elector_info",
+    ] {
+        assert!(
+            samples.iter().any(|(n, _, _)| n == name),
+            "{name} missing:\n{text}"
+        );
+    }
+    // Labels are escaped, and read back as they were.
+    assert_eq!(
+        sample_value(&samples, "elector_info", &[("value", "replica \"a\"\n")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample_value(&samples, "elector_role", &[("role", "starting")]),
+        Some(1.0)
+    );
+    // A cumulative histogram whose +Inf bucket is the count.
+    let bucket = |le: &str| {
+        sample_value(
+            &samples,
+            "elector_keepalive_latency_seconds_bucket",
+            &[("le", le)],
+        )
+    };
+    assert_eq!(bucket("0.001"), Some(0.0));
+    assert_eq!(bucket("0.005"), Some(1.0));
+    assert_eq!(bucket("0.05"), Some(2.0));
+    assert_eq!(bucket("5"), Some(2.0));
+    assert_eq!(bucket("+Inf"), Some(3.0));
+    assert_eq!(
+        sample_value(&samples, "elector_keepalive_latency_seconds_count", &[]),
+        Some(3.0)
+    );
+    let sum = sample_value(&samples, "elector_keepalive_latency_seconds_sum", &[]).unwrap_or(0.0);
+    assert!((sum - 9.043).abs() < 1e-9, "{sum}");
+    assert_eq!(
+        sample_value(
+            &samples,
+            "elector_node_call_latency_seconds_count",
+            &[("call", "read_mode")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample_value(&samples, "elector_node_active", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample_value(&samples, "elector_node_ready", &[]), Some(0.0));
+    assert_eq!(
+        sample_value(&samples, "elector_etcd_connected", &[]),
+        Some(0.0)
+    );
+    // No election read yet: no candidate count rather than a made-up 0.
+    assert_eq!(sample_value(&samples, "elector_candidates", &[]), None);
+    #[cfg(target_os = "linux")]
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        let v = sample_value(&samples, name, &[]).unwrap_or_else(|| panic!("{name} missing"));
+        assert!(v >= 0.0, "{name} {v}");
+    }
+}
+
+#[test]
+fn the_reader_refuses_what_prometheus_would() {
+    for text in [
+        "elector_x 1\n",
+        "# TYPE elector_x gauge\nelector_x one\n",
+        "# TYPE elector_x gauge\nelector_x{a=\"b} 1\n",
+        "# TYPE elector_x gauge\n# TYPE elector_x gauge\n",
+        "# TYPE elector_x gauge\nelector-x 1\n",
+        "# TYPE elector_x gauge\nelector_x 1 2 3\n",
+    ] {
+        assert!(parse_exposition(text).is_err(), "{text:?} accepted");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn etcd_connected_follows_recent_successes() {
+    let metrics = Metrics::default();
+    metrics.set_etcd_silence_bound(Duration::from_secs(4));
+    assert!(!metrics.etcd_connected(), "nothing succeeded yet");
+    metrics.etcd.succeeded();
+    assert!(metrics.etcd_connected());
+    metrics
+        .etcd
+        .failed("etcd keep-alive of lease 1a timed out after 1s");
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert!(metrics.etcd_connected(), "within the bound");
+    assert!(
+        metrics
+            .etcd
+            .error()
+            .is_some_and(|e| e.contains("timed out"))
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(
+        !metrics.etcd_connected(),
+        "silent for longer than the bound"
+    );
+    metrics.etcd.succeeded();
+    assert!(metrics.etcd_connected());
+    assert_eq!(metrics.etcd.error(), None);
+}
+
+#[test]
+fn only_get_and_head_are_served() {
+    let status = status();
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+        let response = route(&status, &method, "/metrics");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.as_bytes()),
+            Some(&b"GET, HEAD"[..])
+        );
+    }
+    for method in [Method::GET, Method::HEAD] {
+        assert_eq!(route(&status, &method, "/metrics").status(), StatusCode::OK);
+        assert_eq!(route(&status, &method, "/status").status(), StatusCode::OK);
+    }
+    assert_eq!(
+        route(&status, &Method::GET, "/nowhere").status(),
+        StatusCode::NOT_FOUND
+    );
+}
