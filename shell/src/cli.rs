@@ -137,7 +137,39 @@ pub enum Operation {
             configured), 2 bad flags."
     )]
     ForceStandby(ForceStandbyArgs),
+    /// Run the elector as a child; on its death or stall command the node standby, restart it
+    #[command(long_about = SUPERVISE_ABOUT, after_help = SUPERVISE_EXIT_CODES)]
+    Supervise(Box<SuperviseArgs>),
 }
+
+/// `elector supervise --help`: what the supervisor is for and what it does on each event.
+const SUPERVISE_ABOUT: &str = "A small parent process for containers and hosts without \
+    systemd: runs the elector (this binary, with the arguments after --, and the same ELECTOR_* \
+    variables) as its child and takes the part of systemd's unit (Restart=, WatchdogSec=, \
+    ExecStopPost=elector force-standby).\n\n\
+    When the child exits for any reason other than a stop asked for here (a crash, kill -9, the \
+    OOM killer), the node is commanded standby at once, exactly as `elector force-standby` does \
+    with the child's --iotex-admin, --node-timeout, --fence-cmd, --value, --state-dir and etcd \
+    flags, and the child is restarted after a pause that doubles from 0.5 s to 30 s and starts \
+    over after a run of a minute. The child pings a watchdog (the systemd notify protocol: \
+    NOTIFY_SOCKET and WATCHDOG_USEC are set for it); a child that misses its pings for \
+    --watchdog is killed (SIGKILL) and handled as dead. Death is seen at once, so the node is \
+    commanded standby within --node-timeout of it; a hang within 1.25 s (loop stall) + \
+    --watchdog + --node-timeout. The child checks that sum against --restart-bound at start-up, \
+    as under systemd.\n\n\
+    SIGTERM and SIGINT are passed on to the child, which hands over cleanly; the supervisor \
+    waits 10 s for it, longer while the child asks for more time (EXTEND_TIMEOUT_USEC), and \
+    exits with the child's status. A child that exits 2 (bad flags or configuration) is not \
+    restarted: the supervisor exits 2. An operator command after -- (status, handover, ...) \
+    runs unsupervised.\n\n\
+    Under systemd, run the elector directly with deploy/systemd/elector.service instead: the \
+    supervisor does not relay its child's notifications to systemd (it replaces NOTIFY_SOCKET \
+    and WATCHDOG_USEC with its own).";
+
+/// `elector supervise --help`: what its exit status means.
+const SUPERVISE_EXIT_CODES: &str = "Exit codes: 0 the child handed over cleanly after SIGTERM or \
+    SIGINT, 1 the child was stopped but its node had to be forced standby (the node's state is \
+    in the log), 2 bad flags of the supervisor or the child; otherwise the child's own status.";
 
 /// How the operator commands reach etcd: the running elector's flags and variables.
 #[derive(Args, Debug, Clone)]
@@ -281,6 +313,20 @@ pub struct ForceStandbyArgs {
     pub etcd: EtcdArgs,
 }
 
+/// `elector supervise`: its own flags, then the elector's after `--`.
+#[derive(Args, Debug, Clone)]
+pub struct SuperviseArgs {
+    /// Kill the elector when it sends no watchdog ping for this long [default: the longest that fits --restart-bound, at most 1s]
+    #[arg(long, env = "ELECTOR_SUPERVISE_WATCHDOG", value_parser = duration)]
+    pub watchdog: Option<Duration>,
+    /// After the elector died, give up confirming standby after this long (then --fence-cmd runs)
+    #[arg(long, env = "ELECTOR_FORCE_STANDBY_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub standby_timeout: Duration,
+    /// The elector's flags, as `elector` takes them (ELECTOR_* variables work too)
+    #[arg(last = true, value_name = "ELECTOR FLAGS")]
+    pub elector: Vec<String>,
+}
+
 impl ForceStandbyArgs {
     /// Our value: `--value`, else the host name (as the run command).
     pub fn value(&self) -> String {
@@ -319,6 +365,15 @@ impl Operation {
                     if value.is_zero() {
                         return Err(format!("{flag}: must be greater than 0"));
                     }
+                }
+                Ok(())
+            }
+            Operation::Supervise(args) => {
+                if args.standby_timeout.is_zero() {
+                    return Err("--standby-timeout: must be greater than 0".into());
+                }
+                if args.watchdog.is_some_and(|w| w.is_zero()) {
+                    return Err("--watchdog: must be greater than 0".into());
                 }
                 Ok(())
             }
@@ -1053,7 +1108,7 @@ mod tests {
 
     #[test]
     fn every_operator_command_has_help() {
-        for command in ["check", "status", "handover", "force-standby"] {
+        for command in ["check", "status", "handover", "force-standby", "supervise"] {
             match parse(args(&format!("{command} --help"))) {
                 Parsed::Info(text) => {
                     assert!(text.contains("Exit codes"), "{command}: {text}")

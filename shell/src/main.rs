@@ -1,11 +1,13 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
 //!
 //! Without a subcommand it runs the elector; `check` (`check`), `status`, `handover` and
-//! `force-standby` (`ops`) are operator commands. Under systemd (`Type=notify`) it reports
+//! `force-standby` (`ops`) are operator commands; `supervise` runs the elector as its child
+//! (`supervise`). Under systemd (`Type=notify`) it reports
 //! readiness, role changes and watchdog pings (`systemd`).
 
 mod check;
 mod ops;
+mod supervise;
 mod systemd;
 
 use elector::cli::{self, LogFormat, Operation, Parsed, RunArgs, StatusAddr};
@@ -69,8 +71,11 @@ fn main() -> ExitCode {
 
 /// Runs an operator command; returns its exit code (0 success, 1 failure).
 fn run_operation(operation: Operation) -> u8 {
-    // Operator commands print their results; the log only carries warnings and errors.
-    logging::init(LogFormat::Human, "warn");
+    // Operator commands print their results; the log only carries warnings and errors. The
+    // supervisor logs its events as the elector it runs does (it sets its log up itself).
+    if !matches!(operation, Operation::Supervise(_)) {
+        logging::init(LogFormat::Human, "warn");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,6 +92,7 @@ fn run_operation(operation: Operation) -> u8 {
             Operation::Status(args) => ops::status(args).await,
             Operation::Handover(args) => ops::handover(args).await,
             Operation::ForceStandby(args) => ops::force_standby(args).await,
+            Operation::Supervise(args) => supervise::supervise(*args).await,
         }
     })
 }

@@ -591,10 +591,23 @@ async fn withdraw(connection: &Connection, revision: i64) {
 
 /// Runs `elector force-standby`; returns the exit code.
 pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
-    let transport = match ReqwestTransport::new() {
-        Ok(transport) => transport,
-        Err(line) => return fail(&line),
-    };
+    match command_standby(&args).await {
+        Ok(lines) => {
+            for line in lines {
+                elector::outln!("elector force-standby: {line}");
+            }
+            0
+        }
+        Err(line) => fail(&format!("force-standby: {line}")),
+    }
+}
+
+/// What `elector force-standby` does, also run in-process by `elector supervise`: commands
+/// the node standby at once, confirms it by a read, then ends the dead term (`--state-dir`);
+/// the fence runs if standby is not confirmed within `--timeout`. Returns what it did, one line
+/// each, or why standby was not confirmed, with the fence's outcome.
+pub(crate) async fn command_standby(args: &ForceStandbyArgs) -> Result<Vec<String>, String> {
+    let transport = ReqwestTransport::new()?;
     // Only the admin endpoint is used.
     let node = NodeClient::new(
         transport,
@@ -618,16 +631,12 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         if commanded_at.is_some() {
             match node.read_mode().await {
                 Ok(false) => {
-                    elector::outln!(
-                        "elector force-standby: node {} confirmed standby after {:.2}s",
+                    let confirmed = format!(
+                        "node {} confirmed standby after {:.2}s",
                         args.iotex_admin,
                         started.elapsed().as_secs_f64()
                     );
-                    println!(
-                        "elector force-standby: {}",
-                        end_dead_term_after_crash(&args).await
-                    );
-                    return 0;
+                    return Ok(vec![confirmed, end_dead_term_after_crash(args).await]);
                 }
                 Ok(true) => last_problem = "the node still reads active".into(),
                 Err(e) => last_problem = format!("reading the mode failed: {e}"),
@@ -644,15 +653,13 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         args.iotex_admin,
         humantime::format_duration(args.timeout)
     );
-    match &args.fence_cmd {
-        None => fail(&format!(
-            "force-standby: {reason}; no --fence-cmd configured"
-        )),
+    Err(match &args.fence_cmd {
+        None => format!("{reason}; no --fence-cmd configured"),
         Some(command) => {
             let outcome = run_fence(command, &reason, args.fence_timeout).await;
-            fail(&format!("force-standby: {reason}; {outcome}"))
+            format!("{reason}; {outcome}")
         }
-    }
+    })
 }
 
 /// After a crash, with the node confirmed standby by a read: ends the term the crashed elector
