@@ -155,7 +155,7 @@ const SUPERVISE_ABOUT: &str = "A small parent process for containers and hosts w
     NOTIFY_SOCKET and WATCHDOG_USEC are set for it); a child that misses its pings for \
     --watchdog is killed (SIGKILL) and handled as dead. Death is seen at once, so the node is \
     commanded standby within --node-timeout of it; a hang within 1.25 s (loop stall) + \
-    --watchdog + --node-timeout. The child checks that sum against --restart-bound at start-up, \
+    --watchdog + 0.1 s + --node-timeout. The child checks that sum against --restart-bound at start-up, \
     as under systemd.\n\n\
     SIGTERM and SIGINT are passed on to the child, which hands over cleanly; the supervisor \
     waits 10 s for it, longer while the child asks for more time (EXTEND_TIMEOUT_USEC), and \

@@ -214,7 +214,6 @@ fn bind_notify_socket() -> Result<(UnixDatagram, String), String> {
 pub struct Notice {
     pub ready: bool,
     pub watchdog: bool,
-    pub stopping: bool,
     /// `EXTEND_TIMEOUT_USEC`: the child asks for this much more time from now.
     pub extend: Option<Duration>,
 }
@@ -225,7 +224,6 @@ pub fn parse_notice(datagram: &[u8]) -> Notice {
         match line.split_once('=') {
             Some(("READY", "1")) => notice.ready = true,
             Some(("WATCHDOG", "1")) => notice.watchdog = true,
-            Some(("STOPPING", "1")) => notice.stopping = true,
             Some(("EXTEND_TIMEOUT_USEC", usec)) => {
                 if let Ok(usec) = usec.trim().parse::<u64>() {
                     notice.extend = Some(Duration::from_micros(usec));
@@ -529,8 +527,8 @@ mod tests {
         );
         let n = parse_notice(b"EXTEND_TIMEOUT_USEC=2500000\nSTATUS=shutting down\nREADY=1");
         assert_eq!(n.extend, Some(Duration::from_millis(2500)));
-        assert!(n.ready && !n.watchdog && !n.stopping);
-        assert!(parse_notice(b"STOPPING=1\nSTATUS=x").stopping);
+        assert!(n.ready && !n.watchdog);
+        assert_eq!(parse_notice(b"STOPPING=1\nSTATUS=x"), Notice::default());
         // Malformed or unknown assignments change nothing.
         assert_eq!(
             parse_notice(b"WATCHDOG=0\nREADY\nEXTEND_TIMEOUT_USEC=soon\n\xff=1"),
