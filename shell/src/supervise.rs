@@ -294,6 +294,11 @@ struct Supervisor {
 
 impl Supervisor {
     /// Starts, watches and restarts the child until a stop; returns the exit code.
+    ///
+    /// Not bounded in count, on purpose: the replica must come back whenever it can, as under
+    /// systemd's `Restart=always`. Each pass is bounded in time (the forced standby by
+    /// `--standby-timeout` and `--fence-timeout`, the pause by [`RESTART_MAX`]) and the rate
+    /// of restarts by [`Backoff`]; a stop ends the loop at any point.
     async fn run(&mut self) -> u8 {
         let mut backoff = Backoff::default();
         loop {
