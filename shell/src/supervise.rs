@@ -28,6 +28,7 @@ use elector::logging;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -199,6 +200,7 @@ fn bind_notify_socket() -> Result<(UnixDatagram, String), String> {
         .map_err(|e| e.to_string())?;
     let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).map_err(|e| e.to_string())?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    pass_credentials(&socket).map_err(|e| format!("SO_PASSCRED: {e}"))?;
     let socket = UnixDatagram::from_std(socket).map_err(|e| e.to_string())?;
     Ok((socket, format!("@{name}")))
 }
@@ -206,6 +208,83 @@ fn bind_notify_socket() -> Result<(UnixDatagram, String), String> {
 #[cfg(not(target_os = "linux"))]
 fn bind_notify_socket() -> Result<(UnixDatagram, String), String> {
     Err("abstract sockets exist on Linux only".into())
+}
+
+/// Has the kernel attach the sender's credentials to every datagram (`SCM_CREDENTIALS`): an
+/// abstract socket can be reached by any process in the network namespace (in a pod, the
+/// node's too), and only the child's pings may count.
+#[cfg(target_os = "linux")]
+fn pass_credentials(socket: &std::os::unix::net::UnixDatagram) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt(2) on an open socket with a pointer to a c_int and its exact size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Receives one datagram without blocking; returns its length and the sender's process id,
+/// if the kernel attached credentials ([`pass_credentials`]).
+#[cfg(target_os = "linux")]
+fn recv_from_process(
+    socket: &UnixDatagram,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, Option<u32>)> {
+    use std::os::fd::AsRawFd as _;
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // Room for one `ucred` control message, aligned as `cmsghdr` requires.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header, filled in below.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg(2) on an open socket; `message` points at `iov` (into `buffer`) and
+    // `control`, which outlive the call and whose lengths are given.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut message, libc::MSG_DONTWAIT) };
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    let mut sender = None;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
+    // `msg_controllen`; a `ucred` is read unaligned from an SCM_CREDENTIALS message only.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&raw const message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET
+                && (*header).cmsg_type == libc::SCM_CREDENTIALS
+            {
+                let credentials: libc::ucred =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(header).cast());
+                sender = u32::try_from(credentials.pid).ok();
+            }
+            header = libc::CMSG_NXTHDR(&raw const message, header);
+        }
+    }
+    Ok((n, sender))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_from_process(
+    _socket: &UnixDatagram,
+    _buffer: &mut [u8],
+) -> std::io::Result<(usize, Option<u32>)> {
+    Err(std::io::Error::other(
+        "abstract sockets exist on Linux only",
+    ))
 }
 
 /// What one notification datagram of the child says (`sd_notify(3)`: newline-separated
@@ -407,8 +486,13 @@ impl Supervisor {
                         Err(e) => Ending::Killed { why: format!("waiting for it failed: {e}"), ran },
                     };
                 }
-                received = self.socket.recv(&mut buffer) => {
-                    let Ok(n) = received else { continue };
+                received = self.socket.async_io(Interest::READABLE, || recv_from_process(&self.socket, &mut buffer)) => {
+                    // Another process's datagram (anything in the network namespace can
+                    // reach the socket) must not keep a stalled child alive.
+                    let Ok((n, sender)) = received else { continue };
+                    if sender.is_none() || sender != child.id() {
+                        continue;
+                    }
                     let notice = parse_notice(&buffer[..n]);
                     let now = Instant::now();
                     if notice.watchdog {
@@ -622,6 +706,28 @@ mod tests {
             assert!(help.contains(&needle), "--help lacks {needle:?}");
         }
         assert_eq!(HEALTHY_RUN, Duration::from_secs(60));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn datagrams_name_their_sender() {
+        let (socket, name) = bind_notify_socket().expect("a notify socket");
+        let sender = std::os::unix::net::UnixDatagram::unbound().expect("a socket");
+        use std::os::linux::net::SocketAddrExt as _;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(
+            name.trim_start_matches('@').as_bytes(),
+        )
+        .expect("an address");
+        sender.send_to_addr(b"WATCHDOG=1", &addr).expect("sending");
+        let mut buffer = [0u8; 64];
+        let (n, pid) = socket
+            .async_io(Interest::READABLE, || {
+                recv_from_process(&socket, &mut buffer)
+            })
+            .await
+            .expect("receiving");
+        assert_eq!(&buffer[..n], b"WATCHDOG=1");
+        assert_eq!(pid, Some(std::process::id()));
     }
 
     #[test]
