@@ -11,4 +11,9 @@ USER 65532:65532
 # /status, /metrics and /healthz for scrapers outside the namespace; set "off" to disable.
 ENV ELECTOR_STATUS_ADDR=0.0.0.0:9901
 EXPOSE 9901
-ENTRYPOINT ["/usr/local/bin/elector"]
+# The elector runs under its own supervisor (`elector supervise`, docs/operations.md): when it
+# dies or hangs, its node is commanded standby at once and it is restarted, which is what lets
+# the examples state --restart-bound 2s. `docker run <image> <elector flags>` still works: the
+# arguments go to the elector; an operator command (`docker run <image> status`) runs
+# unsupervised.
+ENTRYPOINT ["/usr/local/bin/elector", "supervise", "--"]

@@ -13,6 +13,8 @@
 //!   rules, and the Grafana dashboard works from file provisioning;
 //! - the shutdown bound is quoted as the core computes it, and every platform's stop timeout
 //!   leaves room for a fence.
+//! - the image runs the elector under `elector supervise`, and the restart bound the Compose
+//!   and Kubernetes examples state holds under it with the default timing.
 //!
 //! Needs `promtool` and `systemd-analyze` (`make prereqs` installs them) and, for the running
 //! parts, `cargo build -p elector` and etcd.
@@ -497,16 +499,7 @@ fn shutdown_bound_is_quoted_as_computed_and_stop_timeouts_leave_room_for_a_fence
     let stop = effective(&unit, "TimeoutStopSec").expect("TimeoutStopSec=");
     let stop = humantime::parse_duration(&stop).expect("TimeoutStopSec= duration");
     assert!(stop >= needed, "TimeoutStopSec={stop:?} < {needed:?}");
-    let find = |path: &str, key: &str| -> String {
-        read(path)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_else(|| panic!("{path} has no {key}"))
-            .trim()
-            .to_owned()
-    };
+    let find = yaml_value;
     let grace: u64 = find(
         "deploy/kubernetes/statefulset.yaml",
         "terminationGracePeriodSeconds:",
@@ -965,4 +958,107 @@ fn dashboard_works_from_file_provisioning_and_names_replicas_by_value() {
         .args(["test", "rules", "test.yml"])
         .current_dir(dir.path()));
     assert!(test.status.success(), "{}", text(&test));
+}
+
+// ----- containers: the elector under `elector supervise` -----------------------------------
+
+/// A `key: value` of a YAML file, outside comments: its first occurrence, unquoted.
+fn yaml_value(path: &str, key: &str) -> String {
+    read(path)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("{path} has no {key}"))
+        .trim()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The image's entry point is `elector supervise --`, and the restart bound the Compose and
+/// Kubernetes examples state (with the default timing) is one the supervisor accepts: it runs
+/// the elector under a watchdog that fits, the elector gets ready, and SIGTERM ends both with
+/// exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_examples_restart_bound_holds_under_supervise() {
+    let dockerfile = read("docker/elector.Dockerfile");
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l == r#"ENTRYPOINT ["/usr/local/bin/elector", "supervise", "--"]"#),
+        "the image does not run the elector under supervise"
+    );
+    let bound = yaml_value("deploy/docker-compose.yml", "ELECTOR_RESTART_BOUND:");
+    assert_eq!(
+        bound,
+        yaml_value(
+            "deploy/kubernetes/statefulset.yaml",
+            "ELECTOR_RESTART_BOUND:"
+        ),
+        "the Compose and Kubernetes examples state different restart bounds"
+    );
+    for path in [
+        "deploy/docker-compose.yml",
+        "deploy/kubernetes/statefulset.yaml",
+    ] {
+        assert!(
+            !read(path).contains("ELECTOR_ACTIVATION_DELAY"),
+            "{path} should use the default activation delay"
+        );
+    }
+
+    let cluster = Cluster::start_with(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    cluster.sigterm(0);
+    cluster.wait_exit(0, SETTLE).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("supervise.log");
+    let file = std::fs::File::create(&log).expect("creating the log");
+    let admin = format!("http://{}", cluster.node(0).admin_addr());
+    let probe = format!("http://{}", cluster.node(0).probe_addr());
+    let mut supervised = tokio::process::Command::new(elector_binary())
+        .args(["supervise", "--", "--etcd", &cluster.etcd().endpoint()])
+        .args(["--iotex-admin", &admin, "--iotex-probe", &probe])
+        .args(["--value", "example", "--status-addr", "off"])
+        .args(["--log-format", "json"])
+        .env("ELECTOR_RESTART_BOUND", &bound)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("a log handle"))
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting elector supervise");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + SETTLE;
+    while !log_text().contains("supervise: elector ready") {
+        assert!(
+            Instant::now() < deadline && supervised.try_wait().ok().flatten().is_none(),
+            "the elector did not get ready under supervise with {bound}:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let watchdog_ms = log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|l| l["watchdog_ms"].as_u64())
+        .expect("the supervisor logs its watchdog");
+    println!(
+        "--restart-bound {bound} with the default timing: supervise watchdog {watchdog_ms} ms"
+    );
+    let pid = supervised
+        .id()
+        .and_then(|id| libc::pid_t::try_from(id).ok())
+        .expect("a running supervisor");
+    // SAFETY: kill(2) with integers; the supervisor is our child and not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(SETTLE, supervised.wait())
+        .await
+        .expect("supervise exits after SIGTERM")
+        .expect("waiting for supervise");
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+    assert!(!cluster.node(0).state().active);
 }

@@ -296,8 +296,11 @@ async fn compose_example_fails_over_when_the_active_replica_dies() -> Result<()>
         });
     }
     let docker = docker.docker().clone();
-    // The compose file's electors run with the default timing.
-    let profile = Profile::default_timing();
+    // The compose file's electors run with the default timing and the file's restart bound
+    // (the image runs them under `elector supervise`), hence its shorter activation delay.
+    let mut profile = Profile::default_timing();
+    profile.timing.restart_bound = restart_bound_of(&deploy.join("docker-compose.yml"))?;
+    profile.timing.activation_delay = profile.timing.minimum_activation_delay();
 
     let leader = wait_single_active(
         &docker,
@@ -371,4 +374,16 @@ async fn compose_example_fails_over_when_the_active_replica_dies() -> Result<()>
         profile.takeover_bound().as_secs_f64()
     );
     Ok(())
+}
+
+/// The `ELECTOR_RESTART_BOUND:` a compose file gives its electors.
+fn restart_bound_of(file: &std::path::Path) -> Result<Duration> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let value = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("ELECTOR_RESTART_BOUND:"))
+        .with_context(|| format!("{} sets no ELECTOR_RESTART_BOUND", file.display()))?;
+    humantime::parse_duration(value.trim().trim_matches('"'))
+        .with_context(|| format!("ELECTOR_RESTART_BOUND: {value}"))
 }

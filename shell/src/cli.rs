@@ -22,7 +22,7 @@ mod urls;
 pub use flags::{
     CheckArgs, ConfirmPoll, ElectionKey, EtcdArgs, EtcdEndpoints, EtcdSecurity, EtcdTimeout,
     FenceArgs, ForceStandbyArgs, HandoverArgs, LogFormat, NodeAdmin, NodeTimeout, RunArgs,
-    StatusAddr, StatusArgs, TTL_WARN_ABOVE,
+    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE,
 };
 pub use go_spelling::normalize_args;
 pub use urls::{etcd_endpoint, node_url};
@@ -135,7 +135,39 @@ pub enum Operation {
             configured), 2 bad flags."
     )]
     ForceStandby(ForceStandbyArgs),
+    /// Run the elector as a child; on its death or stall command the node standby, restart it
+    #[command(long_about = SUPERVISE_ABOUT, after_help = SUPERVISE_EXIT_CODES)]
+    Supervise(Box<SuperviseArgs>),
 }
+
+/// `elector supervise --help`: what the supervisor is for and what it does on each event.
+const SUPERVISE_ABOUT: &str = "A small parent process for containers and hosts without \
+    systemd: runs the elector (this binary, with the arguments after --, and the same ELECTOR_* \
+    variables) as its child and takes the part of systemd's unit (Restart=, WatchdogSec=, \
+    ExecStopPost=elector force-standby).\n\n\
+    When the child exits for any reason other than a stop asked for here (a crash, kill -9, the \
+    OOM killer), the node is commanded standby at once, exactly as `elector force-standby` does \
+    with the child's --iotex-admin, --node-timeout, --fence-cmd, --value, --state-dir and etcd \
+    flags, and the child is restarted after a pause that doubles from 0.5 s to 30 s and starts \
+    over after a run of a minute. The child pings a watchdog (the systemd notify protocol: \
+    NOTIFY_SOCKET and WATCHDOG_USEC are set for it); a child that misses its pings for \
+    --watchdog is killed (SIGKILL) and handled as dead. Death is seen at once, so the node is \
+    commanded standby within --node-timeout of it; a hang within 1.25 s (loop stall) + \
+    --watchdog + 0.1 s + --node-timeout. The child checks that sum against --restart-bound at start-up, \
+    as under systemd.\n\n\
+    SIGTERM and SIGINT are passed on to the child, which hands over cleanly; the supervisor \
+    waits 10 s for it, longer while the child asks for more time (EXTEND_TIMEOUT_USEC), and \
+    exits with the child's status. A child that exits 2 (bad flags or configuration) is not \
+    restarted: the supervisor exits 2. An operator command after -- (status, handover, ...) \
+    runs unsupervised.\n\n\
+    Under systemd, run the elector directly with deploy/systemd/elector.service instead: the \
+    supervisor does not relay its child's notifications to systemd (it replaces NOTIFY_SOCKET \
+    and WATCHDOG_USEC with its own).";
+
+/// `elector supervise --help`: what its exit status means.
+const SUPERVISE_EXIT_CODES: &str = "Exit codes: 0 the child handed over cleanly after SIGTERM or \
+    SIGINT, 1 the child was stopped but its node had to be forced standby (the node's state is \
+    in the log), 2 bad flags of the supervisor or the child; otherwise the child's own status.";
 
 impl Operation {
     /// Checks what clap cannot; normalizes the etcd endpoints.
@@ -148,6 +180,15 @@ impl Operation {
             Operation::Status(args) => args.etcd.validate(),
             Operation::Handover(args) => args.validate(),
             Operation::ForceStandby(args) => args.validate(),
+            Operation::Supervise(args) => {
+                if args.standby_timeout.is_zero() {
+                    return Err("--standby-timeout: must be greater than 0".into());
+                }
+                if args.watchdog.is_some_and(|w| w.is_zero()) {
+                    return Err("--watchdog: must be greater than 0".into());
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -1,9 +1,9 @@
 //! `elector`: keeps exactly one IoTeX delegate replica active. See `elector --help`.
 //!
-//! Parses the command line, dispatches to the elector ([`commands::run`]) or an operator
-//! command ([`commands`], one file each), and turns the outcome into the exit code. Under
-//! systemd (`Type=notify`) the elector reports readiness, role changes and watchdog pings
-//! ([`systemd`]).
+//! Parses the command line, dispatches to the elector ([`commands::run`]), an operator
+//! command ([`commands`], one file each) or the supervisor ([`commands::supervise`]), and turns
+//! the outcome into the exit code. Under systemd (`Type=notify`) the elector reports
+//! readiness, role changes and watchdog pings ([`systemd`]).
 
 mod commands;
 mod systemd;
@@ -53,8 +53,11 @@ fn run_elector(args: cli::RunArgs) -> ExitCode {
 
 /// Runs an operator command; returns its exit code (0 success, 1 failure).
 fn run_operation(operation: Operation) -> u8 {
-    // Operator commands print their results; the log only carries warnings and errors.
-    logging::init(LogFormat::Human, "warn");
+    // Operator commands print their results; the log only carries warnings and errors. The
+    // supervisor logs its events as the elector it runs does (it sets its log up itself).
+    if !matches!(operation, Operation::Supervise(_)) {
+        logging::init(LogFormat::Human, "warn");
+    }
     let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
         return EXIT_FAILED;
     };
@@ -64,6 +67,7 @@ fn run_operation(operation: Operation) -> u8 {
             Operation::Status(args) => commands::status::status(args).await,
             Operation::Handover(args) => commands::handover::handover(args).await,
             Operation::ForceStandby(args) => commands::force_standby::force_standby(args).await,
+            Operation::Supervise(args) => commands::supervise::supervise(*args).await,
         }
     })
 }

@@ -542,3 +542,17 @@ fn host_name() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "default".to_string())
 }
+
+/// `elector supervise`: its own flags, then the elector's after `--`.
+#[derive(Args, Debug, Clone)]
+pub struct SuperviseArgs {
+    /// Kill the elector when it sends no watchdog ping for this long [default: the longest that fits --restart-bound, at most 1s]
+    #[arg(long, env = "ELECTOR_SUPERVISE_WATCHDOG", value_parser = duration)]
+    pub watchdog: Option<Duration>,
+    /// After the elector died, give up confirming standby after this long (then --fence-cmd runs)
+    #[arg(long, env = "ELECTOR_FORCE_STANDBY_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub standby_timeout: Duration,
+    /// The elector's flags, as `elector` takes them (ELECTOR_* variables work too)
+    #[arg(last = true, value_name = "ELECTOR FLAGS")]
+    pub elector: Vec<String>,
+}

@@ -158,7 +158,7 @@ fn operator_command_errors_are_one_line() {
 
 #[test]
 fn every_operator_command_has_help() {
-    for command in ["check", "status", "handover", "force-standby"] {
+    for command in ["check", "status", "handover", "force-standby", "supervise"] {
         match parse(args(&format!("{command} --help"))) {
             Parsed::Info(text) => {
                 assert!(text.contains("Exit codes"), "{command}: {text}")

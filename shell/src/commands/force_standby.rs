@@ -15,10 +15,23 @@ const FORCE_STANDBY_RESEND: Duration = Duration::from_secs(1);
 
 /// Runs `elector force-standby`; returns the exit code.
 pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
-    let transport = match ReqwestTransport::new() {
-        Ok(transport) => transport,
-        Err(line) => return fail(&line),
-    };
+    match command_standby(&args).await {
+        Ok(lines) => {
+            for line in lines {
+                elector::outln!("elector force-standby: {line}");
+            }
+            0
+        }
+        Err(line) => fail(&format!("force-standby: {line}")),
+    }
+}
+
+/// What `elector force-standby` does, also run in-process by `elector supervise`: commands
+/// the node standby at once, confirms it by a read, then ends the dead term (`--state-dir`);
+/// the fence runs if standby is not confirmed within `--timeout`. Returns what it did, one line
+/// each, or why standby was not confirmed, with the fence's outcome.
+pub(crate) async fn command_standby(args: &ForceStandbyArgs) -> Result<Vec<String>, String> {
+    let transport = ReqwestTransport::new()?;
     // Only the admin endpoint is used.
     let node = NodeClient::new(
         transport,
@@ -42,16 +55,12 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         if commanded_at.is_some() {
             match node.read_mode().await {
                 Ok(false) => {
-                    elector::outln!(
-                        "elector force-standby: node {} confirmed standby after {:.2}s",
+                    let confirmed = format!(
+                        "node {} confirmed standby after {:.2}s",
                         args.node.iotex_admin,
                         started.elapsed().as_secs_f64()
                     );
-                    println!(
-                        "elector force-standby: {}",
-                        end_dead_term_after_crash(&args).await
-                    );
-                    return 0;
+                    return Ok(vec![confirmed, end_dead_term_after_crash(args).await]);
                 }
                 Ok(true) => last_problem = "the node still reads active".into(),
                 Err(e) => last_problem = format!("reading the mode failed: {e}"),
@@ -69,9 +78,7 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         humantime::format_duration(args.timeout)
     );
     if args.fence.fence_cmd.is_none() {
-        return fail(&format!(
-            "force-standby: {reason}; no --fence-cmd configured"
-        ));
+        return Err(format!("{reason}; no --fence-cmd configured"));
     }
     let fence = args.fence.fence();
     // Loud on failure: the node may still be active, and the operator reads this line first.
@@ -79,7 +86,7 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
         Ok(done) => done,
         Err(failed) => format!("FENCE FAILED: {failed}"),
     };
-    fail(&format!("force-standby: {reason}; {outcome}"))
+    Err(format!("{reason}; {outcome}"))
 }
 
 /// After a crash, with the node confirmed standby by a read: ends the term the crashed elector

@@ -1,5 +1,6 @@
 //! The operator commands, one file each: [`check`], [`status`], [`handover`],
-//! [`force_standby`]; and [`run`], the elector itself (no subcommand).
+//! [`force_standby`]; [`run`], the elector itself (no subcommand); and [`supervise`], the
+//! parent that runs the elector as its child where no systemd unit can.
 //!
 //! The operator commands read and write the election through the same adapter as the running
 //! elector ([`Election`]), and reach the node through the same `NodeClient`. Every etcd call
@@ -12,6 +13,7 @@ pub mod force_standby;
 pub mod handover;
 pub mod run;
 pub mod status;
+pub mod supervise;
 
 use elector::cli::EtcdArgs;
 use elector::etcd::{self, Election};
