@@ -1,7 +1,7 @@
-//! `make bench` (the `bench` binary is [`run_cli`]): failover, handover and footprint of the elector, measured on this machine
-//! against a real local etcd and stand-in nodes, side by side with etcd's Go election
-//! (`etcdctl elect`, the code the Go elector uses). Writes `docs/benchmarks.md` and the chart
-//! `docs/benchmarks.svg`.
+//! `make bench` (the `bench` binary runs [`run_cli`]): failover, handover and footprint of the
+//! elector, measured on this machine against a real local etcd and stand-in nodes, side by side
+//! with etcd's Go election (`etcdctl elect`, the code the Go elector uses). Writes
+//! `docs/benchmarks.md` and the chart `docs/benchmarks.svg`.
 //!
 //! Phases (each can be chosen with `--phases`):
 //! - `idle`: etcd's own CPU with no client, for reference;
