@@ -2,9 +2,9 @@
 //! real etcd ([`EtcdProcess`]), `n` in-process stand-in nodes ([`StandIn`]) and `n` `elector`
 //! processes, one beside each node, all on free loopback ports.
 //!
-//! The electors run the binary of this workspace (`<target dir>/<profile>/elector`; run
-//! `cargo build -p elector` first; `CLUSTER_ELECTOR_BIN` names another) with a fast, valid
-//! timing profile ([`FAST_TIMING`]), JSON logs written to files in a temporary directory, and
+//! The electors run the binary of this workspace ([`elector_binary`]: run `cargo build -p
+//! elector` first; `ELECTOR_BIN` names another) with the functional tests' timing profile
+//! ([`PROFILE`], flags generated from its core `Timing`), JSON logs written to files in a temporary directory, and
 //! a status server each on a free port (the elector logs the configured address, not the
 //! bound one, so port 0 would leave the port unknown). Everything is
 //! killed when the [`Cluster`] is dropped, whether the test passed or panicked; after a panic
@@ -21,57 +21,37 @@
 //! (`#[tokio::test(flavor = "multi_thread")]`).
 
 use crate::etcd_process::EtcdProcess;
+use crate::host::{elector_binary, elector_command, free_port, http_get};
 use crate::standin::{StandIn, StandInOptions};
+use crate::timing_profile::{TimingProfile, timing_flags};
+use elector_core::Timing;
 use elector_sim::history::{History, Overlap, dual_active};
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// The election key every elector of a cluster uses.
 pub const KEY: &str = "/iotex-server";
 
-/// A fast timing profile that passes the elector's start-up validation (docs/safety.md):
-/// TTL 3 s, activation delay (derived) 1.8 s, step-down lead 1.3 s.
-pub const FAST_TIMING: [&str; 22] = [
-    "--ttl",
-    "3s",
-    "--keepalive-interval",
-    "300ms",
-    "--etcd-timeout",
-    "300ms",
-    "--drain-bound",
-    "700ms",
-    "--safety-margin",
-    "600ms",
-    "--node-timeout",
-    "150ms",
-    "--confirm-poll-interval",
-    "100ms",
-    "--restart-bound",
-    "1s",
-    "--probe-interval",
-    "200ms",
-    "--node-check-interval",
-    "300ms",
-    "--handover-timeout",
-    "10s",
-];
+/// The timing of every elector of a cluster and the consensus round of its stand-ins.
+pub const PROFILE: TimingProfile = TimingProfile::Functional;
 
-/// The lease TTL of [`FAST_TIMING`].
-pub const TTL: Duration = Duration::from_secs(3);
+/// The lease TTL of [`PROFILE`].
+pub fn ttl() -> Duration {
+    PROFILE.timing().lease_ttl
+}
 
-/// The stand-ins' consensus round: a deactivated node reads active for up to this long. Must
-/// stay within the profile's `--drain-bound` (700 ms).
-pub const ROUND: Duration = Duration::from_millis(500);
+/// The stand-ins' consensus round of [`PROFILE`]: a deactivated node reads active for up to
+/// this long, within the profile's drain bound.
+pub fn round() -> Duration {
+    PROFILE.round()
+}
 
 /// Bound for anything the cluster must reach by itself (an election, a failover, a restart
 /// of etcd): several times what it takes on an idle machine, for a loaded 2-core CI runner.
@@ -81,8 +61,6 @@ pub const SETTLE: Duration = Duration::from_secs(30);
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// Attempts at starting an elector whose status port another process took meanwhile.
 const STATUS_PORT_ATTEMPTS: usize = 3;
-/// Bound on one HTTP exchange with a status server or a stand-in.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often [`Cluster::wait_until`] re-checks its condition.
 const POLL: Duration = Duration::from_millis(50);
 /// Set this environment variable to keep the electors' logs of passing tests too.
@@ -95,7 +73,7 @@ const LOG_TAIL_LINES: usize = 40;
 pub struct ClusterOptions {
     /// Number of replicas: stand-in nodes, each with an elector.
     pub nodes: usize,
-    /// How every stand-in starts. Its `round` is [`ROUND`] unless changed.
+    /// How every stand-in starts. Its `round` is [`round`]`()` unless changed.
     pub standin: StandInOptions,
     /// Whether etcd serves when the electors start. If not, etcd is started once to reserve
     /// its ports and stopped again; [`Cluster::start_etcd`] brings it up on the same ports.
@@ -111,24 +89,28 @@ pub struct ClusterOptions {
     /// `fence_marker` too, the marker is written first and this command's exit status is the
     /// fence's.
     pub fence_cmd: Option<String>,
+    /// The timing of every elector, given as flags generated from it ([`timing_flags`]).
+    pub timing: Timing,
     /// More arguments for every elector, after the others.
     pub extra_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
-    /// Three replicas, standby and ready nodes, etcd running, conventional flags, no fence.
+    /// Three replicas, standby and ready nodes, etcd running, conventional flags, no fence,
+    /// [`PROFILE`]'s timing.
     fn default() -> Self {
         ClusterOptions {
             nodes: 3,
             standin: StandInOptions {
                 start_active: false,
-                round: ROUND,
+                round: round(),
                 ready: true,
             },
             etcd_running: true,
             go_flags: Vec::new(),
             fence_marker: false,
             fence_cmd: None,
+            timing: PROFILE.timing(),
             extra_args: Vec::new(),
         }
     }
@@ -209,7 +191,7 @@ impl Cluster {
     /// Starts etcd, the stand-ins and the electors, and waits until every elector serves its
     /// status; not for an election.
     pub async fn start_with(options: ClusterOptions) -> Cluster {
-        let binary = elector_binary();
+        let binary = elector_binary().expect("the elector binary");
         let started = Instant::now();
         let mut etcd = tokio::task::block_in_place(EtcdProcess::start_new)
             .expect("starting etcd (is `etcd` on PATH?)");
@@ -231,7 +213,10 @@ impl Cluster {
                 value: format!("node-{i}"),
                 node,
                 epoch,
-                status_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+                status_addr: SocketAddr::from((
+                    Ipv4Addr::LOCALHOST,
+                    free_port().expect("a free port"),
+                )),
                 log: dir.path().join(format!("elector-{i}.log")),
                 fence_log: dir.path().join(format!("fence-{i}.log")),
                 elector: Mutex::default(),
@@ -322,7 +307,7 @@ impl Cluster {
             .map(str::to_owned)
             .to_vec()
         };
-        args.extend(FAST_TIMING.map(str::to_owned));
+        args.extend(timing_flags(&self.options.timing));
         args.extend([
             "--status-addr".to_owned(),
             member.status_addr.to_string(),
@@ -381,7 +366,8 @@ impl Cluster {
                 .last()
                 .is_some_and(|line| line.contains("cannot listen on --status-addr"));
             assert!(taken, "elector {i} exited at start:\n{log}");
-            self.members[i].status_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            self.members[i].status_addr =
+                SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("a free port")));
         }
         panic!("elector {i} found no free status port in {STATUS_PORT_ATTEMPTS} attempts");
     }
@@ -394,14 +380,7 @@ impl Cluster {
             .append(true)
             .open(&member.log)
             .expect("opening an elector log");
-        let mut command = Command::new(&self.binary);
-        // The test's own environment must not configure the electors.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ELECTOR_") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
+        let child = elector_command(&self.binary)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicating a log handle"))
@@ -827,160 +806,4 @@ pub fn log_text(line: &serde_json::Value) -> String {
         Some(reason) => format!("{message}: {reason}"),
         None => message.to_owned(),
     }
-}
-
-/// Set this environment variable to test another `elector` binary (a release build, a
-/// candidate fix) than the workspace's.
-pub const BINARY_VAR: &str = "CLUSTER_ELECTOR_BIN";
-
-/// The `elector` binary to test: `$CLUSTER_ELECTOR_BIN` if set; else the workspace's, next to
-/// the directory holding this test executable (`<target>/<profile>/deps/<test>` →
-/// `<target>/<profile>/elector`), else `$CARGO_TARGET_DIR/debug/elector`.
-pub fn elector_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os(BINARY_VAR) {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{BINARY_VAR}={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let from_exe = std::env::current_exe().ok().and_then(|exe| {
-        let deps = exe.parent()?;
-        let profile = if deps.ends_with("deps") {
-            deps.parent()?
-        } else {
-            deps
-        };
-        Some(profile.join("elector"))
-    });
-    let from_env = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| Path::new(&dir).join("debug").join("elector"));
-    let candidates: Vec<PathBuf> = from_exe.into_iter().chain(from_env).collect();
-    match candidates.iter().find(|path| path.is_file()) {
-        Some(path) => {
-            warn_if_stale(path);
-            path.clone()
-        }
-        None => panic!(
-            "the elector binary is missing (looked at {candidates:?}): run `cargo build -p \
-             elector` before these tests"
-        ),
-    }
-}
-
-/// Warns when the binary is older than the shell or core sources: it may not be what the
-/// tests are meant to check. (Not a failure: others may be editing those files right now.)
-fn warn_if_stale(binary: &Path) {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return;
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut newer = Vec::new();
-    for dir in ["shell/src", "core/src"] {
-        collect_newer(&workspace.join(dir), built, &mut newer);
-    }
-    if !newer.is_empty() {
-        eprintln!(
-            "warning: {} is older than {} source file(s), e.g. {}; run `cargo build -p elector`",
-            binary.display(),
-            newer.len(),
-            newer[0].display()
-        );
-    }
-}
-
-fn collect_newer(dir: &Path, than: std::time::SystemTime, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_newer(&path, than, out);
-        } else if entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified > than)
-        {
-            out.push(path);
-        }
-    }
-}
-
-/// A free loopback port, never the same twice in this process. The elector's status server
-/// binds it; another process could take it first, which is unlikely enough for tests.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    let given = given.get_or_insert_with(HashSet::new);
-    loop {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("finding a free port");
-        let port = listener.local_addr().expect("a bound address").port();
-        if given.insert(port) {
-            return port;
-        }
-    }
-}
-
-/// One `GET` on a fresh connection (HTTP/1.1, `Connection: close`), bounded by 3 s: the
-/// status code and body.
-pub async fn http_get(addr: SocketAddr, target: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = raw
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("incomplete answer: {raw:?}"))?;
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line: {head:?}"))?;
-        Ok((status, dechunk(head, body)))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "no answer from {addr}{target} within {HTTP_TIMEOUT:?}"
-            ))
-        })
-}
-
-/// The body, decoded if the answer used chunked transfer encoding.
-fn dechunk(head: &str, body: &str) -> String {
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    if !chunked {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
 }

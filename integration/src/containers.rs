@@ -34,8 +34,6 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testcontainers::bollard::Docker;
@@ -271,13 +269,6 @@ pub fn unique_name(purpose: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     format!("elector-{}-{n}-{purpose}", std::process::id())
-}
-
-/// A free TCP port on the host's loopback. Another process could take it before Docker binds
-/// it, which is unlikely enough for tests; a clash fails the container start loudly.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Whether process `pid` exists on this host.
@@ -794,43 +785,6 @@ pub fn parse_rfc3339_utc(stamp: &str) -> Option<SystemTime> {
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
     let seconds = u64::try_from(seconds).ok()?;
     Some(UNIX_EPOCH + Duration::new(seconds, nanos))
-}
-
-/// A minimal HTTP/1.0 GET to a server on this host (a stand-in's admin port, an elector's
-/// status port), bounded to 2 s; fails unless the answer is 200. Returns the body.
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
-    use tokio::io::AsyncReadExt;
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(2), exchange)
-        .await
-        .map_err(|_| anyhow!("GET {path} from {addr} timed out"))??;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    if !(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")) {
-        bail!(
-            "GET {path} from {addr}: {}",
-            head.lines().next().unwrap_or_default()
-        );
-    }
-    Ok(body.to_owned())
-}
-
-/// Where the workspace's build output is: the directory above `deps/` holding the running
-/// test executable (`target/debug/deps/x-hash` gives `target`).
-pub fn target_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .and_then(|profile| profile.parent())
-        .map(PathBuf::from)
-        .ok_or_else(|| anyhow!("{} is not inside a target directory", exe.display()))
 }
 
 #[cfg(test)]

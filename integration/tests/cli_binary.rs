@@ -4,7 +4,7 @@
 //!
 //! Run `cargo build -p elector` first. Every process is bounded and killed on drop.
 
-use elector_integration::cluster::{elector_binary, free_port};
+use elector_integration::host::{elector_binary, free_port};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ const PROMPT: Duration = Duration::from_secs(20);
 
 /// The elector binary with no `ELECTOR_*` or `NO_COLOR` variable from the test's environment.
 fn elector() -> Command {
-    let mut command = Command::new(elector_binary());
+    let mut command = Command::new(elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("ELECTOR_") || name == "NO_COLOR" || name == "NOTIFY_SOCKET" {
@@ -131,13 +131,19 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
 /// camel-case flags: the elector runs, on `http://` etcd.
 #[test]
 fn the_go_elector_command_line_runs() {
-    let etcd_port = free_port();
+    let etcd_port = free_port().expect("a free port");
     let mut command = elector();
     command.args([
         "elector".to_owned(),
         format!("-etcd=127.0.0.1:{etcd_port}"),
-        format!("--iotexAdmin=http://127.0.0.1:{}", free_port()),
-        format!("--iotexProbe=http://127.0.0.1:{}", free_port()),
+        format!(
+            "--iotexAdmin=http://127.0.0.1:{}",
+            free_port().expect("a free port")
+        ),
+        format!(
+            "--iotexProbe=http://127.0.0.1:{}",
+            free_port().expect("a free port")
+        ),
         "-key=/iotex-server".to_owned(),
         "-value=go-style".to_owned(),
         "-status-addr=off".to_owned(),
@@ -161,7 +167,7 @@ fn the_go_elector_command_line_runs() {
 /// An elector that runs against nothing (etcd and node ports closed), status server off: it
 /// keeps logging warnings.
 fn running_args() -> Vec<String> {
-    let closed = || format!("http://127.0.0.1:{}", free_port());
+    let closed = || format!("http://127.0.0.1:{}", free_port().expect("a free port"));
     vec![
         format!("--etcd={}", closed()),
         format!("--iotex-admin={}", closed()),
@@ -281,7 +287,10 @@ fn a_broken_stderr_pipe_does_not_kill_the_elector() {
 /// stderr closed (`2>&-`): the elector runs and stops cleanly.
 #[test]
 fn a_closed_stderr_does_not_kill_the_elector() {
-    let mut line = format!("exec '{}'", elector_binary().display());
+    let mut line = format!(
+        "exec '{}'",
+        elector_binary().expect("the elector binary").display()
+    );
     for arg in running_args() {
         line.push_str(&format!(" '{arg}'"));
     }

@@ -7,7 +7,8 @@
 //! What is asserted is behaviour, not speed: the successor says it activated at once because
 //! the previous leader handed over cleanly, and no two nodes were ever active.
 
-use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE, elector_binary};
+use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
+use elector_integration::host::elector_binary;
 use std::process::Stdio;
 
 /// Every elector keeps its term in one shared directory (one file per value).
@@ -87,7 +88,7 @@ async fn force_standby_after_a_crash_ends_the_dead_term() {
 
     // systemd's ExecStopPost=: the same flags and variables as the elector.
     let admin = format!("http://{}", cluster.node(leader).admin_addr());
-    let output = tokio::process::Command::new(elector_binary())
+    let output = tokio::process::Command::new(elector_binary().expect("the elector binary"))
         .args([
             "force-standby",
             "--iotex-admin",

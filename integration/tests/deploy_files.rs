@@ -20,8 +20,9 @@
 //! parts, `cargo build -p elector` and etcd.
 
 use elector_core::Timing;
-use elector_integration::FAST_PROFILE_ARGS;
-use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, elector_binary};
+use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
+use elector_integration::host::elector_binary;
+use elector_integration::timing_profile::TimingProfile;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -416,7 +417,7 @@ echo "== recipe OK"
         .args(["--mount", "--propagation", "private", "bash", "-c", script])
         .env("SCRATCH", s)
         .env("REPO", repo_file(""))
-        .env("ELECTOR_BIN", elector_binary()));
+        .env("ELECTOR_BIN", elector_binary().expect("the elector binary")));
     let said = text(&output);
     println!("{said}");
     assert!(
@@ -581,9 +582,14 @@ async fn fast_profile_drop_in_starts_under_its_watchdog() {
     let mut words = exec_start.split_whitespace().map(str::to_owned);
     assert_eq!(words.next().as_deref(), Some("/usr/local/bin/elector"));
     let flags: Vec<String> = words.collect();
+    let line = std::iter::once("elector".to_owned()).chain(flags.iter().cloned());
+    let elector::cli::Parsed::Run(cli) = elector::cli::parse(line) else {
+        panic!("the drop-in's flags do not parse: {flags:?}");
+    };
     assert_eq!(
-        flags, FAST_PROFILE_ARGS,
-        "the drop-in's flags are not the 3 s profile"
+        cli.run.timing().expect("a valid timing"),
+        TimingProfile::Fast.timing(),
+        "the drop-in's flags are not the 3 s profile: {flags:?}"
     );
     let stop_post = effective(&settings, "ExecStopPost").expect("an ExecStopPost=");
     assert!(
@@ -615,7 +621,7 @@ async fn fast_profile_drop_in_starts_under_its_watchdog() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("binding the notify socket");
     let spawn = |args: &[String], watchdog: &str, stderr: Stdio| {
-        Command::new(elector_binary())
+        Command::new(elector_binary().expect("the elector binary"))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -697,7 +703,7 @@ async fn fast_profile_drop_in_starts_under_its_watchdog() {
     assert_eq!(stop_post_words.next(), Some("/usr/local/bin/elector"));
     let stop_post_args: Vec<&str> = stop_post_words.collect();
     let output = tokio::task::block_in_place(|| {
-        run(Command::new(elector_binary())
+        run(Command::new(elector_binary().expect("the elector binary"))
             .args(&stop_post_args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

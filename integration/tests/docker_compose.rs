@@ -14,9 +14,9 @@ use elector_integration::containers::replicas::{
     Profile, check_never_two_active, stand_in_history,
 };
 use elector_integration::containers::{
-    COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, free_port, http_get,
-    logs_with_times, stand_in_image,
+    COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, logs_with_times, stand_in_image,
 };
+use elector_integration::host::{free_port, http_get_ok};
 use elector_sim::history::History;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -201,7 +201,7 @@ async fn wait_single_active(
 
 /// The elector's role and node mode from its `/status`.
 async fn status(replica: &Replica) -> Result<(String, String)> {
-    let body = http_get(replica.status, "/status").await?;
+    let body = http_get_ok(replica.status, "/status").await?;
     let json: serde_json::Value = serde_json::from_str(&body)
         .with_context(|| format!("/status of {} is not JSON: {body}", replica.name))?;
     let field = |name: &str| json[name].as_str().unwrap_or("null").to_owned();

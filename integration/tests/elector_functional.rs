@@ -8,10 +8,9 @@
 //! safety property that a leader cut off from etcd demotes its node before its lease can
 //! expire.
 
-use elector_integration::cluster::{
-    Cluster, ClusterOptions, FAST_TIMING, KEY, SETTLE, TTL, elector_binary, http_get, log_text,
-};
+use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE, log_text, ttl};
 use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::host::{elector_binary, http_get};
 use elector_integration::standin::{StandIn, StandInOptions};
 use elector_sim::node_model::AdminFault;
 use std::process::Stdio;
@@ -69,7 +68,7 @@ async fn the_monitor_sees_two_active_nodes() {
     let set = async |i: usize, active: bool| {
         let admin = cluster.node(i).admin_addr();
         let answer = http_get(admin, &format!("/ha?activate={active}")).await;
-        assert_eq!(answer, Ok((200, String::new())));
+        assert_eq!(answer.expect("an answer"), (200, String::new()));
     };
     set(0, true).await;
     let both_from = cluster.elapsed();
@@ -315,9 +314,10 @@ async fn etcd_outage_demotes_the_leader_in_time() {
         .last_deactivation(leader)
         .expect("the leader's node went standby");
     assert!(
-        standby_at < stopped_at + TTL,
+        standby_at < stopped_at + ttl(),
         "the leader's node was active until {standby_at:?}, after its lease could expire \
-         ({stopped_at:?} + {TTL:?})\n{}",
+         ({stopped_at:?} + {:?})\n{}",
+        ttl(),
         cluster.describe().await
     );
     let demoted = role_changes(&cluster, leader);
@@ -536,7 +536,7 @@ async fn unready_leader_hands_over() {
 
 /// Runs the elector binary with `args` to completion (bounded): exit code, stdout, stderr.
 async fn run_elector(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut command = tokio::process::Command::new(elector_binary());
+    let mut command = tokio::process::Command::new(elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("ELECTOR_") {
             command.env_remove(name);
@@ -678,7 +678,8 @@ async fn a_key_nested_inside_another_election_is_refused() {
         "--value",
         "inner-a",
     ];
-    args.extend(FAST_TIMING);
+    let flags = PROFILE.flags();
+    args.extend(flags.iter().map(String::as_str));
     let (code, _, stderr) = run_elector(&args).await;
     assert_eq!(code, Some(2), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();

@@ -18,13 +18,13 @@
 //! durations. The measured durations are printed (`--nocapture`).
 
 use elector_core::{STUCK_REPORT_INTERVAL, Timing};
-use elector_integration::cluster::{Cluster, ClusterOptions, FAST_TIMING, ROUND, SETTLE, log_text};
+use elector_integration::cluster::{Cluster, ClusterOptions, PROFILE, SETTLE, log_text, round};
 use elector_sim::node_model::AdminFault;
 use std::time::Duration;
 
 /// `--node-lost-after` of these tests: the fast profile's (`Timing::fast_profile()`), which the
 /// cluster's flags leave at the 10 s default.
-const NODE_LOST_AFTER: &str = "5s";
+const NODE_LOST_AFTER: Duration = Duration::from_secs(5);
 
 /// Added to every liveness bound: scheduling delays of five processes and etcd's fsyncs on two
 /// shared, loaded cores.
@@ -48,12 +48,9 @@ const KILL_FENCE_TIME: Duration = Duration::from_secs(4);
 
 /// The timing the cluster's electors run with: the cluster's flags plus `--node-lost-after`.
 fn timing() -> Timing {
-    let args = std::iter::once("elector")
-        .chain(FAST_TIMING)
-        .chain(["--node-lost-after", NODE_LOST_AFTER]);
-    match elector::cli::parse(args.map(str::to_owned)) {
-        elector::cli::Parsed::Run(cli) => cli.run.timing().expect("a valid timing"),
-        _ => panic!("the cluster's timing flags do not parse"),
+    Timing {
+        node_lost_after: NODE_LOST_AFTER,
+        ..PROFILE.timing()
     }
 }
 
@@ -70,7 +67,7 @@ async fn start(fence_cmd: Option<&str>) -> Cluster {
     Cluster::start_with(ClusterOptions {
         fence_marker: fence_cmd.is_some(),
         fence_cmd: fence_cmd.map(str::to_owned),
-        extra_args: vec!["--node-lost-after".into(), NODE_LOST_AFTER.into()],
+        timing: timing(),
         ..ClusterOptions::default()
     })
     .await
@@ -216,7 +213,7 @@ async fn hung_admin_and_sigterm_without_fence_keeps_the_lead_until_repaired() {
     // The operator repairs the node's admin endpoint.
     let bound = t.node_timeout
         + t.confirm_poll_interval
-        + ROUND
+        + round()
         + t.confirm_poll_interval
         + 2 * t.etcd_request_timeout
         + t.keepalive_interval

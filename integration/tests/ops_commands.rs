@@ -9,8 +9,9 @@
 
 use elector::etcd::{Election, EtcdOptions, connect};
 use elector::status::parse_exposition;
-use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE, elector_binary};
+use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::host::{elector_binary, free_port};
 use elector_sim::history::{History, dual_active};
 use serde_json::Value;
 use std::time::Duration;
@@ -43,7 +44,7 @@ impl Run {
 /// Runs `elector <args>` with no `ELECTOR_*` variables from the test's environment, bounded
 /// by `bound` (killed after it).
 async fn elector(args: &[&str], bound: Duration) -> Run {
-    let mut command = tokio::process::Command::new(elector_binary());
+    let mut command = tokio::process::Command::new(elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("ELECTOR_") {
             command.env_remove(name);
@@ -723,10 +724,7 @@ async fn check_reads_everything_and_changes_nothing() {
         .expect("starting etcd");
     let frozen_endpoint = frozen.endpoint();
     tokio::task::block_in_place(|| frozen.pause()).expect("pausing etcd");
-    let closed = format!(
-        "http://127.0.0.1:{}",
-        elector_integration::cluster::free_port()
-    );
+    let closed = format!("http://127.0.0.1:{}", free_port().expect("a free port"));
     for etcd in [closed, frozen_endpoint] {
         let mut args = vec!["check".to_owned()];
         args.extend(cluster.elector_args(standby));

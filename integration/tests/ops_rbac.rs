@@ -4,8 +4,9 @@
 //!
 //! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
 
-use elector_integration::cluster::{FAST_TIMING, ROUND, SETTLE, elector_binary};
+use elector_integration::cluster::{PROFILE, SETTLE, round};
 use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::host::elector_binary;
 use elector_integration::standin::{StandIn, StandInOptions};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -58,7 +59,7 @@ fn rbac_script(endpoint: &str) -> Output {
 
 /// `elector <args>` as the restricted user.
 fn elector_command(endpoint: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(elector_binary());
+    let mut command = Command::new(elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("ELECTOR_") {
             command.env_remove(name);
@@ -92,7 +93,7 @@ async fn replica(endpoint: &str, value: &'static str) -> Replica {
         local,
         StandInOptions {
             start_active: false,
-            round: ROUND,
+            round: round(),
             ready: true,
         },
     )
@@ -110,7 +111,8 @@ async fn replica(endpoint: &str, value: &'static str) -> Replica {
         "--status-addr",
         "off",
     ];
-    args.extend(FAST_TIMING);
+    let flags = PROFILE.flags();
+    args.extend(flags.iter().map(String::as_str));
     let child = elector_command(endpoint, &args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -159,7 +161,7 @@ async fn the_rbac_recipe_allows_the_election_and_nothing_else() {
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("no candidates"), "{}", text(&output));
     let output = tokio::task::block_in_place(|| {
-        let mut command = Command::new(elector_binary());
+        let mut command = Command::new(elector_binary().expect("the elector binary"));
         command
             .args([
                 "status",

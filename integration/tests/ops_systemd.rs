@@ -6,7 +6,8 @@
 //!
 //! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
 
-use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, elector_binary};
+use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
+use elector_integration::host::elector_binary;
 use elector_sim::node_model::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
@@ -102,7 +103,10 @@ fn command_line(value: &str) -> Vec<String> {
         words.first().is_some_and(|w| w.ends_with("/elector")),
         "the command line does not run the elector: {value:?}"
     );
-    words[0] = elector_binary().to_string_lossy().into_owned();
+    words[0] = elector_binary()
+        .expect("the elector binary")
+        .to_string_lossy()
+        .into_owned();
     words
 }
 
@@ -183,7 +187,9 @@ fn the_unit_and_its_environment_file_agree() {
         .expect("reading the unit")
         .replace(
             "/usr/local/bin/elector",
-            &elector_binary().to_string_lossy(),
+            &elector_binary()
+                .expect("the elector binary")
+                .to_string_lossy(),
         )
         .replace(
             "/etc/elector/elector.env",
@@ -306,7 +312,7 @@ fn args_with_restart_bound(cluster: &Cluster, bound: &str) -> Vec<String> {
 }
 
 fn spawn_notified(args: &[String], socket: &Path, watchdog_usec: &str, stderr: Stdio) -> Child {
-    let mut command = Command::new(elector_binary());
+    let mut command = Command::new(elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("ELECTOR_") {
             command.env_remove(name);

@@ -11,10 +11,11 @@
 //! [`EtcdContainer::spawn_etcdctl`] (long-running, with a terminal so Ctrl-C can stop it).
 
 use super::{
-    DockerNetwork, ExecOutput, ImageRef, TtyExec, etcd_image, exec, free_port, labels, log_tail,
+    DockerNetwork, ExecOutput, ImageRef, TtyExec, etcd_image, exec, labels, log_tail,
     loopback_port_bindings, unique_name,
 };
 use crate::etcd_process::TestPki;
+use crate::host::free_port;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::future::try_join_all;
 use std::time::{Duration, Instant};

@@ -14,14 +14,16 @@
 //! - [`ElectionWatch`]: a watch on the candidate keys from the host, recording when each
 //!   key appears and disappears (a lease expiry shows as its key's deletion).
 
-use super::{DockerNetwork, http_get, labels, log_tail, logs_with_times, target_dir, unique_name};
+use super::{DockerNetwork, labels, log_tail, logs_with_times, unique_name};
+use crate::host::{elector_binary, elector_command, http_get_ok};
 use crate::standin::{StandIn, StandInOptions};
+use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use elector_sim::history::{History, dual_active};
 use futures_util::future::try_join_all;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
@@ -32,8 +34,6 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 /// Names of the replicas, in order.
 pub const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
-/// Set to the elector binary to test, overriding the search of [`elector_binary`].
-pub const ELECTOR_BIN_ENV: &str = "ELECTOR_BIN";
 /// The line a stand-in node prints once it serves.
 const STAND_IN_READY: &str = "stand-in-node: admin http://";
 /// The line an elector prints when it starts.
@@ -57,42 +57,25 @@ pub struct Profile {
 }
 
 impl Profile {
-    fn from_args(name: &'static str, args: &[&str], round: Duration) -> Profile {
-        let line = std::iter::once("elector".to_owned())
-            .chain(args.iter().map(|arg| (*arg).to_owned()))
-            .collect::<Vec<_>>();
-        let timing = match elector::cli::parse(line) {
-            elector::cli::Parsed::Run(cli) => cli
-                .run
-                .timing()
-                .unwrap_or_else(|error| panic!("profile {name}: {error}")),
-            _ => panic!("profile {name}: flags {args:?} do not parse"),
-        };
-        assert!(
-            round <= timing.drain_bound,
-            "profile {name}: round too long"
-        );
+    /// `profile` with the tests' name for it.
+    fn of(name: &'static str, profile: TimingProfile) -> Profile {
         Profile {
             name,
-            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-            timing,
-            round,
+            args: profile.flags(),
+            timing: profile.timing(),
+            round: profile.round(),
         }
     }
 
     /// The defaults (10 s lease, 8.1 s activation delay), nodes with 2 s rounds.
     pub fn default_timing() -> Profile {
-        Profile::from_args("default", &[], Duration::from_secs(2))
+        Profile::of("default", TimingProfile::Default)
     }
 
     /// docs/safety.md's profile for nodes that drain within 700 ms (3 s lease), nodes with
     /// 500 ms rounds.
     pub fn fast() -> Profile {
-        Profile::from_args(
-            "fast",
-            &crate::FAST_PROFILE_ARGS,
-            Duration::from_millis(500),
-        )
+        Profile::of("fast", TimingProfile::Fast)
     }
 
     pub fn ttl(&self) -> Duration {
@@ -133,38 +116,6 @@ impl Profile {
     }
 }
 
-/// The elector binary to test: `$ELECTOR_BIN`, else the newer of `<target>/debug/elector` and
-/// `<target>/release/elector` (the test executable tells where the target directory is).
-pub fn elector_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var(ELECTOR_BIN_ENV) {
-        let path = PathBuf::from(path);
-        ensure!(
-            path.is_file(),
-            "{ELECTOR_BIN_ENV}={} is not a file",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let target = target_dir()?;
-    let candidates = ["debug", "release"].map(|profile| target.join(profile).join("elector"));
-    candidates
-        .iter()
-        .filter_map(|path| {
-            let modified = path.metadata().and_then(|m| m.modified()).ok()?;
-            Some((modified, path.clone()))
-        })
-        .max()
-        .map(|(_, path)| path)
-        .ok_or_else(|| {
-            anyhow!(
-                "no elector binary at {} or {}: build it first (`cargo build -p elector`, or \
-                 `make build`), or set {ELECTOR_BIN_ENV}",
-                candidates[0].display(),
-                candidates[1].display()
-            )
-        })
-}
-
 /// An elector process on the host, killed when dropped. Its stderr goes to a log file.
 pub struct HostElector {
     child: Child,
@@ -175,14 +126,7 @@ impl HostElector {
     pub fn spawn(binary: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> Result<Self> {
         let file = std::fs::File::create(log)
             .with_context(|| format!("creating the elector log {}", log.display()))?;
-        let mut command = Command::new(binary);
-        // Only the settings given here: an ELECTOR_* variable of the environment the tests
-        // run in (a developer's shell) would otherwise configure every elector.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ELECTOR_") {
-                command.env_remove(name);
-            }
-        }
+        let mut command = elector_command(binary);
         command
             .args(args)
             .env("NO_COLOR", "1")
@@ -479,7 +423,7 @@ impl HostReplicas {
     /// What a supervisor does when an elector dies (systemd `ExecStopPost=`, see
     /// docs/safety.md's `restart_bound`): commands the node standby through its admin port.
     pub async fn force_standby(&self, i: usize) -> Result<()> {
-        http_get(self.replicas[i].node.admin_addr(), "/ha?activate=false").await?;
+        http_get_ok(self.replicas[i].node.admin_addr(), "/ha?activate=false").await?;
         Ok(())
     }
 

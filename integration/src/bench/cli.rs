@@ -1,0 +1,83 @@
+//! The benchmark's command line.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Failover, handover and footprint of the elector against a local etcd; \
+                   writes docs/benchmarks.md and docs/benchmarks.svg."
+)]
+pub struct Args {
+    /// The elector binary (a release build)
+    #[arg(long, default_value = "bin/elector")]
+    pub(super) elector: PathBuf,
+    /// The simulation binary; its speed is reported if it runs
+    #[arg(long, default_value = "target/release/elector-sim")]
+    pub(super) sim: PathBuf,
+    /// Where `cargo bench -p elector-core` left criterion's results
+    #[arg(long, default_value = "target/criterion")]
+    pub(super) criterion_dir: PathBuf,
+    /// The report to write
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub(super) out: PathBuf,
+    /// The chart to write (plain SVG)
+    #[arg(long, default_value = "docs/benchmarks.svg")]
+    pub(super) svg: PathBuf,
+    /// Phases to run, comma separated: idle, crash-default, crash-fast, baseline, handover,
+    /// footprint, scale, sim (default: all)
+    #[arg(long, value_delimiter = ',')]
+    pub(super) phases: Option<Vec<String>>,
+    /// Crash failover, default timing: clusters run at once, and trials each
+    #[arg(long, default_value_t = 10)]
+    pub(super) crash_clusters: usize,
+    #[arg(long, default_value_t = 2)]
+    pub(super) crash_rounds: usize,
+    /// Crash failover, 3 s profile: clusters run at once, and trials each
+    #[arg(long, default_value_t = 10)]
+    pub(super) fast_clusters: usize,
+    #[arg(long, default_value_t = 2)]
+    pub(super) fast_rounds: usize,
+    /// Baseline (`etcdctl elect` pairs), all at once, one trial each
+    #[arg(long, default_value_t = 20)]
+    pub(super) baseline_clusters: usize,
+    /// Handover: clusters run at once, and rounds (one trial of each kind per round)
+    #[arg(long, default_value_t = 5)]
+    pub(super) handover_clusters: usize,
+    #[arg(long, default_value_t = 2)]
+    pub(super) handover_rounds: usize,
+    /// Measuring window of the footprint phase (CPU is extrapolated to an hour)
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(super) footprint_window: Duration,
+    /// Scale phase: two-replica clusters on one etcd (100 electors with 50)
+    #[arg(long, default_value_t = 50)]
+    pub(super) scale_clusters: usize,
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(super) scale_window: Duration,
+    /// etcd alone, before any client, for reference
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(super) idle_window: Duration,
+    /// Seeds of the simulation run
+    #[arg(long, default_value_t = 50)]
+    pub(super) sim_seeds: u64,
+}
+
+pub(super) const ALL_PHASES: [&str; 8] = [
+    "idle",
+    "crash-default",
+    "crash-fast",
+    "baseline",
+    "handover",
+    "footprint",
+    "scale",
+    "sim",
+];
+
+impl Args {
+    pub(super) fn runs(&self, phase: &str) -> bool {
+        self.phases
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|x| x == phase))
+    }
+}

@@ -1,0 +1,363 @@
+//! `make bench` (the `bench` binary runs [`run_cli`]): failover, handover and footprint of the
+//! elector, measured on this machine against a real local etcd and stand-in nodes, side by side
+//! with etcd's Go election (`etcdctl elect`, the code the Go elector uses). Writes
+//! `docs/benchmarks.md` and the chart `docs/benchmarks.svg`.
+//!
+//! Phases (each can be chosen with `--phases`):
+//! - `idle`: etcd's own CPU with no client, for reference;
+//! - `crash-default`, `crash-fast`: kill -9 of the active replica's elector and node (a
+//!   crashed host), time until the other node is active, at the default timing and with the
+//!   3 s lease profile. Many two-replica clusters on distinct keys run at once;
+//! - `baseline`: the same with two `etcdctl elect` candidates, each with a wrapper that
+//!   activates its node when etcdctl prints that it leads, and never demotes (the Go elector's
+//!   behaviour);
+//! - `handover`: SIGTERM to the leader's elector, `elector handover`, and the leader's node
+//!   turning unready: the gap with no active node and the overlap (`dual_active`);
+//! - `footprint`: RSS and CPU of an idle leader and standby, etcd requests per elector;
+//! - `scale`: 100 electors on one etcd: etcd CPU and keep-alive latency;
+//! - `sim`: the simulation's speed (simulated seconds per wall second);
+//! - the criterion results of `cargo bench -p elector-core` are read from `--criterion-dir`.
+//!
+//! Every child process is killed when its guard is dropped: on success, on error, on panic and
+//! on Ctrl-C or SIGTERM (the run is abandoned and the guards dropped).
+//!
+//! One module per phase; [`cli`] is the command line, [`procfs`] what /proc says, [`etcd`] the
+//! shared etcd, [`report`] the markdown and [`chart`] the SVG. Every phase runs its replicas
+//! as [`crate::replica_set::ReplicaSet`]s.
+
+mod chart;
+mod cli;
+mod crash;
+mod etcd;
+mod footprint;
+mod handover;
+mod idle;
+mod machine;
+mod procfs;
+mod report;
+mod scale;
+mod sim;
+mod stats;
+
+pub use cli::Args;
+
+use crate::replica_set::{FlagStyle, Host, ReplicaSet};
+use crate::timing_profile::TimingProfile;
+use anyhow::{Context, Result, bail};
+use chart::render_svg;
+use cli::ALL_PHASES;
+use crash::{CrashResult, baseline_phase, crash_phase, failovers};
+use etcd::{Etcd, EtcdWindow};
+use footprint::{Footprint, footprint_phase};
+use futures_util::future::join_all;
+use handover::{Handover, HandoverResult, handover_phase, handover_values};
+use idle::idle_phase;
+use machine::{Machine, machine};
+use procfs::{clock_ticks, cpu_time, load_average, machine_jiffies, own_cpu};
+use report::render_markdown;
+use scale::{Scale, scale_phase};
+use sim::{SimSpeed, criterion_results, sim_phase};
+use stats::summarize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Bound on reaching a state the cluster should reach by itself (an election, a failover).
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// What [`ReplicaSet::overlap`] says of a finished set: the total time two nodes were active
+/// at once, and the number of node histories checked.
+type SetOverlap = (Duration, usize);
+
+/// The environment every replica set shares.
+struct Env {
+    origin: Instant,
+    etcd: Etcd,
+    elector: PathBuf,
+    logs: PathBuf,
+}
+
+impl Env {
+    fn host(&self) -> Host<'_> {
+        Host {
+            origin: self.origin,
+            etcd: &self.etcd.process,
+            elector: &self.elector,
+            logs: &self.logs,
+        }
+    }
+
+    /// Runs `scenario` on `clusters` replica sets at once, set `c` on the key
+    /// `/bench/<name>-<c>`; returns each outcome with the set's overlap (total time two nodes
+    /// were active at once, and the node histories checked). Every set is shut down.
+    async fn in_parallel<T>(
+        &self,
+        name: &str,
+        profile: TimingProfile,
+        clusters: usize,
+        scenario: impl AsyncFn(&mut ReplicaSet<'_>, usize) -> T,
+    ) -> Vec<(T, SetOverlap)> {
+        let scenario = &scenario;
+        join_all((0..clusters).map(|c| async move {
+            let key = format!("/bench/{name}-{c}");
+            let mut set = ReplicaSet::new(self.host(), key, profile, FlagStyle::Conventional);
+            let outcome = scenario(&mut set, c).await;
+            let overlap = set.overlap();
+            set.shutdown().await;
+            (outcome, overlap)
+        }))
+        .await
+    }
+}
+
+/// Every phase's outcome, for the report and the chart.
+#[derive(Default)]
+struct Results {
+    machine: Machine,
+    started_utc: String,
+    wall: f64,
+    load_start: String,
+    load_end: String,
+    busy_share: f64,
+    others_share: f64,
+    idle: Option<Result<EtcdWindow>>,
+    crash_default: Option<CrashResult>,
+    crash_fast: Option<CrashResult>,
+    baseline: Option<CrashResult>,
+    handover: Option<HandoverResult>,
+    footprint: Option<Result<Footprint>>,
+    scale: Option<Result<Scale>>,
+    sim: Option<Result<SimSpeed>>,
+    criterion: BTreeMap<String, f64>,
+    args: Vec<String>,
+}
+
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+async fn run(args: Args) -> Result<()> {
+    if let Some(phases) = &args.phases
+        && let Some(unknown) = phases.iter().find(|p| !ALL_PHASES.contains(&p.as_str()))
+    {
+        bail!(
+            "unknown phase {unknown:?}; phases: {}",
+            ALL_PHASES.join(", ")
+        );
+    }
+    if !args.elector.exists() {
+        bail!(
+            "{} not found: run `make build` first",
+            args.elector.display()
+        );
+    }
+    let started = Instant::now();
+    let (busy0, total0) = machine_jiffies();
+    let own0 = own_cpu();
+    let mut results = Results {
+        machine: machine(),
+        started_utc: utc_now(),
+        load_start: load_average(),
+        args: std::env::args().skip(1).collect(),
+        ..Results::default()
+    };
+    let m = &results.machine;
+    eprintln!(
+        "bench: {} cores ({}), {} memory, etcd {}; load average {}",
+        m.cores, m.cpu, m.memory, m.etcd, results.load_start
+    );
+    let logs = tempfile::Builder::new()
+        .prefix("elector-bench-")
+        .tempdir()?;
+    let env = Env {
+        origin: Instant::now(),
+        etcd: Etcd::start().await?,
+        elector: args.elector.clone(),
+        logs: logs.path().to_owned(),
+    };
+    eprintln!(
+        "  etcd {} (pid {}); elector logs in {}",
+        env.etcd.endpoint(),
+        env.etcd.pid,
+        logs.path().display()
+    );
+    let step = |name: &str| eprintln!("  [{:>5.0}s] {name}", started.elapsed().as_secs_f64());
+
+    if args.runs("idle") {
+        step("idle: etcd alone");
+        results.idle = Some(idle_phase(&env, args.idle_window).await);
+    }
+    if args.runs("crash-default") {
+        step("crash failover, default timing");
+        let r = crash_phase(
+            &env,
+            TimingProfile::Default,
+            args.crash_clusters,
+            args.crash_rounds,
+        )
+        .await;
+        report_errors("crash-default", &r.errors);
+        results.crash_default = Some(r);
+    }
+    if args.runs("crash-fast") {
+        step("crash failover, 3 s profile");
+        let r = crash_phase(
+            &env,
+            TimingProfile::Fast,
+            args.fast_clusters,
+            args.fast_rounds,
+        )
+        .await;
+        report_errors("crash-fast", &r.errors);
+        results.crash_fast = Some(r);
+    }
+    if args.runs("baseline") {
+        step("crash failover, etcdctl elect (Go concurrency.Election)");
+        let r = baseline_phase(&env, args.baseline_clusters).await;
+        report_errors("baseline", &r.errors);
+        results.baseline = Some(r);
+    }
+    if args.runs("handover") {
+        step("clean handover: SIGTERM, elector handover, unready leader");
+        let r = handover_phase(&env, args.handover_clusters, args.handover_rounds).await;
+        report_errors("handover", &r.errors);
+        results.handover = Some(r);
+    }
+    if args.runs("footprint") {
+        step("footprint: one idle leader and one standby");
+        let r = footprint_phase(&env, args.footprint_window).await;
+        if let Err(e) = &r {
+            eprintln!("  footprint failed: {e:#}");
+        }
+        results.footprint = Some(r);
+    }
+    if args.runs("scale") {
+        step("scale: many electors on one etcd");
+        let r = scale_phase(&env, args.scale_clusters, args.scale_window).await;
+        if let Err(e) = &r {
+            eprintln!("  scale failed: {e:#}");
+        }
+        results.scale = Some(r);
+    }
+    let etcd_cpu = cpu_time(env.etcd.pid).unwrap_or_default();
+    drop(env);
+    if args.runs("sim") {
+        step("simulation speed");
+        let r = sim_phase(&args.sim, args.sim_seeds).await;
+        if let Err(e) = &r {
+            eprintln!("  simulation: {e:#}");
+        }
+        results.sim = Some(r);
+    }
+    results.criterion = criterion_results(&args.criterion_dir);
+
+    let (busy1, total1) = machine_jiffies();
+    let wall = started.elapsed().as_secs_f64();
+    results.wall = wall;
+    results.load_end = load_average();
+    let machine_seconds = (total1 - total0) as f64 / clock_ticks();
+    let busy_seconds = (busy1 - busy0) as f64 / clock_ticks();
+    let ours = (own_cpu().saturating_sub(own0) + etcd_cpu).as_secs_f64();
+    if machine_seconds > 0.0 {
+        results.busy_share = busy_seconds / machine_seconds;
+        results.others_share = ((busy_seconds - ours) / machine_seconds).max(0.0);
+    }
+    step("writing the report");
+    let markdown = render_markdown(&results, &args);
+    std::fs::write(&args.out, markdown)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.svg, render_svg(&results))
+        .with_context(|| format!("writing {}", args.svg.display()))?;
+    eprintln!(
+        "bench: wrote {} and {} in {:.0} s",
+        args.out.display(),
+        args.svg.display(),
+        wall
+    );
+    print_summary(&results);
+    let failed = [
+        &results.crash_default,
+        &results.crash_fast,
+        &results.baseline,
+    ]
+    .iter()
+    .any(|r| {
+        r.as_ref()
+            .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
+    }) || results
+        .handover
+        .as_ref()
+        .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero());
+    if failed {
+        let kept = logs.keep();
+        bail!(
+            "some trials failed or overlapped; elector logs kept in {}",
+            kept.display()
+        );
+    }
+    Ok(())
+}
+
+fn report_errors(phase: &str, errors: &[String]) {
+    for e in errors {
+        eprintln!("  {phase}: {e}");
+    }
+}
+
+fn print_summary(r: &Results) {
+    let line = |name: &str, c: &Option<CrashResult>| {
+        if let Some(s) = c.as_ref().and_then(|c| summarize(&failovers(c))) {
+            eprintln!(
+                "  {name:<28} n={:<3} median {:>6.2}s  p95 {:>6.2}s  max {:>6.2}s",
+                s.n, s.median, s.p95, s.max
+            );
+        }
+    };
+    line("crash failover, default", &r.crash_default);
+    line("crash failover, 3 s", &r.crash_fast);
+    line("etcdctl elect baseline", &r.baseline);
+    if let Some(h) = &r.handover {
+        for kind in [Handover::Sigterm, Handover::Command, Handover::Unready] {
+            if let Some(s) = summarize(&handover_values(h, kind, |t| t.gap)) {
+                eprintln!(
+                    "  gap, {:<22} n={:<3} median {:>6.3}s  max {:>6.3}s",
+                    format!("{kind:?}"),
+                    s.n,
+                    s.median,
+                    s.max
+                );
+            }
+        }
+    }
+}
+
+/// Runs the benchmark until it ends or is interrupted: on Ctrl-C or SIGTERM the run is
+/// dropped, and every guard kills its process.
+pub async fn run_cli(args: Args) -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("handling SIGTERM")?;
+    tokio::select! {
+        outcome = run(args) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    }
+}

@@ -1,0 +1,257 @@
+//! What every fixture running `elector` processes on this host shares: finding the binary
+//! ([`elector_binary`]), starting it without the caller's `ELECTOR_*` settings
+//! ([`elector_command`]), free loopback ports ([`free_port`]) and a minimal HTTP client for
+//! status servers, stand-ins and etcd's metrics ([`http_get`], [`http_get_blocking`],
+//! [`http_get_ok`]).
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Set this environment variable to run another `elector` binary (a release build, a
+/// candidate fix) than the workspace's.
+pub const BINARY_VAR: &str = "ELECTOR_BIN";
+
+/// Bound on one HTTP exchange with a status server, a stand-in or etcd.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Largest answer [`http_get_blocking`] reads: status pages and metrics are far smaller.
+const HTTP_MAX_ANSWER: u64 = 1 << 20;
+
+/// The `elector` binary to run: `$ELECTOR_BIN` if set; else the workspace's of the running
+/// executable's build profile (`<target>/<profile>/deps/<test>` → `<target>/<profile>/elector`),
+/// else of the other profile, else `$CARGO_TARGET_DIR/debug/elector`. Warns when it is older
+/// than the shell's or core's sources.
+pub fn elector_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_VAR) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("{BINARY_VAR}={} is not a file", path.display());
+        }
+        return Ok(path);
+    }
+    let profile_dir = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?;
+        Some(if dir.ends_with("deps") {
+            dir.parent()?.to_owned()
+        } else {
+            dir.to_owned()
+        })
+    });
+    let mut candidates = Vec::new();
+    if let Some(dir) = profile_dir {
+        candidates.push(dir.join("elector"));
+        if let Some(target) = dir.parent() {
+            for other in ["debug", "release"] {
+                if !dir.ends_with(other) {
+                    candidates.push(target.join(other).join("elector"));
+                }
+            }
+        }
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(Path::new(&dir).join("debug").join("elector"));
+    }
+    let found = candidates
+        .iter()
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            anyhow!(
+                "the elector binary is missing (looked at {candidates:?}): run `cargo build -p \
+                 elector` first, or set {BINARY_VAR}"
+            )
+        })?;
+    warn_if_stale(found);
+    Ok(found.clone())
+}
+
+/// Warns when the binary is older than the shell or core sources: it may not be what is meant
+/// to be checked. (Not a failure: others may be editing those files right now.)
+fn warn_if_stale(binary: &Path) {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut newer = Vec::new();
+    for dir in ["shell/src", "core/src"] {
+        collect_newer(&workspace.join(dir), built, &mut newer);
+    }
+    if let Some(first) = newer.first() {
+        eprintln!(
+            "warning: {} is older than {} source file(s), e.g. {}; run `cargo build -p elector`",
+            binary.display(),
+            newer.len(),
+            first.display()
+        );
+    }
+}
+
+/// Files under `dir` modified after `than`. Bounded by the source tree (no symlinks followed).
+fn collect_newer(dir: &Path, than: std::time::SystemTime, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            collect_newer(&path, than, out);
+        } else if entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified > than)
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// A command running `binary` configured only by what the caller gives it: an `ELECTOR_*`
+/// variable of the environment the fixture runs in (a developer's shell) would otherwise
+/// configure every elector.
+pub fn elector_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ELECTOR_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A free loopback port, never the same twice in this process. Whoever asked binds it later;
+/// another process could take it first, which is unlikely enough for tests and benchmarks and
+/// fails loudly.
+pub fn free_port() -> Result<u16> {
+    /// Attempts at finding a port not given out before (the kernel rarely repeats one soon).
+    const ATTEMPTS: usize = 1000;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..ATTEMPTS {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+        let port = listener.local_addr()?.port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no new free loopback port in {ATTEMPTS} attempts")
+}
+
+/// One `GET` on a fresh connection (HTTP/1.1, `Connection: close`), bounded by
+/// [`HTTP_TIMEOUT`]: the status code and body.
+pub async fn http_get(addr: SocketAddr, target: &str) -> Result<(u16, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        stream
+            .write_all(request(addr, target).as_bytes())
+            .await
+            .context("write")?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.context("read")?;
+        parse_answer(&raw)
+    };
+    tokio::time::timeout(HTTP_TIMEOUT, exchange)
+        .await
+        .map_err(|_| anyhow!("GET http://{addr}{target}: no answer within {HTTP_TIMEOUT:?}"))?
+        .with_context(|| format!("GET http://{addr}{target}"))
+}
+
+/// [`http_get`] blocking the thread, for code outside an async runtime.
+pub fn http_get_blocking(addr: SocketAddr, target: &str) -> Result<(u16, String)> {
+    let exchange = || {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+        stream.write_all(request(addr, target).as_bytes())?;
+        let mut raw = Vec::new();
+        stream.take(HTTP_MAX_ANSWER).read_to_end(&mut raw)?;
+        parse_answer(&raw)
+    };
+    exchange().with_context(|| format!("GET http://{addr}{target}"))
+}
+
+/// [`http_get`] that fails unless the answer is 200; the body.
+pub async fn http_get_ok(addr: SocketAddr, target: &str) -> Result<String> {
+    match http_get(addr, target).await? {
+        (200, body) => Ok(body),
+        (status, body) => bail!("GET http://{addr}{target}: {status} {}", body.trim()),
+    }
+}
+
+fn request(addr: SocketAddr, target: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+}
+
+/// Status code and body of a whole answer.
+fn parse_answer(raw: &[u8]) -> Result<(u16, String)> {
+    let raw = String::from_utf8_lossy(raw);
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("incomplete answer: {raw:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line: {head:?}"))?;
+    Ok((status, dechunk(head, body)))
+}
+
+/// The body, decoded if the answer used chunked transfer encoding.
+fn dechunk(head: &str, body: &str) -> String {
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    if !chunked {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    // Each chunk consumes input, so this ends within the body's length.
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dechunk, free_port, parse_answer};
+
+    #[test]
+    fn free_ports_are_not_given_twice() {
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+    }
+
+    #[test]
+    fn answers_parse_plain_and_chunked() {
+        let plain = parse_answer(b"HTTP/1.0 200 OK\r\n\r\nhello").unwrap();
+        assert_eq!(plain, (200, "hello".to_owned()));
+        let head = "HTTP/1.1 503 x\r\nTransfer-Encoding: chunked";
+        assert_eq!(dechunk(head, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        assert!(parse_answer(b"HTTP/1.1 200").is_err());
+    }
+}
