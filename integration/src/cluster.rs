@@ -277,6 +277,22 @@ impl Cluster {
         self.members.iter().position(|m| m.value == value)
     }
 
+    /// Replica `i`'s elector arguments with one flag's value replaced (`--flag=value`, as
+    /// the fixture writes its flags; `--flag value` too), e.g. a `--restart-bound` long
+    /// enough for a watchdog. Panics if the fixture does not set the flag.
+    pub fn elector_args_with(&self, i: usize, flag: &str, value: &str) -> Vec<String> {
+        let mut args = self.elector_args(i);
+        let prefix = format!("{flag}=");
+        if let Some(at) = args.iter().position(|a| a.starts_with(&prefix)) {
+            args[at] = format!("{flag}={value}");
+        } else if let Some(at) = args.iter().position(|a| a == flag) {
+            args[at + 1] = value.to_owned();
+        } else {
+            panic!("the fixture does not set {flag}: {args:?}");
+        }
+        args
+    }
+
     /// The arguments replica `i`'s elector is started with.
     pub fn elector_args(&self, i: usize) -> Vec<String> {
         let member = &self.members[i];

@@ -1025,18 +1025,19 @@ async fn container_examples_restart_bound_holds_under_supervise() {
     let file = std::fs::File::create(&log).expect("creating the log");
     let admin = format!("http://{}", cluster.node(0).admin_addr());
     let probe = format!("http://{}", cluster.node(0).probe_addr());
-    let mut supervised = tokio::process::Command::new(elector_binary())
-        .args(["supervise", "--", "--etcd", &cluster.etcd().endpoint()])
-        .args(["--iotex-admin", &admin, "--iotex-probe", &probe])
-        .args(["--value", "example", "--status-addr", "off"])
-        .args(["--log-format", "json"])
-        .env("ELECTOR_RESTART_BOUND", &bound)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("a log handle"))
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting elector supervise");
+    let mut supervised =
+        tokio::process::Command::new(elector_binary().expect("the elector binary"))
+            .args(["supervise", "--", "--etcd", &cluster.etcd().endpoint()])
+            .args(["--iotex-admin", &admin, "--iotex-probe", &probe])
+            .args(["--value", "example", "--status-addr", "off"])
+            .args(["--log-format", "json"])
+            .env("ELECTOR_RESTART_BOUND", &bound)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("a log handle"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting elector supervise");
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + SETTLE;
     while !log_text().contains("supervise: elector ready") {

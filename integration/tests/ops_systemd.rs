@@ -302,13 +302,7 @@ impl Drop for Notified {
 /// The cluster's elector arguments with `--restart-bound` replaced (the fast profile's 1 s
 /// cannot hold a watchdog).
 fn args_with_restart_bound(cluster: &Cluster, bound: &str) -> Vec<String> {
-    let mut args = cluster.elector_args(0);
-    let at = args
-        .iter()
-        .position(|a| a == "--restart-bound")
-        .expect("the profile sets --restart-bound");
-    args[at + 1] = bound.to_owned();
-    args
+    cluster.elector_args_with(0, "--restart-bound", bound)
 }
 
 fn spawn_notified(args: &[String], socket: &Path, watchdog_usec: &str, stderr: Stdio) -> Child {

@@ -11,9 +11,8 @@
 //!
 //! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
 
-use elector_integration::cluster::{
-    Cluster, ClusterOptions, KEY, SETTLE, elector_binary, log_text,
-};
+use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE, log_text};
+use elector_integration::host::elector_binary;
 use elector_integration::standin::StandInOptions;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -44,7 +43,7 @@ impl Supervised {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("supervise.log");
         let file = std::fs::File::create(&log).expect("creating the log");
-        let mut command = Command::new(elector_binary());
+        let mut command = Command::new(elector_binary().expect("the elector binary"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ELECTOR_") {
                 command.env_remove(name);
@@ -194,12 +193,7 @@ async fn supervised_leader() -> (Cluster, Supervised) {
     .await;
     cluster.sigterm(0);
     cluster.wait_exit(0, SETTLE).await;
-    let mut args = cluster.elector_args(0);
-    let at = args
-        .iter()
-        .position(|a| a == "--restart-bound")
-        .expect("the fixture sets --restart-bound");
-    args[at + 1] = RESTART_BOUND.to_owned();
+    let args = cluster.elector_args_with(0, "--restart-bound", RESTART_BOUND);
     let supervised = Supervised::start(&args);
     supervised.child(1).await;
     let leader = cluster.wait_for_single_leader(SETTLE).await;
@@ -213,7 +207,7 @@ async fn supervised_leader() -> (Cluster, Supervised) {
         })
         .await;
     if leader != 0 {
-        let output = tokio::process::Command::new(elector_binary())
+        let output = tokio::process::Command::new(elector_binary().expect("the elector binary"))
             .args(["handover", "--to", cluster.value(0), "--timeout", "20s"])
             .args(["--etcd", &cluster.etcd().endpoint(), "--key", KEY])
             .stdin(Stdio::null())
@@ -320,7 +314,7 @@ async fn sigterm_to_the_supervisor_hands_over_cleanly_and_exits_0() {
         "the successor waited as after a crash:\n{}",
         cluster.log(1)
     );
-    let output = tokio::process::Command::new(elector_binary())
+    let output = tokio::process::Command::new(elector_binary().expect("the elector binary"))
         .args(["status", "--json", "--etcd", &cluster.etcd().endpoint()])
         .args(["--key", KEY])
         .stdin(Stdio::null())
