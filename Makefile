@@ -95,7 +95,7 @@ clean:
 	$(CARGO) clean
 	rm -rf bin
 
-# ---- Docker images and the compose example (issues 5 and 6). No registry is needed: every
+# ---- Docker images and the compose example. No registry is needed: every
 # image is built locally (docs/testing.md).
 ELECTOR_IMAGE ?= iotex-elector:latest
 STAND_IN_IMAGE ?= elector-test/stand-in-node:latest

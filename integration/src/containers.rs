@@ -1,5 +1,5 @@
-//! Docker fixtures for the tests against containerized etcd (issue 5) and the compose example
-//! (issue 6), on testcontainers 0.28 and the bollard client it re-exports.
+//! Docker fixtures for the tests against containerized etcd and the compose example
+//! (deploy/docker-compose.yml), on testcontainers 0.28 and the bollard client it re-exports.
 //!
 //! The machine's engine is Debian's Docker 20.10 (API 1.41) and there is no registry: every
 //! image is built locally beforehand (`make etcd-image`, `make image`; see docs/testing.md).

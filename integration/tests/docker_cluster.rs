@@ -1,5 +1,5 @@
 //! The elector against a real three-member etcd 3.4.23 cluster on a private Docker network,
-//! under the faults users' clusters see (issue 5): the active replica's elector dies, the
+//! under the faults users' clusters see: the active replica's elector dies, the
 //! member the leader talks to freezes (`docker pause`), the raft leader member stops, the
 //! leader's elector is cut off the network for real, the whole cluster restarts.
 //!

@@ -1,4 +1,4 @@
-//! The compose example of issue 6, run for real: `deploy/docker-compose.yml` with the override
+//! The compose example, run for real: `deploy/docker-compose.yml` with the override
 //! `deploy/docker-compose.standin.yml` (stand-in nodes, the locally built etcd and elector
 //! images). Brings the project up, finds the active replica (the stand-ins' logs, and the
 //! electors' `/status` on their published ports), kills the active replica's node and elector

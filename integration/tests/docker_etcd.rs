@@ -1,4 +1,4 @@
-//! The elector against etcd 3.4.23 in a single container (issue 5): election, interplay with
+//! The elector against etcd 3.4.23 in a single container: election, interplay with
 //! a Go `etcdctl elect` candidate on the same key, and TLS with client certificates plus
 //! authentication with a role limited to the election prefix.
 //!

@@ -2,7 +2,7 @@
 //! etcd 3.4.23 process (the `etcd` on PATH, see `etcd_process`): the same scripted sequences
 //! run through etcd-client against both, each producing a transcript of every field the
 //! elector reads, and the transcripts must be equal. So the simulation's verdicts carry over
-//! to real etcd (issue 5). No Docker needed.
+//! to real etcd. No Docker needed.
 //!
 //! The scripts cover what the elector does: lease grant (the minimum TTL raise, a too-large
 //! TTL, an existing id), keep-alive TTLs, expiry of a short lease with its delete events on a
