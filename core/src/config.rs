@@ -83,7 +83,7 @@ impl Default for Timing {
 impl Timing {
     /// The 3 s lease profile of docs/safety.md, for nodes that drain within 700 ms: the same
     /// inequalities as the defaults, every interval scaled to the faster drain (failover in
-    /// about 6 s). `FAST_PROFILE_ARGS` in `elector-integration` is its command line.
+    /// about 6 s). `TimingProfile::Fast` in `elector-integration` turns it into flags.
     pub fn fast_profile() -> Timing {
         let mut timing = Timing {
             lease_ttl: Duration::from_secs(3),
