@@ -17,7 +17,7 @@ use elector_integration::containers::{
     COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, free_port, http_get,
     logs_with_times, stand_in_image,
 };
-use elector_sim::history::History;
+use elector_model::history::History;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

@@ -13,7 +13,7 @@ use elector_integration::cluster::{
 };
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_sim::node_model::AdminFault;
+use elector_model::node::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
 

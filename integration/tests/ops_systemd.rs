@@ -7,7 +7,7 @@
 //! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, elector_binary};
-use elector_sim::node_model::AdminFault;
+use elector_model::node::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

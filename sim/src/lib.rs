@@ -2,8 +2,9 @@
 //!
 //! Runs the shell's real driver (`elector::driver::Driver`, with the real `elector-core`, the
 //! real etcd adapter over etcd-client and the real node adapter) in a [turmoil] world, against
-//! a model etcd ([`etcd_model`]) and model nodes ([`node_model`]), under faults drawn from a
-//! seed, and checks the recorded history. Same seed, same run, same timeline.
+//! a model etcd ([`etcd_model`]) and model nodes ([`elector_model::node`], shared with the
+//! real-world tests), under faults drawn from a seed, and checks the recorded history. Same
+//! seed, same run, same timeline.
 //!
 //! ## The world ([`world`])
 //!
@@ -122,8 +123,6 @@
 
 pub mod check;
 pub mod etcd_model;
-pub mod history;
-pub mod node_model;
 pub mod rng;
 pub mod schedule;
 pub mod search;

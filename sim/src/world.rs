@@ -6,9 +6,8 @@
 //! and `node-i`, serving the node model's `/ha` and `/readiness`. The simulation is driven
 //! with `Sim::step`; faults are applied between steps at their scheduled times.
 
-use crate::check::{Overlap, Settled, activations, leadership_changes, overlaps, settled};
+use crate::check::{Settled, activations, leadership_changes, overlaps, settled};
 use crate::etcd_model::{ELECTION_TIMEOUT, EtcdModel, SWEEP_INTERVAL};
-use crate::node_model::{AdminFault, Transition};
 use crate::schedule::{
     Direction, FENCE_TIMEOUT, FaultKind, FenceOutcome, FenceSetup, PersistentKind, Scenario,
     Target, secs,
@@ -22,6 +21,8 @@ use elector::driver::{Control, Driver, Fence, FenceFuture};
 use elector::node::NodeClient;
 use elector::status::Status;
 use elector_core::{Elector, Settings, Timing};
+use elector_model::history::Overlap;
+use elector_model::node::{AdminFault, Transition};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -27,7 +27,7 @@ use elector_core::Timing;
 use elector_integration::FAST_PROFILE_ARGS;
 use elector_integration::etcd_process::{EtcdProcess, EtcdctlProcess};
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_sim::history::{History, dual_active};
+use elector_model::history::{History, dual_active};
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
@@ -2131,7 +2131,7 @@ fn render_markdown(r: &Results, args: &Args) -> String {
         "Default timing, stand-in round 2 s (a node finishes its round after `activate=false`). \
          *Gap*: from the old node inactive (its round finished) to the new node active: time \
          with no active node. *Overlap*: time with two active nodes, from \
-         `elector_sim::history::dual_active` over every node history of the run. *Trigger → \
+         `elector_model::history::dual_active` over every node history of the run. *Trigger → \
          active* includes the old node's round.\n"
     );
     if let Some(h) = &r.handover {

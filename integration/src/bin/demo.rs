@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_sim::history::{History, dual_active};
+use elector_model::history::{History, dual_active};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
