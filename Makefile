@@ -43,18 +43,23 @@ install-bin:
 	@cp $(ELECTOR_RELEASE) bin/.elector.new && mv -f bin/.elector.new bin/elector
 
 # Every binary `make` installs is built in a cargo invocation of its own, `-p elector` alone:
-# built together with elector-sim or elector-integration, cargo would unify features and
-# compile the tests' planted bugs (elector-core's `mutation`) into it. This refuses one that
-# has them (`elector --version` marks such a build).
+# built together with elector-sim, cargo would unify features and compile the tests' planted
+# bugs (elector-core's `mutation`) into it. This refuses one that has them (`elector --version`
+# marks such a build).
 define check_product
 	@if bin/elector --version | grep -q "TEST BUILD"; then \
 	  echo "bin/elector has the tests' planted bugs compiled in: build it with -p elector alone" >&2; \
 	  exit 1; fi
 endef
 
-## product-check: the release binary has no planted bugs (part of `make test`).
+## product-check: the release binary has no planted bugs (part of `make test`), and no binary
+## `make` builds with it (the demo, the bench, the stand-in node) can pull them in: only the
+## tests (dev-dependencies) reach elector-sim, which turns them on.
 .PHONY: product-check
 product-check: build
+	@if $(CARGO) tree --locked -e features,normal,build -p elector -p elector-integration | grep -q mutation; then \
+	  echo "a binary built with elector has the planted bugs (feature mutation) in its dependencies" >&2; \
+	  exit 1; fi
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -14,7 +14,7 @@
 //! The dual-active monitor ([`Cluster::assert_never_two_active`]) puts the mode histories of
 //! all stand-ins on one time line and fails if two nodes were ever effectively active at the
 //! same instant (the deactivation tail counts as active), with the check the simulation and
-//! the demo use too (`elector_sim::history::dual_active`). Activations a test makes on purpose behind the
+//! the demo use too (`elector_model::history::dual_active`). Activations a test makes on purpose behind the
 //! electors' backs ([`Cluster::activate_behind_the_back`]) are excused.
 //!
 //! Blocking etcd operations run under `block_in_place`: use a multi-threaded runtime
@@ -25,7 +25,7 @@ use crate::host::{elector_binary, elector_command, free_port, http_get};
 use crate::standin::{StandIn, StandInOptions};
 use crate::timing_profile::{TimingProfile, timing_flags};
 use elector_core::Timing;
-use elector_sim::history::{History, Overlap, dual_active};
+use elector_model::history::{History, Overlap, dual_active};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -694,7 +694,7 @@ impl Cluster {
 
     /// The dual-active monitor: panics if two nodes were effectively active at one instant at
     /// any time since the cluster started, with the simulation's safety check
-    /// ([`elector_sim::history::dual_active`]).
+    /// ([`elector_model::history::dual_active`]).
     ///
     /// The stand-ins' histories are put on one time line through their epochs, which are known
     /// to a few microseconds; a clean handover leaves a gap of several network round trips

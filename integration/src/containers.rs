@@ -15,7 +15,7 @@
 //!   network, with pause, stop, start, restart, and `etcdctl` run inside a member.
 //! - [`replicas`]: electors as host processes beside in-process stand-in nodes, electors in
 //!   containers sharing a stand-in container's network namespace, the timing profiles, and
-//!   the node-mode histories checked with [`elector_sim::history::dual_active`].
+//!   the node-mode histories checked with [`elector_model::history::dual_active`].
 //!
 //! Everything a fixture creates carries the labels of [`labels`] and a unique name, and is
 //! removed when its guard drops, on success and on failure. Containers are removed by

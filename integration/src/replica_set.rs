@@ -13,7 +13,7 @@ use crate::host::{elector_command, free_port};
 use crate::standin::{StandIn, StandInOptions};
 use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
-use elector_sim::history::{History, dual_active};
+use elector_model::history::{History, dual_active};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};

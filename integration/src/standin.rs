@@ -1,5 +1,5 @@
 //! A stand-in for the IoTeX node, served over real TCP: the admin endpoint `/ha` and the probe
-//! server behave like the node's (see [`elector_sim::node_model`] for the rules), and control
+//! server behave like the node's (see [`elector_model::node`] for the rules), and control
 //! endpoints let a test or the demo change readiness, inject faults, restart the "node" and
 //! kill it.
 //!
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use elector_sim::node_model::{AdminFault, HaReply, NodeModel, Reply, Transition};
+use elector_model::node::{AdminFault, HaReply, NodeModel, Reply, Transition};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::CONTENT_TYPE;

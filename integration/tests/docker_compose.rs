@@ -17,7 +17,7 @@ use elector_integration::containers::{
     COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, logs_with_times, stand_in_image,
 };
 use elector_integration::host::{free_port, http_get_ok};
-use elector_sim::history::History;
+use elector_model::history::History;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

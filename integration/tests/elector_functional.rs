@@ -12,7 +12,7 @@ use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, http_get};
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_sim::node_model::AdminFault;
+use elector_model::node::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -12,14 +12,14 @@
 //!   a fence.
 //!
 //! Every test checks the stand-ins' mode histories (deactivation tails included) with the
-//! shared checker (`elector_sim::history::dual_active`, through
+//! shared checker (`elector_model::history::dual_active`, through
 //! [`Cluster::assert_never_two_active`]) and a liveness bound built from the profile's timings
 //! plus [`SLACK`] for a loaded machine; the bounds are upper limits only, never expected
 //! durations. The measured durations are printed (`--nocapture`).
 
 use elector_core::{STUCK_REPORT_INTERVAL, Timing};
 use elector_integration::cluster::{Cluster, ClusterOptions, PROFILE, SETTLE, log_text, round};
-use elector_sim::node_model::AdminFault;
+use elector_model::node::AdminFault;
 use std::time::Duration;
 
 /// `--node-lost-after` of these tests: the fast profile's (`Timing::fast_profile()`), which the

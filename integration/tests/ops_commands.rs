@@ -3,7 +3,7 @@
 //! electors beside stand-in nodes (`elector_integration::cluster`, fast timing profile).
 //!
 //! Handovers are checked on the nodes, not only in etcd: the new leader's node becomes
-//! active, the old one's standby, and the shared checker (`elector_sim::history::dual_active`)
+//! active, the old one's standby, and the shared checker (`elector_model::history::dual_active`)
 //! finds no instant with two active nodes. Run `cargo build -p elector` first. Every wait and
 //! every command is bounded; processes are killed when their guards drop.
 
@@ -12,7 +12,7 @@ use elector::status::parse_exposition;
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, free_port};
-use elector_sim::history::{History, dual_active};
+use elector_model::history::{History, dual_active};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;

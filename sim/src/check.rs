@@ -13,11 +13,11 @@
 //!   reports itself stuck and keeps the lead.
 
 use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
-pub use crate::history::Overlap;
-use crate::node_model::Transition;
 pub use crate::schedule::FENCE_TIMEOUT;
 use crate::transport::HTTP2_PING_INTERVAL;
 use elector_core::Timing;
+use elector_model::history::Overlap;
+use elector_model::node::Transition;
 use std::time::Duration;
 
 /// The longest pause between two attempts at etcd: the core's retry backoff and the
@@ -207,9 +207,9 @@ pub fn active_sets(histories: &[Vec<Transition>]) -> Vec<(Duration, Vec<usize>)>
 
 /// Safety: every stretch of time during which two nodes were both active, up to `end`: the
 /// shared checker of the simulation, the functional tests and the demo
-/// ([`crate::history::dual_active`]).
+/// ([`elector_model::history::dual_active`]).
 pub fn overlaps(histories: &[Vec<Transition>], end: Duration) -> Vec<Overlap> {
-    crate::history::dual_active(histories, end)
+    elector_model::history::dual_active(histories, end)
 }
 
 /// The final state of a run, if it is exactly one active node: since when (the last change of

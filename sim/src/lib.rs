@@ -2,10 +2,11 @@
 //!
 //! Runs the shell's real driver (`elector::driver::Driver`, with the real `elector-core`, the
 //! real etcd adapter over etcd-client and the real node adapter) in a [turmoil] world, against
-//! a model etcd ([`etcd_model`]) and model nodes ([`node_model`]), under faults drawn from a
-//! seed, and checks the recorded history. Same seed, same run, same timeline.
+//! a model etcd ([`etcd_model`]) and model nodes ([`elector_model::node`], shared with the
+//! real-world tests), under faults drawn from a seed, and checks the recorded history. Same
+//! seed, same run, same timeline.
 //!
-//! ## The world ([`world`])
+//! ## The world ([`world`], the elector host in [`host`], one run in [`run`])
 //!
 //! - `etcd`: the model etcd (KV, Lease, Watch over gRPC; leases expire on etcd's own clock
 //!   with a 500 ms sweep; a restart keeps the data and resets leases to TTL + 1 s).
@@ -58,7 +59,7 @@
 //! restarts and refuses `activate=true` from then on. Half of those runs have no transient
 //! fault after it.
 //!
-//! ## Verdicts ([`check`], [`world::Outcome`])
+//! ## Verdicts ([`check`], [`judge`], [`verdict::Outcome`], rendered by [`render`])
 //!
 //! - **Safety**: at no instant are two nodes active (the drain tail counts as active).
 //! - **Liveness**: exactly one node is active, alone, from at most [`check::liveness_bound`]
@@ -122,11 +123,14 @@
 
 pub mod check;
 pub mod etcd_model;
-pub mod history;
-pub mod node_model;
+pub mod host;
+pub mod judge;
+pub mod render;
 pub mod rng;
+pub mod run;
 pub mod schedule;
 pub mod search;
 pub mod trace;
 pub mod transport;
+pub mod verdict;
 pub mod world;

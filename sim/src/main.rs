@@ -3,7 +3,7 @@
 use clap::Parser;
 use elector_sim::schedule::{MutationChoice, Options, ProfileChoice};
 use elector_sim::search::{replay_command, run_seed, search};
-use elector_sim::world::Verdict;
+use elector_sim::verdict::Verdict;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

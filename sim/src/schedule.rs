@@ -4,9 +4,9 @@
 //! Everything here is decided before the run starts, so a seed names the run completely and a
 //! schedule can be printed before the timeline it produced.
 
-use crate::node_model::AdminFault;
 use crate::rng::Rng;
 use elector_core::{Mutation, Timing};
+use elector_model::node::AdminFault;
 use std::fmt;
 use std::time::Duration;
 

@@ -1,7 +1,9 @@
 //! Many seeds on every core, one simulation per thread at a time, and what they add up to.
 
+use crate::render::first_difference;
+use crate::run::simulate;
 use crate::schedule::{MutationChoice, Options, ProfileChoice, Scenario, secs};
-use crate::world::{BrokenKind, Expectation, Outcome, Verdict, simulate};
+use crate::verdict::{BrokenKind, Expectation, Outcome, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -387,14 +389,7 @@ pub fn run_seed(seed: u64, options: &Options) -> (Outcome, RunSummary) {
 pub fn run_seed_twice(seed: u64, options: &Options) -> (Outcome, RunSummary) {
     let (first, mut summary) = run_seed(seed, options);
     let (second, _) = run_seed(seed, options);
-    let (a, b) = (first.render(true), second.render(true));
-    if a != b {
-        let diff = a
-            .lines()
-            .zip(b.lines())
-            .find(|(x, y)| x != y)
-            .map(|(x, y)| format!("first difference: {x:?} vs {y:?}"))
-            .unwrap_or_else(|| "one timeline is longer".to_owned());
+    if let Some(diff) = first_difference(&first.render(true), &second.render(true)) {
         summary.verdict = Verdict::Error;
         summary.problems.push(format!(
             "NONDETERMINISM: two runs of the seed differ; {diff}"

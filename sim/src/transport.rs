@@ -2,10 +2,10 @@
 //! client's HTTP GET ([`TurmoilHttp`]), and the node's admin and probe servers ([`NodeCell`],
 //! [`serve_node`]).
 
-use crate::node_model::{AdminFault, HaReply, NodeModel, Reply, Transition};
 use crate::trace::{Recorder, sim_now};
 use elector::driver::Connect;
 use elector::node::{HttpAnswer, HttpGet};
+use elector_model::node::{AdminFault, HaReply, NodeModel, Reply, Transition};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};

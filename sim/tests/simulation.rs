@@ -7,11 +7,13 @@
 //! error under the documented assumptions fails it, naming the seed and the replay command.
 
 use elector_sim::check::persistent_fault_bound;
+use elector_sim::render::first_difference;
+use elector_sim::run::simulate;
 use elector_sim::schedule::{
     FaultKind, FenceOutcome, MutationChoice, Options, PersistentKind, ProfileChoice, Scenario,
 };
 use elector_sim::search::{replay_command, run_seed, search};
-use elector_sim::world::{BrokenKind, Expectation, Verdict, simulate};
+use elector_sim::verdict::{BrokenKind, Expectation, Verdict};
 use std::time::Instant;
 
 /// Seeds per CI chunk, and chunks: 8 x 40 = 320 runs.
@@ -113,14 +115,7 @@ fn the_same_seed_gives_the_same_trace() {
     let second = simulate(&scenario);
     assert!(first.trace.len() > 50, "{}", first.render(true));
     assert_eq!(first.histories, second.histories);
-    let (a, b) = (first.render(true), second.render(true));
-    if a != b {
-        let diff = a
-            .lines()
-            .zip(b.lines())
-            .find(|(x, y)| x != y)
-            .map(|(x, y)| format!("first difference:\n  {x}\n  {y}"))
-            .unwrap_or_else(|| "one trace is longer".to_owned());
+    if let Some(diff) = first_difference(&first.render(true), &second.render(true)) {
         panic!("seed {DETERMINISM_SEED} ran differently twice; {diff}");
     }
 }

@@ -247,7 +247,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         "Default timing, stand-in round 2 s (a node finishes its round after `activate=false`). \
          *Gap*: from the old node inactive (its round finished) to the new node active: time \
          with no active node. *Overlap*: time with two active nodes, from \
-         `elector_sim::history::dual_active` over every node history of the run. *Trigger → \
+         `elector_model::history::dual_active` over every node history of the run. *Trigger → \
          active* includes the old node's round.\n"
     );
     if let Some(h) = &r.handover {

@@ -11,7 +11,7 @@ use clap::Parser;
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
-use elector_sim::history::dual_active;
+use elector_model::history::dual_active;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

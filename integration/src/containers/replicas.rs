@@ -1,6 +1,6 @@
 //! Replicas for the Docker tests: an elector beside a stand-in node, recording the node's
 //! mode history, and the one check every case makes with it, never two active
-//! ([`elector_sim::history::dual_active`], the simulation's checker).
+//! ([`elector_model::history::dual_active`], the simulation's checker).
 //!
 //! - [`HostReplicas`]: electors as processes on the host (the binary cargo built, see
 //!   [`elector_binary`]) beside in-process stand-in nodes; they reach etcd through the ports
@@ -19,7 +19,7 @@ use crate::host::{elector_binary, elector_command, http_get_ok};
 use crate::standin::{StandIn, StandInOptions};
 use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use elector_sim::history::{History, dual_active};
+use elector_model::history::{History, dual_active};
 use futures_util::future::try_join_all;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
