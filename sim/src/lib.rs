@@ -107,7 +107,8 @@
 //! - Options: `--profile default|fast|mixed`, `--replicas N`, `--mutation
 //!   no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts`, `--no-break`
 //!   (keep every assumption: no drift or restart beyond the bound, a fence that succeeds),
-//!   `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`, `--min-duration`.
+//!   `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`, `--min-duration`,
+//!   `--require-passes PERCENT` (fail when fewer runs kept every assumption).
 //!
 //! ## Not simulated
 //!
