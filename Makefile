@@ -79,9 +79,9 @@ docker-images:
 	  $(MAKE) --no-print-directory etcd-image image; \
 	else echo "no Docker engine: the Docker tests will be skipped"; fi
 
-## test: formatting, lints and every test (unit, property, real etcd, Docker, simulation; the
-## shipped deploy/ files: integration/tests/deploy_files.rs).
-test: prereqs fmt lint docker-images unit product-check
+## test: formatting, lints and every test (unit, property, real etcd, Docker, the simulation's
+## seed set; the shipped deploy/ files: integration/tests/deploy_files.rs).
+test: prereqs fmt lint docker-images unit product-check sim-ci
 
 ## deploy-test: only the checks of the shipped files in deploy/ (env file, install recipe,
 ## unit, drop-in, alert rules, dashboard); `make test` runs them too.
@@ -138,10 +138,27 @@ bench: build
 	  sim=/nonexistent/elector-sim; }; \
 	target/release/bench --elector bin/elector --sim $$sim --criterion-dir target/criterion $(BENCH_ARGS)
 
+## sim-ci: the simulation's CI seed set (part of `make test`): SIM_CI_SEEDS seeds from 0, each
+## drawing its timing profile (10 s or 3 s lease) and its faults, at a SIM_CI_TICK_MS step, in
+## the optimized elector-sim binary: about 105 s on 2 idle cores, where 320 seeds at 5 ms in
+## the debug test build took 150 s (docs/testing.md). 10 ms keeps host-to-host latency far
+## under the 200 ms poll and 300 ms node timeout; the planted-bug tests still run at 5 ms. It
+## runs after product-check, whose release dependencies it reuses. Exits non-zero on any
+## violation or simulation error, printing each failing seed's replay command, and when fewer
+## than half the runs kept every assumption (then too few were fully checked).
+SIM_CI_SEEDS ?= 1000
+SIM_CI_TICK_MS ?= 10
+.PHONY: sim-ci
+sim-ci: prereqs
+	$(CARGO) run --release --locked -p elector-sim -- --seeds $(SIM_CI_SEEDS) --start 0 \
+	  --profile mixed --tick-ms $(SIM_CI_TICK_MS) --require-passes 50
+
 ## sim-search: the long deterministic-simulation search (docs/safety.md). SEEDS from START at
-## TICK_MS (20 ms: about 75 minutes for 100,000 seeds on 2 cores; 5 ms, the test default, is
-## about three times slower). Exits non-zero on any violation, with each failing seed's replay
-## command. SIM_ARGS go to elector-sim (see its --help), e.g. SIM_ARGS="--profile fast".
+## TICK_MS (20 ms: about 0.15 s of one core per seed, so about 100 minutes for 100,000 seeds on
+## 2 idle cores; 10 ms is 1.4 and 5 ms, the tests' step, 2.4 times slower; a longer step buys
+## little: about half of a seed's cost at 20 ms is not per step, see docs/safety.md). Exits
+## non-zero on any violation, with each failing seed's replay command. SIM_ARGS go to
+## elector-sim (see its --help), e.g. SIM_ARGS="--profile fast".
 SEEDS ?= 100000
 START ?= 0
 TICK_MS ?= 20

@@ -94,10 +94,10 @@
 //!
 //! ## Running it
 //!
-//! - `cargo test -p elector-sim`: the CI seed set (`tests/simulation.rs`, 320 seeds spread
-//!   over 8 test functions so the harness uses every core), determinism, the three planted
-//!   bugs of the core (`elector-core` feature `mutation`) being found, and a persistent fault
-//!   checked both ways (taken over, or reported stuck).
+//! - `make sim-ci` (part of `make test`): the CI seed set, 1,000 seeds at a 10 ms step in
+//!   the release binary. `cargo test -p elector-sim`: determinism, the three planted bugs of
+//!   the core (`elector-core` feature `mutation`) being found, and a persistent fault checked
+//!   both ways (taken over, or reported stuck).
 //! - `cargo run -p elector-sim --release -- --seeds 100000`: a long search on every core, with
 //!   a progress line and a summary (runs, passes, assumption-broken runs by kind, violations
 //!   with their seeds, simulated seconds per wall second).
@@ -108,7 +108,8 @@
 //! - Options: `--profile default|fast|mixed`, `--replicas N`, `--mutation
 //!   no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts`, `--no-break`
 //!   (keep every assumption: no drift or restart beyond the bound, a fence that succeeds),
-//!   `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`, `--min-duration`.
+//!   `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`, `--min-duration`,
+//!   `--require-passes PERCENT` (fail when fewer runs kept every assumption).
 //!
 //! ## Not simulated
 //!

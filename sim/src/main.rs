@@ -59,6 +59,10 @@ struct Args {
     /// Run every seed twice and report any difference between the two timelines.
     #[arg(long)]
     verify_determinism: bool,
+    /// Fail unless at least this percentage of the runs kept every assumption: a guard that
+    /// the drawn schedules still leave most runs to the full checks (CI uses 50).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0)]
+    require_passes: u64,
 }
 
 fn options(args: &Args) -> Result<Options, String> {
@@ -81,6 +85,12 @@ fn options(args: &Args) -> Result<Options, String> {
     }
     if args.tick_ms == 0 {
         return Err("--tick-ms must be at least 1".into());
+    }
+    if args.require_passes > 100 {
+        return Err(format!(
+            "--require-passes {}: a percentage, from 0 to 100",
+            args.require_passes
+        ));
     }
     Ok(Options {
         profile,
@@ -176,7 +186,15 @@ fn main() -> ExitCode {
         eprintln!();
     }
     print!("{}", summary.report(&options));
-    if summary.clean() {
+    // A search stopped early is judged on the runs it made.
+    let too_few_passes = summary.passes * 100 < args.require_passes * summary.runs;
+    if too_few_passes {
+        eprintln!(
+            "elector-sim: only {} of {} runs kept every assumption (--require-passes {})",
+            summary.passes, summary.runs, args.require_passes
+        );
+    }
+    if summary.clean() && !too_few_passes {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
