@@ -8,7 +8,7 @@
 //! every command is bounded; processes are killed when their guards drop.
 
 use elector::etcd::{Election, EtcdOptions, connect};
-use elector::status::parse_exposition;
+use elector::status::{parse_exposition, sample_value};
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, free_port};
@@ -547,15 +547,7 @@ async fn metrics_tell_the_truth_about_etcd_and_the_node() {
     assert_eq!(code, 200);
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let get = |name: &str, labels: &[(&str, &str)]| {
-        samples
-            .iter()
-            .find(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, _, v)| *v)
+        sample_value(&samples, name, labels)
             .unwrap_or_else(|| panic!("no {name} {labels:?}:\n{text}"))
     };
     assert_eq!(get("elector_etcd_connected", &[]), 1.0);
