@@ -13,7 +13,7 @@
 use anyhow::{Context, Result, ensure};
 use elector_integration::containers::etcd::EtcdCluster;
 use elector_integration::containers::replicas::{
-    ContainerReplicas, ElectionWatch, HostReplicas, Profile,
+    ContainerReplicas, ElectionWatch, HostReplicas, ProfileBounds,
 };
 use elector_integration::containers::{DockerTest, elector_image, etcd_image, stand_in_image};
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ async fn killed_leader_elector_is_taken_over() -> Result<()> {
         return Ok(());
     };
     let cluster = EtcdCluster::start(docker.docker(), MEMBERS).await?;
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let mut replicas =
         HostReplicas::start(KEY, &profile, &vec![cluster.endpoints(); 3], &[], &[]).await?;
     let leader = replicas
@@ -130,7 +130,7 @@ async fn paused_member_makes_its_leader_step_down_in_time() -> Result<()> {
         return Ok(());
     };
     let cluster = EtcdCluster::start(docker.docker(), MEMBERS).await?;
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let endpoints: Vec<Vec<String>> = cluster.endpoints().into_iter().map(|e| vec![e]).collect();
     let replicas = HostReplicas::start(KEY, &profile, &endpoints, &[], &[]).await?;
     let leader = replicas
@@ -204,7 +204,7 @@ async fn stopped_raft_leader_causes_no_failover() -> Result<()> {
         return Ok(());
     };
     let cluster = EtcdCluster::start(docker.docker(), MEMBERS).await?;
-    let profile = Profile::default_timing();
+    let profile = ProfileBounds::default_timing();
     let replicas =
         HostReplicas::start(KEY, &profile, &vec![cluster.endpoints(); 3], &[], &[]).await?;
     let leader = replicas
@@ -257,7 +257,7 @@ async fn whole_cluster_restart_ends_with_one_leader() -> Result<()> {
         return Ok(());
     };
     let cluster = EtcdCluster::start(docker.docker(), MEMBERS).await?;
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let replicas =
         HostReplicas::start(KEY, &profile, &vec![cluster.endpoints(); 3], &[], &[]).await?;
     let leader = replicas
@@ -339,7 +339,7 @@ async fn partitioned_leader_container_steps_down_in_time() -> Result<()> {
         .require_image(&stand_in_image(), "make image")
         .await?;
     let cluster = EtcdCluster::start(docker.docker(), MEMBERS).await?;
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let replicas = ContainerReplicas::start(
         docker.docker(),
         cluster.network(),

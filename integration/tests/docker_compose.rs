@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use elector_integration::containers::replicas::{
-    Profile, check_never_two_active, stand_in_history,
+    ProfileBounds, check_never_two_active, stand_in_history,
 };
 use elector_integration::containers::{
     COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, logs_with_times, stand_in_image,
@@ -298,7 +298,7 @@ async fn compose_example_fails_over_when_the_active_replica_dies() -> Result<()>
     let docker = docker.docker().clone();
     // The compose file's electors run with the default timing and the file's restart bound
     // (the image runs them under `elector supervise`), hence its shorter activation delay.
-    let mut profile = Profile::default_timing();
+    let mut profile = ProfileBounds::default_timing();
     profile.timing.restart_bound = restart_bound_of(&deploy.join("docker-compose.yml"))?;
     profile.timing.activation_delay = profile.timing.minimum_activation_delay();
 

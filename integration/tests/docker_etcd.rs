@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result, ensure};
 use elector_integration::containers::etcd::{ContainerTls, EtcdContainer};
-use elector_integration::containers::replicas::{HostReplicas, Profile};
+use elector_integration::containers::replicas::{HostReplicas, ProfileBounds};
 use elector_integration::containers::{DockerTest, etcd_image};
 use elector_integration::etcd_process::TestPki;
 use std::time::Duration;
@@ -37,7 +37,7 @@ async fn election_on_a_single_etcd_container() -> Result<()> {
         return Ok(());
     };
     let etcd = EtcdContainer::start(docker.docker(), None).await?;
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let replicas =
         HostReplicas::start(KEY, &profile, &vec![vec![etcd.endpoint()]; 3], &[], &[]).await?;
 
@@ -99,7 +99,7 @@ async fn etcdctl_elect_candidate_is_respected() -> Result<()> {
         "etcdctl elect printed {go_key:?} / {go_value:?}"
     );
 
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let replicas =
         HostReplicas::start(KEY, &profile, &vec![vec![etcd.endpoint()]; 2], &[], &[]).await?;
     // Long enough for an elector that ignored the Go leader to have activated.
@@ -210,7 +210,7 @@ async fn tls_and_auth_with_a_role_limited_to_the_election() -> Result<()> {
             "--etcd-user=elector".to_owned(),
         ]
     };
-    let profile = Profile::fast();
+    let profile = ProfileBounds::fast();
     let replicas = HostReplicas::start(
         KEY,
         &profile,

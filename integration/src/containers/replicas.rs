@@ -9,7 +9,7 @@
 //!   shares its network namespace (`network_mode: container:<stand-in>`, as the elector shares
 //!   the node's in production), on the etcd cluster's network; a replica can be cut off that
 //!   network for real. Histories come from the stand-ins' logs, timed by the engine.
-//! - [`Profile`]: the default timing and docs/safety.md's fast profile, with the bounds the
+//! - [`ProfileBounds`]: the default timing and docs/safety.md's fast profile, with the bounds the
 //!   tests wait for, computed by the elector's own timing code.
 //! - [`ElectionWatch`]: a watch on the candidate keys from the host, recording when each
 //!   key appears and disappears (a lease expiry shows as its key's deletion).
@@ -46,9 +46,10 @@ const RECHECK: Duration = elector::etcd::OBSERVE_RECHECK_PERIOD;
 /// etcd revokes expired leases in a sweep every 500 ms.
 const SWEEP: Duration = Duration::from_millis(500);
 
-/// A timing profile: the elector's flags, and the numbers the tests' bounds come from.
+/// A timing profile as the container tests run it: the elector's flags, and the bounds the
+/// tests derive from its numbers (one name per meaning: [`TimingProfile`] is the profile).
 #[derive(Clone, Debug)]
-pub struct Profile {
+pub struct ProfileBounds {
     pub name: &'static str,
     pub args: Vec<String>,
     pub timing: elector_core::Timing,
@@ -56,10 +57,10 @@ pub struct Profile {
     pub round: Duration,
 }
 
-impl Profile {
+impl ProfileBounds {
     /// `profile` with the tests' name for it.
-    fn of(name: &'static str, profile: TimingProfile) -> Profile {
-        Profile {
+    fn of(name: &'static str, profile: TimingProfile) -> ProfileBounds {
+        ProfileBounds {
             name,
             args: profile.flags(),
             timing: profile.timing(),
@@ -68,14 +69,14 @@ impl Profile {
     }
 
     /// The defaults (10 s lease, 8.1 s activation delay), nodes with 2 s rounds.
-    pub fn default_timing() -> Profile {
-        Profile::of("default", TimingProfile::Default)
+    pub fn default_timing() -> ProfileBounds {
+        ProfileBounds::of("default", TimingProfile::Default)
     }
 
     /// docs/safety.md's profile for nodes that drain within 700 ms (3 s lease), nodes with
     /// 500 ms rounds.
-    pub fn fast() -> Profile {
-        Profile::of("fast", TimingProfile::Fast)
+    pub fn fast() -> ProfileBounds {
+        ProfileBounds::of("fast", TimingProfile::Fast)
     }
 
     pub fn ttl(&self) -> Duration {
@@ -202,7 +203,7 @@ pub struct HostReplicas {
     logs: TempDir,
     binary: PathBuf,
     key: String,
-    profile: Profile,
+    profile: ProfileBounds,
 }
 
 impl HostReplicas {
@@ -211,7 +212,7 @@ impl HostReplicas {
     /// flags (`extra[i]` for replica `i`; missing entries mean none). `env[i]` likewise.
     pub async fn start(
         key: &str,
-        profile: &Profile,
+        profile: &ProfileBounds,
         endpoints: &[Vec<String>],
         extra: &[Vec<String>],
         env: &[Vec<(&str, &str)>],
@@ -506,7 +507,7 @@ impl ContainerReplicas {
         network: &DockerNetwork,
         endpoints: &[String],
         key: &str,
-        profile: &Profile,
+        profile: &ProfileBounds,
         count: usize,
     ) -> Result<ContainerReplicas> {
         ensure!(count <= NAMES.len(), "too many replicas");
@@ -835,10 +836,10 @@ mod tests {
 
     #[test]
     fn profiles_match_docs_safety() {
-        let fast = Profile::fast();
+        let fast = ProfileBounds::fast();
         assert_eq!(fast.ttl(), Duration::from_secs(3));
         assert_eq!(fast.timing.activation_delay, Duration::from_millis(2800));
-        let default = Profile::default_timing();
+        let default = ProfileBounds::default_timing();
         assert_eq!(default.ttl(), Duration::from_secs(10));
         assert_eq!(default.timing.activation_delay, Duration::from_millis(8100));
         assert_eq!(
