@@ -22,7 +22,7 @@ mod urls;
 pub use flags::{
     CheckArgs, ConfirmPoll, ElectionKey, EtcdArgs, EtcdEndpoints, EtcdSecurity, EtcdTimeout,
     FenceArgs, ForceStandbyArgs, HandoverArgs, LogFormat, NodeAdmin, NodeTimeout, RunArgs,
-    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE,
+    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE, host_name,
 };
 pub use go_spelling::normalize_args;
 pub use urls::{etcd_endpoint, node_url};
