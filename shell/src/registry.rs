@@ -22,10 +22,12 @@
 //! **Its lease: a separate one, not the campaign lease.** The elector drops its campaign lease
 //! whenever it stops campaigning (unready, excluded, after a handover) and grants a new one to
 //! campaign again; a record on it would vanish exactly when an operator needs to see why the
-//! replica is not campaigning. So the registry grants its own lease of twice the refresh
-//! interval (60 s by default), kept alive with one keep-alive per refresh: while the elector
-//! lives its record stays; once it is gone (kill -9, host down) the record expires within
-//! twice the refresh interval. A record whose lease is gone means the elector is gone.
+//! replica is not campaigning. So the registry grants its own lease of
+//! [`RECORD_LEASE_REFRESHES`] refresh intervals (5 minutes by default), kept alive with one
+//! keep-alive per refresh. While the elector lives its record stays; once it is gone (kill -9,
+//! host down) the record stops being rewritten, `elector status` flags it `ELECTOR-SILENT`
+//! after twice the refresh interval, and it expires with its lease minutes later: a record
+//! whose lease is gone means the elector is gone (or was cut off from etcd that long).
 //!
 //! **etcd load per elector** (messages etcd receives): steady state, one Put and one
 //! keep-alive per refresh: 4 per minute at the default 30 s (0.07/s, against the election's
@@ -54,9 +56,13 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 pub const MIN_WRITE_GAP: Duration = Duration::from_secs(1);
 
 /// A record not written for this many refresh intervals belongs to a silent elector
-/// (`ELECTOR-SILENT` in `elector status`). Also the registry lease's TTL, in refresh
-/// intervals: the record expires at about the time it would be flagged silent.
+/// (`ELECTOR-SILENT` in `elector status`): one missed refresh is tolerated.
 pub const SILENT_AFTER_REFRESHES: u32 = 2;
+
+/// The registry lease's TTL, in refresh intervals: well beyond [`SILENT_AFTER_REFRESHES`], so
+/// that a dead elector stays visible as `ELECTOR-SILENT` for minutes (5 by default) before its
+/// record expires, instead of vanishing from `elector status` with its candidate key.
+pub const RECORD_LEASE_REFRESHES: u32 = 10;
 
 /// First delay before retrying a failed write; it doubles up to the refresh interval.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -376,7 +382,7 @@ impl Writer {
     /// Keeps the registry lease alive (granting one if there is none or it expired), then
     /// writes the record.
     async fn write(&mut self, election: &Election, snapshot: &Snapshot) -> Result<(), String> {
-        let ttl = self.context.refresh * SILENT_AFTER_REFRESHES;
+        let ttl = self.context.refresh * RECORD_LEASE_REFRESHES;
         let now = Instant::now();
         let mut lease = self.lease;
         if let Some(id) = lease {
