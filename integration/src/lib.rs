@@ -15,6 +15,7 @@ pub const FAST_PROFILE_ARGS: [&str; 9] = [
 
 pub mod cluster;
 pub mod containers;
+pub mod etcd_budget;
 pub mod etcd_process;
 pub mod standin;
 

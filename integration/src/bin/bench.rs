@@ -2290,7 +2290,7 @@ fn render_markdown(r: &Results, args: &Args) -> String {
         }
     }
 
-    budget_section(&mut o);
+    elector_integration::etcd_budget::budget_section(&mut o);
 
     // Scale.
     let _ = writeln!(o, "## Scale: many electors on one etcd\n\n{tag}");
@@ -2773,31 +2773,4 @@ async fn main() {
         eprintln!("bench failed: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// The etcd budget per elector: what the design allows, beside what the footprint phase
-/// measured. The registry's figures come from its own constants, so they cannot drift.
-fn budget_section(o: &mut String) {
-    use elector::registry::{DEFAULT_REFRESH, MIN_WRITE_GAP};
-    let refreshes_per_minute = 60.0 / DEFAULT_REFRESH.as_secs_f64();
-    // One Put and one keep-alive per refresh.
-    let steady = 2.0 * refreshes_per_minute;
-    let flapping = 60.0 / MIN_WRITE_GAP.as_secs_f64() + refreshes_per_minute;
-    let _ = writeln!(
-        o,
-        "## etcd budget per elector\n\n\
-         Default timing, in gRPC messages etcd receives (as counted above):\n\n\
-         | part | steady state | worst case |\n\
-         | --- | ---: | ---: |\n\
-         | election: keep-alive every `--keepalive-interval` (1 s), periodic re-read and watch \
-         progress request every 2 s | 2/s | plus one read per change of the election |\n\
-         | member registry (`<key>.elector/members/<value>`): one Put and one keep-alive of its \
-         own lease per `--registry-refresh` ({}) | {steady:.0}/min ({:.2}/s) | a flapping node: \
-         at most one Put per second, {flapping:.0}/min, whatever the flapping rate |\n\n\
-         Registry writes wake no elector (the observer skips events on registry keys), so they \
-         cost no reads elsewhere and the load stays linear in the number of electors. In the \
-         footprint above they are the `Put` messages and one `LeaseKeepAlive` per refresh.\n",
-        humantime::format_duration(DEFAULT_REFRESH),
-        steady / 60.0,
-    );
 }
