@@ -10,7 +10,8 @@
 //! the node, and a slow or failing registry write cannot delay a keep-alive or a node command.
 //! Every write is bounded by the etcd request timeout; failures are logged, throttled, and
 //! retried with backoff. No rule about roles or time is here: only when to copy the state out,
-//! which is a throttle like the log throttle's.
+//! which is a throttle like the log throttle's. The simulation runs the driver without it
+//! (`commands/run.rs` starts it beside the driver), so it adds nothing to what a seed replays.
 //!
 //! **When it is written** ([`WriteSchedule`]): at once when the role, the node's mode, the
 //! readiness or the stuck reason changes, and every `--registry-refresh` (default 30 s)
