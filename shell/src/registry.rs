@@ -18,7 +18,8 @@
 //! otherwise, so that a record whose `written_at` is older than twice that says its elector is
 //! silent. The snapshot is looked at once per [`MIN_WRITE_GAP`] (1 s), and never more than one
 //! write happens per gap: a flapping node cannot flood etcd. A clean shutdown writes the final
-//! state once (role `stopped`).
+//! state once (role `stopped`), waiting at most [`FINAL_WRITE_BOUND`] after the node was proven
+//! standby.
 //!
 //! **Its lease: a separate one, not the campaign lease.** The elector drops its campaign lease
 //! whenever it stops campaigning (unready, excluded, after a handover) and grants a new one to
@@ -67,6 +68,11 @@ pub const RECORD_LEASE_REFRESHES: u32 = 10;
 
 /// First delay before retrying a failed write; it doubles up to the refresh interval.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest the elector's exit waits for the registry's final write (role `stopped`):
+/// the node is already proven standby then, and this is all the write may add to the
+/// shutdown bound that `elector check` states.
+pub const FINAL_WRITE_BOUND: Duration = Duration::from_millis(500);
 
 /// A failing registry is logged once, then at most this often while it keeps failing.
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -263,11 +269,12 @@ pub struct RegistryHandle {
 }
 
 impl RegistryHandle {
-    /// Asks the writer for one last write of the current state and waits for it, at most
-    /// twice the request timeout (a grant and a Put); gives up silently after that.
+    /// Asks the writer for one last write of the current state (one Put, and only if it is
+    /// connected and holds its lease) and waits for it, at most [`FINAL_WRITE_BOUND`] or the
+    /// request timeout, whichever is shorter; gives up after that.
     pub async fn finish(self) {
         let _ = self.stop.send(true);
-        let bound = self.request_timeout * 2 + MIN_WRITE_GAP;
+        let bound = FINAL_WRITE_BOUND.min(self.request_timeout);
         if tokio::time::timeout(bound, self.task).await.is_err() {
             warn!(
                 "the registry's final write did not finish in time; the record expires by itself"
@@ -329,15 +336,16 @@ impl Writer {
                 changed = stop.changed() => changed.is_err() || *stop.borrow(),
                 _ = tick.tick() => false,
             };
+            if stopping {
+                self.final_write().await;
+                return;
+            }
             let Some(snapshot) = self.status.snapshot() else {
-                if stopping {
-                    return;
-                }
                 continue;
             };
             let watched = Watched::of(&snapshot);
             let now = Instant::now();
-            if !stopping && !schedule.due(now, &watched) {
+            if !schedule.due(now, &watched) {
                 continue;
             }
             let outcome = match self.connected(&etcd).await {
@@ -356,9 +364,26 @@ impl Writer {
                     self.log_failure(now, &reason);
                 }
             }
-            if stopping {
-                return;
-            }
+        }
+    }
+
+    /// The last record, as the elector exits: one Put on the lease it holds, nothing if it has
+    /// no connection or no lease (no connect, no grant at exit).
+    async fn final_write(&self) {
+        let (Some(election), Some(lease), Some(snapshot)) =
+            (&self.election, self.lease, self.status.snapshot())
+        else {
+            return;
+        };
+        let record = MemberRecord::new(
+            &snapshot,
+            &self.context,
+            lease,
+            self.status.metrics.node_mode_age(),
+            SystemTime::now(),
+        );
+        if let Ok(json) = serde_json::to_string(&record) {
+            let _ = election.put_member(json, lease).await;
         }
     }
 
