@@ -36,6 +36,9 @@
 //! 2/s). Under a flapping node, at most one Put per second (60 per minute) plus the 2
 //! keep-alives, whatever the flapping rate. Other electors are not woken by record writes (the
 //! observer filters them), so the load does not grow with the square of the replica count.
+//! Measured by `make bench`'s footprint phase (gRPC messages etcd received, by method): one
+//! idle two-replica cluster over 60 s went from 2.00 to 2.07 messages per second per elector,
+//! `Put` 0.03/s (the refresh) and `LeaseKeepAlive` 1.00 to 1.04/s.
 
 use crate::driver::Connect;
 use crate::etcd::{Election, EtcdError};

@@ -406,6 +406,7 @@ pub struct RunArgs {
     #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
     pub status_addr: StatusAddr,
     /// How often this elector rewrites its registry record (<key>.elector/members/<value>, read by `elector status`) when nothing changed; a record older than twice this is flagged ELECTOR-SILENT, and it expires after ten times this
+    // The default is `registry::DEFAULT_REFRESH` (clap wants text; a test keeps them equal).
     #[arg(long, env = "ELECTOR_REGISTRY_REFRESH", value_parser = duration, default_value = "30s", help_heading = "Operations")]
     pub registry_refresh: Duration,
     /// Log format on stderr: human (colour only on a terminal without NO_COLOR) or json (one flat object per line: role, reason, ... at the top level)
