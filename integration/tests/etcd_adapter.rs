@@ -368,6 +368,53 @@ async fn observe_stays_quiet_while_nothing_changes() -> Result<()> {
     Ok(())
 }
 
+/// Registry records live beside the election and never reach it: writing one wakes no
+/// observer (every elector rewrites its record; a re-read on every other elector each time
+/// would cost etcd the square of the replica count), is neither a candidate nor a foreign
+/// key, and reads back from the registry prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_records_never_reach_the_election() -> Result<()> {
+    let etcd = start_etcd().await?;
+    let client = client_for(&etcd).await?;
+    let ours = election(&client, "ours");
+    campaign(&ours, Duration::from_secs(30)).await?;
+    let mut observer = Observer::start(&ours);
+    observer
+        .observation_where(CHANGE_SEEN_WITHIN, "the first read", |o| {
+            values(o) == ["ours"]
+        })
+        .await?;
+    let (lease, _) = ours.grant(Duration::from_secs(30)).await?;
+    for round in 0..3 {
+        ours.put_member(format!(r#"{{"value":"ours","round":{round}}}"#), lease)
+            .await?;
+        // Less than a recheck period, so only the watch could have reported it.
+        match observer.next(Duration::from_millis(1500)).await {
+            Err(_) => {}
+            Ok(input) => bail!("a registry write was reported to the core: {input:?}"),
+        }
+    }
+    ensure!(ours.foreign_keys().is_empty(), "{:?}", ours.foreign_keys());
+    let records = ours.list_members().await?;
+    ensure!(records.len() == 1, "{records:?}");
+    ensure!(
+        records[0].name == "ours" && records[0].lease == lease,
+        "{records:?}"
+    );
+    ensure!(
+        String::from_utf8_lossy(&records[0].value).contains(r#""round":2"#),
+        "{records:?}"
+    );
+    // The election is still watched: the next candidate is reported.
+    campaign(&election(&client, "newcomer"), Duration::from_secs(30)).await?;
+    observer
+        .observation_where(CHANGE_SEEN_WITHIN, "the newcomer", |o| {
+            values(o) == ["ours", "newcomer"]
+        })
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resign_with_record_hands_over_atomically() -> Result<()> {
     let etcd = start_etcd().await?;

@@ -158,8 +158,9 @@ async fn the_rbac_recipe_allows_the_election_and_nothing_else() {
     let output = tokio::task::block_in_place(|| {
         run_bounded(elector_command(&endpoint, &["status"]), SETTLE)
     });
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("no candidates"), "{}", text(&output));
+    // An empty election is read, and flagged (exit 1): nobody leads.
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("NO-LEADER"), "{}", text(&output));
     let output = tokio::task::block_in_place(|| {
         let mut command = Command::new(elector_binary().expect("the elector binary"));
         command
@@ -175,7 +176,8 @@ async fn the_rbac_recipe_allows_the_election_and_nothing_else() {
             .env("ELECTOR_ETCD_PASSWORD", PASSWORD);
         run_bounded(command, SETTLE)
     });
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    // Refused by etcd: nothing could be read (exit 3).
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(
         text(&output).contains("permission denied"),
         "{}",

@@ -22,7 +22,7 @@ mod urls;
 pub use flags::{
     CheckArgs, ConfirmPoll, ElectionKey, EtcdArgs, EtcdEndpoints, EtcdSecurity, EtcdTimeout,
     FenceArgs, ForceStandbyArgs, HandoverArgs, LogFormat, NodeAdmin, NodeTimeout, RunArgs,
-    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE,
+    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE, host_name,
 };
 pub use go_spelling::normalize_args;
 pub use urls::{etcd_endpoint, node_url};
@@ -55,7 +55,7 @@ pub const VERSION: &str = if elector_core::PLANTED_BUGS_COMPILED {
         endpoint without a scheme (127.0.0.1:2379) means http://.\n\n\
         Operator commands (flags after the command name; `elector <command> --help`): \
         `elector check` validates the flags, prints the derived timings and reads etcd and \
-        the node without changing anything, `elector status` shows the election, `elector handover [--to VALUE]` moves leadership \
+        the node without changing anything, `elector status` shows the whole replica set and flags what is wrong, `elector handover [--to VALUE]` moves leadership \
         cleanly, `elector force-standby` commands the node standby (systemd ExecStopPost=).",
     after_help = "Safety rules and the timing inequalities: docs/safety.md. \
         Operations: docs/operations.md.",
@@ -94,15 +94,29 @@ pub enum Operation {
             candidate using this replica's --value), 2 bad flags or unsafe timing."
     )]
     Check(Box<CheckArgs>),
-    /// Show the election: candidates in order, leases, TTL left, who leads
+    /// Show the whole replica set: candidates in order, registered replicas, flags for what is wrong
     #[command(
-        long_about = "Shows the election at --key as etcd holds it: every candidate in election \
-            order (the first leads) with its value, lease id and the lease's TTL left, any \
-            pending handover request and the last handover record. Two candidates with one \
-            value (two replicas configured with the same identity) are flagged with a warning.\n\n\
-            Reads etcd only; works beside running electors, Go electors and etcdctl candidates.",
-        after_help = "Exit codes: 0 shown (also with warnings), 1 etcd unreachable or failed, \
-            2 bad flags."
+        long_about = "Shows the replica set of the election at --key: every candidate in election \
+            order (the first leads), then every registered replica that is not a candidate. \
+            Each row: position (- if not a candidate), value, role (from the replica's \
+            registry record; \"(leads)\" on the leader), the node's last read mode and how long \
+            ago it was read, readiness, whether it is excluded (`elector exclude`), the \
+            candidate's lease id, TTL left and create revision, and its flags. Below: a \
+            pending handover request and the last clean handover.\n\n\
+            Every elector keeps a record at <key>.elector/members/<value> (see \
+            --registry-refresh); Go and etcdctl candidates have none.\n\n\
+            Flags: ACTIVE-NOT-LEADER (node active while not leading: two nodes may sign), \
+            DUPLICATE-VALUE (two candidates with one value), UNREGISTERED (a candidate with no \
+            record: a Go or etcdctl elector), ELECTOR-SILENT (record not rewritten for twice \
+            its refresh interval: the elector is gone or cut off), NOT-CAMPAIGNING(reason) (a \
+            registered replica that is not a candidate: excluded, node unready, stuck, ...), \
+            STUCK (the elector cannot reach a safe state by itself), NO-LEADER (no candidate at \
+            all). docs/operations.md (\"Day two\") says what to do about each.\n\n\
+            --json prints one object (schema in docs/operations.md). Reads etcd only; works \
+            beside running electors, Go electors and etcdctl candidates.",
+        after_help = "Exit codes: 0 healthy (no flag raised), 1 a flag is raised (so it serves \
+            as a check), 2 bad flags, 3 etcd could not be read (unreachable, timed out or \
+            refused: nothing is known)."
     )]
     Status(StatusArgs),
     /// Ask the leader to hand over cleanly, and wait until it did

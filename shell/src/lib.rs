@@ -6,6 +6,8 @@
 //! - [`fence`]: the operator's fence action (`--fence-cmd`), for the driver and
 //!   `elector force-standby`;
 //! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
+//! - [`registry`]: this elector's record in etcd, for `elector status` (never read by the
+//!   election);
 //! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`).
 //!   [`logging`]: the log format.
 //!
@@ -18,5 +20,6 @@ pub mod etcd;
 pub mod fence;
 pub mod logging;
 pub mod node;
+pub mod registry;
 pub mod state;
 pub mod status;

@@ -29,6 +29,7 @@ mod chart;
 mod cli;
 mod crash;
 mod etcd;
+mod etcd_budget;
 mod footprint;
 mod handover;
 mod idle;

@@ -406,6 +406,8 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         }
     }
 
+    super::etcd_budget::budget_section(&mut o);
+
     // Scale.
     let _ = writeln!(o, "## Scale: many electors on one etcd\n\n{tag}");
     match &r.scale {

@@ -405,6 +405,10 @@ pub struct RunArgs {
     /// Address of the /status, /metrics and /healthz server, or "off"
     #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
     pub status_addr: StatusAddr,
+    /// How often this elector rewrites its registry record (<key>.elector/members/<value>, read by `elector status`) when nothing changed; a record older than twice this is flagged ELECTOR-SILENT, and it expires after ten times this
+    // The default is `registry::DEFAULT_REFRESH` (clap wants text; a test keeps them equal).
+    #[arg(long, env = "ELECTOR_REGISTRY_REFRESH", value_parser = duration, default_value = "30s", help_heading = "Operations")]
+    pub registry_refresh: Duration,
     /// Log format on stderr: human (colour only on a terminal without NO_COLOR) or json (one flat object per line: role, reason, ... at the top level)
     #[arg(
         long,
@@ -511,6 +515,12 @@ impl RunArgs {
         if self.value().is_empty() {
             return Err("--value: must not be empty".into());
         }
+        if self.registry_refresh < crate::registry::MIN_WRITE_GAP {
+            return Err(format!(
+                "--registry-refresh: must be at least {} (the registry writes at most once a second)",
+                humantime::format_duration(crate::registry::MIN_WRITE_GAP)
+            ));
+        }
         self.fence.validate()
     }
 
@@ -533,8 +543,8 @@ impl RunArgs {
     }
 }
 
-/// This host's name: the default `--value`.
-fn host_name() -> String {
+/// This host's name: the default `--value`, and the host in the registry record.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

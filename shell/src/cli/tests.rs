@@ -338,3 +338,14 @@ fn a_long_ttl_is_allowed_with_a_warning() {
     assert!(warnings[0].contains("--ttl 1h is above 1m"), "{warnings:?}");
     assert!(run("--ttl 60s").warnings().is_empty());
 }
+
+#[test]
+fn the_registry_refresh_defaults_to_the_registry_constant_and_refuses_sub_second() {
+    assert_eq!(run("").registry_refresh, crate::registry::DEFAULT_REFRESH);
+    assert_eq!(
+        run("--registry-refresh 5s").registry_refresh,
+        Duration::from_secs(5)
+    );
+    let refused = error("--registry-refresh 200ms");
+    assert!(refused.contains("--registry-refresh"), "{refused}");
+}

@@ -374,6 +374,9 @@ mod tests {
             key: "/k".into(),
             revision: 9,
             leader: Some("a".into()),
+            healthy: false,
+            flags: vec![],
+            replicas: vec![],
             candidates: vec![
                 candidate(1, "a", "1a"),
                 candidate(2, "b", "2b"),

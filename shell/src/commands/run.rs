@@ -1,12 +1,14 @@
 //! The elector itself (no subcommand): builds the driver from the flags (etcd, the node, the
-//! fence, the status server, systemd, the state file) and runs it until it exits.
+//! fence, the status server, systemd, the state file, the registry record) and runs it until
+//! it exits.
 
 use crate::systemd;
-use elector::cli::{RunArgs, StatusAddr};
+use elector::cli::{RunArgs, StatusAddr, host_name};
 use elector::clock::{Clock, TokioClock};
 use elector::driver::{Connect, Control, Driver};
 use elector::etcd::{self, EtcdOptions};
 use elector::node::{NodeClient, ReqwestTransport};
+use elector::registry::{self, RecordContext};
 use elector::state::{self, StateFile};
 use elector::status::{self, Status};
 use elector_core::{Elector, Settings};
@@ -64,6 +66,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
             status.clone(),
         ));
     }
+    let mut status_addr = args.status_addr;
     if let StatusAddr::At(addr) = args.status_addr {
         let listener = status::bind(addr).await?;
         // The bound address, so that port 0 tells which port it got.
@@ -72,6 +75,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
             .map_err(|e| format!("--status-addr {addr}: {e}"))?;
         info!(addr = %bound, "status server: /status /metrics /healthz");
         tokio::spawn(status::serve(listener, status.clone()));
+        status_addr = StatusAddr::At(bound);
     }
     let transport = ReqwestTransport::new()?;
     let node = NodeClient::new(
@@ -119,6 +123,24 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         control,
         nested.clone(),
     ));
+    // The registry record, for `elector status`: its own task and etcd connection, so it can
+    // never delay the driver (see `elector::registry`).
+    let host = host_name();
+    let registry = registry::spawn(
+        EtcdConnect(options.clone()),
+        args.key().to_string(),
+        value.clone(),
+        timing.etcd_request_timeout,
+        status.clone(),
+        RecordContext {
+            status_url: match status_addr {
+                StatusAddr::At(addr) => Some(registry::status_url(addr, &host)),
+                StatusAddr::Off => None,
+            },
+            host,
+            refresh: args.registry_refresh,
+        },
+    );
     let driver = Driver {
         core,
         clock,
@@ -132,6 +154,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         state,
     };
     let code = driver.run(control_rx).await;
+    registry.finish().await;
     match nested.get() {
         // Shut down cleanly: the refusal is the outcome (exit code 2).
         Some(line) if code == 0 => Err(line.clone()),

@@ -19,7 +19,9 @@
 //!
 //! - `<key>.elector/handover-record` (JSON, no lease): written by a leader in the same
 //!   transaction that deletes its key, after its node was confirmed standby;
-//! - `<key>.elector/handover-request` (JSON): an operator's request that the leader hand over.
+//! - `<key>.elector/handover-request` (JSON): an operator's request that the leader hand over;
+//! - `<key>.elector/members/<value>` (JSON, on the registry's own lease): each elector's record
+//!   for `elector status` ([`crate::registry`]); never read by the election ([`members`]).
 //!
 //! Every etcd call is bounded by `request_timeout` with [`tokio::time::timeout`], whatever the
 //! transport does: a hung call must never outlive the deadlines the core computes. A call that
@@ -31,18 +33,21 @@
 //!
 //! In files: [`connect`] (endpoints, TLS, auth), [`layout`] (key names, what is a candidate,
 //! the stored JSON), [`placement`] (the start-up check that `--key` does not nest inside
-//! another election), [`election`] (the calls the core's commands make) and [`observer`]
+//! another election), [`election`] (the calls the core's commands make), [`members`] (the
+//! registry's and the exclusions' keys) and [`observer`]
 //! (reading and watching the election for the core). This file: the [`Election`] handle, the
 //! errors, and the bound every call goes through.
 
 mod connect;
 mod election;
 mod layout;
+mod members;
 mod observer;
 mod placement;
 
 pub use connect::{EtcdOptions, check_options, connect};
 pub use layout::{ForeignKey, foreign_reason};
+pub use members::{PrefixEntry, is_member_key};
 pub use observer::OBSERVE_RECHECK_PERIOD;
 pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosing_election};
 

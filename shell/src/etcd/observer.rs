@@ -128,7 +128,7 @@ impl Election {
                         *backoff = OBSERVE_BACKOFF_FIRST;
                         debug!(key = %prefix, from = last.revision + 1, "watching the election");
                     }
-                    if answer.events().is_empty() {
+                    if !changes_election(&self.shared.key, &answer) {
                         continue;
                     }
                     last = match self.observe_once().await {
@@ -197,6 +197,17 @@ fn watch_ended(answer: &WatchResponse) -> Option<String> {
         });
     }
     None
+}
+
+/// Whether a watch answer may change the election: any event but the writes of registry
+/// records, which every elector refreshes and which never count in the election (so they cost
+/// no re-read on every other elector).
+fn changes_election(key: &str, answer: &WatchResponse) -> bool {
+    answer.events().iter().any(|event| {
+        event
+            .kv()
+            .is_none_or(|kv| !super::is_member_key(key, kv.key()))
+    })
 }
 
 /// Whether two reads show the same election (candidates, record, request), whatever their

@@ -1,0 +1,479 @@
+//! The member registry: each elector keeps one record about itself in etcd, at
+//! `<key>.elector/members/<value>`, so that `elector status` can show the whole replica set,
+//! including the replicas that do not campaign (unready, excluded, stuck) and the electors that
+//! are gone. The record is JSON ([`MemberRecord`]).
+//!
+//! **A mirror, never an input.** The record is written from the elector's observable state
+//! (the [`Status`] snapshot the driver takes after every step of the core) by a task of its
+//! own, over an etcd connection of its own: no election read ever includes it (the observer
+//! even skips the re-read a record's write would cause), so it cannot influence the election or
+//! the node, and a slow or failing registry write cannot delay a keep-alive or a node command.
+//! Every write is bounded by the etcd request timeout; failures are logged, throttled, and
+//! retried with backoff. No rule about roles or time is here: only when to copy the state out,
+//! which is a throttle like the log throttle's. The simulation runs the driver without it
+//! (`commands/run.rs` starts it beside the driver), so it adds nothing to what a seed replays.
+//!
+//! **When it is written** ([`WriteSchedule`]): at once when the role, the node's mode, the
+//! readiness or the stuck reason changes, and every `--registry-refresh` (default 30 s)
+//! otherwise, so that a record whose `written_at` is older than twice that says its elector is
+//! silent. The snapshot is looked at once per [`MIN_WRITE_GAP`] (1 s), and never more than one
+//! write happens per gap: a flapping node cannot flood etcd. A clean shutdown writes the final
+//! state once (role `stopped`), waiting at most [`FINAL_WRITE_BOUND`] after the node was proven
+//! standby.
+//!
+//! **Its lease: a separate one, not the campaign lease.** The elector drops its campaign lease
+//! whenever it stops campaigning (unready, excluded, after a handover) and grants a new one to
+//! campaign again; a record on it would vanish exactly when an operator needs to see why the
+//! replica is not campaigning. So the registry grants its own lease of
+//! [`RECORD_LEASE_REFRESHES`] refresh intervals (5 minutes by default), kept alive with one
+//! keep-alive per refresh. While the elector lives its record stays; once it is gone (kill -9,
+//! host down) the record stops being rewritten, `elector status` flags it `ELECTOR-SILENT`
+//! after twice the refresh interval, and it expires with its lease minutes later: a record
+//! whose lease is gone means the elector is gone (or was cut off from etcd that long).
+//!
+//! **etcd load per elector** (messages etcd receives): steady state, one Put and one
+//! keep-alive per refresh: 4 per minute at the default 30 s (0.07/s, against the election's
+//! 2/s). Under a flapping node, at most one Put per second (60 per minute) plus the 2
+//! keep-alives, whatever the flapping rate. Other electors are not woken by record writes (the
+//! observer filters them), so the load does not grow with the square of the replica count.
+//! Measured by `make bench`'s footprint phase (gRPC messages etcd received, by method): one
+//! idle two-replica cluster over 60 s went from 2.00 to 2.07 messages per second per elector,
+//! `Put` 0.03/s (the refresh) and `LeaseKeepAlive` 1.00 to 1.04/s.
+
+use crate::driver::Connect;
+use crate::etcd::{Election, EtcdError};
+use crate::status::{Snapshot, Status};
+use elector_core::LeaseId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+/// The default `--registry-refresh`: how often an unchanged record is written again.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+
+/// How often the snapshot is looked at, and the least time between two writes: the flood
+/// bound under a flapping node.
+pub const MIN_WRITE_GAP: Duration = Duration::from_secs(1);
+
+/// A record not written for this many refresh intervals belongs to a silent elector
+/// (`ELECTOR-SILENT` in `elector status`): one missed refresh is tolerated.
+pub const SILENT_AFTER_REFRESHES: u32 = 2;
+
+/// The registry lease's TTL, in refresh intervals: well beyond [`SILENT_AFTER_REFRESHES`], so
+/// that a dead elector stays visible as `ELECTOR-SILENT` for minutes (5 by default) before its
+/// record expires, instead of vanishing from `elector status` with its candidate key.
+pub const RECORD_LEASE_REFRESHES: u32 = 10;
+
+/// First delay before retrying a failed write; it doubles up to the refresh interval.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest the elector's exit waits for the registry's final write (role `stopped`):
+/// the node is already proven standby then, and this is all the write may add to the
+/// shutdown bound that `elector check` states.
+pub const FINAL_WRITE_BOUND: Duration = Duration::from_millis(500);
+
+/// A failing registry is logged once, then at most this often while it keeps failing.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The record as stored at `<key>.elector/members/<value>`. Its JSON is the documented
+/// schema (docs/operations.md, "The registry's keys"): fields may be added, never renamed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The replica's `--value`.
+    pub value: String,
+    /// The elector's role (`standby`, `candidate`, `leader`, `active`, ...).
+    pub role: String,
+    /// Why it has that role, in words.
+    pub role_reason: String,
+    /// The node's mode at the last read: `active`, `standby` or `unknown`.
+    pub node_mode: String,
+    /// When that read answered (wall clock, RFC 3339); null before the first.
+    #[serde(default)]
+    pub node_mode_read_at: Option<String>,
+    /// `ready`, `unready` or `unknown`.
+    pub readiness: String,
+    /// Why the elector cannot reach a safe or useful state by itself; null when it can.
+    #[serde(default)]
+    pub stuck: Option<String>,
+    /// The elector's version.
+    pub version: String,
+    /// The host the elector runs on.
+    pub host: String,
+    /// Its `/status` URL, or null with `--status-addr off`.
+    #[serde(default)]
+    pub status_url: Option<String>,
+    /// The last role change since the elector started.
+    #[serde(default)]
+    pub last_transition: Option<TransitionRecord>,
+    /// The registry lease this record is attached to (lowercase hex).
+    pub lease: String,
+    /// The campaign lease, while the elector campaigns (lowercase hex).
+    #[serde(default)]
+    pub candidate_lease: Option<String>,
+    /// How often the record is written when nothing changes, in seconds.
+    pub refresh_seconds: u64,
+    /// When this record was written (wall clock, RFC 3339).
+    pub written_at: String,
+}
+
+/// A role change, as the record tells it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub from: String,
+    pub to: String,
+    /// Wall clock, RFC 3339.
+    pub at: String,
+    pub why: String,
+}
+
+/// What a record says about its elector besides the snapshot: fixed for the process.
+#[derive(Clone, Debug)]
+pub struct RecordContext {
+    pub host: String,
+    pub status_url: Option<String>,
+    pub refresh: Duration,
+}
+
+/// The `/status` URL another host can use for a status server bound to `addr`: an unspecified
+/// address (0.0.0.0, ::) is replaced by the host name.
+pub fn status_url(addr: SocketAddr, host: &str) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://{host}:{}/status", addr.port())
+    } else {
+        format!("http://{addr}/status")
+    }
+}
+
+/// A wall-clock time as RFC 3339 (seconds, UTC).
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// What makes a record worth writing at once when it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watched {
+    role: &'static str,
+    node_mode: Option<&'static str>,
+    readiness: &'static str,
+    stuck: Option<String>,
+}
+
+impl Watched {
+    pub fn of(snapshot: &Snapshot) -> Self {
+        Watched {
+            role: snapshot.role,
+            node_mode: snapshot.node_mode,
+            readiness: snapshot.readiness,
+            stuck: snapshot.stuck.clone(),
+        }
+    }
+}
+
+impl MemberRecord {
+    /// The record for `snapshot`, written at `now` on `lease`; the node's mode was read
+    /// `node_mode_age` ago.
+    pub fn new(
+        snapshot: &Snapshot,
+        context: &RecordContext,
+        lease: LeaseId,
+        node_mode_age: Option<Duration>,
+        now: SystemTime,
+    ) -> Self {
+        MemberRecord {
+            value: snapshot.value.clone(),
+            role: snapshot.role.to_owned(),
+            role_reason: snapshot.role_reason.clone(),
+            node_mode: snapshot.node_mode.unwrap_or("unknown").to_owned(),
+            node_mode_read_at: node_mode_age
+                .and_then(|age| now.checked_sub(age))
+                .map(rfc3339),
+            readiness: snapshot.readiness.to_owned(),
+            stuck: snapshot.stuck.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: context.host.clone(),
+            status_url: context.status_url.clone(),
+            last_transition: snapshot.last_transition.as_ref().map(|t| TransitionRecord {
+                from: t.from.to_owned(),
+                to: t.to.to_owned(),
+                at: rfc3339(UNIX_EPOCH + Duration::from_millis(t.at_unix_ms)),
+                why: t.reason.clone(),
+            }),
+            lease: format!("{lease:x}"),
+            candidate_lease: snapshot.lease_id.clone(),
+            refresh_seconds: context.refresh.as_secs().max(1),
+            written_at: rfc3339(now),
+        }
+    }
+}
+
+/// When the record is written: on a change of what [`Watched`] holds, every `refresh`
+/// otherwise, never twice within [`MIN_WRITE_GAP`], and after a failure not before its retry
+/// time (backoff from [`RETRY_FIRST`] doubling up to `refresh`).
+#[derive(Debug)]
+pub struct WriteSchedule {
+    refresh: Duration,
+    last_write: Option<(Instant, Watched)>,
+    retry: Option<(Instant, Duration)>,
+}
+
+impl WriteSchedule {
+    pub fn new(refresh: Duration) -> Self {
+        WriteSchedule {
+            refresh: refresh.max(MIN_WRITE_GAP),
+            last_write: None,
+            retry: None,
+        }
+    }
+
+    /// Whether a write of a record showing `watched` is due at `now`.
+    pub fn due(&self, now: Instant, watched: &Watched) -> bool {
+        if let Some((at, _)) = self.retry {
+            return now >= at;
+        }
+        match &self.last_write {
+            None => true,
+            Some((at, last)) => {
+                now >= *at + MIN_WRITE_GAP && (last != watched || now >= *at + self.refresh)
+            }
+        }
+    }
+
+    /// A write of `watched` at `now` succeeded.
+    pub fn written(&mut self, now: Instant, watched: Watched) {
+        self.last_write = Some((now, watched));
+        self.retry = None;
+    }
+
+    /// A write at `now` failed: retry after a backoff.
+    pub fn failed(&mut self, now: Instant) {
+        let delay = match self.retry {
+            None => RETRY_FIRST,
+            Some((_, last)) => (last * 2).min(self.refresh),
+        };
+        self.retry = Some((now + delay, delay));
+    }
+
+    /// Whether the last write attempt failed.
+    pub fn failing(&self) -> bool {
+        self.retry.is_some()
+    }
+}
+
+/// The running registry writer; [`RegistryHandle::finish`] writes the final state.
+pub struct RegistryHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    request_timeout: Duration,
+}
+
+impl RegistryHandle {
+    /// Asks the writer for one last write of the current state (one Put, and only if it is
+    /// connected and holds its lease) and waits for it, at most [`FINAL_WRITE_BOUND`] or the
+    /// request timeout, whichever is shorter; gives up after that.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let bound = FINAL_WRITE_BOUND.min(self.request_timeout);
+        if tokio::time::timeout(bound, self.task).await.is_err() {
+            warn!(
+                "the registry's final write did not finish in time; the record expires by itself"
+            );
+        }
+    }
+}
+
+/// Starts the registry writer for the elector at `key` with identity `value`, over its own
+/// etcd client from `etcd`, copying `status` into its record.
+pub fn spawn<E: Connect>(
+    etcd: E,
+    key: String,
+    value: String,
+    request_timeout: Duration,
+    status: Arc<Status>,
+    context: RecordContext,
+) -> RegistryHandle {
+    let (stop, stop_rx) = watch::channel(false);
+    let writer = Writer {
+        key,
+        value,
+        request_timeout,
+        status,
+        context,
+        election: None,
+        lease: None,
+        last_keep_alive: None,
+        last_failure_log: None,
+    };
+    let task = tokio::spawn(writer.run(etcd, stop_rx));
+    RegistryHandle {
+        stop,
+        task,
+        request_timeout,
+    }
+}
+
+struct Writer {
+    key: String,
+    value: String,
+    request_timeout: Duration,
+    status: Arc<Status>,
+    context: RecordContext,
+    election: Option<Election>,
+    lease: Option<LeaseId>,
+    last_keep_alive: Option<Instant>,
+    last_failure_log: Option<Instant>,
+}
+
+impl Writer {
+    async fn run<E: Connect>(mut self, etcd: E, mut stop: watch::Receiver<bool>) {
+        let mut schedule = WriteSchedule::new(self.context.refresh);
+        let mut tick = tokio::time::interval(MIN_WRITE_GAP);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                biased;
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+                _ = tick.tick() => false,
+            };
+            if stopping {
+                self.final_write().await;
+                return;
+            }
+            let Some(snapshot) = self.status.snapshot() else {
+                continue;
+            };
+            let watched = Watched::of(&snapshot);
+            let now = Instant::now();
+            if !schedule.due(now, &watched) {
+                continue;
+            }
+            let outcome = match self.connected(&etcd).await {
+                Ok(election) => self.write(&election, &snapshot).await,
+                Err(reason) => Err(reason),
+            };
+            match outcome {
+                Ok(()) => {
+                    if schedule.failing() {
+                        info!(key = %self.key, "registry record written again");
+                    }
+                    schedule.written(now, watched);
+                }
+                Err(reason) => {
+                    schedule.failed(now);
+                    self.log_failure(now, &reason);
+                }
+            }
+        }
+    }
+
+    /// The last record, as the elector exits: one Put on the lease it holds, nothing if it has
+    /// no connection or no lease (no connect, no grant at exit).
+    async fn final_write(&self) {
+        let (Some(election), Some(lease), Some(snapshot)) =
+            (&self.election, self.lease, self.status.snapshot())
+        else {
+            return;
+        };
+        let record = MemberRecord::new(
+            &snapshot,
+            &self.context,
+            lease,
+            self.status.metrics.node_mode_age(),
+            SystemTime::now(),
+        );
+        if let Ok(json) = serde_json::to_string(&record) {
+            let _ = election.put_member(json, lease).await;
+        }
+    }
+
+    /// The registry's own election handle, connecting once (bounded) if need be.
+    async fn connected<E: Connect>(&mut self, etcd: &E) -> Result<Election, String> {
+        if let Some(election) = &self.election {
+            return Ok(election.clone());
+        }
+        let client = tokio::time::timeout(self.request_timeout, etcd.connect())
+            .await
+            .map_err(|_| "connecting to etcd timed out".to_owned())??;
+        let election = Election::new(
+            client,
+            self.key.clone(),
+            self.value.clone(),
+            self.request_timeout,
+        );
+        self.election = Some(election.clone());
+        Ok(election)
+    }
+
+    /// Keeps the registry lease alive (granting one if there is none or it expired), then
+    /// writes the record.
+    async fn write(&mut self, election: &Election, snapshot: &Snapshot) -> Result<(), String> {
+        let ttl = self.context.refresh * RECORD_LEASE_REFRESHES;
+        let now = Instant::now();
+        let mut lease = self.lease;
+        if let Some(id) = lease {
+            let keep_alive_due = self
+                .last_keep_alive
+                .is_none_or(|at| now >= at + self.context.refresh);
+            if keep_alive_due {
+                match election.keep_alive_once(id).await {
+                    Ok(left) if left.is_zero() => lease = None,
+                    Ok(_) => self.last_keep_alive = Some(now),
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+        }
+        let lease = match lease {
+            Some(id) => id,
+            None => {
+                let (id, _) = election.grant(ttl).await.map_err(|e| e.to_string())?;
+                self.last_keep_alive = Some(now);
+                id
+            }
+        };
+        self.lease = Some(lease);
+        let record = MemberRecord::new(
+            snapshot,
+            &self.context,
+            lease,
+            self.status.metrics.node_mode_age(),
+            SystemTime::now(),
+        );
+        let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+        match election.put_member(json, lease).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if lease_gone(&error) {
+                    self.lease = None;
+                }
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn log_failure(&mut self, now: Instant, reason: &str) {
+        if self
+            .last_failure_log
+            .is_none_or(|at| now >= at + FAILURE_LOG_EVERY)
+        {
+            self.last_failure_log = Some(now);
+            warn!(
+                key = %self.key,
+                %reason,
+                "cannot write the registry record (status only; the election is unaffected); \
+                 retrying"
+            );
+        }
+    }
+}
+
+/// Whether a failed Put says its lease no longer exists: a new one is granted next time.
+fn lease_gone(error: &EtcdError) -> bool {
+    error.to_string().contains("lease not found")
+}
+
+#[cfg(test)]
+mod tests;
