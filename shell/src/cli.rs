@@ -131,7 +131,9 @@ pub enum Operation {
             candidate. Succeeds when etcd shows the old leader's key gone, a handover record \
             naming it, and the new leader first (the named one, if any). Otherwise fails with \
             the reason after --timeout and withdraws the request. A Go elector or etcdctl \
-            leader ignores handover requests.",
+            candidate ignores handover requests: a leader without an elector registry record \
+            (or, with --to, such a candidate ahead of the target) is refused at once, naming \
+            it.",
         after_help = "Exit codes: 0 handed over (or the named replica leads already), 1 refused, \
             failed or timed out (the request is withdrawn), 2 bad flags."
     )]

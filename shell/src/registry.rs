@@ -266,7 +266,7 @@ impl WriteSchedule {
 
 /// The running registry writer; [`RegistryHandle::finish`] writes the final state.
 pub struct RegistryHandle {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<Ending>>,
     task: JoinHandle<()>,
     request_timeout: Duration,
 }
@@ -276,7 +276,18 @@ impl RegistryHandle {
     /// connected and holds its lease) and waits for it, at most [`FINAL_WRITE_BOUND`] or the
     /// request timeout, whichever is shorter; gives up after that.
     pub async fn finish(self) {
-        let _ = self.stop.send(true);
+        self.end(Ending::FinalWrite).await;
+    }
+
+    /// Takes the record away (revokes its lease, which deletes it), for an elector that must
+    /// leave no trace: one refused for a `--key` nested in another election. Bounded as
+    /// [`RegistryHandle::finish`].
+    pub async fn withdraw(self) {
+        self.end(Ending::Withdraw).await;
+    }
+
+    async fn end(self, ending: Ending) {
+        let _ = self.stop.send(Some(ending));
         let bound = FINAL_WRITE_BOUND.min(self.request_timeout);
         if tokio::time::timeout(bound, self.task).await.is_err() {
             warn!(
@@ -284,6 +295,15 @@ impl RegistryHandle {
             );
         }
     }
+}
+
+/// How the writer ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// One last record of the final state.
+    FinalWrite,
+    /// No record at all.
+    Withdraw,
 }
 
 /// Starts the registry writer for the elector at `key` with identity `value`, over its own
@@ -296,7 +316,7 @@ pub fn spawn<E: Connect>(
     status: Arc<Status>,
     context: RecordContext,
 ) -> RegistryHandle {
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(None);
     let writer = Writer {
         key,
         value,
@@ -329,19 +349,24 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run<E: Connect>(mut self, etcd: E, mut stop: watch::Receiver<bool>) {
+    async fn run<E: Connect>(mut self, etcd: E, mut stop: watch::Receiver<Option<Ending>>) {
         let mut schedule = WriteSchedule::new(self.context.refresh);
         let mut tick = tokio::time::interval(MIN_WRITE_GAP);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let stopping = tokio::select! {
+            let ending = tokio::select! {
                 biased;
-                changed = stop.changed() => changed.is_err() || *stop.borrow(),
-                _ = tick.tick() => false,
+                changed = stop.changed() => match changed {
+                    Ok(()) => *stop.borrow(),
+                    // The handle is gone without saying how: as at a normal exit.
+                    Err(_) => Some(Ending::FinalWrite),
+                },
+                _ = tick.tick() => None,
             };
-            if stopping {
-                self.final_write().await;
-                return;
+            match ending {
+                Some(Ending::FinalWrite) => return self.final_write().await,
+                Some(Ending::Withdraw) => return self.withdraw().await,
+                None => {}
             }
             let Some(snapshot) = self.status.snapshot() else {
                 continue;
@@ -387,6 +412,13 @@ impl Writer {
         );
         if let Ok(json) = serde_json::to_string(&record) {
             let _ = election.put_member(json, lease).await;
+        }
+    }
+
+    /// Revokes the record's lease, which deletes the record; nothing without a lease.
+    async fn withdraw(&self) {
+        if let (Some(election), Some(lease)) = (&self.election, self.lease) {
+            let _ = election.revoke(lease).await;
         }
     }
 

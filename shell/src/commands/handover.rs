@@ -86,6 +86,45 @@ fn plan(observation: &Observation, to: Option<&str>) -> Result<Start, String> {
     }
 }
 
+/// Rule `handover_needs_electors`: a handover request is honoured only by electors of ours,
+/// and each keeps a registry record under its value (`<key>.elector/members/<value>`). A
+/// leader without one, or, with `--to`, a candidate ahead of the target without one, is a
+/// Go elector or an `etcdctl elect` candidate that will never hand over or step aside: fail at
+/// once, naming it, instead of waiting `--timeout` for nothing. `registered` is the values
+/// with a record.
+fn handover_needs_electors(
+    plan: &Plan,
+    observation: &Observation,
+    registered: &[String],
+) -> Result<(), String> {
+    let is_ours = |value: &str| registered.iter().any(|r| r == value);
+    let never = "a Go elector or an `etcdctl elect` candidate, which never honours a handover \
+                 request";
+    if !is_ours(&plan.leader.value) {
+        return Err(format!(
+            "the leader {} (lease {:x}) has no elector registry record: it is {never}. Stop \
+             that process instead: the next in line activates once its lease expires and the \
+             activation delay has passed",
+            plan.leader.value, plan.leader.id.lease
+        ));
+    }
+    if let Some(target) = &plan.target {
+        for ahead in observation.candidates[1..]
+            .iter()
+            .take_while(|c| c.value != *target)
+        {
+            if !is_ours(&ahead.value) {
+                return Err(format!(
+                    "{} (lease {:x}) is ahead of {target} in line and has no elector registry \
+                     record: it is {never}, and will not step aside",
+                    ahead.value, ahead.id.lease
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How the wait for a handover ended, or not yet.
 enum Progress {
     Waiting,
@@ -186,6 +225,17 @@ async fn run_handover(
         Start::Request(plan) => plan,
         Start::NothingToDo(line) => return Ok(line),
     };
+    // Without a readable registry (an older elector's role lacks the read, etcd hiccups) the
+    // request is made anyway: the wait then says why it failed, as before.
+    match election.list_members().await {
+        Ok(members) => {
+            let registered: Vec<String> = members.into_iter().map(|m| m.name).collect();
+            handover_needs_electors(&plan, &first, &registered)?;
+        }
+        Err(e) => elector::errln!(
+            "elector handover: warning: cannot read the member registry ({e}); asking anyway"
+        ),
+    }
     let started = Instant::now();
     let deadline = started + args.timeout;
     let revision = election
@@ -293,6 +343,32 @@ mod tests {
         assert!(matches!(plan(&two, Some("a")), Ok(Start::NothingToDo(_))));
         assert!(matches!(plan(&two, Some("b")), Ok(Start::Request(_))));
         assert!(matches!(plan(&two, None), Ok(Start::Request(_))));
+    }
+
+    #[test]
+    fn a_leader_or_a_candidate_in_the_way_without_a_record_fails_at_once() {
+        let a = candidate(1, 10, "a");
+        let b = candidate(2, 11, "b");
+        let c = candidate(3, 12, "c");
+        let all = observation(vec![a.clone(), b.clone(), c.clone()]);
+        let registered = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        let to = |target: Option<&str>| Plan {
+            leader: a.clone(),
+            target: target.map(str::to_string),
+        };
+        assert!(handover_needs_electors(&to(None), &all, &registered(&["a", "b", "c"])).is_ok());
+        let e = handover_needs_electors(&to(None), &all, &registered(&["b", "c"])).unwrap_err();
+        assert!(
+            e.contains("the leader a (lease 1)") && e.contains("etcdctl elect"),
+            "{e}"
+        );
+        // b stands between the leader and the target c and would never step aside.
+        let e =
+            handover_needs_electors(&to(Some("c")), &all, &registered(&["a", "c"])).unwrap_err();
+        assert!(e.contains("b (lease 2) is ahead of c"), "{e}");
+        // Behind the target, or with no target, an unregistered candidate is no obstacle.
+        assert!(handover_needs_electors(&to(Some("b")), &all, &registered(&["a", "b"])).is_ok());
+        assert!(handover_needs_electors(&to(None), &all, &registered(&["a"])).is_ok());
     }
 
     #[test]

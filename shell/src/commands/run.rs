@@ -154,7 +154,12 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         state,
     };
     let code = driver.run(control_rx).await;
-    registry.finish().await;
+    // An elector refused for its key leaves nothing behind in etcd, its record included.
+    if nested.get().is_some() {
+        registry.withdraw().await;
+    } else {
+        registry.finish().await;
+    }
     match nested.get() {
         // Shut down cleanly: the refusal is the outcome (exit code 2).
         Some(line) if code == 0 => Err(line.clone()),
