@@ -343,6 +343,8 @@ mod tests {
             node_lost: None,
             stuck: None,
             shutting_down: false,
+            excluded: false,
+            exclusion: None,
             readiness: "unknown",
             election_revision: None,
             candidates: Vec::new(),

@@ -96,6 +96,8 @@ pub(super) struct World {
     keys: Vec<Key>,
     record: Option<HandoverRecord>,
     request: Option<HandoverRequest>,
+    /// `<key>.elector/excluded/us`: the operator excluded us.
+    excluded: Option<Exclusion>,
     /// Our leases alive at etcd: expiry and granted TTL.
     leases: BTreeMap<LeaseId, (Instant, Duration)>,
     next_lease: LeaseId,
@@ -135,6 +137,7 @@ impl World {
             keys: Vec::new(),
             record: None,
             request: None,
+            excluded: None,
             leases: BTreeMap::new(),
             next_lease: 1,
             next_other: 1,
@@ -431,6 +434,7 @@ impl World {
                 .collect(),
             handover_record: self.record.clone(),
             handover_request: self.request.clone(),
+            excluded: self.excluded.clone(),
         }
     }
 

@@ -74,6 +74,7 @@ pub(crate) mod fixtures {
             candidates,
             handover_record: None,
             handover_request: None,
+            excluded: None,
         }
     }
 }
