@@ -16,6 +16,7 @@ pub const FAST_PROFILE_ARGS: [&str; 9] = [
 pub mod cluster;
 pub mod containers;
 pub mod etcd_process;
+pub mod operator;
 pub mod standin;
 
 #[cfg(test)]

@@ -14,12 +14,14 @@
 //! logged as an error and kept for [`Election::foreign_keys`]. Conversely, a `--key` nested
 //! inside another election's prefix is refused at start ([`check_key_placement`]).
 //!
-//! The elector adds two keys beside the election, outside the candidates' prefix so Go and
+//! The elector adds its own keys beside the election, outside the candidates' prefix so Go and
 //! etcdctl never mistake them for candidates:
 //!
 //! - `<key>.elector/handover-record` (JSON, no lease): written by a leader in the same
 //!   transaction that deletes its key, after its node was confirmed standby;
-//! - `<key>.elector/handover-request` (JSON): an operator's request that the leader hand over.
+//! - `<key>.elector/handover-request` (JSON): an operator's request that the leader hand over;
+//! - `<key>.elector/excluded/<value>` (JSON, no lease): an operator took that replica out of
+//!   the election (`elector exclude`) until `elector include`.
 //!
 //! Every etcd call is bounded by `request_timeout` with [`tokio::time::timeout`], whatever the
 //! transport does: a hung call must never outlive the deadlines the core computes. A call that
@@ -31,18 +33,21 @@
 //!
 //! In files: [`connect`] (endpoints, TLS, auth), [`layout`] (key names, what is a candidate,
 //! the stored JSON), [`placement`] (the start-up check that `--key` does not nest inside
-//! another election), [`election`] (the calls the core's commands make) and [`observer`]
+//! another election), [`election`] (the calls the core's commands make), [`exclusion`] (the
+//! operators' exclusions) and [`observer`]
 //! (reading and watching the election for the core). This file: the [`Election`] handle, the
 //! errors, and the bound every call goes through.
 
 mod connect;
 mod election;
+mod exclusion;
 mod layout;
 mod observer;
 mod placement;
 
 pub use connect::{EtcdOptions, check_options, connect};
-pub use layout::{ForeignKey, foreign_reason};
+pub use exclusion::Excluded;
+pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use observer::OBSERVE_RECHECK_PERIOD;
 pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosing_election};
 
