@@ -94,6 +94,12 @@ pub struct Mutation {
     /// (`property_check_catches_resigning_when_the_fence_starts`) and by the simulation
     /// (`the_search_finds_the_planted_resign_when_fence_starts_bug`: two active nodes).
     pub resign_when_fence_starts: bool,
+    /// Breaks rule `excluded_replica`: an excluded replica counts its node as confirmed
+    /// standby as soon as standby is commanded, so it resigns with a handover record without
+    /// a read. Found by the core's properties P5 or P7
+    /// (`property_check_catches_an_exclusion_that_skips_the_proof`) and by the simulation
+    /// (`the_search_finds_the_planted_exclusion_skips_proof_bug`: two active nodes).
+    pub exclusion_skips_proof: bool,
 }
 
 /// Readiness as the probes tell it.
