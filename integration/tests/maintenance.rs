@@ -116,6 +116,11 @@ async fn an_excluded_leader_hands_over_and_stays_out_until_included() {
         .max()
         .expect("the successor's node went active");
     assert!(active_at > standby_at, "{standby_at:?} {active_at:?}");
+    println!(
+        "{old_value} standby at {standby_at:?}, {} active at {active_at:?}: gap {:?}",
+        cluster.value(successor),
+        active_at - standby_at
+    );
     assert!(
         active_at - standby_at < ACTIVATION_DELAY,
         "the successor waited the activation delay: standby at {standby_at:?}, active at \
