@@ -150,11 +150,12 @@ impl Election {
     /// Where an operator excludes the replica `value` from the election (rule
     /// `excluded_replica`): `<key>.elector/excluded/<value>`.
     pub fn exclusion_key(&self, value: &str) -> String {
-        format!("{}{value}", self.exclusion_prefix())
+        format!("{}{value}", self.excluded_prefix())
     }
 
-    /// The prefix of every exclusion key: `<key>.elector/excluded/`.
-    pub fn exclusion_prefix(&self) -> String {
+    /// Where `elector exclude` keeps its exclusions: `<key>.elector/excluded/`, one key per
+    /// excluded value.
+    pub fn excluded_prefix(&self) -> String {
         format!("{}.elector/excluded/", self.shared.key)
     }
 
