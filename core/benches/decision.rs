@@ -54,6 +54,7 @@ fn election(leading: bool) -> Observation {
         candidates,
         handover_record: None,
         handover_request: None,
+        excluded: None,
     }
 }
 

@@ -69,6 +69,8 @@
 //! - `end_dead_term`: a restarted elector ends the term its crashed process left behind, once
 //!   its node is confirmed standby by a read.
 //! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
+//! - `excluded_replica`: an excluded replica does not campaign; if it leads it hands over
+//!   cleanly first, even with nobody to take over.
 //!
 //! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
 
@@ -84,8 +86,8 @@ pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
 pub use elector::Mutation;
 pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_term};
 pub use protocol::{
-    CallId, Candidate, CandidateId, Command, Event, HandoverRecord, HandoverRequest, Input,
-    LeaseId, NodeCall, Observation, Output, RememberedTerm, Role,
+    CallId, Candidate, CandidateId, Command, Event, Exclusion, HandoverRecord, HandoverRequest,
+    Input, LeaseId, NodeCall, Observation, Output, RememberedTerm, Role,
 };
 pub use time::Instant;
 

@@ -59,8 +59,21 @@ pub struct HandoverRequest {
     pub revision: i64,
 }
 
+/// An operator's exclusion of this replica (`elector exclude`), as stored at
+/// `<key>.elector/excluded/<value>`: while it exists the replica does not campaign and, if it
+/// leads, hands over (rule `excluded_replica`). Plain text, shown as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Who excluded it (`user@host`).
+    pub by: String,
+    /// Since when, as the wall-clock RFC 3339 time `elector exclude` stored.
+    pub at: String,
+    /// Why, in the operator's words (may be empty).
+    pub reason: String,
+}
+
 /// One consistent read of the election: every candidate in election order (lowest create
-/// revision first, so `candidates[0]` leads), and the handover keys.
+/// revision first, so `candidates[0]` leads), the handover keys, and this replica's exclusion.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Observation {
     /// The etcd revision the read was served at.
@@ -71,6 +84,8 @@ pub struct Observation {
     pub handover_record: Option<HandoverRecord>,
     /// `<key>.elector/handover-request`, if present.
     pub handover_request: Option<HandoverRequest>,
+    /// `<key>.elector/excluded/<our value>`, if present.
+    pub excluded: Option<Exclusion>,
 }
 
 /// A call to the node's admin endpoint. Calls are executed one at a time, in order.
@@ -348,6 +363,14 @@ pub enum Event {
     },
     /// The stuck condition is over.
     Unstuck,
+    /// An operator excluded this replica (rule `excluded_replica`): it stops campaigning and
+    /// hands over if it leads.
+    Excluded {
+        /// The exclusion as read.
+        exclusion: Exclusion,
+    },
+    /// The exclusion was lifted (`elector include`): it campaigns again.
+    Included,
     /// A term of this replica left behind by a crashed elector was ended early (rule
     /// `end_dead_term`), with or without a handover record.
     DeadTermEnded {

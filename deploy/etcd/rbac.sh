@@ -20,6 +20,7 @@
 #                                   elect and the Go elector use the same keys)
 #   KEY.elector/handover-record     written by a leader that handed over cleanly
 #   KEY.elector/handover-request    written by `elector handover`
+#   KEY.elector/excluded/<value>    written by `elector exclude`, deleted by `elector include`
 # and the watch over prefix KEY that the elector keeps on both. Leases need no permission
 # (revoking one needs write access to its keys, which the role gives). Any other key that
 # begins with KEY (KEY2/..., KEY-test/...) falls in the range too: give elections keys that

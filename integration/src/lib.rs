@@ -9,6 +9,7 @@ pub mod containers;
 pub mod etcd_process;
 pub mod go_election;
 pub mod host;
+pub mod operator;
 pub mod replica_set;
 pub mod standin;
 pub mod timing_profile;

@@ -220,8 +220,28 @@ async fn status_lists_candidates_in_order_and_flags_duplicates() {
         Value::Null,
         "a refused handover left a request behind"
     );
-    // The leader here is no elector: nobody acts on the request. After the timeout the
-    // command says so and withdraws the request.
+    // The leader here is no elector (no registry record): the command refuses at once,
+    // naming it, and writes no request.
+    let run = elector(
+        &["handover", "--etcd", &endpoint, "--timeout", "30s"],
+        PROMPT,
+    )
+    .await;
+    run.assert_code(1, "handover to a leader that is no elector");
+    assert!(
+        run.stderr.contains("the leader replica-a (lease ")
+            && run.stderr.contains("has no elector registry record"),
+        "{run:?}"
+    );
+    assert_eq!(
+        status_json(&endpoint, KEY).await["handover_request"],
+        Value::Null,
+        "a refused handover left a request behind"
+    );
+    // A registered leader that does not act on the request (a record without an elector
+    // behind it): after the timeout the command says so and withdraws the request.
+    etcd.etcdctl_ok(&["put", &format!("{KEY}.elector/members/replica-a"), "{}"])
+        .expect("etcdctl put");
     let run = elector(
         &["handover", "--etcd", &endpoint, "--timeout", "1s"],
         PROMPT,

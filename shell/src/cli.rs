@@ -10,8 +10,8 @@
 //! `http://`; a missing host or port, an unknown scheme, or a path where none belongs is a
 //! one-line error naming the flag, not a retry loop.
 //!
-//! Without a subcommand the elector runs. The operator commands `check`, `status`, `handover`
-//! and `force-standby` take their flags after the subcommand name (`elector status --etcd
+//! Without a subcommand the elector runs. The operator commands `check`, `status`, `handover`,
+//! `exclude`, `include` and `force-standby` take their flags after the subcommand name (`elector status --etcd
 //! URL`), with the same names and environment variables as the running elector, so one
 //! environment file serves all.
 
@@ -21,8 +21,8 @@ mod urls;
 
 pub use flags::{
     CheckArgs, ConfirmPoll, ElectionKey, EtcdArgs, EtcdEndpoints, EtcdSecurity, EtcdTimeout,
-    FenceArgs, ForceStandbyArgs, HandoverArgs, LogFormat, NodeAdmin, NodeTimeout, RunArgs,
-    StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE, host_name,
+    ExcludeArgs, FenceArgs, ForceStandbyArgs, HandoverArgs, IncludeArgs, LogFormat, NodeAdmin,
+    NodeTimeout, RunArgs, StatusAddr, StatusArgs, SuperviseArgs, TTL_WARN_ABOVE, host_name,
 };
 pub use go_spelling::normalize_args;
 pub use urls::{etcd_endpoint, node_url};
@@ -138,6 +138,15 @@ pub enum Operation {
             failed or timed out (the request is withdrawn), 2 bad flags."
     )]
     Handover(HandoverArgs),
+    /// Take a replica out of the election for maintenance; a leader hands over cleanly first
+    #[command(long_about = EXCLUDE_ABOUT, after_help = EXCLUDE_EXIT_CODES)]
+    Exclude(ExcludeArgs),
+    /// Let an excluded replica campaign again
+    #[command(
+        long_about = "Deletes the exclusion `elector exclude` stored for VALUE             (<key>.elector/excluded/VALUE). Its elector sees it within a moment and campaigns             again once its node is confirmed standby and ready. Including a replica that is not             excluded does nothing and succeeds.",
+        after_help = "Exit codes: 0 included (or was not excluded), 1 etcd unreachable or             failed, 2 bad flags or a bad VALUE."
+    )]
+    Include(IncludeArgs),
     /// Command the node standby and confirm it by a read (for systemd ExecStopPost=)
     #[command(
         long_about = "Sends /ha?activate=false to the node at once, then reads /ha until it \
@@ -155,6 +164,16 @@ pub enum Operation {
     #[command(long_about = SUPERVISE_ABOUT, after_help = SUPERVISE_EXIT_CODES)]
     Supervise(Box<SuperviseArgs>),
 }
+
+/// `elector exclude --help`: what an exclusion does, and how the command waits.
+const EXCLUDE_ABOUT: &str = "Stores an exclusion for VALUE in etcd at     <key>.elector/excluded/VALUE (JSON: by user@host, at an RFC 3339 time, --reason; no lease,     so it stays until `elector include VALUE`). Every elector reads its own exclusion with the     election (Patroni's nofailover, settable at run time): an excluded replica does not     campaign; a standby withdraws its candidate key; a leader hands over cleanly first, exactly     as for `elector handover` (node commanded standby, confirmed standby, handover record     written with the deletion of its key), so the next in line activates without the     activation delay. A leader whose node cannot be proven standby keeps the lead and reports     itself STUCK (see its log and /status) rather than risk two active nodes.
+
+    Excluding the only candidate leaves nobody leading: the command says so with a warning.     Excluding a replica that is excluded already keeps the first exclusion (its time and     reason) and succeeds.
+
+    Unless --no-wait, waits (up to --timeout) until VALUE has no candidate key left, then says     who leads now. On timeout or Ctrl-C the exclusion stays; `elector include VALUE` undoes it.";
+
+/// `elector exclude --help`: what its exit status means.
+const EXCLUDE_EXIT_CODES: &str = "Exit codes: 0 excluded, and VALUE has left the election     (a leader with a handover record) or was no candidate (or --no-wait), 1 etcd unreachable or     failed, VALUE still a candidate after --timeout or on Ctrl-C, or a leader that left without     a handover record (the exclusion stays in every case), 2 bad flags or a bad VALUE.";
 
 /// `elector supervise --help`: what the supervisor is for and what it does on each event.
 const SUPERVISE_ABOUT: &str = "A small parent process for containers and hosts without \
@@ -195,6 +214,8 @@ impl Operation {
             }
             Operation::Status(args) => args.etcd.validate(),
             Operation::Handover(args) => args.validate(),
+            Operation::Exclude(args) => args.validate(),
+            Operation::Include(args) => args.validate(),
             Operation::ForceStandby(args) => args.validate(),
             Operation::Supervise(args) => {
                 if args.standby_timeout.is_zero() {

@@ -66,6 +66,8 @@ fn run_operation(operation: Operation) -> u8 {
             Operation::Check(args) => commands::check::check(args).await,
             Operation::Status(args) => commands::status::status(args).await,
             Operation::Handover(args) => commands::handover::handover(args).await,
+            Operation::Exclude(args) => commands::exclude::exclude(args).await,
+            Operation::Include(args) => commands::include::include(args).await,
             Operation::ForceStandby(args) => commands::force_standby::force_standby(args).await,
             Operation::Supervise(args) => commands::supervise::supervise(*args).await,
         }

@@ -33,6 +33,17 @@ pub struct CandidateView {
     pub create_revision: i64,
 }
 
+/// This replica's exclusion (`elector exclude`), as shown in `/status`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ExclusionView {
+    /// `user@host` of whoever excluded it.
+    pub by: String,
+    /// Since when: the RFC 3339 wall-clock time `elector exclude` stored.
+    pub since: String,
+    /// Why, as the operator said; may be empty.
+    pub reason: String,
+}
+
 /// The last role change.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Transition {
@@ -69,6 +80,10 @@ pub struct Snapshot {
     pub stuck: Option<String>,
     /// SIGTERM was received; the elector exits once the node is proven standby.
     pub shutting_down: bool,
+    /// An operator excluded this replica (`elector exclude`): it does not campaign.
+    pub excluded: bool,
+    /// Who excluded it, since when and why; null when not excluded.
+    pub exclusion: Option<ExclusionView>,
     pub readiness: &'static str,
     /// The etcd revision of the last read of the election; null before the first.
     pub election_revision: Option<i64>,
@@ -165,6 +180,12 @@ impl Status {
             node_lost: core.node_lost().map(str::to_string),
             stuck: core.stuck().map(str::to_string),
             shutting_down: core.shutting_down(),
+            excluded: core.exclusion().is_some(),
+            exclusion: core.exclusion().map(|e| ExclusionView {
+                by: e.by.clone(),
+                since: e.at.clone(),
+                reason: e.reason.clone(),
+            }),
             node_active_commanded: core.node_active_commanded(),
             readiness: match core.readiness() {
                 Readiness::Unknown => "unknown",

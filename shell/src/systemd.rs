@@ -6,7 +6,8 @@
 //!   went on past start-up), so `systemctl start` returns when the node is known standby.
 //! - `STATUS=` whenever what `systemctl status` should show changes ([`status_line`]): while
 //!   starting or standing by, what the elector waits for (`starting: waiting: node not
-//!   answering (...); etcd unreachable (...)`); `STUCK: <why>` while stuck; else
+//!   answering (...); etcd unreachable (...)`); `STUCK: <why>` while stuck; `standby:
+//!   EXCLUDED by <who> since <when>: <why> ...` while an operator excludes it; else
 //!   `<role>: <reason>`.
 //! - `WATCHDOG=1` every half `WatchdogSec=` (`$WATCHDOG_USEC`), but only while the driver loop
 //!   ran within [`LOOP_STALL`]: a hung loop stops the pings, systemd kills the elector
@@ -240,12 +241,30 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
 }
 
 /// What `systemctl status` shows (`STATUS=`), one line: while stuck, why (it is what an
-/// operator needs during a stop that waits for the node to be proven standby); while starting
-/// or standing by, what the elector waits for ([`waiting_for`]); else the role, the leader if
+/// operator needs during a stop that waits for the node to be proven standby); while excluded
+/// and not leading, by whom and since when; while starting or standing by, what the elector
+/// waits for ([`waiting_for`]); else the role, the leader if
 /// another replica leads, and the reason of the last role change.
 pub fn status_line(snapshot: &Snapshot) -> String {
     if let Some(reason) = &snapshot.stuck {
         return format!("STUCK: {}", one_line(reason));
+    }
+    // Out of rotation on purpose: say by whom, not what a campaign would wait for. A leader
+    // that is handing over shows its role and reason below.
+    if let Some(exclusion) = snapshot
+        .exclusion
+        .as_ref()
+        .filter(|_| matches!(snapshot.role, "starting" | "standby"))
+    {
+        let why = if exclusion.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", one_line(&exclusion.reason))
+        };
+        return format!(
+            "{}: EXCLUDED by {} since {}{why} (elector include {} ends it)",
+            snapshot.role, exclusion.by, exclusion.since, snapshot.value
+        );
     }
     if let Some(waiting) = waiting_for(snapshot) {
         return format!("{}: {}", snapshot.role, one_line(&waiting));
@@ -343,6 +362,8 @@ mod tests {
             node_lost: None,
             stuck: None,
             shutting_down: false,
+            excluded: false,
+            exclusion: None,
             readiness: "unknown",
             election_revision: None,
             candidates: Vec::new(),
@@ -352,6 +373,30 @@ mod tests {
             readiness_error: None,
             last_transition: None,
         }
+    }
+
+    #[test]
+    fn an_excluded_standby_says_who_excluded_it() {
+        let mut s = snapshot("standby");
+        s.excluded = true;
+        s.exclusion = Some(elector::status::ExclusionView {
+            by: "ops@host-1".into(),
+            since: "2026-11-30T12:00:00Z".into(),
+            reason: "upgrade".into(),
+        });
+        assert_eq!(
+            status_line(&s),
+            "standby: EXCLUDED by ops@host-1 since 2026-11-30T12:00:00Z: upgrade (elector \
+             include a ends it)"
+        );
+        // A leader handing over because of it shows its role and reason instead.
+        s.role = "stepping-down";
+        s.role_reason = "demoting: handover (replica excluded)".into();
+        assert!(
+            status_line(&s).starts_with("stepping-down"),
+            "{}",
+            status_line(&s)
+        );
     }
 
     #[test]

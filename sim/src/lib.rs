@@ -49,7 +49,8 @@
 //! Drawn from the seed: partitions elector-etcd (both ways, one way each way; one elector or
 //! all), hold/release delay spikes, latency rises, etcd crash and restart, elector crash and
 //! restart (`ExecStopPost` within `restart_bound`, or late or never), SIGTERM (clean handover)
-//! and restart, handover requests, node restarts (standby start; misconfigured active start),
+//! and restart, handover requests, an operator's exclusion of one replica and its inclusion
+//! (`elector exclude`/`include`, in 35 % of runs, from its own stream), node restarts (standby start; misconfigured active start),
 //! readiness flaps, admin faults (500, garbage body, hang), and per-elector clock rates within
 //! `max_clock_drift` (sometimes beyond). Faults on one resource never overlap; every such fault
 //! heals; no fault starts after 70 s. In 30 % of the runs a node fault also *persists* to the
@@ -106,7 +107,8 @@
 //!   mode changes, fences) and its verdict; `--verbose` adds the electors' failure warnings.
 //!   Every failure prints this command.
 //! - Options: `--profile default|fast|mixed`, `--replicas N`, `--mutation
-//!   no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts`, `--no-break`
+//!   no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts|exclusion-skips-proof`,
+//!   `--no-break`
 //!   (keep every assumption: no drift or restart beyond the bound, a fence that succeeds),
 //!   `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`, `--min-duration`,
 //!   `--require-passes PERCENT` (fail when fewer runs kept every assumption).

@@ -36,7 +36,7 @@ struct Args {
     #[arg(long)]
     replicas: Option<usize>,
     /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed,
-    /// resign-when-fence-starts.
+    /// resign-when-fence-starts, exclusion-skips-proof.
     #[arg(long, default_value = "none")]
     mutation: String,
     /// Never break a documented assumption (no drift or restart beyond the bound, no
@@ -74,7 +74,7 @@ fn options(args: &Args) -> Result<Options, String> {
     };
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
         format!(
-            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed or resign-when-fence-starts",
+            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts or exclusion-skips-proof",
             args.mutation
         )
     })?;

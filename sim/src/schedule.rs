@@ -52,6 +52,7 @@ pub enum MutationChoice {
     NoSafetyMargin,
     ResignBeforeStandbyConfirmed,
     ResignWhenFenceStarts,
+    ExclusionSkipsProof,
 }
 
 impl MutationChoice {
@@ -60,6 +61,7 @@ impl MutationChoice {
             no_safety_margin: self == MutationChoice::NoSafetyMargin,
             resign_before_standby_confirmed: self == MutationChoice::ResignBeforeStandbyConfirmed,
             resign_when_fence_starts: self == MutationChoice::ResignWhenFenceStarts,
+            exclusion_skips_proof: self == MutationChoice::ExclusionSkipsProof,
         }
     }
 
@@ -69,6 +71,7 @@ impl MutationChoice {
             MutationChoice::NoSafetyMargin => "no-safety-margin",
             MutationChoice::ResignBeforeStandbyConfirmed => "resign-before-standby-confirmed",
             MutationChoice::ResignWhenFenceStarts => "resign-when-fence-starts",
+            MutationChoice::ExclusionSkipsProof => "exclusion-skips-proof",
         }
     }
 
@@ -78,6 +81,7 @@ impl MutationChoice {
             MutationChoice::NoSafetyMargin,
             MutationChoice::ResignBeforeStandbyConfirmed,
             MutationChoice::ResignWhenFenceStarts,
+            MutationChoice::ExclusionSkipsProof,
         ]
         .into_iter()
         .find(|m| m.name() == name)
@@ -165,6 +169,9 @@ pub enum FaultKind {
     ElectorShutdown { elector: usize },
     /// `elector handover` on this replica, naming a successor or not.
     HandoverRequest { elector: usize, to: Option<usize> },
+    /// `elector exclude replica-N` (rule `excluded_replica`): its exclusion key is written to
+    /// etcd, and deleted at `heal` (`elector include`).
+    Exclusion { replica: usize },
     /// The node process dies (standby at once, endpoints gone), comes back after `down` in
     /// standby (or active if `active_start`: `system.active` left at its default), and is
     /// ready again at `heal`.
@@ -194,6 +201,7 @@ impl FaultKind {
             FaultKind::ElectorCrash { .. } => "elector-crash",
             FaultKind::ElectorShutdown { .. } => "elector-sigterm",
             FaultKind::HandoverRequest { .. } => "handover-request",
+            FaultKind::Exclusion { .. } => "exclusion",
             FaultKind::NodeRestart { .. } => "node-restart",
             FaultKind::Unready { .. } => "unready",
             FaultKind::Admin { .. } => "admin-fault",
@@ -243,6 +251,7 @@ impl fmt::Display for FaultKind {
                 Some(to) => write!(f, "handover request at elector-{elector} to replica-{to}"),
                 None => write!(f, "handover request at elector-{elector}"),
             },
+            FaultKind::Exclusion { replica } => write!(f, "exclusion of replica-{replica}"),
             FaultKind::NodeRestart {
                 node,
                 down,
@@ -514,6 +523,11 @@ impl Scenario {
         let fence = draw_fence(&mut extra, configured, quick, options);
 
         let mut faults = draw_faults(&mut faults_rng, &timing, replicas, options);
+        // From its own stream too, so that the other faults of old seeds stay what they were.
+        if let Some(exclusion) = draw_exclusion(&mut root.fork(4), &timing, replicas) {
+            faults.push(exclusion);
+            faults.sort_by_key(|f| (f.at, f.heal));
+        }
         let persistent = extra
             .chance(PERSISTENT_CHANCE)
             .then(|| draw_persistent(&mut extra, &timing, replicas));
@@ -664,6 +678,26 @@ fn draw_faults(rng: &mut Rng, timing: &Timing, replicas: usize, options: &Option
     }
     faults.sort_by_key(|f| (f.at, f.heal));
     faults
+}
+
+/// The share of runs in which an operator excludes one replica for a while.
+pub const EXCLUSION_CHANCE: f64 = 0.35;
+
+/// An operator's `elector exclude` of one replica, lifted by `elector include` after up to
+/// three lease TTLs, in the same window as the other faults. It may overlap any of them: an
+/// exclusion is etcd data, and the rule must hold whatever else goes wrong.
+fn draw_exclusion(rng: &mut Rng, timing: &Timing, replicas: usize) -> Option<Fault> {
+    if !rng.chance(EXCLUSION_CHANCE) {
+        return None;
+    }
+    let replica = rng.range(0, replicas as u64 - 1) as usize;
+    let at = rng.millis(Duration::from_secs(2), Duration::from_secs(70));
+    let length = rng.millis(Duration::from_secs(1), timing.lease_ttl * 3);
+    Some(Fault {
+        at,
+        heal: at + length,
+        kind: FaultKind::Exclusion { replica },
+    })
 }
 
 /// Short, medium or long, against the lease TTL.

@@ -19,6 +19,7 @@ use crate::transport::{ETCD_PORT, NodeCell, serve_node};
 use crate::verdict::{Broken, BrokenKind, StatusSample, Victim};
 use elector::driver::Control;
 use elector_model::node::AdminFault;
+use etcd_client::proto::{PbDeleteRequest, PbPutRequest};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -577,6 +578,7 @@ impl<'a> World<'a> {
                     }
                 }
             }
+            FaultKind::Exclusion { replica } => self.exclusion(replica, true),
             FaultKind::NodeRestart { node, .. } if self.nodes[node].is_dead_for_good() => {
                 self.note(now, format!("node-{node}"), "already dead for good");
             }
@@ -603,6 +605,36 @@ impl<'a> World<'a> {
             }
             FaultKind::Unready { node } => self.nodes[node].set_ready(false),
             FaultKind::Admin { node, fault } => self.nodes[node].set_admin_fault(fault),
+        }
+    }
+
+    /// `elector exclude replica-N` (`excluded`) or `elector include replica-N`: the key the
+    /// real command writes, written straight into etcd's store (watchers are woken as by a
+    /// client's write).
+    fn exclusion(&self, replica: usize, excluded: bool) {
+        let key = format!("{KEY}.elector/excluded/replica-{replica}").into_bytes();
+        let result = self.etcd.write(|store| {
+            if excluded {
+                let value =
+                    br#"{"by":"sim@operator","at":"2026-01-01T00:00:00Z","reason":"maintenance"}"#;
+                store
+                    .put(&PbPutRequest {
+                        key,
+                        value: value.to_vec(),
+                        ..PbPutRequest::default()
+                    })
+                    .map(|_| ())
+            } else {
+                store
+                    .delete_range(&PbDeleteRequest {
+                        key,
+                        ..PbDeleteRequest::default()
+                    })
+                    .map(|_| ())
+            }
+        });
+        if let Err(error) = result {
+            panic!("the etcd model refused an exclusion write: {error:?}");
         }
     }
 
@@ -685,6 +717,7 @@ impl<'a> World<'a> {
                 self.restart(now, elector);
             }
             FaultKind::HandoverRequest { .. } => {}
+            FaultKind::Exclusion { replica } => self.exclusion(replica, false),
             FaultKind::NodeRestart { node, .. } => {
                 say("(ready)");
                 self.nodes[node].set_ready(true);

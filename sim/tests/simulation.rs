@@ -72,15 +72,7 @@ fn the_search_finds_the_planted_resign_before_confirmed_bug() {
         profile: ProfileChoice::Mixed,
         ..Options::default()
     };
-    let summary = search(&options, 0..MUTATION_SEEDS, 1, false, |run, _| {
-        !run.dual_active
-    });
-    assert!(
-        !summary.dual_active.is_empty(),
-        "no dual-active in {MUTATION_SEEDS} seeds with the planted bug:\n{}",
-        summary.report(&options)
-    );
-    let seed = summary.dual_active[0];
+    let seed = first_dual_active(&options);
     // And the finding replays.
     let outcome = simulate(&Scenario::generate(seed, &options));
     assert!(!outcome.safety_ok(), "seed {seed} did not replay");
@@ -88,6 +80,20 @@ fn the_search_finds_the_planted_resign_before_confirmed_bug() {
 }
 
 const MUTATION_SEEDS: u64 = 200;
+
+/// The first of [`MUTATION_SEEDS`] seeds whose run has two active nodes at once; fails the
+/// test if none has.
+fn first_dual_active(options: &Options) -> u64 {
+    let summary = search(options, 0..MUTATION_SEEDS, 1, false, |run, _| {
+        !run.dual_active
+    });
+    assert!(
+        !summary.dual_active.is_empty(),
+        "no dual-active in {MUTATION_SEEDS} seeds with the planted bug:\n{}",
+        summary.report(options)
+    );
+    summary.dual_active[0]
+}
 
 /// With the core's planted bug "no safety margin", a leader cut off from etcd commands its
 /// node standby only `drain_bound` before its lease deadline, so the standby cannot be
@@ -141,6 +147,41 @@ fn the_search_finds_the_planted_resign_when_fence_starts_bug() {
     assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
     // The same seed without the bug: the leader keeps the lead until the fence succeeds.
     let fixed = simulate(&Scenario::generate(seed, &Options::default()));
+    assert!(fixed.safety_ok(), "seed {seed} fails without the bug too");
+}
+
+/// With the core's planted bug "exclusion skips the proof", an excluded leader counts its node
+/// standby as soon as it commanded it, and resigns with a handover record while the node
+/// still finishes its round: its successor skips the activation delay, two active nodes. The
+/// search must find it within a bounded number of seeds (only runs with an exclusion of the
+/// leader can), and the same seed without the bug must be safe.
+#[test]
+fn the_search_finds_the_planted_exclusion_skips_proof_bug() {
+    let options = Options {
+        mutation: MutationChoice::ExclusionSkipsProof,
+        break_assumptions: false,
+        ..Options::default()
+    };
+    let seed = first_dual_active(&options);
+    let scenario = Scenario::generate(seed, &options);
+    assert!(
+        scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, FaultKind::Exclusion { .. })),
+        "seed {seed} found something other than the exclusion: {:?}",
+        scenario.faults
+    );
+    let outcome = simulate(&scenario);
+    assert!(!outcome.safety_ok(), "seed {seed} did not replay");
+    assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
+    let fixed = simulate(&Scenario::generate(
+        seed,
+        &Options {
+            break_assumptions: false,
+            ..Options::default()
+        },
+    ));
     assert!(fixed.safety_ok(), "seed {seed} fails without the bug too");
 }
 

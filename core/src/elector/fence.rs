@@ -156,6 +156,10 @@ impl Elector {
         if self.settings.mutation.resign_before_standby_confirmed {
             return !self.node.active_commanded && self.node.in_flight.is_none();
         }
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.exclusion_skips_proof && self.excluded() {
+            return !self.node.active_commanded;
+        }
         self.node.standby_confirmed
     }
 

@@ -8,7 +8,7 @@ use super::Readiness;
 use super::lease::Lease;
 use crate::Instant;
 use crate::config::Timing;
-use crate::protocol::{CandidateId, Command, HandoverRecord, LeaseId, Observation};
+use crate::protocol::{CandidateId, Command, Event, HandoverRecord, LeaseId, Observation};
 
 /// A handover under way: we lead and want the next candidate (or a named one) to.
 #[derive(Clone, Debug)]
@@ -174,6 +174,65 @@ impl Elector {
             from: term.id,
             value: self.settings.value.clone(),
         })
+    }
+
+    /// Rule `excluded_replica`: an operator excluded this replica (`elector exclude`, Patroni's
+    /// `nofailover`). It does not campaign (rule `campaign_allowed`); a replica that does not
+    /// lead withdraws its lease and key; a leader hands over cleanly at once, whether or not
+    /// a successor is in line (excluding the only replica leaves nobody leading: the operator
+    /// asked for it). Both go through rule `lead_may_be_given_away`: the key is deleted only
+    /// with the node proven standby, and a leader whose node cannot be proven standby keeps
+    /// the lead and is reported stuck, exactly like any handover that cannot complete.
+    pub(super) fn excluded_replica(&mut self) {
+        if !self.excluded() || self.leaving.shutdown_deadline.is_some() {
+            return;
+        }
+        if self.term.is_some() {
+            match self.leaving.handover.as_mut() {
+                Some(handover) if handover.committed => {}
+                Some(handover) => {
+                    handover.committed = true;
+                    handover.reason = format!("replica excluded; was: {}", handover.reason);
+                    self.why = format!("handing over: {}", handover.reason);
+                }
+                None => {
+                    self.why = "handing over: replica excluded".into();
+                    self.leaving.handover = Some(Handover {
+                        to: None,
+                        reason: "replica excluded".into(),
+                        started: self.now,
+                        committed: true,
+                    });
+                }
+            }
+            return;
+        }
+        if self.leaving.resigning.is_none() && self.lease().is_some() && self.start_resign(None) {
+            self.why = "withdrawing: replica excluded".into();
+        }
+    }
+
+    /// Tells the operator, once per change, that a read found this replica excluded or
+    /// included again (rule `excluded_replica`), before the read replaces the last one.
+    pub(super) fn report_exclusion(&mut self, observation: &Observation) {
+        let before = self.view.as_ref().and_then(|v| v.excluded.as_ref());
+        match (before, &observation.excluded) {
+            (None, Some(exclusion)) => {
+                self.why = format!("replica excluded by {}", exclusion.by);
+                let exclusion = exclusion.clone();
+                self.emit_event(Event::Excluded { exclusion });
+            }
+            (Some(_), None) => {
+                self.why = "replica included again: campaigning".into();
+                self.emit_event(Event::Included);
+            }
+            _ => {}
+        }
+    }
+
+    /// The latest read of the election says an operator excluded this replica.
+    pub(super) fn excluded(&self) -> bool {
+        self.view.as_ref().is_some_and(|v| v.excluded.is_some())
     }
 
     /// Rule `withdraw_when_unready`: a candidate that is not leading and whose node is unready

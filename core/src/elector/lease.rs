@@ -164,10 +164,15 @@ impl Elector {
     }
 
     /// Rule `campaign_allowed`: campaign (grant a lease, create the candidate key) only with
-    /// the node confirmed standby by a read and ready, and no shutdown or resignation under
-    /// way: a replica whose node may be active or cannot serve must not become leader.
+    /// the node confirmed standby by a read and ready, no shutdown or resignation under way,
+    /// the election read at least once, and this replica not excluded (rule
+    /// `excluded_replica`): a replica whose node may be active or cannot serve must not
+    /// become leader, and one an operator took out of rotation must not either, not even
+    /// before its first read told it so.
     pub(super) fn campaign_allowed(&self) -> bool {
-        self.leaving.shutdown_deadline.is_none()
+        self.view.is_some()
+            && !self.excluded()
+            && self.leaving.shutdown_deadline.is_none()
             && self.leaving.resigning.is_none()
             && self.node.standby_confirmed
             && self.probe.readiness == Readiness::Ready

@@ -14,7 +14,7 @@
 //! - `fence`: the fence and the proof of standby (rules `fence`, `lead_may_be_given_away`,
 //!   `report_stuck`);
 //! - `handover`: leaving the election (rules `handover_request`, `handover_record`,
-//!   `withdraw_when_unready`, `shutdown`);
+//!   `withdraw_when_unready`, `excluded_replica`, `shutdown`);
 //! - `dead_term`: the term a crashed previous process left behind (rule `end_dead_term`).
 
 mod dead_term;
@@ -30,7 +30,8 @@ pub use fence::STUCK_REPORT_INTERVAL;
 use crate::Instant;
 use crate::config::{Timing, TimingError};
 use crate::protocol::{
-    CandidateId, Command, Event, Input, LeaseId, Observation, Output, RememberedTerm, Role,
+    CandidateId, Command, Event, Exclusion, Input, LeaseId, Observation, Output, RememberedTerm,
+    Role,
 };
 use dead_term::TermMemory;
 use fence::{Fence, Stuck};
@@ -93,6 +94,12 @@ pub struct Mutation {
     /// (`property_check_catches_resigning_when_the_fence_starts`) and by the simulation
     /// (`the_search_finds_the_planted_resign_when_fence_starts_bug`: two active nodes).
     pub resign_when_fence_starts: bool,
+    /// Breaks rule `excluded_replica`: an excluded replica counts its node as confirmed
+    /// standby as soon as standby is commanded, so it resigns with a handover record without
+    /// a read. Found by the core's properties P5 or P7
+    /// (`property_check_catches_an_exclusion_that_skips_the_proof`) and by the simulation
+    /// (`the_search_finds_the_planted_exclusion_skips_proof_bug`: two active nodes).
+    pub exclusion_skips_proof: bool,
 }
 
 /// Readiness as the probes tell it.
@@ -241,6 +248,11 @@ impl Elector {
         self.leaving.shutdown_deadline.is_some() && !self.stopped
     }
 
+    /// The operator's exclusion of this replica, as last read (rule `excluded_replica`).
+    pub fn exclusion(&self) -> Option<&Exclusion> {
+        self.view.as_ref().and_then(|v| v.excluded.as_ref())
+    }
+
     /// Why the leader's node counts as lost in this term (rule `give_way_when_node_lost`).
     pub fn node_lost(&self) -> Option<&str> {
         self.term.as_ref().and_then(|t| t.node_lost.as_deref())
@@ -372,6 +384,7 @@ impl Elector {
         self.pass_activation_gate();
         self.unready_leader();
         self.give_way_when_node_lost();
+        self.excluded_replica();
         self.advance_handover();
         self.drive_node();
         self.fence();
@@ -384,6 +397,12 @@ impl Elector {
         self.report_stuck();
         self.remember_term();
         self.update_role();
+    }
+
+    /// An excluded replica whose node is confirmed standby has started as far as it may: it
+    /// waits as a standby, not as a starting replica.
+    fn waits_excluded(&self) -> bool {
+        self.excluded() && self.node.standby_confirmed
     }
 
     /// The role shown to operators, derived from the sub-states; a change is an event.
@@ -400,7 +419,7 @@ impl Elector {
             Role::Leader
         } else if self.candidate().is_some() {
             Role::Candidate
-        } else if !self.started {
+        } else if !self.started && !self.waits_excluded() {
             Role::Starting
         } else {
             Role::Standby

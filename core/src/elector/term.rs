@@ -61,6 +61,7 @@ impl Term {
 
 impl Elector {
     pub(super) fn on_observed(&mut self, observation: Observation) {
+        self.report_exclusion(&observation);
         if let Candidacy::Created(ours) = self.candidacy {
             let present = observation.candidates.iter().any(|c| c.id == ours);
             if !present && observation.revision >= ours.create_revision {

@@ -47,6 +47,7 @@ pub(super) fn view(ids: &[CandidateId]) -> Observation {
         candidates: ids.iter().copied().map(candidate).collect(),
         handover_record: None,
         handover_request: None,
+        excluded: None,
     }
 }
 
@@ -109,6 +110,9 @@ pub(super) struct Auto {
     /// reads standby from then on), or, with `fence_fails`, with failure (the node is untouched).
     pub fence: Option<Duration>,
     pub fence_fails: bool,
+    /// Answer `Observe` with an empty election at once (tests of a restart's first read turn
+    /// this off and hand in the view they are about).
+    pub first_view: bool,
 }
 
 pub(super) struct Harness {
@@ -152,6 +156,7 @@ impl Harness {
                 node: None,
                 fence: None,
                 fence_fails: false,
+                first_view: true,
             },
         }
     }
@@ -240,6 +245,15 @@ impl Harness {
     fn answer_automatically(&mut self, command: &Command) {
         let now = self.now;
         match command {
+            // The observer's first read: an empty election, as the driver reports it at once.
+            // Tests hand in the views they are about.
+            Command::Observe if self.auto.first_view => self.schedule(
+                now,
+                Input::Observed(Observation {
+                    revision: 1,
+                    ..Observation::default()
+                }),
+            ),
             Command::ProbeReadiness => {
                 if let Some(ready) = self.auto.probe {
                     self.schedule(now, probed(ready));

@@ -10,6 +10,7 @@ mod harness;
 
 mod activation;
 mod dead_term;
+mod excluded;
 mod half_broken;
 mod lease;
 mod reconcile;

@@ -22,6 +22,8 @@
 //!   `false`, or a fence run reported success since it.
 //! - P8 `no_record_after_a_failed_activation` (rule `handover_record`): a `Resign` carrying a
 //!   record only for a lease in whose term no `SetActive` failed.
+//! - P9 `excluded_never_campaigns` (rule `excluded_replica`): no `GrantLease` or
+//!   `CreateCandidate` while the last observation delivered says we are excluded.
 //! - P6 `no_fence_for_a_good_node`: with a node that keeps its promises (never fails a call,
 //!   never restarts or hangs, answers within node_timeout, drains within drain_bound), the
 //!   fence never runs.
@@ -82,6 +84,8 @@ struct Checker {
     keyed: std::collections::HashSet<LeaseId>,
     /// Leases in whose term a `SetActive` failed or timed out.
     activation_failed: std::collections::HashSet<LeaseId>,
+    /// The last observation delivered says an operator excluded us.
+    excluded: bool,
 }
 
 impl Checker {
@@ -104,6 +108,7 @@ impl Checker {
             fence_succeeded: false,
             keyed: Default::default(),
             activation_failed: Default::default(),
+            excluded: false,
         }
     }
 
@@ -148,7 +153,10 @@ impl Checker {
                     create_revision: *create_revision,
                 });
             }
-            Input::Observed(obs) => self.first = obs.candidates.first().map(|c| c.id),
+            Input::Observed(obs) => {
+                self.first = obs.candidates.first().map(|c| c.id);
+                self.excluded = obs.excluded.is_some();
+            }
             Input::Probed { ready, .. } => {
                 self.last_probe = Some(*ready);
                 if *ready {
@@ -263,6 +271,12 @@ impl Checker {
                         self.confirmed,
                         self.ready()
                     ),
+                );
+            }
+            Command::GrantLease { .. } | Command::CreateCandidate { .. } if self.excluded => {
+                return fail(
+                    "P9 excluded_never_campaigns",
+                    format!("{command:?} while excluded"),
                 );
             }
             Command::Resign { lease, .. }
@@ -489,7 +503,7 @@ fn config(cases: u32) -> Config {
 proptest! {
     #![proptest_config(config(CASES))]
 
-    /// P0-P6 hold in every randomized world.
+    /// P0-P9 hold in every randomized world.
     #[test]
     fn safety_properties_hold(sc in scenario::scenario()) {
         run(&sc, Mutation::default()).map_err(|v| TestCaseError::fail(v.to_string()))?;
@@ -557,6 +571,19 @@ fn property_check_catches_resigning_when_the_fence_starts() {
     };
     let (violation, sc) = search(mutation, 400).expect("P7 must find the planted bug");
     assert!(violation.property.starts_with("P7"), "{violation}\n{sc:?}");
+}
+
+#[test]
+fn property_check_catches_an_exclusion_that_skips_the_proof() {
+    let mutation = Mutation {
+        exclusion_skips_proof: true,
+        ..Mutation::default()
+    };
+    let (violation, sc) = search(mutation, 400).expect("P5 or P7 must find the planted bug");
+    assert!(
+        violation.property.starts_with("P5") || violation.property.starts_with("P7"),
+        "{violation}\n{sc:?}"
+    );
 }
 
 /// The randomized worlds reach the interesting states, so the properties are not vacuous.

@@ -71,6 +71,10 @@ pub(super) enum Happening {
     LocalHandover(Target),
     /// An operator writes a handover request key.
     RequestedHandover(Target),
+    /// An operator excludes us (`elector exclude`) and includes us again this long after.
+    Excluded {
+        ms: u32,
+    },
     Shutdown,
 }
 
@@ -141,6 +145,7 @@ fn happening() -> impl Strategy<Value = Happening> {
         1 => (1_000..40_000u32).prop_map(|ms| Happening::ActivationRefused { ms }),
         2 => target().prop_map(Happening::LocalHandover),
         2 => target().prop_map(Happening::RequestedHandover),
+        2 => (500..20_000u32).prop_map(|ms| Happening::Excluded { ms }),
         1 => Just(Happening::Shutdown),
     ]
 }

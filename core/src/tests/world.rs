@@ -1,7 +1,7 @@
 //! A randomized world for the property tests: an etcd-ish store with leases, candidate keys,
 //! handover keys and a watch; an IoTeX-ish node that drains after `activate=false`; other
 //! candidates that join, leave, crash and hand over; an operator who asks for handovers and
-//! shutdowns. It answers the core's commands with random latencies, always within the bounds
+//! shutdowns, and excludes us for a while. It answers the core's commands with random latencies, always within the bounds
 //! the real driver enforces with its timeouts (`node_timeout`, `etcd_request_timeout`).
 //!
 //! The world also keeps one piece of truth the core cannot see: until when a previous leader's
@@ -82,6 +82,8 @@ enum Event {
     OthersReact,
     /// The successor of a churned leader crashes.
     CrashLeader,
+    /// `elector include us`: the operator's exclusion ends.
+    Include,
 }
 
 pub(super) struct World {
@@ -96,6 +98,8 @@ pub(super) struct World {
     keys: Vec<Key>,
     record: Option<HandoverRecord>,
     request: Option<HandoverRequest>,
+    /// `<key>.elector/excluded/us`: the operator excluded us.
+    excluded: Option<Exclusion>,
     /// Our leases alive at etcd: expiry and granted TTL.
     leases: BTreeMap<LeaseId, (Instant, Duration)>,
     next_lease: LeaseId,
@@ -135,6 +139,7 @@ impl World {
             keys: Vec::new(),
             record: None,
             request: None,
+            excluded: None,
             leases: BTreeMap::new(),
             next_lease: 1,
             next_other: 1,
@@ -213,6 +218,12 @@ impl World {
             Event::CrashLeader => {
                 if let Some(first) = self.keys.first().filter(|k| k.value != US).cloned() {
                     self.remove_other(first.id, false);
+                }
+            }
+            Event::Include => {
+                if self.excluded.take().is_some() {
+                    self.revision += 1;
+                    self.changed();
                 }
             }
         }
@@ -431,6 +442,7 @@ impl World {
                 .collect(),
             handover_record: self.record.clone(),
             handover_request: self.request.clone(),
+            excluded: self.excluded.clone(),
         }
     }
 
@@ -623,6 +635,18 @@ impl World {
                 });
                 self.changed();
                 self.at(now + Duration::from_millis(300), Event::OthersReact);
+            }
+            Happening::Excluded { ms: d } => {
+                if self.excluded.is_none() {
+                    self.excluded = Some(Exclusion {
+                        by: "ops@host".into(),
+                        at: "2026-11-30T12:00:00Z".into(),
+                        reason: "maintenance".into(),
+                    });
+                    self.revision += 1;
+                    self.changed();
+                    self.at(now + ms(d.into()), Event::Include);
+                }
             }
             Happening::Shutdown => inputs.push(Input::ShutdownRequested),
         }

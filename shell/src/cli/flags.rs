@@ -255,6 +255,69 @@ impl HandoverArgs {
     }
 }
 
+/// `elector exclude`.
+#[derive(Args, Debug, Clone)]
+pub struct ExcludeArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// The replica to take out of the election: its elector's --value
+    #[arg(value_name = "VALUE")]
+    pub value: String,
+    /// Why, stored with the exclusion and shown in the replica's /status
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    /// Stop waiting for the replica to leave the election after this long (the exclusion stays)
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// Return once the exclusion is stored, without waiting for the replica to leave
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl ExcludeArgs {
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.etcd.validate()?;
+        replica_value(&self.value)?;
+        if self.reason.chars().any(char::is_control) {
+            return Err("--reason: must be one line without control characters".into());
+        }
+        positive("--timeout", self.timeout)
+    }
+}
+
+/// `elector include`.
+#[derive(Args, Debug, Clone)]
+pub struct IncludeArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// The replica to let campaign again: its elector's --value
+    #[arg(value_name = "VALUE")]
+    pub value: String,
+}
+
+impl IncludeArgs {
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.etcd.validate()?;
+        replica_value(&self.value)
+    }
+}
+
+/// A replica's value as an operator command names it: it becomes part of an etcd key, so it
+/// must be what an elector's --value can be and one printable line.
+fn replica_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("VALUE: must not be empty (it is the replica's --value)".into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "VALUE {value:?}: must not contain control characters (it is the replica's --value)"
+        ));
+    }
+    Ok(())
+}
+
 /// `elector force-standby`. Its shared flags say what they mean for this command.
 #[derive(Args, Debug, Clone)]
 #[command(

@@ -127,6 +127,23 @@ fn operator_commands_take_the_connection_flags() {
         }
         other => panic!("{other:?}"),
     }
+    match operation("exclude replica-b --reason upgrade --no-wait --etcd http://a:1") {
+        Operation::Exclude(a) => {
+            assert_eq!(a.value, "replica-b");
+            assert_eq!(a.reason, "upgrade");
+            assert!(a.no_wait);
+            assert_eq!(a.timeout, Duration::from_secs(60));
+            assert_eq!(a.etcd.endpoints(), vec!["http://a:1"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match operation("include replica-b -key=/k") {
+        Operation::Include(a) => {
+            assert_eq!(a.value, "replica-b");
+            assert_eq!(a.etcd.key(), "/k");
+        }
+        other => panic!("{other:?}"),
+    }
     match operation("force-standby -iotexAdmin=http://127.0.0.1:9019") {
         Operation::ForceStandby(a) => {
             assert_eq!(a.node.iotex_admin, "http://127.0.0.1:9019");
@@ -148,6 +165,10 @@ fn operator_command_errors_are_one_line() {
             "not an http:// URL",
         ),
         ("--etcd http://x:1 status", "status"),
+        ("exclude", "VALUE"),
+        ("exclude a --timeout 0s", "greater than 0"),
+        ("exclude a --reason", "--reason"),
+        ("include", "VALUE"),
         ("frobnicate", "frobnicate"),
     ] {
         let e = error(line);
@@ -156,9 +177,20 @@ fn operator_command_errors_are_one_line() {
     }
 }
 
+/// Every operator command, as typed after `elector`.
+const OPERATOR_COMMANDS: [&str; 7] = [
+    "check",
+    "status",
+    "handover",
+    "exclude",
+    "include",
+    "force-standby",
+    "supervise",
+];
+
 #[test]
 fn every_operator_command_has_help() {
-    for command in ["check", "status", "handover", "force-standby", "supervise"] {
+    for command in OPERATOR_COMMANDS {
         match parse(args(&format!("{command} --help"))) {
             Parsed::Info(text) => {
                 assert!(text.contains("Exit codes"), "{command}: {text}")
@@ -168,7 +200,7 @@ fn every_operator_command_has_help() {
     }
     match parse(args("--help")) {
         Parsed::Info(text) => {
-            for command in ["check", "status", "handover", "force-standby", "--ttl"] {
+            for command in OPERATOR_COMMANDS.iter().chain(&["--ttl"]) {
                 assert!(text.contains(command), "--help lacks {command}: {text}");
             }
         }

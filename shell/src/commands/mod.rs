@@ -1,5 +1,5 @@
-//! The operator commands, one file each: [`check`], [`status`], [`handover`],
-//! [`force_standby`]; [`run`], the elector itself (no subcommand); and [`supervise`], the
+//! The operator commands, one file each: [`check`], [`status`], [`handover`], [`exclude`],
+//! [`include`], [`force_standby`]; [`run`], the elector itself (no subcommand); and [`supervise`], the
 //! parent that runs the elector as its child where no systemd unit can.
 //!
 //! The operator commands read and write the election through the same adapter as the running
@@ -9,8 +9,10 @@
 //! flags).
 
 pub mod check;
+pub mod exclude;
 pub mod force_standby;
 pub mod handover;
+pub mod include;
 pub mod run;
 pub mod status;
 pub mod supervise;
@@ -74,6 +76,7 @@ pub(crate) mod fixtures {
             candidates,
             handover_record: None,
             handover_request: None,
+            excluded: None,
         }
     }
 }

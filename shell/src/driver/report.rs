@@ -59,6 +59,14 @@ pub(crate) fn report(event: &Event, metrics: &Metrics) {
             error!(%reason, "STUCK")
         }
         Event::Unstuck => info!("no longer stuck"),
+        Event::Excluded { exclusion } => warn!(
+            by = %exclusion.by,
+            since = %exclusion.at,
+            reason = %exclusion.reason,
+            "EXCLUDED by an operator: not campaigning; handing over first if leading \
+             (`elector include` ends it)"
+        ),
+        Event::Included => info!("included again by an operator: campaigning"),
         Event::DeadTermEnded { id, record } => info!(
             lease = format!("{:x}", id.lease),
             record,

@@ -180,9 +180,9 @@ impl Election {
         Ok(existing.create_revision())
     }
 
-    /// One consistent read of the election: a transaction without compares whose three reads
+    /// One consistent read of the election: a transaction without compares whose four reads
     /// are served at one revision: the candidates (by create revision, ascending), the
-    /// handover record and the handover request. Linearizable (a transaction always is), so
+    /// handover record, the handover request and this replica's exclusion key. Linearizable (a transaction always is), so
     /// never a stale member's view.
     pub async fn observe_once(&self) -> Result<Observation, EtcdError> {
         let operation = || format!("read of election {}", self.shared.key);
@@ -197,6 +197,7 @@ impl Election {
             ),
             TxnOp::get(self.handover_record_key(), None),
             TxnOp::get(self.handover_request_key(), None),
+            TxnOp::get(self.exclusion_key(self.value()), None),
         ]);
         let mut kv = self.shared.client.kv_client();
         let answer = self

@@ -3,7 +3,9 @@
 //! handover record and request are stored as. Also turning one read into an [`Observation`].
 
 use super::Election;
-use elector_core::{Candidate, CandidateId, HandoverRecord, HandoverRequest, LeaseId, Observation};
+use elector_core::{
+    Candidate, CandidateId, Exclusion, HandoverRecord, HandoverRequest, LeaseId, Observation,
+};
 use etcd_client::{GetResponse, KeyValue, TxnOpResponse, TxnResponse};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,6 +31,19 @@ pub(super) struct HandoverRecordJson {
 pub(super) struct HandoverRequestJson {
     #[serde(default)]
     pub(super) to: Option<String>,
+}
+
+/// An operator's exclusion of one replica as stored in etcd (`elector exclude`), at
+/// [`Election::exclusion_key`]. All three fields are plain text for people reading etcd.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ExclusionJson {
+    /// `user@host` of whoever ran `elector exclude`.
+    pub by: String,
+    /// When, as an RFC 3339 wall-clock time.
+    pub at: String,
+    /// Why, as the operator said (`--reason`); may be empty.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// A key under the election prefix `<key>/` that is not a candidate. Candidates are exactly
@@ -132,6 +147,18 @@ impl Election {
         format!("{}.elector/handover-request", self.shared.key)
     }
 
+    /// Where an operator excludes the replica `value` from the election (rule
+    /// `excluded_replica`): `<key>.elector/excluded/<value>`.
+    pub fn exclusion_key(&self, value: &str) -> String {
+        format!("{}{value}", self.excluded_prefix())
+    }
+
+    /// Where `elector exclude` keeps its exclusions: `<key>.elector/excluded/`, one key per
+    /// excluded value.
+    pub fn excluded_prefix(&self) -> String {
+        format!("{}.elector/excluded/", self.shared.key)
+    }
+
     pub(super) fn parse_observation(&self, answer: &TxnResponse) -> Result<Observation, String> {
         let revision = header_revision(answer).ok_or("no header")?;
         let responses = answer.op_responses();
@@ -139,10 +166,11 @@ impl Election {
             TxnOpResponse::Get(candidates_read),
             TxnOpResponse::Get(record),
             TxnOpResponse::Get(request),
+            TxnOpResponse::Get(excluded),
         ] = responses.as_slice()
         else {
             return Err(format!(
-                "expected three range results, got {} results",
+                "expected four range results, got {} results",
                 responses.len()
             ));
         };
@@ -174,6 +202,7 @@ impl Election {
             candidates,
             handover_record: first_kv(record).and_then(|kv| self.parse_record(kv)),
             handover_request: first_kv(request).and_then(|kv| self.parse_request(kv)),
+            excluded: first_kv(excluded).map(|kv| self.parse_exclusion(kv)),
         })
     }
 
@@ -228,6 +257,32 @@ impl Election {
                     "ignoring an unreadable handover record"
                 );
                 None
+            }
+        }
+    }
+
+    /// An exclusion key that cannot be read still excludes: the operator meant to take the
+    /// replica out, and staying out of the election is the safe side.
+    fn parse_exclusion(&self, kv: &KeyValue) -> Exclusion {
+        match serde_json::from_slice::<ExclusionJson>(kv.value()) {
+            Ok(json) => Exclusion {
+                by: json.by,
+                at: json.at,
+                reason: json.reason,
+            },
+            Err(error) => {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                warn!(
+                    %key,
+                    %error,
+                    "unreadable exclusion record: this replica counts as excluded; \
+                     `elector include` deletes it"
+                );
+                Exclusion {
+                    by: "unknown".to_owned(),
+                    at: String::new(),
+                    reason: format!("unreadable exclusion record at {key}: {error}"),
+                }
             }
         }
     }
@@ -311,6 +366,22 @@ mod tests {
         // Gone: said once, then quiet.
         assert!(throttle.due(t1 + FOREIGN_LOG_EVERY, &[]));
         assert!(!throttle.due(t1 + FOREIGN_LOG_EVERY * 3, &[]));
+    }
+
+    #[test]
+    fn the_exclusion_wire_format_is_stable() {
+        let json = ExclusionJson {
+            by: "ops@host-1".to_owned(),
+            at: "2026-11-30T12:00:00Z".to_owned(),
+            reason: "upgrade".to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_string(&json).ok().as_deref(),
+            Some(r#"{"by":"ops@host-1","at":"2026-11-30T12:00:00Z","reason":"upgrade"}"#)
+        );
+        let no_reason: Result<ExclusionJson, _> =
+            serde_json::from_str(r#"{"by":"a@b","at":"2026-11-30T12:00:00Z"}"#);
+        assert!(no_reason.is_ok_and(|j| j.reason.is_empty()));
     }
 
     #[test]

@@ -39,12 +39,6 @@ impl Election {
         format!("{}{}", self.members_prefix(), self.shared.value)
     }
 
-    /// Where `elector exclude` keeps its exclusions: `<key>.elector/excluded/`, one key per
-    /// excluded value.
-    pub fn excluded_prefix(&self) -> String {
-        format!("{}.elector/excluded/", self.shared.key)
-    }
-
     /// Writes this elector's record `json`, attached to `lease` so it vanishes with the
     /// elector. One Put, bounded by the request timeout.
     pub async fn put_member(&self, json: String, lease: LeaseId) -> Result<(), EtcdError> {

@@ -14,7 +14,7 @@
 //! logged as an error and kept for [`Election::foreign_keys`]. Conversely, a `--key` nested
 //! inside another election's prefix is refused at start ([`check_key_placement`]).
 //!
-//! The elector adds two keys beside the election, outside the candidates' prefix so Go and
+//! The elector adds its own keys beside the election, outside the candidates' prefix so Go and
 //! etcdctl never mistake them for candidates:
 //!
 //! - `<key>.elector/handover-record` (JSON, no lease): written by a leader in the same
@@ -22,6 +22,8 @@
 //! - `<key>.elector/handover-request` (JSON): an operator's request that the leader hand over;
 //! - `<key>.elector/members/<value>` (JSON, on the registry's own lease): each elector's record
 //!   for `elector status` ([`crate::registry`]); never read by the election ([`members`]).
+//! - `<key>.elector/excluded/<value>` (JSON, no lease): an operator took that replica out of
+//!   the election (`elector exclude`) until `elector include`.
 //!
 //! Every etcd call is bounded by `request_timeout` with [`tokio::time::timeout`], whatever the
 //! transport does: a hung call must never outlive the deadlines the core computes. A call that
@@ -34,19 +36,22 @@
 //! In files: [`connect`] (endpoints, TLS, auth), [`layout`] (key names, what is a candidate,
 //! the stored JSON), [`placement`] (the start-up check that `--key` does not nest inside
 //! another election), [`election`] (the calls the core's commands make), [`members`] (the
-//! registry's and the exclusions' keys) and [`observer`]
+//! registry's and the exclusions' keys), [`exclusion`] (the operators' exclusions) and
+//! [`observer`]
 //! (reading and watching the election for the core). This file: the [`Election`] handle, the
 //! errors, and the bound every call goes through.
 
 mod connect;
 mod election;
+mod exclusion;
 mod layout;
 mod members;
 mod observer;
 mod placement;
 
 pub use connect::{EtcdOptions, check_options, connect};
-pub use layout::{ForeignKey, foreign_reason};
+pub use exclusion::Excluded;
+pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use members::{PrefixEntry, is_member_key};
 pub use observer::OBSERVE_RECHECK_PERIOD;
 pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosing_election};

@@ -210,10 +210,11 @@ fn changes_election(key: &str, answer: &WatchResponse) -> bool {
     })
 }
 
-/// Whether two reads show the same election (candidates, record, request), whatever their
+/// Whether two reads show the same election (candidates, record, request, exclusion), whatever their
 /// revisions: any write anywhere in etcd moves the revision.
 fn same_election(a: &Observation, b: &Observation) -> bool {
     a.candidates == b.candidates
         && a.handover_record == b.handover_record
         && a.handover_request == b.handover_request
+        && a.excluded == b.excluded
 }

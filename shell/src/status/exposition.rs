@@ -143,6 +143,24 @@ impl Status {
             "1 while this replica cannot reach a safe or useful state by itself (see /status).",
             flag(snapshot.as_ref().is_some_and(|s| s.stuck.is_some())),
         );
+        let exclusion = snapshot.as_ref().and_then(|s| s.exclusion.as_ref());
+        gauge(
+            o,
+            "elector_excluded",
+            "1 while an operator excludes this replica (elector exclude): it does not campaign.",
+            flag(exclusion.is_some()),
+        );
+        // An exclusion whose time cannot be read (written by hand) still counts above.
+        if let Some(since) = exclusion.and_then(|e| humantime::parse_rfc3339_weak(&e.since).ok())
+            && let Ok(since) = since.duration_since(std::time::UNIX_EPOCH)
+        {
+            gauge(
+                o,
+                "elector_excluded_since_timestamp_seconds",
+                "When this replica was excluded, in Unix seconds (as elector exclude stored it).",
+                since.as_secs_f64(),
+            );
+        }
         gauge(
             o,
             "elector_node_lost",

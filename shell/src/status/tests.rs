@@ -41,6 +41,7 @@ fn the_exposition_parses_and_keeps_every_name() {
         "elector_fence_results_total",
         "elector_node_standby_unexpected_total",
         "elector_stuck",
+        "elector_excluded",
         "elector_node_lost",
         "elector_etcd_connected",
         "elector_node_active",
@@ -176,5 +177,65 @@ fn only_get_and_head_are_served() {
     assert_eq!(
         route(&status, &Method::GET, "/nowhere").status(),
         StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn an_exclusion_shows_in_status_and_metrics() {
+    let status = Status::new("/iotex-server", "replica-a");
+    let mut core = Elector::new(
+        Settings::new("replica-a".to_string(), Timing::default()),
+        Instant::ZERO,
+    )
+    .expect("default timing");
+    let exclusion = elector_core::Exclusion {
+        by: "ops@host-1".into(),
+        at: "2026-11-30T12:00:00Z".into(),
+        reason: "iotex-core upgrade".into(),
+    };
+    core.handle_input(
+        Instant::ZERO,
+        elector_core::Input::Observed(elector_core::Observation {
+            revision: 5,
+            excluded: Some(exclusion),
+            ..Default::default()
+        }),
+    );
+    status.update(&core, Instant::ZERO);
+    let snapshot = status.snapshot().expect("a snapshot");
+    assert!(snapshot.excluded);
+    assert_eq!(
+        snapshot.exclusion,
+        Some(ExclusionView {
+            by: "ops@host-1".into(),
+            since: "2026-11-30T12:00:00Z".into(),
+            reason: "iotex-core upgrade".into(),
+        })
+    );
+    let text = status.render_metrics();
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(sample_value(&samples, "elector_excluded", &[]), Some(1.0));
+    assert_eq!(
+        sample_value(&samples, "elector_excluded_since_timestamp_seconds", &[]),
+        Some(1_796_040_000.0)
+    );
+
+    // Included again: the flag drops and the time goes.
+    core.handle_input(
+        Instant::ZERO,
+        elector_core::Input::Observed(elector_core::Observation {
+            revision: 6,
+            ..Default::default()
+        }),
+    );
+    status.update(&core, Instant::ZERO);
+    let snapshot = status.snapshot().expect("a snapshot");
+    assert!(!snapshot.excluded && snapshot.exclusion.is_none());
+    let text = status.render_metrics();
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(sample_value(&samples, "elector_excluded", &[]), Some(0.0));
+    assert_eq!(
+        sample_value(&samples, "elector_excluded_since_timestamp_seconds", &[]),
+        None
     );
 }

@@ -1,0 +1,280 @@
+//! `elector exclude`: takes a replica out of the election for maintenance (rule
+//! `excluded_replica` in the core) and waits until etcd shows it left.
+
+use super::{Connection, connect, fail};
+use elector::cli::{ExcludeArgs, host_name};
+use elector::etcd::{Excluded, ExclusionJson};
+use elector_core::{CandidateId, Observation};
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// How often `elector exclude` re-reads the election while it waits.
+const EXCLUDE_POLL: Duration = Duration::from_millis(100);
+
+/// Runs `elector exclude`; returns the exit code.
+pub async fn exclude(args: ExcludeArgs) -> u8 {
+    let connection = match connect(&args.etcd).await {
+        Ok(connection) => connection,
+        Err(line) => return fail(&line),
+    };
+    match run_exclude(&connection, &args, tokio::signal::ctrl_c()).await {
+        Ok(line) => {
+            elector::outln!("{line}");
+            0
+        }
+        Err(line) => fail(&format!(
+            "exclude: {line}; the exclusion stays (`elector include {}` lifts it)",
+            args.value
+        )),
+    }
+}
+
+/// Who runs the command, for the record: `user@host`.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("{user}@{}", host_name())
+}
+
+/// The replica's candidacy when the command starts: the leader's key (a clean handover is
+/// judged against it), or whether it is a candidate at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Leads(CandidateId),
+    Candidate,
+    Absent,
+}
+
+fn start(observation: &Observation, value: &str) -> Start {
+    match observation.candidates.iter().position(|c| c.value == value) {
+        Some(0) => Start::Leads(observation.candidates[0].id),
+        Some(_) => Start::Candidate,
+        None => Start::Absent,
+    }
+}
+
+/// A warning when excluding `value` leaves no candidate to lead.
+fn alone_warning(observation: &Observation, value: &str) -> Option<String> {
+    let others = observation.candidates.iter().any(|c| c.value != value);
+    (!others).then(|| {
+        format!(
+            "warning: no candidate other than {value}: once it has left, NOBODY LEADS and no \
+             node signs until another replica is ready or {value} is included again"
+        )
+    })
+}
+
+/// How the wait ended, or not yet.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    Waiting,
+    Done(String),
+    Failed(String),
+}
+
+/// Judges one read against the start, from etcd facts only: no key of `value` left; for a
+/// leader, a handover record naming its term.
+fn progress(start: Start, value: &str, observation: &Observation) -> Progress {
+    if observation.candidates.iter().any(|c| c.value == value) {
+        return Progress::Waiting;
+    }
+    let leader = observation.candidates.first().map(|c| c.value.as_str());
+    match start {
+        Start::Leads(old) => {
+            let clean = observation
+                .handover_record
+                .as_ref()
+                .is_some_and(|r| r.from == old);
+            match (clean, leader) {
+                (true, Some(new)) => Progress::Done(format!(
+                    "{value} handed over cleanly: its node was confirmed standby and it resigned \
+                     with a handover record; {new} leads now and activates without the \
+                     activation delay"
+                )),
+                (true, None) => Progress::Done(format!(
+                    "{value} handed over cleanly (node confirmed standby, handover record \
+                     written); nobody leads now: no other candidate"
+                )),
+                (false, new) => Progress::Failed(format!(
+                    "{value} left the election without a handover record (it crashed, lost its \
+                     lease, or its node was proven standby only by the fence); {}",
+                    new.map_or("nobody leads now".to_owned(), |new| format!(
+                        "{new} leads and activates after the activation delay"
+                    ))
+                )),
+            }
+        }
+        Start::Candidate | Start::Absent => Progress::Done(format!(
+            "{value} withdrew its candidate key; {}",
+            leader.map_or("nobody leads".to_owned(), |l| format!("{l} leads"))
+        )),
+    }
+}
+
+async fn run_exclude(
+    connection: &Connection,
+    args: &ExcludeArgs,
+    interrupted: impl std::future::Future<Output = std::io::Result<()>>,
+) -> Result<String, String> {
+    tokio::pin!(interrupted);
+    let election = &connection.election;
+    let value = args.value.as_str();
+    let exclusion = ExclusionJson {
+        by: operator(),
+        at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        reason: args.reason.clone(),
+    };
+    let first = election.list().await.map_err(|e| e.to_string())?;
+    let stored = election
+        .exclude(value, &exclusion)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut said = match stored {
+        Excluded::New => format!("{value} excluded"),
+        Excluded::Already(Some(old)) => format!(
+            "{value} was excluded already (by {} at {}{}); kept as it was",
+            old.by,
+            old.at,
+            if old.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", old.reason)
+            }
+        ),
+        Excluded::Already(None) => {
+            format!("{value} was excluded already (the stored record is unreadable); kept")
+        }
+    };
+    let start = start(&first, value);
+    match start {
+        Start::Leads(_) => said.push_str(&format!(
+            ": it leads, and hands over cleanly first{}",
+            if args.no_wait { "" } else { "; waiting" }
+        )),
+        Start::Candidate => said.push_str(": it is a standby candidate and withdraws its key"),
+        Start::Absent => said.push_str(
+            ": it is not a candidate now (elector stopped, node unready, or a typo), so it does \
+             not campaign",
+        ),
+    }
+    elector::outln!("{said}");
+    if let Some(warning) = alone_warning(&first, value) {
+        elector::errln!("elector: {warning}");
+    }
+    if args.no_wait || start == Start::Absent {
+        return Ok(format!("{value} is excluded"));
+    }
+    let started = Instant::now();
+    let deadline = started + args.timeout;
+    let mut last_error: Option<String>;
+    loop {
+        match election.list().await {
+            Ok(observation) => {
+                last_error = None;
+                match progress(start, value, &observation) {
+                    Progress::Waiting => {}
+                    Progress::Done(line) => {
+                        return Ok(format!(
+                            "{line} (after {:.2}s)",
+                            started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    Progress::Failed(line) => return Err(line),
+                }
+            }
+            Err(e) => last_error = Some(e.to_string()),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            _ = &mut interrupted => return Err("interrupted while waiting".into()),
+            () = tokio::time::sleep(EXCLUDE_POLL) => {}
+        }
+    }
+    let mut reason = format!(
+        "{value} still has a candidate key after {}: its node may not be proven standby (it \
+         then keeps the lead and its log and /status say STUCK), or it is a Go elector or \
+         etcdctl candidate, which ignore exclusions",
+        humantime::format_duration(args.timeout)
+    );
+    if let Some(error) = last_error {
+        let _ = write!(reason, "; last etcd error: {error}");
+    }
+    Err(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::fixtures::{candidate, observation};
+    use elector_core::HandoverRecord;
+
+    #[test]
+    fn where_the_replica_stands_and_the_lonely_warning() {
+        let a = candidate(1, 10, "a");
+        let b = candidate(2, 11, "b");
+        let both = observation(vec![a.clone(), b.clone()]);
+        assert_eq!(start(&both, "a"), Start::Leads(a.id));
+        assert_eq!(start(&both, "b"), Start::Candidate);
+        assert_eq!(start(&both, "c"), Start::Absent);
+        assert_eq!(alone_warning(&both, "a"), None);
+        let alone = observation(vec![a.clone()]);
+        let warning = alone_warning(&alone, "a").expect("a warning");
+        assert!(warning.contains("NOBODY LEADS"), "{warning}");
+        assert!(alone_warning(&observation(vec![]), "a").is_some());
+    }
+
+    #[test]
+    fn a_leader_is_done_only_when_gone_with_its_record() {
+        let a = candidate(1, 10, "a");
+        let b = candidate(2, 11, "b");
+        let started = Start::Leads(a.id);
+        let waiting = observation(vec![a.clone(), b.clone()]);
+        assert_eq!(progress(started, "a", &waiting), Progress::Waiting);
+        let mut clean = observation(vec![b.clone()]);
+        clean.handover_record = Some(HandoverRecord {
+            from: a.id,
+            value: "a".into(),
+        });
+        match progress(started, "a", &clean) {
+            Progress::Done(line) => assert!(line.contains("b leads now"), "{line}"),
+            other => panic!("{other:?}"),
+        }
+        let mut alone = observation(vec![]);
+        alone.handover_record = clean.handover_record.clone();
+        match progress(started, "a", &alone) {
+            Progress::Done(line) => assert!(line.contains("nobody leads"), "{line}"),
+            other => panic!("{other:?}"),
+        }
+        let crashed = observation(vec![b.clone()]);
+        match progress(started, "a", &crashed) {
+            Progress::Failed(line) => assert!(line.contains("without a handover record")),
+            other => panic!("{other:?}"),
+        }
+        // A record of another term does not count.
+        let mut stale = observation(vec![b.clone()]);
+        stale.handover_record = Some(HandoverRecord {
+            from: b.id,
+            value: "b".into(),
+        });
+        assert!(matches!(
+            progress(started, "a", &stale),
+            Progress::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_standby_is_done_once_its_key_is_gone() {
+        let a = candidate(1, 10, "a");
+        let b = candidate(2, 11, "b");
+        let waiting = observation(vec![a.clone(), b.clone()]);
+        assert_eq!(progress(Start::Candidate, "b", &waiting), Progress::Waiting);
+        match progress(Start::Candidate, "b", &observation(vec![a])) {
+            Progress::Done(line) => assert!(line.contains("b withdrew"), "{line}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
