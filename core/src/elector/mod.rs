@@ -276,8 +276,8 @@ impl Elector {
             Input::KeepAliveFailed { lease, .. } => {
                 if self.lease() == Some(lease) {
                     self.lease.keepalive_in_flight = false;
-                    // Retry soon: every missed round brings the step-down deadline closer.
-                    self.lease.next_keepalive_at = self.now + self.timing().keepalive_interval / 4;
+                    self.lease.next_keepalive_at =
+                        self.now + self.timing().keepalive_retry_interval();
                 }
             }
             Input::CandidateCreated {
@@ -310,7 +310,10 @@ impl Elector {
                     }
                 }
             }
-            Input::Observed(observation) => self.on_observed(observation),
+            Input::Observed(observation) => {
+                self.etcd_answered();
+                self.on_observed(observation)
+            }
             Input::ObserveFailed { .. } => {}
             Input::NodeCallDone { id, call, active } => self.on_node_call_done(id, call, active),
             Input::NodeCallFailed { id, call, reason } => {
