@@ -162,7 +162,9 @@ impl Elector {
         })
     }
 
-    fn timing(&self) -> &Timing {
+    /// The timing this elector runs on (the shell sizes its etcd connection and retries
+    /// from it).
+    pub fn timing(&self) -> &Timing {
         &self.settings.timing
     }
 

@@ -145,6 +145,7 @@ impl EtcdSecurity {
             password: read_password(self.etcd_password_file.as_deref())?,
             connect_timeout,
             request_timeout,
+            ping: crate::etcd::pings_for(&Timing::default()),
         })
     }
 }
