@@ -408,12 +408,12 @@ mod tests {
     fn liveness_bounds_of_the_two_profiles() {
         let standard = liveness_bound(&Timing::default());
         assert!(
-            standard > Duration::from_millis(33_400) && standard < Duration::from_millis(33_600),
+            standard > Duration::from_millis(21_900) && standard < Duration::from_millis(22_100),
             "{standard:?}"
         );
         let fast = liveness_bound(&crate::schedule::Profile::fast().timing);
         assert!(
-            fast > Duration::from_millis(25_800) && fast < Duration::from_millis(26_000),
+            fast > Duration::from_millis(9_400) && fast < Duration::from_millis(9_600),
             "{fast:?}"
         );
     }
