@@ -1,8 +1,9 @@
 //! A leader whose etcd member goes silent: with every elector given all three endpoints of a
 //! three-member cluster, the member behind the first endpoint is frozen with SIGSTOP (its
-//! sockets stay open, nothing answers, no reset: a host that vanished). The leader's HTTP/2
-//! pings (one keep-alive interval, one request timeout: `Timing::etcd_ping_interval`) close
-//! the dead connection and its keep-alives go to the other members, so it keeps its lease and
+//! sockets stay open, nothing answers, no reset: a host that vanished). Every keep-alive is
+//! bounded by the request timeout and a failed one is retried at once over a member the
+//! client picks; the HTTP/2 pings (one keep-alive interval, one request timeout:
+//! `Timing::etcd_ping_interval`) close the dead connection. So the leader keeps its lease and
 //! its node stays active, without a demotion. Run `cargo build -p elector` first.
 //!
 //! The frozen member is a raft follower: freezing the raft leader also stops the whole
