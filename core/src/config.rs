@@ -11,6 +11,10 @@ use std::time::Duration;
 /// real ones, so it is refused instead.
 pub const ETCD_MINIMUM_TTL: Duration = Duration::from_secs(2);
 
+/// The longest wait between two attempts at etcd after failures, whatever the lease TTL: a
+/// recovered etcd is used again within this.
+pub const ETCD_RETRY_CAP: Duration = Duration::from_secs(5);
+
 /// Above this rate difference between two clocks the host is broken, not drifting.
 pub const MAX_SUPPORTED_DRIFT: f64 = 0.1;
 
@@ -140,6 +144,42 @@ impl Timing {
         self.step_down_lead()
     }
 
+    /// The longest wait between two attempts at etcd after failures (the campaign's retries,
+    /// the observer's, the connect loop's): [`ETCD_RETRY_CAP`], but no more than a quarter of
+    /// the lease TTL, so that after an outage a replica is back in the election well within
+    /// one lease (10 s lease: 2.5 s; 3 s lease: 750 ms, not 5 s).
+    pub fn etcd_retry_max(&self) -> Duration {
+        ETCD_RETRY_CAP.min(self.lease_ttl / 4)
+    }
+
+    /// How soon a keep-alive that failed is sent again: every missed round brings the
+    /// step-down deadline closer.
+    pub fn keepalive_retry_interval(&self) -> Duration {
+        self.keepalive_interval / 4
+    }
+
+    /// HTTP/2 ping interval of etcd connections: a connection with a stream open that has read
+    /// nothing for this long is pinged. One keep-alive interval, so that a connection silently
+    /// dead (its member's host vanished, packets dropped without a reset) is noticed about when
+    /// the keep-alive sent over it times out, not 10 s later. Healthy connections carrying our
+    /// keep-alives and watch answer more often than this, so pings are rare; etcd does not count
+    /// a ping that follows data it sent against its `--grpc-keepalive-min-time`.
+    pub fn etcd_ping_interval(&self) -> Duration {
+        self.keepalive_interval
+    }
+
+    /// How long an HTTP/2 ping may go unanswered before its connection is closed (and the
+    /// channel reconnects or balances to another endpoint): one request timeout, the same
+    /// patience as for any call.
+    pub fn etcd_ping_timeout(&self) -> Duration {
+        self.etcd_request_timeout
+    }
+
+    /// How long after its last answer a silently dead etcd connection is closed by its pings.
+    pub fn dead_connection_bound(&self) -> Duration {
+        self.etcd_ping_interval() + self.etcd_ping_timeout()
+    }
+
     /// The shortest `node_lost_after` allowed: three node-check rounds, each with a slow
     /// answer, so that one or two failed reads never move leadership.
     pub fn minimum_node_lost_after(&self) -> Duration {
@@ -232,6 +272,24 @@ impl Timing {
                      etcd_request_timeout + keepalive_interval + etcd_request_timeout = {}",
                     secs(window),
                     secs(needed)
+                ),
+            );
+        }
+        // A leader whose connection died silently right after its last acknowledged keep-alive
+        // closes it by its pings, retries the keep-alive over another connection and is
+        // answered before it must step down: it rides through the loss of one etcd member.
+        let replaced = self.dead_connection_bound()
+            + self.keepalive_retry_interval()
+            + self.etcd_request_timeout;
+        if window <= replaced {
+            return fail(
+                "dead_connection_replaced",
+                format!(
+                    "lease_ttl x (1 - max_clock_drift) - drain_bound - safety_margin = {} must exceed \
+                     ping interval (keepalive_interval) + ping timeout (etcd_request_timeout) + \
+                     keepalive_interval / 4 + etcd_request_timeout = {}",
+                    secs(window),
+                    secs(replaced)
                 ),
             );
         }
@@ -356,6 +414,33 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(rejected(t), "activation_room_covers_node_call");
+    }
+
+    #[test]
+    fn rejects_pings_too_slow_to_replace_a_dead_connection_before_step_down() {
+        // Renewal fits (1 + 1.2 + 1 = 3.2 s < 3.4 s), but a connection dead since the last ack
+        // is closed after 1.2 + 1 s, and the retried keep-alive needs 0.3 + 1 s more.
+        let t = Timing {
+            keepalive_interval: Duration::from_millis(1200),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "dead_connection_replaced");
+    }
+
+    #[test]
+    fn pings_and_retry_caps_follow_the_lease_timing() {
+        let default = Timing::default();
+        assert_eq!(default.etcd_ping_interval(), Duration::from_secs(1));
+        assert_eq!(default.dead_connection_bound(), Duration::from_secs(2));
+        assert_eq!(default.etcd_retry_max(), Duration::from_millis(2500));
+        let fast = Timing::fast_profile();
+        assert_eq!(fast.dead_connection_bound(), Duration::from_millis(600));
+        assert_eq!(fast.etcd_retry_max(), Duration::from_millis(750));
+        let long = Timing {
+            lease_ttl: Duration::from_secs(60),
+            ..Timing::default()
+        };
+        assert_eq!(long.etcd_retry_max(), ETCD_RETRY_CAP);
     }
 
     #[test]

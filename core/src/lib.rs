@@ -81,7 +81,7 @@ mod elector;
 mod protocol;
 mod time;
 
-pub use config::{ETCD_MINIMUM_TTL, MAX_SUPPORTED_DRIFT, Timing, TimingError};
+pub use config::{ETCD_MINIMUM_TTL, ETCD_RETRY_CAP, MAX_SUPPORTED_DRIFT, Timing, TimingError};
 #[cfg(any(test, feature = "mutation"))]
 pub use elector::Mutation;
 pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_term};

@@ -93,6 +93,9 @@ pub struct ClusterOptions {
     pub timing: Timing,
     /// More arguments for every elector, after the others.
     pub extra_args: Vec<String>,
+    /// The `--etcd` endpoints of every elector, when not empty (a multi-member cluster
+    /// started by the test); otherwise the cluster's own single etcd.
+    pub etcd_endpoints: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -112,6 +115,7 @@ impl Default for ClusterOptions {
             fence_cmd: None,
             timing: PROFILE.timing(),
             extra_args: Vec::new(),
+            etcd_endpoints: Vec::new(),
         }
     }
 }
@@ -296,7 +300,10 @@ impl Cluster {
     /// The arguments replica `i`'s elector is started with.
     pub fn elector_args(&self, i: usize) -> Vec<String> {
         let member = &self.members[i];
-        let etcd = self.etcd.endpoint();
+        let etcd = match self.options.etcd_endpoints.as_slice() {
+            [] => self.etcd.endpoint(),
+            endpoints => endpoints.join(","),
+        };
         let admin = format!("http://{}", member.node.admin_addr());
         let probe = format!("http://{}", member.node.probe_addr());
         let mut args: Vec<String> = if self.options.go_flags.contains(&i) {

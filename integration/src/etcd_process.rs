@@ -7,6 +7,9 @@
 //! the temporary directory; if the test panics, the directory is kept and the log's path and
 //! tail are printed.
 //!
+//! [`EtcdProcess::start_cluster`] starts the members of one multi-member cluster instead, each
+//! its own process that can be paused, stopped and started alone.
+//!
 //! [`EtcdProcess::start_new_tls`] serves clients over TLS only, with client certificates
 //! required, from a throw-away CA made with the `openssl` command ([`TestPki`]).
 //!
@@ -39,6 +42,8 @@ pub struct EtcdProcess {
     tls: Option<TestPki>,
     child: Option<Child>,
     paused: bool,
+    /// `--name` and `--initial-cluster`; `None`: a single-member cluster of its own.
+    member: Option<(String, String)>,
 }
 
 impl EtcdProcess {
@@ -66,9 +71,47 @@ impl EtcdProcess {
             tls,
             child: None,
             paused: false,
+            member: None,
         };
         etcd.start()?;
         Ok(etcd)
+    }
+
+    /// Starts the `size` members of one fresh plain-text cluster and waits until each serves
+    /// (has a leader). The first member is `members[0]`, and so on.
+    pub fn start_cluster(size: usize) -> Result<Vec<Self>> {
+        let mut members = Vec::with_capacity(size);
+        for _ in 0..size {
+            let dir = tempfile::Builder::new()
+                .prefix("elector-etcd-")
+                .tempdir()
+                .context("creating etcd's temporary directory")?;
+            let (client_port, peer_port) = two_free_ports()?;
+            members.push(EtcdProcess {
+                dir: Some(dir),
+                client_port,
+                peer_port,
+                tls: None,
+                child: None,
+                paused: false,
+                member: None,
+            });
+        }
+        let initial_cluster = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("member-{i}=http://127.0.0.1:{}", m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (i, m) in members.iter_mut().enumerate() {
+            m.member = Some((format!("member-{i}"), initial_cluster.clone()));
+            // No member serves before a majority runs: start all, then wait for each.
+            m.spawn()?;
+        }
+        for m in &mut members {
+            m.wait_until_serving()?;
+        }
+        Ok(members)
     }
 
     fn dir(&self) -> &Path {
@@ -115,6 +158,12 @@ impl EtcdProcess {
         if self.child.is_some() {
             return Ok(());
         }
+        self.spawn()?;
+        self.wait_until_serving()
+    }
+
+    /// Starts the etcd process, without waiting for it to serve.
+    fn spawn(&mut self) -> Result<()> {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -133,9 +182,16 @@ impl EtcdProcess {
                 .arg(&pki.ca)
                 .arg("--client-cert-auth");
         }
+        let (name, initial_cluster) = match &self.member {
+            Some((name, cluster)) => (name.clone(), cluster.clone()),
+            None => (
+                "elector-test".to_owned(),
+                format!("elector-test={peer_url}"),
+            ),
+        };
         let child = command
             .arg("--name")
-            .arg("elector-test")
+            .arg(name)
             .arg("--data-dir")
             .arg(self.dir().join("data"))
             .arg("--listen-client-urls")
@@ -147,7 +203,7 @@ impl EtcdProcess {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer_url)
             .arg("--initial-cluster")
-            .arg(format!("elector-test={peer_url}"))
+            .arg(initial_cluster)
             .arg("--logger")
             .arg("zap")
             .arg("--log-outputs")
@@ -159,7 +215,7 @@ impl EtcdProcess {
             .context("starting `etcd` (is it on PATH?)")?;
         self.child = Some(child);
         self.paused = false;
-        self.wait_until_serving()
+        Ok(())
     }
 
     /// Polls `GET /health` (`etcdctl endpoint health` with TLS) until etcd says it is healthy:

@@ -74,11 +74,12 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
         let mut identity = IdentityCheck::new(value.clone());
         let (tx, mut rx) = mpsc::channel::<Input>(1024);
         let (election_tx, election_rx) = watch::channel::<Option<Election>>(None);
+        let retry_max = core.timing().etcd_retry_max();
         tokio::spawn(connect_loop(
             etcd,
             key,
             value,
-            etcd_request_timeout,
+            (etcd_request_timeout, retry_max),
             election_tx,
             status.metrics.clone(),
         ));

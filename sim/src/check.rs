@@ -14,16 +14,10 @@
 
 use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
 pub use crate::schedule::FENCE_TIMEOUT;
-use crate::transport::HTTP2_PING_INTERVAL;
 use elector_core::Timing;
 use elector_model::history::Overlap;
 use elector_model::node::Transition;
 use std::time::Duration;
-
-/// The longest pause between two attempts at etcd: the core's retry backoff and the
-/// observer's both double up to 5 s (`elector-core`'s `ETCD_RETRY_MAX`, `elector::etcd`'s
-/// `OBSERVE_BACKOFF_MAX`).
-pub const ETCD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Room for what the bound does not itemize: the simulated network's latency and step
 /// granularity, one more etcd round trip, the activation call itself.
@@ -35,21 +29,26 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 /// - **the old leader's lease runs out**: it was renewed at the latest when the last fault
 ///   healed, so etcd expires it within `lease_ttl`, plus 1 s if etcd itself just restarted
 ///   (it resets leases to TTL + election timeout), plus one 500 ms expiry sweep;
-/// - **the new leader reaches etcd again**: turmoil's TCP does not retransmit, so a partition
-///   that dropped a segment leaves the HTTP/2 connection silently dead (real TCP recovers from
-///   short partitions, not necessarily from long ones). Only an HTTP/2 ping notices: hyper
-///   pings 10 s after the last frame read, but only while a stream is open (production sets
-///   `keep_alive_while_idle(false)`), and a stream opens with the next etcd call, at most one
-///   retry backoff (5 s) later; the ping then times out after the request timeout. The next
-///   attempts come at most one more backoff later (the observer's and the campaign's retries
-///   run side by side), and a grant and a candidate key take one request timeout each.
+/// - **the new leader reaches etcd again** ([`reconnect_span`]): turmoil's TCP does not
+///   retransmit, so a partition that dropped a segment leaves the HTTP/2 connection silently
+///   dead (real TCP recovers from short partitions, not necessarily from long ones). Only an
+///   HTTP/2 ping notices. The simulation runs hyper's real pings over turmoil's TCP, sized
+///   as in production from the timing (`Timing::etcd_ping_interval`, one keep-alive
+///   interval; `Timing::etcd_ping_timeout`, one request timeout); they go out only while a
+///   stream is open (`keep_alive_while_idle(false)`), and a stream opens with the next etcd
+///   call, at most one retry backoff (`Timing::etcd_retry_max`, a quarter of the TTL) later.
+///   The next attempts come at most one more backoff later (the observer's and the
+///   campaign's retries run side by side, and any answered call ends the observer's wait), and
+///   a grant and a candidate key take one request timeout each.
 ///
 /// Then the new leader waits the activation delay on its own clock (up to
 /// `1 / (1 - max_clock_drift)` times longer in real time), reads its node's readiness and mode
 /// (one probe or check interval) and activates it (one node timeout), plus
-/// [`LIVENESS_SLACK`]. With the default timing: max(11.5 s, 23 s) + 8.18 s + 1 s + 0.3 s + 1 s
-/// = 33.5 s; with the 3 s profile: max(4.5 s, 20.9 s) + 2.83 s + 1 s + 0.15 s + 1 s = 25.9 s.
-/// The search reports the slowest recovery it saw next to this bound.
+/// [`LIVENESS_SLACK`]. With the default timing: max(11.5 s, 9 s) + 8.18 s + 1 s + 0.3 s + 1 s
+/// = 22.0 s (it was 33.5 s with 10 s pings and 5 s backoffs); with the 3 s profile:
+/// max(4.5 s, 2.7 s) + 2.83 s + 1 s + 0.15 s + 1 s = 9.5 s (was 25.9 s). The lease expiry now
+/// dominates in both: about TTL + activation delay, as for a crash. The search reports the
+/// slowest recovery it saw next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
     let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
     let reconnect = reconnect_span(timing);
@@ -166,15 +165,16 @@ pub fn active_since(
 }
 
 /// How long after a partition healed an elector may still be cut off from etcd in the
-/// simulation: its HTTP/2 connection, silently broken (turmoil does not retransmit), is noticed
-/// by a ping at most [`HTTP2_PING_INTERVAL`] after the next etcd call (one retry backoff), and
-/// the ping times out after the request timeout; then one more backoff and a grant and a
-/// candidate key, a request timeout each (the `reconnect` path of [`liveness_bound`]).
+/// simulation: the next etcd call comes at most one retry backoff later
+/// (`Timing::etcd_retry_max`); its HTTP/2 connection, silently broken (turmoil does not
+/// retransmit), is closed by a ping unanswered for one ping interval plus one ping timeout
+/// (`Timing::dead_connection_bound`); then one more backoff and a grant and a candidate key,
+/// a request timeout each (the `reconnect` path of [`liveness_bound`]). Default timing:
+/// 2.5 + 2 + 2.5 + 2 = 9 s; 3 s profile: 0.75 + 0.6 + 0.75 + 0.6 = 2.7 s.
 pub fn reconnect_span(timing: &Timing) -> Duration {
-    HTTP2_PING_INTERVAL
-        + ETCD_RETRY_MAX
-        + timing.etcd_request_timeout
-        + ETCD_RETRY_MAX
+    timing.etcd_retry_max()
+        + timing.dead_connection_bound()
+        + timing.etcd_retry_max()
         + 2 * timing.etcd_request_timeout
 }
 
@@ -408,12 +408,12 @@ mod tests {
     fn liveness_bounds_of_the_two_profiles() {
         let standard = liveness_bound(&Timing::default());
         assert!(
-            standard > Duration::from_millis(33_400) && standard < Duration::from_millis(33_600),
+            standard > Duration::from_millis(21_900) && standard < Duration::from_millis(22_100),
             "{standard:?}"
         );
         let fast = liveness_bound(&crate::schedule::Profile::fast().timing);
         assert!(
-            fast > Duration::from_millis(25_800) && fast < Duration::from_millis(26_000),
+            fast > Duration::from_millis(9_400) && fast < Duration::from_millis(9_600),
             "{fast:?}"
         );
     }

@@ -89,6 +89,7 @@ impl ElectorHost {
             etcd: SimConnect {
                 uri: format!("http://etcd:{ETCD_PORT}"),
                 request_timeout: self.timing.etcd_request_timeout,
+                ping: elector::etcd::pings_for(&self.timing),
             },
             key: KEY.to_owned(),
             value: self.value.clone(),

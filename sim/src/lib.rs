@@ -64,8 +64,8 @@
 //!
 //! - **Safety**: at no instant are two nodes active (the drain tail counts as active).
 //! - **Liveness**: exactly one node is active, alone, from at most [`check::liveness_bound`]
-//!   after the last fault healed (33.5 s with the default timing, 25.9 s with the 3 s
-//!   profile; the terms are itemized there) to the end of the run (at least 20 s later); with
+//!   after the last fault healed (22.0 s with the default timing, 9.5 s with the 3 s
+//!   profile: lease expiry plus activation; the terms are itemized there) to the end of the run (at least 20 s later); with
 //!   a persistent fault, from at most [`check::persistent_fault_bound`] after the later of the
 //!   fault's start and that (43.1 s and 23.9 s more; [`check::liveness_deadline`]). When the
 //!   persistent fault's replica cannot give the lead away (its node cannot be read and its

@@ -21,20 +21,19 @@ pub const PROBE_PORT: u16 = 8080;
 /// Port etcd serves on.
 pub const ETCD_PORT: u16 = 2379;
 
-/// HTTP/2 ping interval of the etcd connection; the same as the shell's production
-/// connection (`HTTP2_PING_INTERVAL` in `elector::etcd`), whose ping timeout is the request
-/// timeout. A connection that a partition silently broke is noticed only by these pings.
-pub const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Connects the driver to the model etcd over turmoil, configured like production's
-/// `elector::etcd::connect`: connect timeout and ping timeout = the request timeout, pings
-/// every [`HTTP2_PING_INTERVAL`] while a stream is open. The channel is lazy and reconnects by
-/// itself after the connection fails.
+/// `elector::etcd::connect`: connect timeout = the request timeout, HTTP/2 pings while a
+/// stream is open with the same interval and timeout (`elector::etcd::pings_for` of the
+/// replica's timing). The pings are hyper's own, over turmoil's TCP: a connection that a
+/// partition silently broke is noticed by them as in production. The channel is lazy and
+/// reconnects by itself after the connection fails.
 #[derive(Clone, Debug)]
 pub struct SimConnect {
     /// `http://etcd:2379`
     pub uri: String,
     pub request_timeout: Duration,
+    /// HTTP/2 ping interval and timeout.
+    pub ping: (Duration, Duration),
 }
 
 impl Connect for SimConnect {
@@ -42,8 +41,8 @@ impl Connect for SimConnect {
         let endpoint = tonic::transport::Endpoint::from_shared(self.uri.clone())
             .map_err(|e| format!("bad etcd uri {}: {e}", self.uri))?
             .connect_timeout(self.request_timeout)
-            .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
-            .keep_alive_timeout(self.request_timeout)
+            .http2_keep_alive_interval(self.ping.0)
+            .keep_alive_timeout(self.ping.1)
             .keep_alive_while_idle(false);
         let channel = crate::etcd_model::turmoil_channel(&endpoint);
         etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)

@@ -7,10 +7,9 @@ use crate::config::Timing;
 use crate::protocol::{CandidateId, Command, Event, LeaseId};
 use std::time::Duration;
 
-/// First wait before retrying etcd after a failure; doubles up to [`ETCD_RETRY_MAX`].
+/// First wait before retrying etcd after a failure; doubles up to
+/// [`Timing::etcd_retry_max`].
 pub(super) const ETCD_RETRY_MIN: Duration = Duration::from_millis(200);
-/// The longest wait between etcd retries: a recovered etcd is used again within this.
-const ETCD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Where our lease stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -272,7 +271,17 @@ impl Elector {
 
     pub(super) fn etcd_retry_at(&mut self) -> Instant {
         let at = self.now + self.lease.backoff;
-        self.lease.backoff = (self.lease.backoff * 2).min(ETCD_RETRY_MAX);
+        self.lease.backoff = (self.lease.backoff * 2).min(self.timing().etcd_retry_max());
         at
+    }
+
+    /// etcd answered a call (a read, a keep-alive): it is reachable again, so the backoff
+    /// starts over and a pending grant is retried within the first backoff, instead of after
+    /// a pause grown while etcd was away.
+    pub(super) fn etcd_answered(&mut self) {
+        self.lease.backoff = ETCD_RETRY_MIN;
+        if let Lease::None { retry_at } = &mut self.lease.status {
+            *retry_at = (*retry_at).min(self.now + ETCD_RETRY_MIN);
+        }
     }
 }

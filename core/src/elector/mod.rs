@@ -169,7 +169,9 @@ impl Elector {
         })
     }
 
-    fn timing(&self) -> &Timing {
+    /// The timing this elector runs on (the shell sizes its etcd connection and retries
+    /// from it).
+    pub fn timing(&self) -> &Timing {
         &self.settings.timing
     }
 
@@ -288,8 +290,8 @@ impl Elector {
             Input::KeepAliveFailed { lease, .. } => {
                 if self.lease() == Some(lease) {
                     self.lease.keepalive_in_flight = false;
-                    // Retry soon: every missed round brings the step-down deadline closer.
-                    self.lease.next_keepalive_at = self.now + self.timing().keepalive_interval / 4;
+                    self.lease.next_keepalive_at =
+                        self.now + self.timing().keepalive_retry_interval();
                 }
             }
             Input::CandidateCreated {
@@ -322,7 +324,10 @@ impl Elector {
                     }
                 }
             }
-            Input::Observed(observation) => self.on_observed(observation),
+            Input::Observed(observation) => {
+                self.etcd_answered();
+                self.on_observed(observation)
+            }
             Input::ObserveFailed { .. } => {}
             Input::NodeCallDone { id, call, active } => self.on_node_call_done(id, call, active),
             Input::NodeCallFailed { id, call, reason } => {

@@ -208,6 +208,18 @@ impl Elector {
             term.node_lost = Some(reason.clone());
             self.emit_event(Event::NodeLost { reason });
         }
+        if self
+            .leaving
+            .handover
+            .as_ref()
+            .is_some_and(|handover| !handover.committed)
+        {
+            // A handover still waiting for its successor to be next in line (an operator's
+            // named target, for up to `handover_timeout`) must not hold up a leader whose node
+            // is lost: any candidate may sign now, and with none the leader must report itself
+            // stuck, which a pending handover would hide.
+            self.leaving.handover = None;
+        }
         if self.leaving.handover.is_some() || self.leaving.shutdown_deadline.is_some() {
             return;
         }

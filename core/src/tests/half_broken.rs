@@ -325,3 +325,41 @@ fn an_acknowledged_standby_that_did_not_take_is_commanded_again() {
         );
     }
 }
+
+#[test]
+fn a_handover_waiting_for_a_named_target_does_not_hold_up_a_leader_whose_node_is_lost() {
+    let b2 = CandidateId {
+        lease: 1202,
+        create_revision: 202,
+    };
+    let (mut h, _) = Harness::active_leader(&[B1, b2]);
+    h.run_for(dur(1000));
+    // Named target B2 is not next in line: the handover waits up to `handover_timeout`.
+    h.input(Input::HandoverRequested {
+        to: Some(candidate(b2).value),
+    });
+    let node = h.auto.node.as_mut().unwrap();
+    node.dead = true;
+    node.active = false;
+    let died = h.now;
+    assert!(h.timing.handover_timeout > give_way_bound(&h.timing));
+    h.run_for(give_way_bound(&h.timing));
+    // The lost node outranks the wait: B1, next in line, gets the lead once the fence worked.
+    assert_eq!(fences(&h, died).len(), 1);
+    assert_eq!(resigns(&h, died).len(), 1, "gave way within the bound");
+}
+
+#[test]
+fn a_handover_waiting_for_a_named_target_does_not_hide_that_nobody_signs() {
+    let (mut h, _) = Harness::active_leader(&[]);
+    h.run_for(dur(1000));
+    h.input(Input::HandoverRequested {
+        to: Some(candidate(B1).value),
+    });
+    let node = h.auto.node.as_mut().unwrap();
+    node.dead = true;
+    node.active = false;
+    h.run_for(h.timing.node_lost_after + dur(5000));
+    let stuck = h.core.stuck().expect("stuck").to_string();
+    assert!(stuck.contains("no other candidate"), "{stuck}");
+}

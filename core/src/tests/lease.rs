@@ -460,3 +460,45 @@ fn smallest_valid_margin_covers_the_slowest_confirmation_after_a_handover() {
     assert!(h.core.node_standby_confirmed());
     assert_eq!(fences_since(&h, read_at), vec![]);
 }
+
+fn grant_attempts(h: &Harness) -> Vec<Instant> {
+    h.commands_since(Instant::ZERO)
+        .into_iter()
+        .filter(|(_, c)| matches!(c, Command::GrantLease { .. }))
+        .map(|(at, _)| at)
+        .collect()
+}
+
+#[test]
+fn grant_retries_back_off_to_a_quarter_of_the_ttl_and_restart_when_etcd_answers() {
+    let mut h = Harness::with(Settings::new("us", Timing::fast_profile()));
+    h.bring_to_grant();
+    h.auto.probe = Some(true);
+    let failed = || Input::LeaseGrantFailed {
+        reason: "etcd unreachable".into(),
+    };
+    for _ in 0..6 {
+        h.input(failed());
+        let before = grant_attempts(&h).len();
+        for _ in 0..100 {
+            h.run_for(dur(10));
+            if grant_attempts(&h).len() > before {
+                break;
+            }
+        }
+    }
+    let gaps: Vec<Duration> = grant_attempts(&h)
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .collect();
+    // 200 ms doubling, capped at a quarter of the 3 s TTL (not at 5 s).
+    assert_eq!(gaps, [200, 400, 750, 750, 750, 750].map(dur));
+
+    // etcd answers a read while the next grant waits its 750 ms: it comes 200 ms later.
+    h.input(failed());
+    h.run_for(dur(100));
+    let read_at = h.now;
+    h.observe(view(&[other(1)]));
+    h.run_for(dur(300));
+    assert_eq!(grant_attempts(&h).last(), Some(&(read_at + dur(200))));
+}

@@ -78,7 +78,7 @@ pub struct EtcdSecurity {
 /// `--etcd-timeout`: the bound of one etcd request.
 #[derive(Args, Debug, Clone)]
 pub struct EtcdTimeout {
-    /// Longest wait for one etcd request
+    /// Longest wait for one etcd request (and for an HTTP/2 ping's answer)
     #[arg(long, env = "ELECTOR_ETCD_TIMEOUT", value_parser = duration, default_value = "1s")]
     pub etcd_timeout: Duration,
 }
@@ -145,6 +145,7 @@ impl EtcdSecurity {
             password: read_password(self.etcd_password_file.as_deref())?,
             connect_timeout,
             request_timeout,
+            ping: crate::etcd::pings_for(&Timing::default()),
         })
     }
 }
@@ -407,7 +408,7 @@ pub struct RunArgs {
     /// Lease TTL requested from etcd; failover after a crash takes about this plus the activation delay
     #[arg(long, env = "ELECTOR_TTL", value_parser = duration, default_value = "10s", help_heading = "Timing")]
     pub ttl: Duration,
-    /// Keep-alive period
+    /// Keep-alive period; also the HTTP/2 ping interval of a silent etcd connection
     #[arg(long, env = "ELECTOR_KEEPALIVE_INTERVAL", value_parser = duration, default_value = "1s", help_heading = "Timing")]
     pub keepalive_interval: Duration,
     // From here on, a flattened flag without a heading of its own is listed under "Timing"

@@ -35,7 +35,9 @@ impl Connect for EtcdConnect {
 pub async fn run(args: RunArgs) -> Result<i32, String> {
     let timing = args.timing()?;
     let value = args.value();
-    let options = args.etcd_options()?;
+    let mut options = args.etcd_options()?;
+    // Pings sized from the lease timing: a silently dead member is left before step-down.
+    options.ping = etcd::pings_for(&timing);
     etcd::check_options(&options).map_err(|e| format!("--etcd: {e}"))?;
     for warning in args.warnings() {
         warn!("{warning}");

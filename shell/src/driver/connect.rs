@@ -16,22 +16,23 @@ pub trait Connect: Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = Result<etcd_client::Client, String>> + Send;
 }
 
-/// Backoff between etcd connection attempts: quick at first, then no more than one attempt
-/// every few seconds against an etcd that stays away.
+/// First backoff between etcd connection attempts: quick at first, then doubling up to the
+/// timing's retry cap (`Timing::etcd_retry_max`) against an etcd that stays away.
 const CONNECT_RETRY_MIN: Duration = Duration::from_millis(200);
-const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Connects to etcd, retrying with backoff and saying why, until it succeeds; then publishes
 /// the election on `out`. Ends when it has connected once (the election's calls reconnect by
-/// themselves after that).
+/// themselves after that). `timeouts` is the request timeout of every call and the largest
+/// pause between retries, of this loop and of the election's observer.
 pub(crate) async fn connect_loop<E: Connect>(
     etcd: E,
     key: String,
     value: String,
-    request_timeout: Duration,
+    timeouts: (Duration, Duration),
     out: watch::Sender<Option<Election>>,
     metrics: Arc<Metrics>,
 ) {
+    let (request_timeout, retry_max) = timeouts;
     let mut backoff = CONNECT_RETRY_MIN;
     loop {
         match etcd.connect().await {
@@ -39,6 +40,7 @@ pub(crate) async fn connect_loop<E: Connect>(
                 info!("connected to etcd");
                 metrics.etcd.succeeded();
                 let election = Election::new(client, key, value, request_timeout)
+                    .with_retry_max(retry_max)
                     .with_health(metrics.etcd.clone());
                 let _ = out.send(Some(election));
                 return;
@@ -51,7 +53,7 @@ pub(crate) async fn connect_loop<E: Connect>(
                     "etcd unreachable, node held in standby"
                 );
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
+                backoff = (backoff * 2).min(retry_max);
             }
         }
     }

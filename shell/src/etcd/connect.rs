@@ -2,17 +2,13 @@
 //! that makes a wrong endpoint, certificate or password show at start-up.
 
 use super::{EtcdError, describe};
+use elector_core::Timing;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::timeout;
 use tracing::info;
-
-/// HTTP/2 ping interval of production connections. Pings notice a dead connection even while
-/// every stream on it is quiet. etcd answers pings more frequent than its
-/// `--grpc-keepalive-min-time` (5 s by default) with GOAWAY, so stay well above it.
-const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How to reach etcd in production.
 #[derive(Clone)]
@@ -33,12 +29,19 @@ pub struct EtcdOptions {
     pub connect_timeout: Duration,
     /// Bound on every single etcd call.
     pub request_timeout: Duration,
+    /// HTTP/2 ping interval and ping timeout: a connection that has read nothing for the
+    /// interval while a stream is open is pinged, and closed when the ping is not answered in
+    /// time, so a silently dead member is left for another endpoint
+    /// ([`Timing::etcd_ping_interval`], [`Timing::etcd_ping_timeout`]).
+    pub ping: (Duration, Duration),
 }
 
 impl EtcdOptions {
-    /// Plain-text options for `endpoints` with a 5 s connect and a 2 s request timeout.
+    /// Plain-text options for `endpoints` with a 5 s connect and a 2 s request timeout, and
+    /// the pings of the default timing.
     pub fn new(endpoints: Vec<String>) -> Self {
         EtcdOptions {
+            ping: pings_for(&Timing::default()),
             endpoints,
             ca: None,
             cert: None,
@@ -49,6 +52,11 @@ impl EtcdOptions {
             request_timeout: Duration::from_secs(2),
         }
     }
+}
+
+/// The HTTP/2 ping interval and timeout for an elector running on `timing`.
+pub fn pings_for(timing: &Timing) -> (Duration, Duration) {
+    (timing.etcd_ping_interval(), timing.etcd_ping_timeout())
 }
 
 impl fmt::Debug for EtcdOptions {
@@ -62,6 +70,7 @@ impl fmt::Debug for EtcdOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("ping", &self.ping)
             .finish()
     }
 }
@@ -131,6 +140,9 @@ fn connect_options(opts: &EtcdOptions) -> Result<ConnectOptions, EtcdError> {
     if opts.connect_timeout.is_zero() || opts.request_timeout.is_zero() {
         return invalid("the etcd connect and request timeouts must be positive");
     }
+    if opts.ping.0.is_zero() || opts.ping.1.is_zero() {
+        return invalid("the etcd ping interval and timeout must be positive");
+    }
     let https = opts
         .endpoints
         .iter()
@@ -163,7 +175,7 @@ fn connect_options(opts: &EtcdOptions) -> Result<ConnectOptions, EtcdError> {
 
     let mut options = ConnectOptions::new()
         .with_connect_timeout(opts.connect_timeout)
-        .with_keep_alive(HTTP2_PING_INTERVAL, opts.request_timeout)
+        .with_keep_alive(opts.ping.0, opts.ping.1)
         // etcd counts pings on a connection without streams as abuse; the elector always has
         // its watch open, which is when pings matter.
         .with_keep_alive_while_idle(false)
@@ -295,6 +307,13 @@ mod tests {
                     ..base.clone()
                 },
                 "positive",
+            ),
+            (
+                EtcdOptions {
+                    ping: (Duration::ZERO, Duration::from_secs(1)),
+                    ..base.clone()
+                },
+                "ping interval and timeout must be positive",
             ),
         ];
         for (opts, expected) in cases {

@@ -49,7 +49,7 @@ mod members;
 mod observer;
 mod placement;
 
-pub use connect::{EtcdOptions, check_options, connect};
+pub use connect::{EtcdOptions, check_options, connect, pings_for};
 pub use exclusion::Excluded;
 pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use members::{PrefixEntry, is_member_key};
@@ -58,6 +58,7 @@ pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosi
 
 use crate::status::CallHealth;
 use election::KeepAliveStream;
+use elector_core::Timing;
 use etcd_client::Client;
 use layout::ForeignReport;
 use std::fmt;
@@ -65,6 +66,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::timeout;
 
 /// Errors of the etcd adapter, worded for the operator reading the log.
@@ -111,6 +113,10 @@ struct Shared {
     foreign: Mutex<ForeignReport>,
     /// Where the outcome of every bounded call is recorded, if anywhere.
     health: OnceLock<Arc<CallHealth>>,
+    /// The observer's largest backoff; [`Election::with_retry_max`].
+    retry_max: OnceLock<Duration>,
+    /// Woken by every call etcd answered: the observer's backoff starts over then.
+    answered: Notify,
 }
 
 /// One replica's view of, and part in, the election at `key`. Cheap to clone: clones share
@@ -144,8 +150,26 @@ impl Election {
                 keep_alive: Mutex::new(None),
                 foreign: Mutex::new(ForeignReport::default()),
                 health: OnceLock::new(),
+                retry_max: OnceLock::new(),
+                answered: Notify::new(),
             }),
         }
+    }
+
+    /// Caps the observer's backoff at `retry_max` (the timing's `etcd_retry_max`; without
+    /// this call, the default timing's).
+    pub fn with_retry_max(self, retry_max: Duration) -> Self {
+        let _ = self.shared.retry_max.set(retry_max);
+        self
+    }
+
+    /// The observer's largest backoff.
+    pub(super) fn retry_max(&self) -> Duration {
+        self.shared
+            .retry_max
+            .get()
+            .copied()
+            .unwrap_or_else(|| Timing::default().etcd_retry_max())
     }
 
     /// Records the outcome of every later bounded call (and the re-reads of
@@ -192,6 +216,9 @@ impl Election {
                 Ok(_) => health.succeeded(),
                 Err(error) => health.failed(&error.to_string()),
             }
+        }
+        if result.is_ok() {
+            self.shared.answered.notify_waiters();
         }
         result
     }

@@ -19,9 +19,9 @@ pub const OBSERVE_RECHECK_PERIOD: Duration = Duration::from_secs(2);
 /// asked for a progress report at each, is taken for dead and re-established.
 const WATCH_SILENT_PERIODS: u32 = 2;
 
-/// First and largest delay between two attempts of [`Election::observe`] after a failure.
+/// First delay between two attempts of [`Election::observe`] after a failure; it doubles up to
+/// the timing's retry cap ([`Election::with_retry_max`]).
 const OBSERVE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
-const OBSERVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Why one round of [`Election::observe`] ended.
 enum ObserveEnd {
@@ -45,7 +45,9 @@ impl Election {
     ///
     /// Any error, a compaction, a cancelled or dead watch ends the round: it is reported as
     /// [`Input::ObserveFailed`] and a new round starts after a backoff of 200 ms doubling to
-    /// 5 s, reset once a watch is established.
+    /// the retry cap, reset once a watch is established. Any other call etcd answers (a
+    /// keep-alive, a grant) cuts the wait short to 200 ms and resets the backoff: etcd is
+    /// back, and a new leader must see its own key now, not when a grown backoff ends.
     pub async fn observe(&self, tx: mpsc::Sender<Input>) {
         let mut backoff = OBSERVE_BACKOFF_FIRST;
         loop {
@@ -62,13 +64,25 @@ impl Election {
             if tx.send(Input::ObserveFailed { reason }).await.is_err() {
                 return;
             }
-            tokio::select! {
+            let answered_meanwhile = tokio::select! {
                 // Fixed order, so that a simulation seed always gives the same run.
                 biased;
                 () = tx.closed() => return,
-                () = tokio::time::sleep(backoff) => {}
+                () = self.shared.answered.notified() => true,
+                () = tokio::time::sleep(backoff) => false,
+            };
+            if answered_meanwhile {
+                // At least the first backoff between two rounds, so the loop stays bounded in
+                // rate while other calls succeed and this one keeps failing.
+                backoff = OBSERVE_BACKOFF_FIRST;
+                tokio::select! {
+                    biased;
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+            } else {
+                backoff = (backoff * 2).min(self.retry_max());
             }
-            backoff = (backoff * 2).min(OBSERVE_BACKOFF_MAX);
         }
     }
 
