@@ -240,6 +240,8 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
          node would have stayed active next to the new one.\n"
     );
 
+    super::report_recovery::render_elector_crash(&mut o, r, &tag);
+
     // Handover.
     let _ = writeln!(o, "## Clean handover and unready leader\n\n{tag}");
     let _ = writeln!(
@@ -332,6 +334,9 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     } else {
         let _ = writeln!(o, "Not run in this invocation.\n");
     }
+
+    super::report_recovery::render_etcd_trouble(&mut o, r, &tag);
+    super::report_recovery::render_lease_tradeoff(&mut o, r);
 
     // Footprint.
     let _ = writeln!(o, "## Footprint\n\n{tag}");
@@ -547,6 +552,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
             let _ = writeln!(o, "Not run in this invocation.\n");
         }
     }
+    super::report_recovery::render_sim_builds(&mut o, r, args);
 
     // Reproducing.
     let _ = writeln!(o, "## Reproducing\n");
@@ -572,6 +578,11 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     let _ = writeln!(
         o,
+        "| elector crash on a live host | `--phases elector-crash-default,elector-crash-fast --elector-crash-clusters {} --elector-crash-rounds {}` |",
+        args.elector_crash_clusters, args.elector_crash_rounds
+    );
+    let _ = writeln!(
+        o,
         "| `etcdctl elect` baseline | `--phases baseline --baseline-clusters {}` |",
         args.baseline_clusters
     );
@@ -579,6 +590,10 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         o,
         "| handover, unready leader | `--phases handover --handover-clusters {} --handover-rounds {}` |",
         args.handover_clusters, args.handover_rounds
+    );
+    let _ = writeln!(
+        o,
+        "| etcd trouble, ride-through | `--phases etcd-trouble` (both profiles) |"
     );
     let _ = writeln!(
         o,
@@ -597,8 +612,9 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     let _ = writeln!(
         o,
-        "| simulation speed | `--phases sim --sim-seeds {}`, or `{} --seeds {}` |",
+        "| simulation speed | `--phases sim --sim-seeds {} --sim-ci-seeds {}`, or `{} --seeds {}` |",
         args.sim_seeds,
+        args.sim_ci_seeds,
         args.sim.display(),
         args.sim_seeds
     );
