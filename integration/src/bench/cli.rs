@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     pub(super) sim_seeds: u64,
     /// Seeds of each run at the CI seed set's settings, in the release and the test build
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     pub(super) sim_ci_seeds: u64,
     /// The CI seed set's step (the Makefile's SIM_CI_TICK_MS, which `make bench` passes)
     #[arg(long, default_value_t = 10)]

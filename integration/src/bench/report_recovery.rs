@@ -156,7 +156,7 @@ pub(super) fn render_sim_builds(o: &mut String, r: &Results, args: &Args) {
          default or the 3 s profile, `--tick-ms {}`), {} seeds in each build of \
          `elector-sim`: the release build `make sim-ci` runs, and the build the tests run in \
          (cargo's dev profile, `cargo build -p elector-sim`, what `cargo test -p elector-sim` \
-         compiles the simulation with). Simulated seconds per wall second, on every core:\n",
+         compiles the simulation with). Simulated seconds per wall second, all cores together:\n",
         args.sim_ci_tick_ms, args.sim_ci_seeds
     );
     let _ = writeln!(
@@ -400,7 +400,9 @@ pub(super) fn render_lease_tradeoff(o: &mut String, r: &Results) {
          are derived from the TTL, the drain bound and the clock margins (docs/safety.md), so \
          a shorter TTL buys faster failover with fewer ride-through seconds, never with \
          safety. Give every elector all \
-         etcd endpoints: then one member's trouble costs nothing (the table above).\n"
+         etcd endpoints, so that a leader can move to a live member; whether it does so \
+         before its step-down point, for a member that hangs with its connections open, the \
+         etcd trouble table above shows.\n"
     );
 }
 
