@@ -444,6 +444,18 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                 s.etcd.received_total(),
                 s.etcd.received_total() / s.electors.max(1) as f64
             );
+            // By method, so that every kind of request the electors make shows (a new one,
+            // such as a member registry's writes, appears as its own method).
+            let _ = writeln!(
+                o,
+                "| etcd gRPC messages received, by method, per elector | {} |",
+                s.etcd
+                    .received_per_s
+                    .iter()
+                    .map(|(k, v)| format!("{k} {:.2}/s", v / s.electors.max(1) as f64))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             let _ = writeln!(
                 o,
                 "| keep-alive latency, mean over all | **{}** |",
