@@ -17,8 +17,12 @@
 //!   behaviour);
 //! - `handover`: SIGTERM to the leader's elector, `elector handover`, and the leader's node
 //!   turning unready: the gap with no active node and the overlap (`dual_active`);
+//! - `etcd-trouble`: a three-member etcd cluster of its own, three electors given all three
+//!   endpoints; each member frozen and killed in turn (demotions and leadership moves), then
+//!   the whole cluster frozen for longer and longer (the longest outage ridden through), for
+//!   both timing profiles, beside Patroni's documented rule;
 //! - `footprint`: RSS and CPU of an idle leader and standby, etcd requests per elector;
-//! - `scale`: 100 electors on one etcd: etcd CPU and keep-alive latency;
+//! - `scale`: 100 electors on one etcd: etcd CPU, requests by method and keep-alive latency;
 //! - `sim`: the simulation's speed (simulated seconds per wall second), and at the CI seed
 //!   set's settings in both builds: release and the tests' (cargo's dev profile);
 //! - the criterion results of `cargo bench -p elector-core` are read from `--criterion-dir`.
