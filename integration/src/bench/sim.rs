@@ -60,7 +60,11 @@ pub(super) async fn sim_phase(sim: &Path, seeds: u64, extra: &[&str]) -> Result<
         .to_owned();
     let number_before = |marker: &str| -> Option<f64> {
         let head = line.split(marker).next()?;
-        head.split_whitespace().last()?.parse().ok()
+        head.split_whitespace()
+            .last()?
+            .trim_start_matches('(')
+            .parse()
+            .ok()
     };
     Ok(SimSpeed {
         per_wall_second: number_before("simulated s per wall s").context("parsing the speed")?,
