@@ -123,10 +123,13 @@ image: build
 compose-test: etcd-image image
 	$(CARGO) test --locked -p elector-integration --test docker_compose
 
-## bench: failover, handover, footprint and scale against a local etcd, side by side with
-## etcd's Go election (`etcdctl elect`); criterion for the core's decision step; the
-## simulation's speed. Rewrites docs/benchmarks.md and docs/benchmarks.svg (about 7 minutes
-## on 2 cores once built). BENCH_ARGS go to target/release/bench (see its --help), e.g.
+## bench: failover (a crashed host; an elector crashed on a live host, restarted or followed
+## by force-standby), handover, etcd trouble (a three-member cluster frozen and killed),
+## footprint and scale against local etcd, side by side with etcd's Go election (`etcdctl
+## elect`); criterion for the core's decision step; the simulation's speed in the release and
+## the test build (at the CI seed set's step). Rewrites docs/benchmarks.md and
+## docs/benchmarks.svg (about 15 minutes on 2 cores once built). BENCH_ARGS go to
+## target/release/bench (see its --help), e.g.
 ## BENCH_ARGS="--phases crash-fast --out /tmp/b.md --svg /tmp/b.svg".
 .PHONY: bench
 bench: build
@@ -136,7 +139,12 @@ bench: build
 	$(CARGO) build --release --locked -p elector-sim --bin elector-sim || { \
 	  echo "elector-sim did not build: the report will say its speed was not measured" >&2; \
 	  sim=/nonexistent/elector-sim; }; \
-	target/release/bench --elector bin/elector --sim $$sim --criterion-dir target/criterion $(BENCH_ARGS)
+	sim_test=target/debug/elector-sim; \
+	$(CARGO) build --locked -p elector-sim --bin elector-sim || { \
+	  echo "the test build of elector-sim did not build: its speed will not be measured" >&2; \
+	  sim_test=/nonexistent/elector-sim; }; \
+	target/release/bench --elector bin/elector --sim $$sim --sim-test-build $$sim_test \
+	  --sim-ci-tick-ms $(SIM_CI_TICK_MS) --criterion-dir target/criterion $(BENCH_ARGS)
 
 ## sim-ci: the simulation's CI seed set (part of `make test`): SIM_CI_SEEDS seeds from 0, each
 ## drawing its timing profile (10 s or 3 s lease) and its faults, at a SIM_CI_TICK_MS step, in

@@ -15,7 +15,7 @@ use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
 use elector_model::history::{History, dual_active};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,11 @@ pub struct ReplicaSet<'a> {
     round: Duration,
     flags: FlagStyle,
     replicas: Vec<Replica>,
+    /// When set, every elector gets `--state-dir <state_root>/<value>`: what a restarted
+    /// elector or `force-standby` needs to end a crashed process's term (rule `end_dead_term`).
+    state_root: Option<PathBuf>,
+    /// When set, the electors' `--etcd` (comma-separated endpoints) instead of the host's etcd.
+    etcd_endpoints: Option<String>,
 }
 
 impl<'a> ReplicaSet<'a> {
@@ -187,7 +192,30 @@ impl<'a> ReplicaSet<'a> {
             round: profile.round(),
             flags,
             replicas: Vec::new(),
+            state_root: None,
+            etcd_endpoints: None,
         }
+    }
+
+    /// Electors started from now on are given these etcd endpoints (comma separated), e.g.
+    /// every member of a cluster, instead of the host's one etcd.
+    pub fn set_etcd_endpoints(&mut self, endpoints: String) {
+        self.etcd_endpoints = Some(endpoints);
+    }
+
+    /// Electors started from now on keep their state in `<root>/<value>` (`--state-dir`).
+    pub fn set_state_root(&mut self, root: PathBuf) {
+        self.state_root = Some(root);
+    }
+
+    /// Replica `i`'s `--state-dir`, created if missing; `None` without a state root.
+    pub fn state_dir(&self, i: usize) -> Result<Option<PathBuf>> {
+        let Some(root) = &self.state_root else {
+            return Ok(None);
+        };
+        let dir = root.join(&self.replicas[i].value);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Some(dir))
     }
 
     /// Nodes started from now on have consensus rounds of `round` (it must stay within the
@@ -253,7 +281,10 @@ impl<'a> ReplicaSet<'a> {
     fn elector_args(&self, i: usize) -> Result<Vec<String>> {
         let replica = &self.replicas[i];
         let node = replica.node().context("the replica has no node")?;
-        let etcd = self.host.etcd.endpoint();
+        let etcd = self
+            .etcd_endpoints
+            .clone()
+            .unwrap_or_else(|| self.host.etcd.endpoint());
         let admin = format!("http://{}", node.admin_addr());
         let probe = format!("http://{}", node.probe_addr());
         let mut args = match self.flags {
@@ -282,6 +313,10 @@ impl<'a> ReplicaSet<'a> {
             Some(port) => format!("127.0.0.1:{port}"),
             None => "off".to_owned(),
         });
+        if let Some(dir) = self.state_dir(i)? {
+            args.push("--state-dir".to_owned());
+            args.push(dir.display().to_string());
+        }
         args.extend(self.profile.flags());
         Ok(args)
     }
@@ -361,6 +396,16 @@ impl<'a> ReplicaSet<'a> {
             node.shutdown().await;
         }
         Ok(killed_at)
+    }
+
+    /// A crashed elector on a live host: kill -9 of replica `i`'s elector only; its node
+    /// lives on (active, if it was). Returns the instant of the kill.
+    pub fn kill_elector(&mut self, i: usize) -> Result<Instant> {
+        let replica = &mut self.replicas[i];
+        match std::mem::replace(&mut replica.candidate, Candidate::None) {
+            Candidate::Elector(mut guard) => Ok(guard.kill9()),
+            _ => bail!("replica {} has no elector to kill", replica.value),
+        }
     }
 
     /// The replicas whose node is active now.

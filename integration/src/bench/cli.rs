@@ -16,6 +16,10 @@ pub struct Args {
     /// The simulation binary; its speed is reported if it runs
     #[arg(long, default_value = "target/release/elector-sim")]
     pub(super) sim: PathBuf,
+    /// The simulation built like the tests (cargo's dev profile: `cargo build -p elector-sim`);
+    /// its speed is reported next to the release build's
+    #[arg(long, default_value = "target/debug/elector-sim")]
+    pub(super) sim_test_build: PathBuf,
     /// Where `cargo bench -p elector-core` left criterion's results
     #[arg(long, default_value = "target/criterion")]
     pub(super) criterion_dir: PathBuf,
@@ -25,7 +29,8 @@ pub struct Args {
     /// The chart to write (plain SVG)
     #[arg(long, default_value = "docs/benchmarks.svg")]
     pub(super) svg: PathBuf,
-    /// Phases to run, comma separated: idle, crash-default, crash-fast, baseline, handover,
+    /// Phases to run, comma separated: idle, crash-default, crash-fast,
+    /// elector-crash-default, elector-crash-fast, baseline, handover, etcd-trouble,
     /// footprint, scale, sim (default: all)
     #[arg(long, value_delimiter = ',')]
     pub(super) phases: Option<Vec<String>>,
@@ -39,6 +44,12 @@ pub struct Args {
     pub(super) fast_clusters: usize,
     #[arg(long, default_value_t = 2)]
     pub(super) fast_rounds: usize,
+    /// Elector crash on a live host (both timing profiles): clusters run at once, and rounds
+    /// (one restart and one `force-standby` trial per round)
+    #[arg(long, default_value_t = 5)]
+    pub(super) elector_crash_clusters: usize,
+    #[arg(long, default_value_t = 2)]
+    pub(super) elector_crash_rounds: usize,
     /// Baseline (`etcdctl elect` pairs), all at once, one trial each
     #[arg(long, default_value_t = 20)]
     pub(super) baseline_clusters: usize,
@@ -61,14 +72,23 @@ pub struct Args {
     /// Seeds of the simulation run
     #[arg(long, default_value_t = 50)]
     pub(super) sim_seeds: u64,
+    /// Seeds of each run at the CI seed set's settings, in the release and the test build
+    #[arg(long, default_value_t = 10)]
+    pub(super) sim_ci_seeds: u64,
+    /// The CI seed set's step (the Makefile's SIM_CI_TICK_MS, which `make bench` passes)
+    #[arg(long, default_value_t = 10)]
+    pub(super) sim_ci_tick_ms: u64,
 }
 
-pub(super) const ALL_PHASES: [&str; 8] = [
+pub(super) const ALL_PHASES: [&str; 11] = [
     "idle",
     "crash-default",
     "crash-fast",
+    "elector-crash-default",
+    "elector-crash-fast",
     "baseline",
     "handover",
+    "etcd-trouble",
     "footprint",
     "scale",
     "sim",

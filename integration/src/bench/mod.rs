@@ -8,14 +8,23 @@
 //! - `crash-default`, `crash-fast`: kill -9 of the active replica's elector and node (a
 //!   crashed host), time until the other node is active, at the default timing and with the
 //!   3 s lease profile. Many two-replica clusters on distinct keys run at once;
+//! - `elector-crash-default`, `elector-crash-fast`: kill -9 of the leader's elector alone, its
+//!   node and host alive, then either the elector restarted after 1 s or `elector
+//!   force-standby` at once, both with `--state-dir` (rule `end_dead_term`): time until the
+//!   other node is active, the gap and the overlap;
 //! - `baseline`: the same with two `etcdctl elect` candidates, each with a wrapper that
 //!   activates its node when etcdctl prints that it leads, and never demotes (the Go elector's
 //!   behaviour);
 //! - `handover`: SIGTERM to the leader's elector, `elector handover`, and the leader's node
 //!   turning unready: the gap with no active node and the overlap (`dual_active`);
+//! - `etcd-trouble`: a three-member etcd cluster of its own, three electors given all three
+//!   endpoints; each member frozen and killed in turn (demotions and leadership moves), then
+//!   the whole cluster frozen for longer and longer (the longest outage ridden through), for
+//!   both timing profiles, beside Patroni's documented rule;
 //! - `footprint`: RSS and CPU of an idle leader and standby, etcd requests per elector;
-//! - `scale`: 100 electors on one etcd: etcd CPU and keep-alive latency;
-//! - `sim`: the simulation's speed (simulated seconds per wall second);
+//! - `scale`: 100 electors on one etcd: etcd CPU, requests by method and keep-alive latency;
+//! - `sim`: the simulation's speed (simulated seconds per wall second), and at the CI seed
+//!   set's settings in both builds: release and the tests' (cargo's dev profile);
 //! - the criterion results of `cargo bench -p elector-core` are read from `--criterion-dir`.
 //!
 //! Every child process is killed when its guard is dropped: on success, on error, on panic and
@@ -28,14 +37,18 @@
 mod chart;
 mod cli;
 mod crash;
+mod elector_crash;
 mod etcd;
 mod etcd_budget;
+mod etcd_cluster;
+mod etcd_trouble;
 mod footprint;
 mod handover;
 mod idle;
 mod machine;
 mod procfs;
 mod report;
+mod report_recovery;
 mod scale;
 mod sim;
 mod stats;
@@ -48,7 +61,9 @@ use anyhow::{Context, Result, bail};
 use chart::render_svg;
 use cli::ALL_PHASES;
 use crash::{CrashResult, baseline_phase, crash_phase, failovers};
+use elector_crash::{ElectorCrashResult, elector_crash_phase};
 use etcd::{Etcd, EtcdWindow};
+use etcd_trouble::{TroubleResult, etcd_trouble_phase, profile_tag};
 use footprint::{Footprint, footprint_phase};
 use futures_util::future::join_all;
 use handover::{Handover, HandoverResult, handover_phase, handover_values};
@@ -57,7 +72,7 @@ use machine::{Machine, machine};
 use procfs::{clock_ticks, cpu_time, load_average, machine_jiffies, own_cpu};
 use report::render_markdown;
 use scale::{Scale, scale_phase};
-use sim::{SimSpeed, criterion_results, sim_phase};
+use sim::{SimSpeed, criterion_results, sim_ci_speed, sim_phase};
 use stats::summarize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -124,11 +139,18 @@ struct Results {
     idle: Option<Result<EtcdWindow>>,
     crash_default: Option<CrashResult>,
     crash_fast: Option<CrashResult>,
+    elector_crash_default: Option<ElectorCrashResult>,
+    elector_crash_fast: Option<ElectorCrashResult>,
     baseline: Option<CrashResult>,
     handover: Option<HandoverResult>,
+    /// The etcd-trouble phase, one result per timing profile.
+    etcd_trouble: Vec<TroubleResult>,
     footprint: Option<Result<Footprint>>,
     scale: Option<Result<Scale>>,
     sim: Option<Result<SimSpeed>>,
+    /// The simulation's speed at the CI seed set's settings: the release and the test build.
+    sim_ci_release: Option<Result<SimSpeed>>,
+    sim_ci_test_build: Option<Result<SimSpeed>>,
     criterion: BTreeMap<String, f64>,
     args: Vec<String>,
 }
@@ -231,6 +253,32 @@ async fn run(args: Args) -> Result<()> {
         report_errors("crash-fast", &r.errors);
         results.crash_fast = Some(r);
     }
+    for (phase, profile, slot) in [
+        (
+            "elector-crash-default",
+            TimingProfile::Default,
+            &mut results.elector_crash_default,
+        ),
+        (
+            "elector-crash-fast",
+            TimingProfile::Fast,
+            &mut results.elector_crash_fast,
+        ),
+    ] {
+        if args.runs(phase) {
+            step(&format!("elector crash on a live host, {phase}"));
+            let r = elector_crash_phase(
+                &env,
+                profile,
+                args.elector_crash_clusters,
+                args.elector_crash_rounds,
+                &logs.path().join("state"),
+            )
+            .await;
+            report_errors(phase, &r.errors);
+            *slot = Some(r);
+        }
+    }
     if args.runs("baseline") {
         step("crash failover, etcdctl elect (Go concurrency.Election)");
         let r = baseline_phase(&env, args.baseline_clusters).await;
@@ -242,6 +290,22 @@ async fn run(args: Args) -> Result<()> {
         let r = handover_phase(&env, args.handover_clusters, args.handover_rounds).await;
         report_errors("handover", &r.errors);
         results.handover = Some(r);
+    }
+    if args.runs("etcd-trouble") {
+        for profile in [TimingProfile::Default, TimingProfile::Fast] {
+            step(&format!(
+                "etcd trouble: a three-member cluster, {} profile",
+                profile_tag(profile)
+            ));
+            let dir = logs
+                .path()
+                .join(format!("etcd-trouble-{}", profile_tag(profile)));
+            let r = etcd_trouble_phase(env.host(), profile, &dir).await;
+            if let Some(e) = &r.error {
+                eprintln!("  etcd-trouble: {e}");
+            }
+            results.etcd_trouble.push(r);
+        }
     }
     if args.runs("footprint") {
         step("footprint: one idle leader and one standby");
@@ -263,11 +327,21 @@ async fn run(args: Args) -> Result<()> {
     drop(env);
     if args.runs("sim") {
         step("simulation speed");
-        let r = sim_phase(&args.sim, args.sim_seeds).await;
+        let r = sim_phase(&args.sim, args.sim_seeds, &[]).await;
         if let Err(e) = &r {
             eprintln!("  simulation: {e:#}");
         }
         results.sim = Some(r);
+        for (sim, slot) in [
+            (&args.sim, &mut results.sim_ci_release),
+            (&args.sim_test_build, &mut results.sim_ci_test_build),
+        ] {
+            let r = sim_ci_speed(sim, args.sim_ci_seeds, args.sim_ci_tick_ms).await;
+            if let Err(e) = &r {
+                eprintln!("  simulation ({}): {e:#}", sim.display());
+            }
+            *slot = Some(r);
+        }
     }
     results.criterion = criterion_results(&args.criterion_dir);
 
@@ -307,7 +381,17 @@ async fn run(args: Args) -> Result<()> {
     }) || results
         .handover
         .as_ref()
-        .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero());
+        .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
+        || results
+            .etcd_trouble
+            .iter()
+            .any(|r| r.error.is_some() || !r.overlap.is_zero())
+        || [&results.elector_crash_default, &results.elector_crash_fast]
+            .iter()
+            .any(|r| {
+                r.as_ref()
+                    .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
+            });
     if failed {
         let kept = logs.keep();
         bail!(

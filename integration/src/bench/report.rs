@@ -240,6 +240,8 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
          node would have stayed active next to the new one.\n"
     );
 
+    super::report_recovery::render_elector_crash(&mut o, r, &tag);
+
     // Handover.
     let _ = writeln!(o, "## Clean handover and unready leader\n\n{tag}");
     let _ = writeln!(
@@ -332,6 +334,9 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     } else {
         let _ = writeln!(o, "Not run in this invocation.\n");
     }
+
+    super::report_recovery::render_etcd_trouble(&mut o, r, &tag);
+    super::report_recovery::render_lease_tradeoff(&mut o, r);
 
     // Footprint.
     let _ = writeln!(o, "## Footprint\n\n{tag}");
@@ -441,6 +446,18 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                 s.etcd.received_total(),
                 s.etcd.received_total() / s.electors.max(1) as f64
             );
+            // By method, so that every kind of request the electors make shows (a new one,
+            // such as a member registry's writes, appears as its own method).
+            let _ = writeln!(
+                o,
+                "| etcd gRPC messages received, by method, per elector | {} |",
+                s.etcd
+                    .received_per_s
+                    .iter()
+                    .map(|(k, v)| format!("{k} {:.2}/s", v / s.electors.max(1) as f64))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             let _ = writeln!(
                 o,
                 "| keep-alive latency, mean over all | **{}** |",
@@ -549,6 +566,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
             let _ = writeln!(o, "Not run in this invocation.\n");
         }
     }
+    super::report_recovery::render_sim_builds(&mut o, r, args);
 
     // Reproducing.
     let _ = writeln!(o, "## Reproducing\n");
@@ -574,6 +592,11 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     let _ = writeln!(
         o,
+        "| elector crash on a live host | `--phases elector-crash-default,elector-crash-fast --elector-crash-clusters {} --elector-crash-rounds {}` |",
+        args.elector_crash_clusters, args.elector_crash_rounds
+    );
+    let _ = writeln!(
+        o,
         "| `etcdctl elect` baseline | `--phases baseline --baseline-clusters {}` |",
         args.baseline_clusters
     );
@@ -581,6 +604,10 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         o,
         "| handover, unready leader | `--phases handover --handover-clusters {} --handover-rounds {}` |",
         args.handover_clusters, args.handover_rounds
+    );
+    let _ = writeln!(
+        o,
+        "| etcd trouble, ride-through | `--phases etcd-trouble` (both profiles) |"
     );
     let _ = writeln!(
         o,
@@ -599,8 +626,9 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     let _ = writeln!(
         o,
-        "| simulation speed | `--phases sim --sim-seeds {}`, or `{} --seeds {}` |",
+        "| simulation speed | `--phases sim --sim-seeds {} --sim-ci-seeds {}`, or `{} --seeds {}` |",
         args.sim_seeds,
+        args.sim_ci_seeds,
         args.sim.display(),
         args.sim_seeds
     );

@@ -16,8 +16,18 @@ pub(super) struct SimSpeed {
     pub(super) wall: f64,
 }
 
-/// Runs the simulation binary for `seeds` seeds and reads its speed line.
-pub(super) async fn sim_phase(sim: &Path, seeds: u64) -> Result<SimSpeed> {
+/// Bound on one simulation run of the benchmark.
+const SIM_BOUND: Duration = Duration::from_secs(300);
+
+/// The simulation's speed at the CI seed set's settings (`make sim-ci`: both timing profiles
+/// drawn per seed, `tick_ms` steps), in one build of `elector-sim`.
+pub(super) async fn sim_ci_speed(sim: &Path, seeds: u64, tick_ms: u64) -> Result<SimSpeed> {
+    let tick = tick_ms.to_string();
+    sim_phase(sim, seeds, &["--profile", "mixed", "--tick-ms", &tick]).await
+}
+
+/// Runs the simulation binary for `seeds` seeds with `extra` flags and reads its speed line.
+pub(super) async fn sim_phase(sim: &Path, seeds: u64, extra: &[&str]) -> Result<SimSpeed> {
     if !sim.exists() {
         bail!("{} does not exist", sim.display());
     }
@@ -25,14 +35,15 @@ pub(super) async fn sim_phase(sim: &Path, seeds: u64) -> Result<SimSpeed> {
     let command = tokio::process::Command::new(sim)
         .arg("--seeds")
         .arg(seeds.to_string())
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), command)
+    let output = tokio::time::timeout(SIM_BOUND, command)
         .await
-        .context("the simulation did not finish within 300 s")??;
+        .with_context(|| format!("the simulation did not finish within {SIM_BOUND:?}"))??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     // "simulated: 6000 s in 4.2 s wall: 1428 simulated s per wall s (714 per core)"
     let line = stdout
@@ -49,7 +60,11 @@ pub(super) async fn sim_phase(sim: &Path, seeds: u64) -> Result<SimSpeed> {
         .to_owned();
     let number_before = |marker: &str| -> Option<f64> {
         let head = line.split(marker).next()?;
-        head.split_whitespace().last()?.parse().ok()
+        head.split_whitespace()
+            .last()?
+            .trim_start_matches('(')
+            .parse()
+            .ok()
     };
     Ok(SimSpeed {
         per_wall_second: number_before("simulated s per wall s").context("parsing the speed")?,

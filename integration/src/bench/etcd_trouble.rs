@@ -1,0 +1,250 @@
+//! The `etcd-trouble` phase: three electors, each given all three endpoints of a three-member
+//! etcd cluster. First each member in turn, the raft leader first, is frozen (SIGSTOP) for
+//! [`hold`] and thawed, then killed for as long and started again, each restored before the
+//! next: demotions and leadership moves are counted (the goal is none while a majority is
+//! up). Then the whole cluster is frozen for increasing lengths until the leader demotes: the
+//! longest etcd-wide outage it rode through.
+
+use super::SETTLE;
+use super::etcd_cluster::{EtcdCluster, MEMBERS};
+use crate::replica_set::{FlagStyle, Host, ReplicaSet};
+use crate::timing_profile::TimingProfile;
+use anyhow::{Context, Result, bail};
+use elector_model::history::History;
+use etcd_client::GetOptions;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long one member stays frozen or dead: the lease TTL and 2 s more, so that a leader
+/// that could not switch to a live member would have lost its lease meanwhile.
+fn hold(profile: TimingProfile) -> Duration {
+    profile.timing().lease_ttl + Duration::from_secs(2)
+}
+
+/// Quiet time after a member is restored, before the next one is disturbed.
+const SETTLE_BETWEEN: Duration = Duration::from_secs(2);
+
+/// The etcd-wide freezes tried, in tenths of the lease TTL: from 0.3 TTL to 1.5 TTL.
+const OUTAGE_TENTHS: std::ops::RangeInclusive<u32> = 3..=15;
+
+/// After an etcd-wide freeze, how long to watch for a demotion once etcd serves again: a
+/// leader whose lease expired meanwhile learns it at its next keep-alive.
+fn after_thaw(profile: TimingProfile) -> Duration {
+    profile.timing().keepalive_interval * 3 + Duration::from_secs(1)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Trouble {
+    Freeze,
+    Kill,
+}
+
+/// One disturbance of one member and what the electors did meanwhile.
+#[derive(Clone, Debug)]
+pub(super) struct MemberTrouble {
+    pub(super) member: String,
+    pub(super) raft_leader: bool,
+    pub(super) trouble: Trouble,
+    pub(super) held: f64,
+    /// Active nodes that went inactive.
+    pub(super) demotions: usize,
+    /// Nodes that became active.
+    pub(super) moves: usize,
+}
+
+/// One etcd-wide freeze and whether the leader rode through it.
+#[derive(Clone, Debug)]
+pub(super) struct Outage {
+    pub(super) length: f64,
+    pub(super) demoted: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct TroubleResult {
+    pub(super) profile: TimingProfile,
+    pub(super) members: Vec<MemberTrouble>,
+    pub(super) outages: Vec<Outage>,
+    pub(super) overlap: Duration,
+    pub(super) histories: usize,
+    pub(super) wall: Duration,
+    pub(super) error: Option<String>,
+}
+
+impl TroubleResult {
+    /// The longest etcd-wide freeze tried that the leader rode through, if shorter ones all
+    /// passed too.
+    pub(super) fn ride_through(&self) -> Option<f64> {
+        self.outages
+            .iter()
+            .take_while(|o| !o.demoted)
+            .map(|o| o.length)
+            .last()
+    }
+
+    /// The shortest freeze that made the leader demote.
+    pub(super) fn first_demotion(&self) -> Option<f64> {
+        self.outages.iter().find(|o| o.demoted).map(|o| o.length)
+    }
+}
+
+/// A profile's name in keys and directories.
+pub(super) fn profile_tag(profile: TimingProfile) -> &'static str {
+    match profile {
+        TimingProfile::Default => "default",
+        TimingProfile::Fast => "fast",
+        TimingProfile::Functional => "functional",
+    }
+}
+
+/// Demotions (an active node going inactive) and activations in `histories` at or after
+/// `since` (on the run's clock).
+fn changes_since(histories: &[History], since: Duration) -> (usize, usize) {
+    let (mut demotions, mut activations) = (0, 0);
+    for history in histories {
+        let mut active = false;
+        for &(at, now_active) in history {
+            if at >= since && now_active != active {
+                if now_active {
+                    activations += 1;
+                } else {
+                    demotions += 1;
+                }
+            }
+            active = now_active;
+        }
+    }
+    (demotions, activations)
+}
+
+pub(super) async fn etcd_trouble_phase(
+    host: Host<'_>,
+    profile: TimingProfile,
+    dir: &Path,
+) -> TroubleResult {
+    let started = Instant::now();
+    let mut result = TroubleResult {
+        profile,
+        members: Vec::new(),
+        outages: Vec::new(),
+        overlap: Duration::ZERO,
+        histories: 0,
+        wall: Duration::ZERO,
+        error: None,
+    };
+    let outcome = async {
+        std::fs::create_dir_all(dir)?;
+        let mut etcd = EtcdCluster::start(dir).await?;
+        let key = format!("/bench/etcd-trouble-{}", profile_tag(profile));
+        let mut set = ReplicaSet::new(host, key, profile, FlagStyle::Conventional);
+        set.set_etcd_endpoints(etcd.endpoints());
+        let outcome = trouble(&mut etcd, &mut set, profile, &mut result).await;
+        (result.overlap, result.histories) = set.overlap();
+        set.shutdown().await;
+        outcome
+    }
+    .await;
+    if let Err(e) = outcome {
+        result.error = Some(format!("{e:#}"));
+    }
+    result.wall = started.elapsed();
+    result
+}
+
+async fn trouble(
+    etcd: &mut EtcdCluster,
+    set: &mut ReplicaSet<'_>,
+    profile: TimingProfile,
+    result: &mut TroubleResult,
+) -> Result<()> {
+    for value in ["a", "b", "c"] {
+        let i = set.add_replica(value.to_owned(), false).await?;
+        set.start_elector(i)?;
+    }
+    set.wait_active(None, SETTLE).await?;
+    wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+    let hold = hold(profile);
+    let first = etcd.raft_leader().await?;
+    let order: Vec<usize> = std::iter::once(first)
+        .chain((0..MEMBERS).filter(|&m| m != first))
+        .collect();
+    for m in order {
+        for trouble in [Trouble::Freeze, Trouble::Kill] {
+            let raft_leader = etcd.raft_leader().await? == m;
+            let since = set.host().on_clock(Instant::now());
+            match trouble {
+                Trouble::Freeze => etcd.freeze(m)?,
+                Trouble::Kill => etcd.kill(m)?,
+            }
+            tokio::time::sleep(hold).await;
+            match trouble {
+                Trouble::Freeze => {
+                    etcd.thaw(m)?;
+                    etcd.wait_healthy(m).await?;
+                }
+                Trouble::Kill => etcd.restart(m).await?,
+            }
+            tokio::time::sleep(SETTLE_BETWEEN).await;
+            let (demotions, moves) = changes_since(&set.histories(), since);
+            result.members.push(MemberTrouble {
+                member: etcd.name(m).to_owned(),
+                raft_leader,
+                trouble,
+                held: hold.as_secs_f64(),
+                demotions,
+                moves,
+            });
+            set.wait_active(None, SETTLE).await?;
+            wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+        }
+    }
+    let ttl = profile.timing().lease_ttl;
+    for tenths in OUTAGE_TENTHS {
+        let length = ttl * tenths / 10;
+        let since = set.host().on_clock(Instant::now());
+        for m in 0..MEMBERS {
+            etcd.freeze(m)?;
+        }
+        tokio::time::sleep(length).await;
+        for m in 0..MEMBERS {
+            etcd.thaw(m)?;
+        }
+        etcd.wait_all_healthy().await?;
+        tokio::time::sleep(after_thaw(profile)).await;
+        let (demotions, moves) = changes_since(&set.histories(), since);
+        let demoted = demotions + moves > 0;
+        result.outages.push(Outage {
+            length: length.as_secs_f64(),
+            demoted,
+        });
+        if demoted {
+            break;
+        }
+        wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+    }
+    // The cluster recovers by itself (one active node again) before it is torn down.
+    set.wait_active(None, SETTLE).await?;
+    Ok(())
+}
+
+/// Waits (bounded) until `count` candidate keys are under `<key>/`.
+async fn wait_candidates(etcd: &EtcdCluster, key: &str, count: i64) -> Result<()> {
+    let mut client = etcd.client().await?;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let found = client
+            .get(
+                format!("{key}/"),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .context("counting candidates")?
+            .count();
+        if found == count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{key}: {found} candidates, not {count}, within {SETTLE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
