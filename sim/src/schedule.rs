@@ -3,6 +3,10 @@
 //!
 //! Everything here is decided before the run starts, so a seed names the run completely and a
 //! schedule can be printed before the timeline it produced.
+//!
+//! One file on purpose: a seed's meaning is the order of its draws, so every draw is here, in
+//! the order it is made (profile, replicas, clocks, network, faults, fence outcomes), with the
+//! types it draws; spread over files, a new draw could silently reorder the others.
 
 use crate::rng::Rng;
 use elector_core::{Mutation, Timing};

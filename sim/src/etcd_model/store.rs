@@ -4,6 +4,11 @@
 //! Each rule follows etcd v3.4.23; the Go function it mirrors is named in its doc comment
 //! (`apply.go` is `etcdserver/apply.go`, `lessor.go` is `lease/lessor.go`, `kvstore_txn.go` is
 //! `mvcc/kvstore_txn.go`, `key.go` is `etcdserver/api/v3rpc/key.go`).
+//!
+//! One file on purpose: keys, revisions, leases and the change log are one state, and every
+//! rule here (a put, a transaction, a lease's expiry) reads and writes all of it in one step, as
+//! etcd's apply does; split by concept, one transaction's effects would be spread over files.
+//! Its tests are in `store/tests.rs`.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
