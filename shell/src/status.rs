@@ -202,13 +202,20 @@ impl Status {
         });
     }
 
-    /// The latest snapshot (None before the driver's first step).
+    /// The latest snapshot (None before the driver's first step), with etcd's connection
+    /// judged now: the driver publishes only when it steps, and with etcd silent it may not
+    /// step for a while, so a published `etcd_connected` would say what `/metrics` no longer
+    /// says.
     pub fn snapshot(&self) -> Option<Snapshot> {
-        self.inner
+        let mut snapshot = self
+            .inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .snapshot
-            .clone()
+            .clone()?;
+        snapshot.etcd_connected = self.metrics.etcd_connected();
+        snapshot.etcd_error = self.metrics.etcd.error();
+        Some(snapshot)
     }
 
     /// True when the driver loop ran within [`STALL_AFTER`].
