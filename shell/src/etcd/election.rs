@@ -6,8 +6,8 @@ use super::layout::{HandoverRecordJson, HandoverRequestJson, header_revision};
 use super::{Election, EtcdError, describe};
 use elector_core::{CandidateId, HandoverRecord, LeaseId, Observation};
 use etcd_client::{
-    Compare, CompareOp, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, SortOrder,
-    SortTarget, Txn, TxnOp, TxnOpResponse,
+    Compare, CompareOp, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use std::sync::PoisonError;
 use std::time::Duration;
@@ -24,6 +24,14 @@ fn is_lease_not_found(error: &etcd_client::Error) -> bool {
         etcd_client::Error::LeaseKeepAliveError(message) => message == "lease not found",
         _ => false,
     }
+}
+
+/// What [`Election::put_if_absent`] found.
+pub(super) enum PutIfAbsent {
+    /// Written now, at this revision (`None` if etcd's answer had no header).
+    Created(Option<i64>),
+    /// The key existed; what it holds (`None` if the read came back empty).
+    Exists(Option<KeyValue>),
 }
 
 /// One open keep-alive stream of one lease.
@@ -125,33 +133,49 @@ impl Election {
         Ok(ttl)
     }
 
+    /// One transaction: if `create_revision(key) == 0` put `value` (with `options`), else
+    /// read the key. How a candidate key and an exclusion are created without overwriting.
+    pub(super) async fn put_if_absent(
+        &self,
+        operation: impl Fn() -> String,
+        key: &str,
+        value: String,
+        options: Option<PutOptions>,
+    ) -> Result<PutIfAbsent, EtcdError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, options)])
+            .or_else([TxnOp::get(key, None)]);
+        let mut kv = self.shared.client.kv_client();
+        let answer = self
+            .bounded(operation, async move { kv.txn(txn).await })
+            .await?;
+        if answer.succeeded() {
+            return Ok(PutIfAbsent::Created(header_revision(&answer)));
+        }
+        let existing = answer.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(get) => get.kvs().first().cloned(),
+            _ => None,
+        });
+        Ok(PutIfAbsent::Exists(existing))
+    }
+
     /// Creates this replica's candidate key for `lease` unless it exists, and returns its
     /// create revision: its place in the line. Like Go's `Campaign`, one transaction: if
     /// `create_revision(key) == 0` put the value attached to the lease, else read the key.
     pub async fn create_candidate(&self, lease: LeaseId) -> Result<i64, EtcdError> {
         let key = self.candidate_key(lease);
         let operation = || format!("creation of candidate {key}");
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key.clone(),
-                self.shared.value.clone(),
-                Some(PutOptions::new().with_lease(lease)),
-            )])
-            .or_else([TxnOp::get(key.clone(), None)]);
-        let mut kv = self.shared.client.kv_client();
-        let answer = self
-            .bounded(operation, async move { kv.txn(txn).await })
-            .await?;
-        if answer.succeeded() {
-            return header_revision(&answer).ok_or_else(|| EtcdError::UnexpectedResponse {
-                operation: operation(),
-                detail: "no header".to_owned(),
-            });
-        }
-        let existing = match answer.op_responses().into_iter().next() {
-            Some(TxnOpResponse::Get(get)) => get.kvs().first().cloned(),
-            _ => None,
+        let value = self.shared.value.clone();
+        let options = Some(PutOptions::new().with_lease(lease));
+        let existing = match self.put_if_absent(operation, &key, value, options).await? {
+            PutIfAbsent::Created(revision) => {
+                return revision.ok_or_else(|| EtcdError::UnexpectedResponse {
+                    operation: operation(),
+                    detail: "no header".to_owned(),
+                });
+            }
+            PutIfAbsent::Exists(existing) => existing,
         };
         let Some(existing) = existing else {
             return Err(EtcdError::UnexpectedResponse {

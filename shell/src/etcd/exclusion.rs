@@ -3,9 +3,9 @@
 //! with no lease, so that an exclusion outlives every elector and stays until it is lifted.
 //! Each running elector reads its own key with the election (rule `excluded_replica`).
 
+use super::election::PutIfAbsent;
 use super::layout::ExclusionJson;
 use super::{Election, EtcdError};
-use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
 /// What [`Election::exclude`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,24 +31,14 @@ impl Election {
             operation: operation(),
             reason: error.to_string(),
         })?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key.clone(), json, None)])
-            .or_else([TxnOp::get(key.clone(), None)]);
-        let mut kv = self.shared.client.kv_client();
-        let answer = self
-            .bounded(operation, async move { kv.txn(txn).await })
-            .await?;
-        if answer.succeeded() {
-            return Ok(Excluded::New);
-        }
-        let stored = answer.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
-            _ => None,
-        });
-        Ok(Excluded::Already(
-            stored.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
-        ))
+        Ok(
+            match self.put_if_absent(operation, &key, json, None).await? {
+                PutIfAbsent::Created(_) => Excluded::New,
+                PutIfAbsent::Exists(stored) => {
+                    Excluded::Already(stored.and_then(|kv| serde_json::from_slice(kv.value()).ok()))
+                }
+            },
+        )
     }
 
     /// Lifts the exclusion of `value`; says whether there was one.
