@@ -10,6 +10,10 @@
 //!   `/metrics`.
 //!
 //! Time is [`tokio::time::Instant`] since [`StandIn::start`]; the model's epoch is that start.
+//!
+//! Over 600 lines for one job: the stand-in node's two servers, its fault switches and its
+//! model of `/ha` (`elector_model::node`) make one program that the tests, the demo and the
+//! container image run.
 
 use std::future;
 use std::io;

@@ -18,6 +18,10 @@
 //!
 //! Needs `promtool` and `systemd-analyze` (`make prereqs` installs them) and, for the running
 //! parts, `cargo build -p elector` and etcd.
+//!
+//! One test binary per subject on purpose (each file under `tests/` is linked separately, which
+//! costs CI minutes on 2 cores): every shipped file under `deploy/` is checked here, each by
+//! its own test.
 
 use elector_core::Timing;
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};

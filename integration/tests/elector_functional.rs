@@ -7,6 +7,9 @@
 //! wait (an election, a lease expiring); nothing asserts how fast the elector is, except the
 //! safety property that a leader cut off from etcd demotes its node before its lease can
 //! expire.
+//!
+//! One test binary per subject on purpose (each file under `tests/` is linked separately, which
+//! costs CI minutes on 2 cores); its tests are independent and share only the cluster fixture.
 
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE, log_text, ttl};
 use elector_integration::etcd_process::EtcdProcess;

@@ -3,6 +3,10 @@
 //!
 //! Every wait is bounded; etcd and etcdctl processes are killed when their guards drop,
 //! whether the test passes or panics.
+//!
+//! One test binary per subject on purpose (each file under `tests/` is linked separately, which
+//! costs CI minutes on 2 cores): every test drives the shell's etcd adapter against a real
+//! etcd, with one set of helpers.
 
 use anyhow::{Context, Result, bail, ensure};
 use elector::etcd::{Election, EtcdError, EtcdOptions, Placement, check_key_placement, connect};

@@ -31,6 +31,10 @@
 //!   a past revision reaches etcd's unsynced watcher group, which is caught up by a loop every
 //!   100 ms in batches, while the model replays at creation; the live responses are also
 //!   compared as (revision, number of events) per response.
+//!
+//! One test binary per subject on purpose (each file under `tests/` is linked separately, which
+//! costs CI minutes on 2 cores): every test here runs one scenario against both the model and a
+//! real etcd and compares them, with one comparison harness.
 
 use anyhow::{Context, Result, bail, ensure};
 use elector_integration::etcd_process::EtcdProcess;

@@ -6,6 +6,9 @@
 //! active, the old one's standby, and the shared checker (`elector_model::history::dual_active`)
 //! finds no instant with two active nodes. Run `cargo build -p elector` first. Every wait and
 //! every command is bounded; processes are killed when their guards drop.
+//!
+//! One test binary per subject on purpose (each file under `tests/` is linked separately, which
+//! costs CI minutes on 2 cores); its tests are independent and share only the cluster fixture.
 
 use elector::etcd::{Election, EtcdOptions, connect};
 use elector::status::{parse_exposition, sample_value};

@@ -6,6 +6,10 @@
 //!
 //! Exit status: 0 when no flag is raised, [`EXIT_FLAGGED`] when any is (so it serves as a
 //! check), [`EXIT_ETCD`] when etcd cannot be read, 2 for bad flags (clap).
+//!
+//! Over 600 lines for one job: reading the election, the registry and the exclusions, judging
+//! the flags (one pure function) and rendering the table and the JSON schema are one command's
+//! view of the set; the flag rules' tests are in `status/tests.rs`.
 
 use super::{Connection, EXIT_FAILED, connect};
 use elector::cli::{EtcdArgs, StatusArgs};
