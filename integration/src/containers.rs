@@ -27,28 +27,27 @@
 //! images, and what this engine needs: docs/testing.md.
 
 pub mod etcd;
+mod exec;
+mod logs;
 pub mod replicas;
 
+pub use exec::{ExecOutput, TtyExec, exec};
+pub use logs::{LogLine, log_tail, logs_with_times, parse_rfc3339_utc};
+
 use anyhow::{Context, Result, anyhow, bail};
-use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use testcontainers::bollard::Docker;
-use testcontainers::bollard::container::LogOutput;
-use testcontainers::bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use testcontainers::bollard::models::{
     EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
     PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
-    KillContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
-    RemoveContainerOptions,
+    KillContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 /// Set to `1` to make a missing Docker engine a test failure instead of a skip (CI sets it).
 pub const REQUIRE_DOCKER_ENV: &str = "ELECTOR_REQUIRE_DOCKER";
@@ -507,286 +506,6 @@ impl Drop for DockerNetwork {
     }
 }
 
-/// What a finished `exec` printed and how it ended.
-#[derive(Clone, Debug)]
-pub struct ExecOutput {
-    pub exit_code: Option<i64>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl ExecOutput {
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-}
-
-/// Runs `cmd` inside `container` to completion, bounded by [`EXEC_TIMEOUT`] (give the command
-/// its own shorter timeouts: a command still running at the bound is left to die with the
-/// container).
-pub async fn exec(docker: &Docker, container: &str, cmd: &[String]) -> Result<ExecOutput> {
-    let run = async {
-        let created = docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(cmd.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let StartExecResults::Attached { mut output, .. } = docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: None,
-                }),
-            )
-            .await?
-        {
-            while let Some(chunk) = output.next().await {
-                match chunk? {
-                    LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    LogOutput::Console { message } => stdout.extend_from_slice(&message),
-                    LogOutput::StdIn { .. } => {}
-                }
-            }
-        }
-        let inspect = docker.inspect_exec(&created.id).await?;
-        Ok::<_, anyhow::Error>(ExecOutput {
-            exit_code: inspect.exit_code,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
-    };
-    match tokio::time::timeout(EXEC_TIMEOUT, run).await {
-        Ok(result) => result.with_context(|| format!("exec {cmd:?} in {container}")),
-        Err(_) => bail!("exec {cmd:?} in {container} did not finish within {EXEC_TIMEOUT:?}"),
-    }
-}
-
-/// A long-running command inside a container with a terminal (`docker exec -it`), so that it
-/// can be interrupted as Ctrl-C does: [`TtyExec::interrupt`] types `^C` and the terminal
-/// sends SIGINT to it. Images without a shell or `kill` need this to signal an exec'd process.
-/// Output lines arrive as they are printed. A process still running when this is dropped
-/// dies with its container.
-pub struct TtyExec {
-    docker: Docker,
-    exec_id: String,
-    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    lines: mpsc::UnboundedReceiver<String>,
-    reader: tokio::task::JoinHandle<()>,
-    what: String,
-}
-
-impl TtyExec {
-    pub async fn start(docker: &Docker, container: &str, cmd: &[String]) -> Result<TtyExec> {
-        let what = format!("{cmd:?} in {container}");
-        let created = bounded(docker.create_exec(
-            container,
-            CreateExecOptions::<String> {
-                cmd: Some(cmd.to_vec()),
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                tty: Some(true),
-                ..Default::default()
-            },
-        ))
-        .await
-        .with_context(|| format!("creating exec {what}"))?;
-        let started = bounded(docker.start_exec(
-            &created.id,
-            Some(StartExecOptions {
-                detach: false,
-                tty: true,
-                output_capacity: None,
-            }),
-        ))
-        .await
-        .with_context(|| format!("starting exec {what}"))?;
-        let StartExecResults::Attached { mut output, input } = started else {
-            bail!("exec {what} started detached");
-        };
-        let (tx, lines) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(async move {
-            let mut pending = String::new();
-            while let Some(Ok(chunk)) = output.next().await {
-                pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-                while let Some(end) = pending.find('\n') {
-                    let line = pending[..end].trim_end_matches('\r').to_owned();
-                    pending.drain(..=end);
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(TtyExec {
-            docker: docker.clone(),
-            exec_id: created.id,
-            input,
-            lines,
-            reader,
-            what,
-        })
-    }
-
-    /// The next output line, waiting at most `within`.
-    pub async fn next_line(&mut self, within: Duration) -> Result<String> {
-        match tokio::time::timeout(within, self.lines.recv()).await {
-            Ok(Some(line)) => Ok(line),
-            Ok(None) => bail!("{} ended its output", self.what),
-            Err(_) => bail!("{} printed no line within {within:?}", self.what),
-        }
-    }
-
-    /// Whether no line was printed during `period`.
-    pub async fn silent_for(&mut self, period: Duration) -> bool {
-        tokio::time::timeout(period, self.lines.recv())
-            .await
-            .is_err()
-    }
-
-    /// Whether the process still runs.
-    pub async fn running(&self) -> Result<bool> {
-        let inspect = bounded(self.docker.inspect_exec(&self.exec_id)).await?;
-        Ok(inspect.running.unwrap_or(false))
-    }
-
-    /// Types Ctrl-C (the terminal sends SIGINT) and waits, bounded, until the process exited;
-    /// returns its exit code.
-    pub async fn interrupt(&mut self, within: Duration) -> Result<Option<i64>> {
-        self.input
-            .write_all(&[0x03])
-            .await
-            .with_context(|| format!("typing ^C to {}", self.what))?;
-        self.input.flush().await?;
-        let deadline = Instant::now() + within;
-        loop {
-            let inspect = bounded(self.docker.inspect_exec(&self.exec_id)).await?;
-            if inspect.running == Some(false) {
-                return Ok(inspect.exit_code);
-            }
-            if Instant::now() > deadline {
-                bail!("{} still runs {within:?} after ^C", self.what);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for TtyExec {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-/// One line of a container's log with the time the engine received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    pub at: SystemTime,
-    pub text: String,
-}
-
-/// Everything `container` printed so far (stdout and stderr), with the engine's timestamps.
-pub async fn logs_with_times(docker: &Docker, container: &str) -> Result<Vec<LogLine>> {
-    let mut stream = docker.logs(
-        container,
-        Some(LogsOptions {
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            follow: false,
-            tail: "all".to_owned(),
-            ..Default::default()
-        }),
-    );
-    let collect = async {
-        let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
-        }
-        Ok::<_, anyhow::Error>(text)
-    };
-    let text = match tokio::time::timeout(DOCKER_CALL_TIMEOUT, collect).await {
-        Ok(text) => text.with_context(|| format!("reading the log of {container}"))?,
-        Err(_) => bail!("the log of {container} did not arrive within {DOCKER_CALL_TIMEOUT:?}"),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (stamp, rest) = line.split_once(' ')?;
-            Some(LogLine {
-                at: parse_rfc3339_utc(stamp)?,
-                text: rest.trim_end_matches('\r').to_owned(),
-            })
-        })
-        .collect())
-}
-
-/// The last `lines` lines of a container's log, for failure messages; never fails.
-pub async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
-    match logs_with_times(docker, container).await {
-        Ok(all) => all[all.len().saturating_sub(lines)..]
-            .iter()
-            .map(|line| line.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Err(error) => format!("(no log: {error:#})"),
-    }
-}
-
-/// Parses the engine's log timestamps: RFC 3339 in UTC, `2026-11-26T07:30:00.123456789Z`.
-pub fn parse_rfc3339_utc(stamp: &str) -> Option<SystemTime> {
-    let stamp = stamp.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
-    let (clock, fraction) = match time.split_once('.') {
-        Some((clock, fraction)) => (clock, fraction),
-        None => (time, ""),
-    };
-    let mut clock = clock.splitn(3, ':').map(str::parse::<i64>);
-    let (hour, minute, second) = (
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-    );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    let nanos: u32 = if fraction.is_empty() {
-        0
-    } else {
-        let digits: String = fraction.chars().take(9).collect();
-        if !digits.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        format!("{digits:0<9}").parse().ok()?
-    };
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * m + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
-    let seconds = u64::try_from(seconds).ok()?;
-    Some(UNIX_EPOCH + Duration::new(seconds, nanos))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,28 +530,5 @@ mod tests {
             ImageRef::parse("quay.io/coreos/etcd:v3.4.23").reference(),
             "quay.io/coreos/etcd:v3.4.23"
         );
-    }
-
-    #[test]
-    fn engine_timestamps_parse() {
-        let at = parse_rfc3339_utc("2026-11-26T07:30:01.123456789Z").unwrap();
-        let since = at.duration_since(UNIX_EPOCH).unwrap();
-        assert_eq!(since.as_secs(), 1_795_678_201);
-        assert_eq!(since.subsec_nanos(), 123_456_789);
-        let short = parse_rfc3339_utc("1970-01-02T00:00:00.5Z").unwrap();
-        assert_eq!(
-            short.duration_since(UNIX_EPOCH).unwrap(),
-            Duration::from_millis(86_400_500)
-        );
-        assert_eq!(
-            parse_rfc3339_utc("2000-03-01T00:00:00Z")
-                .unwrap()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-            951_868_800
-        );
-        assert!(parse_rfc3339_utc("2026-11-26 07:30:01Z").is_none());
-        assert!(parse_rfc3339_utc("2026-13-26T07:30:01Z").is_none());
     }
 }

@@ -2,16 +2,16 @@
 //! ([`elector_binary`]), starting it without the caller's `ELECTOR_*` settings
 //! ([`elector_command`]), free loopback ports ([`free_port`]) and a minimal HTTP client for
 //! status servers, stand-ins and etcd's metrics ([`http_get`], [`http_get_blocking`],
-//! [`http_get_ok`]).
+//! [`http_get_ok`]), and a child process killed when its guard drops ([`Guarded`]).
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Set this environment variable to run another `elector` binary (a release build, a
@@ -231,6 +231,97 @@ fn dechunk(head: &str, body: &str) -> String {
         rest = after[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped. Its exit status is kept once
+/// seen; every method takes `&self`, so a replica set can be read while its processes run.
+pub struct Guarded {
+    /// The child and, once reaped, its exit status. Reaping happens only under this lock, so
+    /// while `exit` is `None` the child's pid names our own process.
+    state: Mutex<(Child, Option<ExitStatus>)>,
+    pid: u32,
+}
+
+impl Guarded {
+    pub fn new(child: Child) -> Guarded {
+        let pid = child.id();
+        Guarded {
+            state: Mutex::new((child, None)),
+            pid,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Child, Option<ExitStatus>)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status, once the process ended (it is reaped then).
+    pub fn exit(&self) -> Option<ExitStatus> {
+        let mut state = self.lock();
+        let (child, exit) = &mut *state;
+        if exit.is_none()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            *exit = Some(status);
+        }
+        *exit
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.exit().is_none()
+    }
+
+    /// Sends `sig`; fails if the process has already ended.
+    pub fn signal(&self, sig: libc::c_int) -> Result<()> {
+        let mut state = self.lock();
+        let (child, exit) = &mut *state;
+        if exit.is_some() || matches!(child.try_wait(), Ok(Some(_))) {
+            bail!("process {} has already exited", self.pid);
+        }
+        let pid = libc::pid_t::try_from(self.pid).context("pid out of range")?;
+        // SAFETY: kill(2) reads two integers; `pid` is our child, not reaped (checked above
+        // under the lock that every reap takes), so it cannot name another process.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("kill(2)");
+        }
+        Ok(())
+    }
+
+    /// kill -9 and reap; returns the instant just before the signal was sent.
+    pub fn kill9(&self) -> Instant {
+        let mut state = self.lock();
+        let (child, exit) = &mut *state;
+        let at = Instant::now();
+        if exit.is_none() {
+            let _ = child.kill();
+            *exit = child.wait().ok();
+        }
+        at
+    }
+
+    /// Waits (bounded, without blocking the runtime) for the exit.
+    pub async fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exit() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Tests, demo and benchmark of the elector against real etcd processes and stand-in nodes:
-//! the shared host-process pieces ([`host`], [`timing_profile`]), the replica sets of the
-//! demo and the [`bench`]mark ([`replica_set`]), the functional tests' [`cluster`], the
+//! the shared host-process pieces ([`host`], [`timing_profile`]), the one replica set of
+//! host processes ([`replica_set`]) that the demo, the [`bench`]mark, the functional tests'
+//! [`cluster`] and the Docker tests' host electors build on, the
 //! container harness ([`containers`]), etcd processes and the stand-in node.
 
 pub mod bench;

@@ -1,38 +1,59 @@
-//! Replica sets of host processes for the demo and the benchmark: on one election key, each
-//! replica a stand-in node (in this process) and a candidate beside it, an `elector` process
-//! or the Go election's `etcdctl elect` ([`GoCandidate`]), all on one clock.
+//! The one replica set of host processes, for the functional tests ([`crate::cluster`]), the
+//! demo and the benchmark: on one election key, each replica a stand-in node (in this process)
+//! and a candidate beside it, an `elector` process or the Go election's `etcdctl elect`
+//! ([`GoCandidate`]), all on one clock. Every operation returns a `Result`; the tests' front,
+//! [`crate::cluster::Cluster`], turns errors into panics with a description of the set.
+//!
+//! Electors are started with the flags [`ReplicaSet::elector_args`] writes: the etcd
+//! endpoints, node URLs, key and value in the [`FlagStyle`] of the replica, the timing as flags
+//! generated from its core `Timing` ([`timing_flags`]), a status server on a free loopback port
+//! (or `off`), `--state-dir` and `--fence-cmd` when set, then any extra arguments. Each
+//! replica's elector output (stdout and stderr, every start appended) goes to one log file
+//! named after the key and the value.
 //!
 //! A crashed host's node is replaced by a new one (a new *life*); every life's mode history
 //! stays, so that [`ReplicaSet::overlap`] checks the whole run with the simulation's
 //! dual-active check. Every process is killed when its replica set is dropped, on success,
 //! error or panic.
 
+mod replica;
+
+pub use replica::Replica;
+use replica::{Candidate, NodeLife, epoch_of};
+
 use crate::etcd_process::EtcdProcess;
 use crate::go_election::GoCandidate;
-use crate::host::{elector_command, free_port};
+use crate::host::{Guarded, elector_command, free_port, http_get};
 use crate::standin::{StandIn, StandInOptions};
-use crate::timing_profile::TimingProfile;
+use crate::timing_profile::{TimingProfile, timing_flags};
 use anyhow::{Context, Result, bail};
+use elector_core::Timing;
 use elector_model::history::{History, dual_active};
+use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Poll period of the waits: short, for the measured times to be accurate.
 const POLL: Duration = Duration::from_millis(10);
+/// Attempts at starting an elector whose status port another process took meanwhile.
+const STATUS_PORT_ATTEMPTS: usize = 3;
+/// Lines of an elector's log quoted in an error.
+const LOG_TAIL_LINES: usize = 40;
 
-/// What every replica set of a run shares: the clock's origin, etcd, the elector binary and
-/// the directory for the electors' logs.
-#[derive(Clone, Copy)]
-pub struct Host<'a> {
+/// What every replica set of a run shares: the clock's origin, the etcd endpoints, the
+/// elector binary and the directory for the electors' logs.
+#[derive(Clone, Debug)]
+pub struct Host {
     pub origin: Instant,
-    pub etcd: &'a EtcdProcess,
-    pub elector: &'a Path,
-    pub logs: &'a Path,
+    /// Comma-separated etcd endpoints given to every elector.
+    pub etcd: String,
+    pub elector: PathBuf,
+    pub logs: PathBuf,
 }
 
-impl Host<'_> {
+impl Host {
     /// `at` on the run's clock.
     pub fn on_clock(&self, at: Instant) -> Duration {
         at.saturating_duration_since(self.origin)
@@ -48,164 +69,83 @@ pub enum FlagStyle {
     Go,
 }
 
-/// A child process, killed (SIGKILL) and reaped when dropped.
-pub struct Guarded {
-    child: Child,
-}
-
-impl Guarded {
-    pub fn new(child: Child) -> Guarded {
-        Guarded { child }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn signal(&self, sig: libc::c_int) -> Result<()> {
-        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
-        // SAFETY: kill(2) reads two integers; `pid` is our child, not reaped yet (the `Child`
-        // still holds it), so it cannot name another process.
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("kill(2)");
-        }
-        Ok(())
-    }
-
-    /// kill -9 and reap; returns the instant just before the signal was sent.
-    pub fn kill9(&mut self) -> Instant {
-        let at = Instant::now();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        at
-    }
-
-    /// Waits (bounded, without blocking the runtime) for the exit.
-    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One life of a stand-in node; a crashed host's node is replaced by a new one.
-struct NodeLife {
-    standin: Option<StandIn>,
-    /// When it started, on the run's clock (just before `StandIn::start`).
-    started: Instant,
-    /// Its history once stopped (a stopped node is inactive).
-    history: Option<History>,
-}
-
-impl NodeLife {
-    /// Its history so far, on its own clock.
-    fn history(&self) -> History {
-        match (&self.history, &self.standin) {
-            (Some(h), _) => h.clone(),
-            (None, Some(n)) => n.state().history,
-            (None, None) => Vec::new(),
-        }
-    }
-}
-
-/// How a replica takes part in the election.
-enum Candidate {
-    None,
-    Elector(Guarded),
-    Go(GoCandidate),
-}
-
-/// A stand-in node (its lives) and its candidate.
-pub struct Replica {
-    value: String,
-    lives: Vec<NodeLife>,
-    candidate: Candidate,
-    status_port: Option<u16>,
-    /// Elector processes started for this replica.
-    starts: usize,
-}
-
-impl Replica {
-    /// Its value in the election.
-    pub fn value(&self) -> &str {
-        &self.value
-    }
-
-    /// Its current node, unless it crashed.
-    pub fn node(&self) -> Option<&StandIn> {
-        self.lives.last().and_then(|l| l.standin.as_ref())
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.node().is_some_and(|n| n.state().active)
-    }
-
-    /// The process id of its elector, if one runs.
-    pub fn elector_pid(&self) -> Option<u32> {
-        match &self.candidate {
-            Candidate::Elector(g) => Some(g.pid()),
-            _ => None,
-        }
-    }
-
-    /// The loopback port of its elector's status server, if it has one.
-    pub fn status_port(&self) -> Option<u16> {
-        self.status_port
-    }
-}
-
 /// Replicas on one election key. See the module documentation.
-pub struct ReplicaSet<'a> {
-    host: Host<'a>,
+pub struct ReplicaSet {
+    host: Host,
     key: String,
-    profile: TimingProfile,
-    /// The stand-ins' consensus round: the profile's unless changed.
-    round: Duration,
+    timing: Timing,
+    /// How nodes started from now on start (round, start mode, readiness).
+    node_options: StandInOptions,
+    /// The flag style of replicas added from now on.
     flags: FlagStyle,
     replicas: Vec<Replica>,
     /// When set, every elector gets `--state-dir <state_root>/<value>`: what a restarted
     /// elector or `force-standby` needs to end a crashed process's term (rule `end_dead_term`).
     state_root: Option<PathBuf>,
-    /// When set, the electors' `--etcd` (comma-separated endpoints) instead of the host's etcd.
-    etcd_endpoints: Option<String>,
+    /// When set, every elector's `--fence-cmd`, with `{admin}` replaced by its node's admin
+    /// address (`127.0.0.1:port`) and `{value}` by its value.
+    fence_cmd: Option<String>,
+    /// More arguments for every elector, after the others.
+    extra_args: Vec<String>,
 }
 
-impl<'a> ReplicaSet<'a> {
-    /// No replicas yet; electors will run `profile`'s timing, told the rest in `flags` style.
-    pub fn new(host: Host<'a>, key: String, profile: TimingProfile, flags: FlagStyle) -> Self {
+impl ReplicaSet {
+    /// No replicas yet; electors will run `profile`'s timing, told the rest in `flags` style;
+    /// nodes start standby and ready, with the profile's consensus round.
+    pub fn new(host: Host, key: String, profile: TimingProfile, flags: FlagStyle) -> Self {
         ReplicaSet {
             host,
             key,
-            profile,
-            round: profile.round(),
+            timing: profile.timing(),
+            node_options: StandInOptions {
+                start_active: false,
+                round: profile.round(),
+                ready: true,
+            },
             flags,
             replicas: Vec::new(),
             state_root: None,
-            etcd_endpoints: None,
+            fence_cmd: None,
+            extra_args: Vec::new(),
         }
     }
 
     /// Electors started from now on are given these etcd endpoints (comma separated), e.g.
-    /// every member of a cluster, instead of the host's one etcd.
+    /// every member of a cluster, instead of the host's.
     pub fn set_etcd_endpoints(&mut self, endpoints: String) {
-        self.etcd_endpoints = Some(endpoints);
+        self.host.etcd = endpoints;
     }
 
     /// Electors started from now on keep their state in `<root>/<value>` (`--state-dir`).
     pub fn set_state_root(&mut self, root: PathBuf) {
         self.state_root = Some(root);
+    }
+
+    /// Electors started from now on run `timing` (as flags) instead of the profile's.
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timing = timing;
+    }
+
+    /// Electors started from now on get this `--fence-cmd` (see the field's placeholders).
+    pub fn set_fence_cmd(&mut self, template: String) {
+        self.fence_cmd = Some(template);
+    }
+
+    /// Electors started from now on get these arguments after the others.
+    pub fn set_extra_args(&mut self, args: Vec<String>) {
+        self.extra_args = args;
+    }
+
+    /// Replica `i`'s elector is told its etcd, node, key and value in `style` from its next
+    /// start on.
+    pub fn set_flag_style(&mut self, i: usize, style: FlagStyle) {
+        self.replicas[i].flags = style;
+    }
+
+    /// Replica `i`'s elector is given these etcd endpoints (comma separated) from its next
+    /// start on, instead of the host's.
+    pub fn set_replica_etcd(&mut self, i: usize, endpoints: String) {
+        self.replicas[i].etcd = Some(endpoints);
     }
 
     /// Replica `i`'s `--state-dir`, created if missing; `None` without a state root.
@@ -219,13 +159,18 @@ impl<'a> ReplicaSet<'a> {
     }
 
     /// Nodes started from now on have consensus rounds of `round` (it must stay within the
-    /// profile's drain bound for the elector's guarantee to hold).
+    /// timing's drain bound for the elector's guarantee to hold).
     pub fn set_round(&mut self, round: Duration) {
-        self.round = round;
+        self.node_options.round = round;
     }
 
-    pub fn host(&self) -> Host<'a> {
-        self.host
+    /// Nodes started from now on start so.
+    pub fn set_node_options(&mut self, options: StandInOptions) {
+        self.node_options = options;
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// The election key.
@@ -241,53 +186,62 @@ impl<'a> ReplicaSet<'a> {
         &self.replicas
     }
 
-    /// Adds a replica with a fresh standby, ready node (and no candidate yet), its elector
-    /// with a status server on a free port if `status`; returns its index.
+    /// Replica `i`'s current node; an error if its host crashed.
+    pub fn node(&self, i: usize) -> Result<&StandIn> {
+        let replica = &self.replicas[i];
+        replica
+            .node()
+            .with_context(|| format!("replica {} has no node", replica.value))
+    }
+
+    /// Adds a replica with a fresh node (and no candidate yet), its elector with a status
+    /// server on a free port if `status`; returns its index.
     pub async fn add_replica(&mut self, value: String, status: bool) -> Result<usize> {
         let status_port = if status { Some(free_port()?) } else { None };
+        let log = self.host.logs.join(format!(
+            "{}-{value}.log",
+            self.key.trim_start_matches('/').replace('/', "_"),
+        ));
         self.replicas.push(Replica {
             value,
             lives: Vec::new(),
             candidate: Candidate::None,
+            flags: self.flags,
+            etcd: None,
             status_port,
-            starts: 0,
+            log,
         });
         let i = self.replicas.len() - 1;
         self.start_node(i).await?;
         Ok(i)
     }
 
-    /// Starts a new life of replica `i`'s node: standby, ready.
+    /// Starts a new life of replica `i`'s node.
     pub async fn start_node(&mut self, i: usize) -> Result<()> {
-        let options = StandInOptions {
-            start_active: false,
-            round: self.round,
-            ready: true,
-        };
         let any: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-        let started = Instant::now();
-        let standin = StandIn::start(any, any, options)
+        let standin = StandIn::start(any, any, self.node_options.clone())
             .await
             .context("starting a stand-in node")?;
+        let epoch = epoch_of(&standin);
         self.replicas[i].lives.push(NodeLife {
             standin: Some(standin),
-            started,
+            epoch,
             history: None,
         });
         Ok(())
     }
 
-    /// The arguments of replica `i`'s elector beside its current node.
-    fn elector_args(&self, i: usize) -> Result<Vec<String>> {
+    /// The arguments replica `i`'s elector is started with, beside its current node.
+    pub fn elector_args(&self, i: usize) -> Result<Vec<String>> {
         let replica = &self.replicas[i];
-        let node = replica.node().context("the replica has no node")?;
-        let etcd = self
-            .etcd_endpoints
+        let node = self.node(i)?;
+        let etcd = replica
+            .etcd
             .clone()
-            .unwrap_or_else(|| self.host.etcd.endpoint());
+            .unwrap_or_else(|| self.host.etcd.clone());
         let admin = format!("http://{}", node.admin_addr());
         let probe = format!("http://{}", node.probe_addr());
-        let mut args = match self.flags {
+        let mut args = match replica.flags {
             FlagStyle::Conventional => vec![
                 "--etcd".to_owned(),
                 etcd,
@@ -308,36 +262,64 @@ impl<'a> ReplicaSet<'a> {
                 format!("-value={}", replica.value),
             ],
         };
+        args.extend(timing_flags(&self.timing));
         args.push("--status-addr".to_owned());
-        args.push(match replica.status_port {
-            Some(port) => format!("127.0.0.1:{port}"),
+        args.push(match replica.status_addr() {
+            Some(addr) => addr.to_string(),
             None => "off".to_owned(),
         });
         if let Some(dir) = self.state_dir(i)? {
             args.push("--state-dir".to_owned());
             args.push(dir.display().to_string());
         }
-        args.extend(self.profile.flags());
+        if let Some(template) = &self.fence_cmd {
+            args.push("--fence-cmd".to_owned());
+            args.push(
+                template
+                    .replace("{admin}", &node.admin_addr().to_string())
+                    .replace("{value}", &replica.value),
+            );
+        }
+        args.extend(self.extra_args.iter().cloned());
         Ok(args)
     }
 
-    /// Starts an elector beside replica `i`'s current node; its stderr goes to a log file
-    /// named after the key, the value and the start.
+    /// Starts an elector beside replica `i`'s current node, with [`ReplicaSet::elector_args`];
+    /// its output is appended to the replica's log. Fails if one runs already.
     pub fn start_elector(&mut self, i: usize) -> Result<()> {
         let args = self.elector_args(i)?;
+        self.spawn_elector(i, &args)
+    }
+
+    /// Starts replica `i`'s elector with `args` (e.g. [`ReplicaSet::elector_args`] with a flag
+    /// changed); its output is appended to the replica's log.
+    pub fn spawn_elector(&mut self, i: usize, args: &[String]) -> Result<()> {
+        self.spawn_elector_with_env(i, args, &[])
+    }
+
+    /// [`ReplicaSet::spawn_elector`] with these environment variables too (the elector's own
+    /// `ELECTOR_*` variables of this process are never passed on: [`elector_command`]).
+    pub fn spawn_elector_with_env(
+        &mut self,
+        i: usize,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
         let replica = &mut self.replicas[i];
-        replica.starts += 1;
-        let log_name = format!(
-            "{}-{}-{}.log",
-            self.key.trim_start_matches('/').replace('/', "_"),
-            replica.value,
-            replica.starts
-        );
-        let log = std::fs::File::create(self.host.logs.join(log_name)).context("creating a log")?;
-        let child = elector_command(self.host.elector)
-            .args(&args)
+        if replica.elector_running() {
+            bail!("the elector of {} is still running", replica.value);
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&replica.log)
+            .with_context(|| format!("opening {}", replica.log.display()))?;
+        let child = elector_command(&self.host.elector)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().context("duplicating a log handle")?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", self.host.elector.display()))?;
@@ -345,37 +327,80 @@ impl<'a> ReplicaSet<'a> {
         Ok(())
     }
 
-    /// The Go election: `etcdctl elect <key> <value>` and a wrapper that activates the node
-    /// once etcdctl says it leads.
-    pub fn start_go_candidate(&mut self, i: usize) -> Result<()> {
+    /// Starts replica `i`'s elector and waits until its status server answers `/healthz`. If
+    /// another process took the status port meanwhile, starts it again on another port.
+    pub async fn start_elector_serving(&mut self, i: usize, within: Duration) -> Result<()> {
+        let addr = self.replicas[i]
+            .status_addr()
+            .context("the replica's elector has no status server")?;
+        let mut addr = addr;
+        for _attempt in 0..STATUS_PORT_ATTEMPTS {
+            self.start_elector(i)?;
+            let deadline = Instant::now() + within;
+            let replica = &self.replicas[i];
+            loop {
+                if http_get(addr, "/healthz").await.is_ok() {
+                    return Ok(());
+                }
+                if !replica.elector_running() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "the elector of {} serves no status within {within:?}; its log:\n{}",
+                        replica.value,
+                        replica.log_tail(LOG_TAIL_LINES)
+                    );
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            let log = replica.log();
+            let taken = log
+                .lines()
+                .last()
+                .is_some_and(|line| line.contains("cannot listen on --status-addr"));
+            if !taken {
+                bail!(
+                    "the elector of {} exited at start; its log:\n{}",
+                    replica.value,
+                    replica.log_tail(LOG_TAIL_LINES)
+                );
+            }
+            let port = free_port()?;
+            self.replicas[i].status_port = Some(port);
+            addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        }
+        bail!(
+            "the elector of {} found no free status port in {STATUS_PORT_ATTEMPTS} attempts",
+            self.replicas[i].value
+        )
+    }
+
+    /// The Go election: `etcdctl elect <key> <value>` against `etcd` and a wrapper that
+    /// activates the node once etcdctl says it leads.
+    pub fn start_go_candidate(&mut self, i: usize, etcd: &EtcdProcess) -> Result<()> {
+        let admin = self.node(i)?.admin_addr();
         let replica = &mut self.replicas[i];
-        let admin = replica
-            .node()
-            .context("the replica has no node")?
-            .admin_addr();
-        let etcdctl = self
-            .host
-            .etcd
-            .spawn_etcdctl(&["elect", &self.key, &replica.value])?;
+        let etcdctl = etcd.spawn_etcdctl(&["elect", &self.key, &replica.value])?;
         replica.candidate = Candidate::Go(GoCandidate::start(etcdctl, admin));
         Ok(())
     }
 
     /// Sends `sig` to replica `i`'s elector.
     pub fn signal_elector(&self, i: usize, sig: libc::c_int) -> Result<()> {
-        match &self.replicas[i].candidate {
-            Candidate::Elector(guard) => guard.signal(sig),
-            _ => bail!("replica {} has no elector", self.replicas[i].value),
+        let replica = &self.replicas[i];
+        match replica.elector() {
+            Some(guard) => guard
+                .signal(sig)
+                .with_context(|| format!("signalling the elector of {}", replica.value)),
+            None => bail!("replica {} has no elector", replica.value),
         }
     }
 
     /// Waits, bounded, for replica `i`'s elector to exit; `None` if it did not (or there is
     /// none).
-    pub async fn wait_elector_exit(&mut self, i: usize, within: Duration) -> Option<ExitStatus> {
-        match &mut self.replicas[i].candidate {
-            Candidate::Elector(guard) => guard.wait_exit(within).await,
-            _ => None,
-        }
+    pub async fn wait_elector_exit(&self, i: usize, within: Duration) -> Option<ExitStatus> {
+        self.replicas[i].elector()?.wait_exit(within).await
     }
 
     /// A crashed host: kill -9 of the candidate process, and the node stops. Returns the
@@ -383,9 +408,9 @@ impl<'a> ReplicaSet<'a> {
     pub async fn crash(&mut self, i: usize) -> Result<Instant> {
         let replica = &mut self.replicas[i];
         let killed_at = match std::mem::replace(&mut replica.candidate, Candidate::None) {
-            Candidate::Elector(mut guard) => guard.kill9(),
+            Candidate::Elector(guard) if guard.is_running() => guard.kill9(),
             Candidate::Go(go) => go.kill9().await?,
-            Candidate::None => bail!("replica {} has no candidate to kill", replica.value),
+            _ => bail!("replica {} has no candidate to kill", replica.value),
         };
         let life = replica.lives.last_mut().context("no node")?;
         if let Some(node) = life.standin.take() {
@@ -398,13 +423,14 @@ impl<'a> ReplicaSet<'a> {
         Ok(killed_at)
     }
 
-    /// A crashed elector on a live host: kill -9 of replica `i`'s elector only; its node
-    /// lives on (active, if it was). Returns the instant of the kill.
+    /// A crashed elector on a live host: kill -9 of replica `i`'s elector only (reaped, its
+    /// exit status kept); its node lives on (active, if it was). Returns the instant of the
+    /// kill.
     pub fn kill_elector(&mut self, i: usize) -> Result<Instant> {
-        let replica = &mut self.replicas[i];
-        match std::mem::replace(&mut replica.candidate, Candidate::None) {
-            Candidate::Elector(mut guard) => Ok(guard.kill9()),
-            _ => bail!("replica {} has no elector to kill", replica.value),
+        let replica = &self.replicas[i];
+        match replica.elector() {
+            Some(guard) if guard.is_running() => Ok(guard.kill9()),
+            _ => bail!("replica {} has no running elector to kill", replica.value),
         }
     }
 
@@ -428,14 +454,12 @@ impl<'a> ReplicaSet<'a> {
                 && Some(one) != except
             {
                 let life = self.replicas[one].lives.last().context("no node")?;
-                let node = life.standin.as_ref().context("no node")?;
-                let became = node
-                    .state()
-                    .history
+                let became = life
+                    .history()
                     .iter()
                     .rev()
                     .find(|(_, active)| *active)
-                    .map(|(at, _)| life.started + *at)
+                    .map(|(at, _)| life.epoch + *at)
                     .unwrap_or_else(Instant::now);
                 return Ok((one, became));
             }
@@ -456,8 +480,18 @@ impl<'a> ReplicaSet<'a> {
         life.history()
             .iter()
             .filter(|(_, active)| !active)
-            .map(|(at, _)| life.started + *at)
+            .map(|(at, _)| life.epoch + *at)
             .rfind(|at| *at >= since)
+    }
+
+    /// Replica `i`'s node lives' histories on the run's clock, merged into one (a crashed
+    /// life ends inactive before the next one starts).
+    pub fn replica_history(&self, i: usize) -> History {
+        self.replicas[i]
+            .lives
+            .iter()
+            .flat_map(|life| life.history_on(&self.host))
+            .collect()
     }
 
     /// Every node life's history on the run's clock, up to now.
@@ -465,13 +499,7 @@ impl<'a> ReplicaSet<'a> {
         self.replicas
             .iter()
             .flat_map(|r| r.lives.iter())
-            .map(|life| {
-                let offset = self.host.on_clock(life.started);
-                life.history()
-                    .into_iter()
-                    .map(|(t, a)| (t + offset, a))
-                    .collect()
-            })
+            .map(|life| life.history_on(&self.host))
             .collect()
     }
 
@@ -483,6 +511,15 @@ impl<'a> ReplicaSet<'a> {
         let overlaps = dual_active(&histories, end);
         let total = overlaps.iter().map(|o| o.until - o.from).sum();
         (total, histories.len())
+    }
+
+    /// kill -9 of every elector (reaped, exit statuses kept); nodes and Go candidates live on.
+    pub fn kill_electors(&self) {
+        for replica in &self.replicas {
+            if let Some(guard) = replica.elector() {
+                guard.kill9();
+            }
+        }
     }
 
     /// Stops everything: candidates first (kill -9: nothing to measure any more), then nodes.

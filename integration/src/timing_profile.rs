@@ -62,26 +62,29 @@ impl TimingProfile {
 /// into `timing`. `--activation-delay` is left out when it is the one the elector derives
 /// itself, so that a profile stays correct when the derivation changes.
 pub fn timing_flags(timing: &Timing) -> Vec<String> {
-    let duration =
-        |name: &str, value: Duration| format!("--{name}={}", humantime::format_duration(value));
+    let flag = |name: &str, value: &dyn std::fmt::Display| format!("--{name}={value}");
+    let duration = humantime::format_duration;
     let mut flags = vec![
-        duration("ttl", timing.lease_ttl),
-        duration("keepalive-interval", timing.keepalive_interval),
-        duration("etcd-timeout", timing.etcd_request_timeout),
-        duration("drain-bound", timing.drain_bound),
-        format!("--max-clock-drift={}", timing.max_clock_drift),
-        duration("safety-margin", timing.safety_margin),
-        duration("node-timeout", timing.node_timeout),
-        duration("node-check-interval", timing.node_check_interval),
-        duration("confirm-poll-interval", timing.confirm_poll_interval),
-        duration("probe-interval", timing.probe_interval),
-        format!("--unready-threshold={}", timing.unready_threshold),
-        duration("restart-bound", timing.restart_bound),
-        duration("handover-timeout", timing.handover_timeout),
-        duration("node-lost-after", timing.node_lost_after),
+        flag("ttl", &duration(timing.lease_ttl)),
+        flag("keepalive-interval", &duration(timing.keepalive_interval)),
+        flag("etcd-timeout", &duration(timing.etcd_request_timeout)),
+        flag("drain-bound", &duration(timing.drain_bound)),
+        flag("max-clock-drift", &timing.max_clock_drift),
+        flag("safety-margin", &duration(timing.safety_margin)),
+        flag("node-timeout", &duration(timing.node_timeout)),
+        flag("node-check-interval", &duration(timing.node_check_interval)),
+        flag(
+            "confirm-poll-interval",
+            &duration(timing.confirm_poll_interval),
+        ),
+        flag("probe-interval", &duration(timing.probe_interval)),
+        flag("unready-threshold", &timing.unready_threshold),
+        flag("restart-bound", &duration(timing.restart_bound)),
+        flag("handover-timeout", &duration(timing.handover_timeout)),
+        flag("node-lost-after", &duration(timing.node_lost_after)),
     ];
     if timing.activation_delay != timing.minimum_activation_delay() {
-        flags.push(duration("activation-delay", timing.activation_delay));
+        flags.push(flag("activation-delay", &duration(timing.activation_delay)));
     }
     flags
 }

@@ -79,7 +79,7 @@ async fn killed_leader_elector_is_taken_over() -> Result<()> {
     let watch = ElectionWatch::start(&witness, KEY).await?;
 
     let killed = replicas.now();
-    replicas.kill_elector(leader);
+    replicas.kill_elector(leader)?;
     replicas.force_standby(leader).await?;
     let next = replicas
         .wait_single_active(Some(leader), profile.takeover_bound())

@@ -1,13 +1,14 @@
 //! Crash failover phases: kill -9 of the active replica's candidate and node (a crashed
 //! host), time until the other node is active; our elector (`crash-default`, `crash-fast`)
-//! and the Go election (`baseline`), aggregated the same way ([`CrashResult::collect`]).
+//! and the Go election (`baseline`), added up the same way ([`Env::tally`]).
 
 use super::etcd::KeyWatch;
-use super::{Env, SETTLE, SetOverlap};
+use super::tally::{Tally, elect_one_of_two};
+use super::{Env, SETTLE};
 use crate::replica_set::ReplicaSet;
 use crate::timing_profile::TimingProfile;
 use anyhow::Result;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One crash: kill -> the other node active, in seconds.
 #[derive(Clone, Debug, Default)]
@@ -18,44 +19,11 @@ pub(super) struct CrashTrial {
 }
 
 /// A crash phase: its trials, and what went wrong in its replica sets.
-#[derive(Clone, Debug, Default)]
-pub(super) struct CrashResult {
-    pub(super) trials: Vec<CrashTrial>,
-    pub(super) clusters: usize,
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
-    pub(super) wall: Duration,
-    pub(super) errors: Vec<String>,
-}
+pub(super) type CrashResult = Tally<CrashTrial>;
 
 /// A deterministic spread of kill instants over a keep-alive period, per cluster and round.
 pub(super) fn jitter(cluster: usize, round: usize) -> Duration {
     Duration::from_millis(((cluster * 7 + round * 3) % 10) as u64 * 100)
-}
-
-impl CrashResult {
-    /// The trials, errors and overlaps of `clusters` replica sets run at once since
-    /// `started`: how the crash phases and the baseline add up their replica sets.
-    fn collect(
-        clusters: usize,
-        started: Instant,
-        outcomes: Vec<(Result<Vec<CrashTrial>>, SetOverlap)>,
-    ) -> CrashResult {
-        let mut result = CrashResult {
-            clusters,
-            wall: started.elapsed(),
-            ..CrashResult::default()
-        };
-        for (outcome, (overlap, histories)) in outcomes {
-            match outcome {
-                Ok(mut trials) => result.trials.append(&mut trials),
-                Err(e) => result.errors.push(format!("{e:#}")),
-            }
-            result.overlap += overlap;
-            result.histories += histories;
-        }
-        result
-    }
 }
 
 /// Crash failover of our elector: `clusters` two-replica clusters at once, `rounds` kills each;
@@ -66,33 +34,26 @@ pub(super) async fn crash_phase(
     clusters: usize,
     rounds: usize,
 ) -> CrashResult {
-    let started = Instant::now();
     let name = if profile == TimingProfile::Fast {
         "crash-fast"
     } else {
         "crash"
     };
-    let outcomes = env
-        .in_parallel(name, profile, clusters, async |set, c| {
-            crash_cluster(env, set, c, rounds).await
-        })
-        .await;
-    CrashResult::collect(clusters, started, outcomes)
+    env.tally(name, profile, clusters, rounds, async |set, c, trials| {
+        crash_cluster(env, set, c, rounds, trials).await
+    })
+    .await
 }
 
 async fn crash_cluster(
     env: &Env,
-    cluster: &mut ReplicaSet<'_>,
+    cluster: &mut ReplicaSet,
     c: usize,
     rounds: usize,
-) -> Result<Vec<CrashTrial>> {
+    trials: &mut Vec<CrashTrial>,
+) -> Result<()> {
     let watch = KeyWatch::start(&env.etcd, cluster.key()).await?;
-    for value in ["a", "b"] {
-        let i = cluster.add_replica(value.to_owned(), false).await?;
-        cluster.start_elector(i)?;
-    }
-    let mut trials = Vec::new();
-    let mut leader = cluster.wait_active(None, SETTLE).await?.0;
+    let mut leader = elect_one_of_two(cluster).await?;
     for round in 0..rounds {
         env.etcd.wait_candidates(cluster.key(), 2, SETTLE).await?;
         tokio::time::sleep(Duration::from_secs(2) + jitter(c, round)).await;
@@ -112,7 +73,7 @@ async fn crash_cluster(
         }
         leader = next;
     }
-    Ok(trials)
+    Ok(())
 }
 
 /// Bound on the Go election's failover: its session TTL is 60 s.
@@ -123,31 +84,33 @@ const GO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(20);
 
 /// The Go election: `clusters` pairs of `etcdctl elect` candidates at once, one kill each.
 pub(super) async fn baseline_phase(env: &Env, clusters: usize) -> CrashResult {
-    let started = Instant::now();
-    let outcomes = env
-        .in_parallel("go", TimingProfile::Default, clusters, async |set, c| {
+    env.tally(
+        "go",
+        TimingProfile::Default,
+        clusters,
+        1,
+        async |set, c, trials| {
             // etcd's Go client renews its session every TTL/3 = 20 s: spread the kills over
             // that period, as ours are spread over our keep-alive period.
             let spread = GO_KEEPALIVE_PERIOD.mul_f64(c as f64 / clusters as f64);
-            baseline_cluster(env, set, spread)
-                .await
-                .map(|trial| vec![trial])
-        })
-        .await;
-    CrashResult::collect(clusters, started, outcomes)
+            trials.push(baseline_cluster(env, set, spread).await?);
+            Ok(())
+        },
+    )
+    .await
 }
 
 async fn baseline_cluster(
     env: &Env,
-    cluster: &mut ReplicaSet<'_>,
+    cluster: &mut ReplicaSet,
     spread: Duration,
 ) -> Result<CrashTrial> {
     let watch = KeyWatch::start(&env.etcd, cluster.key()).await?;
     let a = cluster.add_replica("a".into(), false).await?;
-    cluster.start_go_candidate(a)?;
+    cluster.start_go_candidate(a, &env.etcd.process)?;
     let (leader, _) = cluster.wait_active(None, SETTLE).await?;
     let b = cluster.add_replica("b".into(), false).await?;
-    cluster.start_go_candidate(b)?;
+    cluster.start_go_candidate(b, &env.etcd.process)?;
     env.etcd.wait_candidates(cluster.key(), 2, SETTLE).await?;
     tokio::time::sleep(Duration::from_secs(2) + spread).await;
     let killed_at = cluster.crash(leader).await?;

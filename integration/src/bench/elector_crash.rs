@@ -7,6 +7,7 @@
 
 use super::crash::jitter;
 use super::stats::{secs, signed_seconds};
+use super::tally::{Tally, elect_one_of_two};
 use super::{Env, SETTLE};
 use crate::host::elector_command;
 use crate::replica_set::ReplicaSet;
@@ -14,7 +15,7 @@ use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the crashed elector stays down before it is started again (a supervisor's
 /// restart delay, like systemd's `RestartSec=1`).
@@ -53,16 +54,7 @@ pub(super) struct ElectorCrashTrial {
 }
 
 /// One profile's elector-crash trials and what went wrong in its replica sets.
-#[derive(Clone, Debug, Default)]
-pub(super) struct ElectorCrashResult {
-    pub(super) trials: Vec<ElectorCrashTrial>,
-    pub(super) clusters: usize,
-    pub(super) rounds: usize,
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
-    pub(super) wall: Duration,
-    pub(super) errors: Vec<String>,
-}
+pub(super) type ElectorCrashResult = Tally<ElectorCrashTrial>;
 
 impl ElectorCrashResult {
     pub(super) fn values(
@@ -87,49 +79,26 @@ pub(super) async fn elector_crash_phase(
     rounds: usize,
     state_root: &Path,
 ) -> ElectorCrashResult {
-    let started = Instant::now();
     let name = match profile {
         TimingProfile::Fast => "elector-crash-fast",
         _ => "elector-crash",
     };
-    let outcomes = env
-        .in_parallel(name, profile, clusters, async |set, c| {
-            set.set_state_root(state_root.join(format!("{name}-{c}")));
-            let mut trials = Vec::new();
-            let outcome = elector_crash_cluster(env, set, profile, c, rounds, &mut trials).await;
-            (trials, outcome)
-        })
-        .await;
-    let mut result = ElectorCrashResult {
-        clusters,
-        rounds,
-        wall: started.elapsed(),
-        ..ElectorCrashResult::default()
-    };
-    for ((mut trials, outcome), (overlap, histories)) in outcomes {
-        result.trials.append(&mut trials);
-        if let Err(e) = outcome {
-            result.errors.push(format!("{e:#}"));
-        }
-        result.overlap += overlap;
-        result.histories += histories;
-    }
-    result
+    env.tally(name, profile, clusters, rounds, async |set, c, trials| {
+        set.set_state_root(state_root.join(format!("{name}-{c}")));
+        elector_crash_cluster(env, set, profile, c, rounds, trials).await
+    })
+    .await
 }
 
 async fn elector_crash_cluster(
     env: &Env,
-    cluster: &mut ReplicaSet<'_>,
+    cluster: &mut ReplicaSet,
     profile: TimingProfile,
     c: usize,
     rounds: usize,
     trials: &mut Vec<ElectorCrashTrial>,
 ) -> Result<()> {
-    for value in ["a", "b"] {
-        let i = cluster.add_replica(value.to_owned(), false).await?;
-        cluster.start_elector(i)?;
-    }
-    let mut leader = cluster.wait_active(None, SETTLE).await?.0;
+    let mut leader = elect_one_of_two(cluster).await?;
     for round in 0..rounds {
         for recovery in [Recovery::Restart, Recovery::ExecStopPost] {
             env.etcd.wait_candidates(cluster.key(), 2, SETTLE).await?;
@@ -174,7 +143,7 @@ async fn elector_crash_cluster(
 /// it; fails unless it confirmed the node standby and ended the dead term.
 async fn force_standby(
     env: &Env,
-    cluster: &ReplicaSet<'_>,
+    cluster: &ReplicaSet,
     profile: TimingProfile,
     i: usize,
 ) -> Result<()> {

@@ -3,8 +3,8 @@
 //! again on its data directory; the raft leader is found with the maintenance status API.
 //! Every member is killed when the cluster is dropped.
 
+use crate::host::Guarded;
 use crate::host::{free_port, http_get};
-use crate::replica_set::Guarded;
 use anyhow::{Context, Result, bail};
 use etcd_client::Client;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -187,7 +187,7 @@ impl EtcdCluster {
     /// kill -9 of member `m`.
     pub(super) fn kill(&mut self, m: usize) -> Result<()> {
         let member = &mut self.members[m];
-        let mut process = member
+        let process = member
             .process
             .take()
             .with_context(|| format!("etcd member {} is not running", member.name))?;

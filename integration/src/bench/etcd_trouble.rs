@@ -117,7 +117,7 @@ fn changes_since(histories: &[History], since: Duration) -> (usize, usize) {
 }
 
 pub(super) async fn etcd_trouble_phase(
-    host: Host<'_>,
+    host: Host,
     profile: TimingProfile,
     dir: &Path,
 ) -> TroubleResult {
@@ -152,7 +152,7 @@ pub(super) async fn etcd_trouble_phase(
 
 async fn trouble(
     etcd: &mut EtcdCluster,
-    set: &mut ReplicaSet<'_>,
+    set: &mut ReplicaSet,
     profile: TimingProfile,
     result: &mut TroubleResult,
 ) -> Result<()> {

@@ -55,7 +55,7 @@ pub(super) async fn footprint_phase(env: &Env, window: Duration) -> Result<Footp
 
 async fn footprint_cluster(
     env: &Env,
-    cluster: &mut ReplicaSet<'_>,
+    cluster: &mut ReplicaSet,
     window: Duration,
 ) -> Result<Footprint> {
     for value in ["a", "b"] {

@@ -3,6 +3,7 @@
 
 use super::crash::jitter;
 use super::stats::signed_seconds;
+use super::tally::{Tally, elect_one_of_two};
 use super::{Env, SETTLE};
 use crate::replica_set::ReplicaSet;
 use crate::timing_profile::TimingProfile;
@@ -40,61 +41,31 @@ pub(super) struct HandoverTrial {
     pub(super) exit: Option<i32>,
 }
 
-#[derive(Clone, Debug, Default)]
-pub(super) struct HandoverResult {
-    pub(super) trials: Vec<HandoverTrial>,
-    pub(super) clusters: usize,
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
-    pub(super) wall: Duration,
-    pub(super) errors: Vec<String>,
-}
+/// The handover phase's trials and what went wrong in its replica sets.
+pub(super) type HandoverResult = Tally<HandoverTrial>;
 
 /// Bound on an elector's exit after SIGTERM (the elector's own bound is 8.8 s by default).
 const EXIT_BOUND: Duration = Duration::from_secs(20);
 
 pub(super) async fn handover_phase(env: &Env, clusters: usize, rounds: usize) -> HandoverResult {
-    let started = Instant::now();
-    let results = env
-        .in_parallel(
-            "handover",
-            TimingProfile::Default,
-            clusters,
-            async |set, c| {
-                let mut trials = Vec::new();
-                let outcome = handover_cluster(env, set, c, rounds, &mut trials).await;
-                (trials, outcome)
-            },
-        )
-        .await;
-    let mut result = HandoverResult {
+    env.tally(
+        "handover",
+        TimingProfile::Default,
         clusters,
-        wall: started.elapsed(),
-        ..HandoverResult::default()
-    };
-    for ((mut trials, outcome), (overlap, histories)) in results {
-        result.trials.append(&mut trials);
-        if let Err(e) = outcome {
-            result.errors.push(format!("{e:#}"));
-        }
-        result.overlap += overlap;
-        result.histories += histories;
-    }
-    result
+        rounds,
+        async |set, c, trials| handover_cluster(env, set, c, rounds, trials).await,
+    )
+    .await
 }
 
 async fn handover_cluster(
     env: &Env,
-    cluster: &mut ReplicaSet<'_>,
+    cluster: &mut ReplicaSet,
     c: usize,
     rounds: usize,
     trials: &mut Vec<HandoverTrial>,
 ) -> Result<()> {
-    for value in ["a", "b"] {
-        let i = cluster.add_replica(value.to_owned(), false).await?;
-        cluster.start_elector(i)?;
-    }
-    let mut leader = cluster.wait_active(None, SETTLE).await?.0;
+    let mut leader = elect_one_of_two(cluster).await?;
     for round in 0..rounds {
         for kind in [Handover::Sigterm, Handover::Command, Handover::Unready] {
             env.etcd.wait_candidates(cluster.key(), 2, SETTLE).await?;

@@ -52,6 +52,7 @@ mod report_recovery;
 mod scale;
 mod sim;
 mod stats;
+mod tally;
 
 pub use cli::Args;
 
@@ -77,6 +78,7 @@ use stats::summarize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
+use tally::Tally;
 
 /// Bound on reaching a state the cluster should reach by itself (an election, a failover).
 const SETTLE: Duration = Duration::from_secs(90);
@@ -94,12 +96,12 @@ struct Env {
 }
 
 impl Env {
-    fn host(&self) -> Host<'_> {
+    fn host(&self) -> Host {
         Host {
             origin: self.origin,
-            etcd: &self.etcd.process,
-            elector: &self.elector,
-            logs: &self.logs,
+            etcd: self.etcd.process.endpoint(),
+            elector: self.elector.clone(),
+            logs: self.logs.clone(),
         }
     }
 
@@ -111,7 +113,7 @@ impl Env {
         name: &str,
         profile: TimingProfile,
         clusters: usize,
-        scenario: impl AsyncFn(&mut ReplicaSet<'_>, usize) -> T,
+        scenario: impl AsyncFn(&mut ReplicaSet, usize) -> T,
     ) -> Vec<(T, SetOverlap)> {
         let scenario = &scenario;
         join_all((0..clusters).map(|c| async move {
@@ -375,23 +377,15 @@ async fn run(args: Args) -> Result<()> {
         &results.baseline,
     ]
     .iter()
-    .any(|r| {
-        r.as_ref()
-            .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
-    }) || results
-        .handover
-        .as_ref()
-        .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
+    .any(|r| r.as_ref().is_some_and(Tally::failed))
+        || results.handover.as_ref().is_some_and(Tally::failed)
         || results
             .etcd_trouble
             .iter()
             .any(|r| r.error.is_some() || !r.overlap.is_zero())
         || [&results.elector_crash_default, &results.elector_crash_fast]
             .iter()
-            .any(|r| {
-                r.as_ref()
-                    .is_some_and(|r| !r.errors.is_empty() || !r.overlap.is_zero())
-            });
+            .any(|r| r.as_ref().is_some_and(Tally::failed));
     if failed {
         let kept = logs.keep();
         bail!(

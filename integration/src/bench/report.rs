@@ -6,6 +6,7 @@ use super::cli::Args;
 use super::crash::{CrashResult, after_expiry, expiries, failovers};
 use super::handover::{Handover, handover_values};
 use super::stats::{median, secs, summarize};
+use super::tally::fmt_overlap;
 use crate::timing_profile::TimingProfile;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -211,22 +212,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         ("etcdctl elect", &r.baseline),
     ] {
         if let Some(c) = c {
-            notes.push(format!(
-                "{name}: {} clusters at once, {:.0} s wall, dual-active {} ({} node histories checked){}",
-                c.clusters,
-                c.wall.as_secs_f64(),
-                if c.overlap.is_zero() {
-                    "never".to_owned()
-                } else {
-                    format!("**{:.3} s**", c.overlap.as_secs_f64())
-                },
-                c.histories,
-                if c.errors.is_empty() {
-                    String::new()
-                } else {
-                    format!("; **{} cluster(s) failed**: {}", c.errors.len(), c.errors.join("; "))
-                }
-            ));
+            notes.push(format!("{name}: {}", c.summary()));
         }
     }
     if !notes.is_empty() {
@@ -307,25 +293,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                 }
             }
         }
-        let _ = writeln!(
-            o,
-            "\n{} clusters at once, {} rounds of the three triggers each, {:.0} s wall; overlap \
-             over all {} node histories: {}.{}",
-            h.clusters,
-            args.handover_rounds,
-            h.wall.as_secs_f64(),
-            h.histories,
-            if h.overlap.is_zero() {
-                "none".to_owned()
-            } else {
-                format!("**{:.3} s**", h.overlap.as_secs_f64())
-            },
-            if h.errors.is_empty() {
-                String::new()
-            } else {
-                format!(" **Failed: {}**", h.errors.join("; "))
-            }
-        );
+        let _ = writeln!(o, "\n{} (each round: the three triggers).", h.summary());
         let _ = writeln!(
             o,
             "The unready leader is noticed after `--unready-threshold` (3) failed probes \
@@ -483,11 +451,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
             let _ = writeln!(
                 o,
                 "| dual-active | {} ({} node histories) |\n",
-                if s.overlap.is_zero() {
-                    "never".to_owned()
-                } else {
-                    format!("**{:.3} s**", s.overlap.as_secs_f64())
-                },
+                fmt_overlap(s.overlap),
                 s.histories
             );
             let _ = writeln!(o, "The stand-in nodes run inside the benchmark process.\n");

@@ -9,6 +9,7 @@ use super::etcd_trouble::{Trouble, TroubleResult};
 use super::report::{fmt_ms, fmt_s};
 use super::sim::SimSpeed;
 use super::stats::{median, secs, summarize};
+use super::tally::fmt_overlap;
 use crate::timing_profile::TimingProfile;
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -63,28 +64,7 @@ pub(super) fn render_elector_crash(o: &mut String, r: &Results, tag: &str) {
         for recovery in [Recovery::Restart, Recovery::ExecStopPost] {
             elector_crash_row(o, name, profile, e, recovery, host_crash);
         }
-        notes.push(format!(
-            "{name}: {} clusters at once, {} rounds, {:.0} s wall, dual-active {} ({} node \
-             histories checked){}",
-            e.clusters,
-            e.rounds,
-            e.wall.as_secs_f64(),
-            if e.overlap.is_zero() {
-                "never".to_owned()
-            } else {
-                format!("**{:.3} s**", e.overlap.as_secs_f64())
-            },
-            e.histories,
-            if e.errors.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; **{} cluster(s) failed**: {}",
-                    e.errors.len(),
-                    e.errors.join("; ")
-                )
-            }
-        ));
+        notes.push(format!("{name}: {}", e.summary()));
     }
     if !notes.is_empty() {
         let _ = writeln!(o, "\n{}.", notes.join("; "));
@@ -309,11 +289,7 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
                 "{}: {:.0} s wall, dual-active {} ({} node histories checked){}",
                 profile_name(t.profile),
                 t.wall.as_secs_f64(),
-                if t.overlap.is_zero() {
-                    "never".to_owned()
-                } else {
-                    format!("**{:.3} s**", t.overlap.as_secs_f64())
-                },
+                fmt_overlap(t.overlap),
                 t.histories,
                 t.error
                     .as_ref()

@@ -29,7 +29,7 @@ pub(super) struct Scale {
 }
 
 pub(super) async fn scale_phase(env: &Env, clusters: usize, window: Duration) -> Result<Scale> {
-    let mut all: Vec<ReplicaSet<'_>> = (0..clusters)
+    let mut all: Vec<ReplicaSet> = (0..clusters)
         .map(|c| {
             ReplicaSet::new(
                 env.host(),
@@ -46,7 +46,7 @@ pub(super) async fn scale_phase(env: &Env, clusters: usize, window: Duration) ->
     outcome
 }
 
-async fn scale_clusters(env: &Env, all: &mut [ReplicaSet<'_>], window: Duration) -> Result<Scale> {
+async fn scale_clusters(env: &Env, all: &mut [ReplicaSet], window: Duration) -> Result<Scale> {
     let started = Instant::now();
     for cluster in all.iter_mut() {
         for value in ["a", "b"] {

@@ -103,14 +103,14 @@ async fn run(args: Args) -> Result<()> {
     };
     let host = Host {
         origin: timeline.origin,
-        etcd: &etcd,
-        elector: &args.elector,
-        logs: logs.path(),
+        etcd: etcd.endpoint(),
+        elector: args.elector.clone(),
+        logs: logs.path().to_owned(),
     };
     // The Go elector's flags, to show that they work as they were.
     let mut set = ReplicaSet::new(host, KEY.to_owned(), profile, FlagStyle::Go);
     set.set_round(round);
-    let outcome = scenario(&mut set, &timeline).await;
+    let outcome = scenario(&mut set, &etcd, &timeline).await;
     let (overlap_report, end) = (dual_active(&set.histories(), timeline.at()), timeline.at());
     set.shutdown().await;
     let (failover, gap) = outcome?;
@@ -151,7 +151,11 @@ async fn run(args: Args) -> Result<()> {
 /// Election, crash failover, clean handover, each on the timeline; the failover time and the
 /// handover's gap with no active node. (Each replica has one node life: the set's node
 /// histories are in replica order, as the summary's names assume.)
-async fn scenario(set: &mut ReplicaSet<'_>, timeline: &Timeline) -> Result<(Duration, Duration)> {
+async fn scenario(
+    set: &mut ReplicaSet,
+    etcd: &EtcdProcess,
+    timeline: &Timeline,
+) -> Result<(Duration, Duration)> {
     for name in NAMES {
         let i = set.add_replica(name.to_owned(), false).await?;
         set.start_elector(i)?;
@@ -164,7 +168,7 @@ async fn scenario(set: &mut ReplicaSet<'_>, timeline: &Timeline) -> Result<(Dura
         "node {first_name} active: elected on a cold start (waits the activation delay)"
     ));
     // `etcdctl elect -l` keeps listening: it prints the leader's key, then its value.
-    let mut listen = set.host().etcd.spawn_etcdctl(&["elect", "-l", KEY])?;
+    let mut listen = etcd.spawn_etcdctl(&["elect", "-l", KEY])?;
     let _key = listen.next_line(Duration::from_secs(10))?;
     let value = listen.next_line(Duration::from_secs(10))?;
     listen.kill();

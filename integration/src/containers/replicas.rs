@@ -14,17 +14,17 @@
 //! - [`ElectionWatch`]: a watch on the candidate keys from the host, recording when each
 //!   key appears and disappears (a lease expiry shows as its key's deletion).
 
+mod election_watch;
+
+pub use election_watch::{ElectionWatch, KeyEvent};
+
 use super::{DockerNetwork, labels, log_tail, logs_with_times, unique_name};
-use crate::host::{elector_binary, elector_command, http_get_ok};
-use crate::standin::{StandIn, StandInOptions};
+use crate::host::{elector_binary, http_get_ok};
+use crate::replica_set::{FlagStyle, Host, ReplicaSet};
 use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use elector_model::history::{History, dual_active};
 use futures_util::future::try_join_all;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
 use testcontainers::bollard::Docker;
@@ -51,6 +51,7 @@ const SWEEP: Duration = Duration::from_millis(500);
 #[derive(Clone, Debug)]
 pub struct ProfileBounds {
     pub name: &'static str,
+    pub profile: TimingProfile,
     pub args: Vec<String>,
     pub timing: elector_core::Timing,
     /// The stand-in nodes' consensus round: within the drain bound.
@@ -62,6 +63,7 @@ impl ProfileBounds {
     fn of(name: &'static str, profile: TimingProfile) -> ProfileBounds {
         ProfileBounds {
             name,
+            profile,
             args: profile.flags(),
             timing: profile.timing(),
             round: profile.round(),
@@ -117,93 +119,14 @@ impl ProfileBounds {
     }
 }
 
-/// An elector process on the host, killed when dropped. Its stderr goes to a log file.
-pub struct HostElector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HostElector {
-    pub fn spawn(binary: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> Result<Self> {
-        let file = std::fs::File::create(log)
-            .with_context(|| format!("creating the elector log {}", log.display()))?;
-        let mut command = elector_command(binary);
-        command
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file);
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(HostElector {
-            child,
-            log: log.to_owned(),
-        })
-    }
-
-    /// Everything it logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL, and reaped: a crashed elector.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    pub async fn terminate(&mut self, within: Duration) -> Result<ExitStatus> {
-        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the elector did not exit within {within:?} of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The exit status if it has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for HostElector {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// One replica on the host: a stand-in node and the elector beside it.
-struct HostReplica {
-    name: &'static str,
-    node: StandIn,
-    started: tokio::time::Instant,
-    elector: Option<HostElector>,
-}
-
-/// Replicas on the host, all on one clock ([`HostReplicas::now`]). Electors are killed when
-/// this drops; if the test is failing, their log tails are printed.
+/// Replicas on the host for the Docker tests: the [`ReplicaSet`] (electors as host processes
+/// beside in-process stand-ins, one clock), each elector given its own etcd endpoints, extra
+/// flags and environment, no status server, text logs. Electors are killed when this drops;
+/// if the test is failing, their log tails are printed.
 pub struct HostReplicas {
-    origin: tokio::time::Instant,
-    replicas: Vec<HostReplica>,
-    logs: TempDir,
-    binary: PathBuf,
-    key: String,
-    profile: ProfileBounds,
+    // Dropped in declaration order: the electors (with the set) before their log directory.
+    set: ReplicaSet,
+    _logs: TempDir,
 }
 
 impl HostReplicas {
@@ -218,51 +141,38 @@ impl HostReplicas {
         env: &[Vec<(&str, &str)>],
     ) -> Result<HostReplicas> {
         ensure!(endpoints.len() <= NAMES.len(), "too many replicas");
-        let binary = elector_binary()?;
-        eprintln!("electors: {}", binary.display());
+        let elector = elector_binary()?;
+        eprintln!("electors: {}", elector.display());
         let logs = tempfile::Builder::new()
             .prefix("elector-docker-logs-")
             .tempdir()?;
-        let origin = tokio::time::Instant::now();
-        let mut replicas = Vec::new();
-        for name in NAMES.iter().take(endpoints.len()) {
-            let started = tokio::time::Instant::now();
-            let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            let node = StandIn::start(
-                any,
-                any,
-                StandInOptions {
-                    start_active: false,
-                    round: profile.round,
-                    ready: true,
-                },
-            )
-            .await
-            .context("starting a stand-in node")?;
-            replicas.push(HostReplica {
-                name,
-                node,
-                started,
-                elector: None,
-            });
-        }
-        let mut set = HostReplicas {
-            origin,
-            replicas,
-            logs,
-            binary,
-            key: key.to_owned(),
-            profile: profile.clone(),
+        let host = Host {
+            origin: Instant::now(),
+            etcd: String::new(),
+            elector,
+            logs: logs.path().to_owned(),
         };
+        let mut set = ReplicaSet::new(
+            host,
+            key.to_owned(),
+            profile.profile,
+            FlagStyle::Conventional,
+        );
+        set.set_round(profile.round);
+        for name in NAMES.iter().take(endpoints.len()) {
+            set.add_replica((*name).to_owned(), false).await?;
+        }
+        let mut replicas = HostReplicas { set, _logs: logs };
         for (i, endpoints) in endpoints.iter().enumerate() {
             let extra = extra.get(i).cloned().unwrap_or_default();
             let env = env.get(i).cloned().unwrap_or_default();
-            set.start_elector(i, endpoints, &extra, &env)?;
+            replicas.start_elector(i, endpoints, &extra, &env)?;
         }
-        Ok(set)
+        Ok(replicas)
     }
 
-    /// (Re)starts replica `i`'s elector.
+    /// (Re)starts replica `i`'s elector with these etcd endpoints, extra flags and
+    /// environment.
     pub fn start_elector(
         &mut self,
         i: usize,
@@ -270,56 +180,38 @@ impl HostReplicas {
         extra: &[String],
         env: &[(&str, &str)],
     ) -> Result<()> {
-        let replica = &self.replicas[i];
-        let mut args = vec![
-            format!("--etcd={}", endpoints.join(",")),
-            format!("--iotex-admin=http://{}", replica.node.admin_addr()),
-            format!("--iotex-probe=http://{}", replica.node.probe_addr()),
-            format!("--key={}", self.key),
-            format!("--value={}", replica.name),
-            "--status-addr=off".to_owned(),
-        ];
-        args.extend(self.profile.args.iter().cloned());
+        self.set.set_replica_etcd(i, endpoints.join(","));
+        let mut args = self.set.elector_args(i)?;
         args.extend(extra.iter().cloned());
-        let log = self
-            .logs
-            .path()
-            .join(format!("elector-{}.log", replica.name));
-        let elector = HostElector::spawn(&self.binary, &args, env, &log)?;
-        self.replicas[i].elector = Some(elector);
-        Ok(())
+        self.set.spawn_elector_with_env(i, &args, env)
     }
 
     pub fn len(&self) -> usize {
-        self.replicas.len()
+        self.set.replicas().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.replicas.is_empty()
+        self.set.replicas().is_empty()
     }
 
     /// Replica `i`'s value in the election.
     pub fn value(&self, i: usize) -> &'static str {
-        self.replicas[i].name
+        NAMES[i]
     }
 
     /// Time on the replicas' common clock.
     pub fn now(&self) -> Duration {
-        self.origin.elapsed()
+        self.set.host().origin.elapsed()
     }
 
     /// Converts an instant to the common clock.
     pub fn at(&self, instant: Instant) -> Duration {
-        let now = Instant::now();
-        let since = now.saturating_duration_since(instant);
-        self.now().saturating_sub(since)
+        self.set.host().on_clock(instant)
     }
 
     /// The replicas whose nodes report active now.
     pub fn active(&self) -> Vec<usize> {
-        (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].node.state().active)
-            .collect()
+        self.set.active()
     }
 
     /// Waits until exactly one node, other than `except`, is active; returns it.
@@ -328,51 +220,35 @@ impl HostReplicas {
         except: Option<usize>,
         within: Duration,
     ) -> Result<usize> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let active = self.active();
-            if let [one] = active[..]
-                && Some(one) != except
-            {
-                return Ok(one);
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "no single active node (other than {except:?}) within {within:?}; active: \
-                     {active:?}\n{}",
-                    self.log_tails(15)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        match self.set.wait_active(except, within).await {
+            Ok((one, _)) => Ok(one),
+            Err(e) => Err(e.context(format!(
+                "no single active node other than {except:?}\n{}",
+                self.log_tails(15)
+            ))),
         }
     }
 
     /// Checks for `period` that `leader` alone is active, without a gap; fails at once
     /// otherwise.
     pub async fn assert_sole_active_for(&self, leader: usize, period: Duration) -> Result<()> {
-        let until = tokio::time::Instant::now() + period;
-        while tokio::time::Instant::now() < until {
-            let active = self.active();
-            ensure!(
-                active == [leader],
-                "expected {} alone active, found {active:?} at {:.2}s\n{}",
-                self.value(leader),
-                self.now().as_secs_f64(),
-                self.log_tails(15)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
+        self.assert_active_for(&[leader], period).await
     }
 
     /// Checks for `period` that no node is active.
     pub async fn assert_none_active_for(&self, period: Duration) -> Result<()> {
-        let until = tokio::time::Instant::now() + period;
-        while tokio::time::Instant::now() < until {
+        self.assert_active_for(&[], period).await
+    }
+
+    /// Checks for `period`, every 10 ms, that exactly `expected` are active.
+    async fn assert_active_for(&self, expected: &[usize], period: Duration) -> Result<()> {
+        let until = Instant::now() + period;
+        while Instant::now() < until {
             let active = self.active();
             ensure!(
-                active.is_empty(),
-                "expected no active node, found {active:?}\n{}",
+                active == expected,
+                "expected {expected:?} active, found {active:?} at {:.2}s\n{}",
+                self.now().as_secs_f64(),
                 self.log_tails(15)
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -382,24 +258,13 @@ impl HostReplicas {
 
     /// Every node's mode history on the common clock, up to now.
     pub fn histories(&self) -> Vec<History> {
-        self.replicas
-            .iter()
-            .map(|replica| {
-                let offset = replica.started.saturating_duration_since(self.origin);
-                replica
-                    .node
-                    .state()
-                    .history
-                    .into_iter()
-                    .map(|(at, active)| (at + offset, active))
-                    .collect()
-            })
-            .collect()
+        self.set.histories()
     }
 
     /// When node `i` last changed to `active`.
     pub fn last_change(&self, i: usize, active: bool) -> Option<Duration> {
-        self.histories()[i]
+        self.set
+            .replica_history(i)
             .iter()
             .rev()
             .find(|(_, mode)| *mode == active)
@@ -408,53 +273,33 @@ impl HostReplicas {
 
     /// The never-two-active check over every history so far.
     pub fn check_never_two_active(&self) -> Result<()> {
-        let names: Vec<&str> = self.replicas.iter().map(|r| r.name).collect();
-        check_never_two_active(&self.histories(), self.now(), &names)
+        check_never_two_active(&self.histories(), self.now(), &NAMES[..self.len()])
     }
 
-    /// Kills replica `i`'s elector with SIGKILL.
-    pub fn kill_elector(&mut self, i: usize) {
-        if let Some(mut elector) = self.replicas[i].elector.take() {
-            elector.kill();
-            // Keep its log readable: the process is gone, the file stays.
-            self.replicas[i].elector = Some(elector);
-        }
+    /// Kills replica `i`'s elector with SIGKILL (its log stays readable).
+    pub fn kill_elector(&mut self, i: usize) -> Result<()> {
+        self.set.kill_elector(i).map(drop)
     }
 
     /// What a supervisor does when an elector dies (systemd `ExecStopPost=`, see
     /// docs/safety.md's `restart_bound`): commands the node standby through its admin port.
     pub async fn force_standby(&self, i: usize) -> Result<()> {
-        http_get_ok(self.replicas[i].node.admin_addr(), "/ha?activate=false").await?;
+        http_get_ok(self.set.node(i)?.admin_addr(), "/ha?activate=false").await?;
         Ok(())
-    }
-
-    /// Replica `i`'s elector, for signals and its log.
-    pub fn elector(&mut self, i: usize) -> Option<&mut HostElector> {
-        self.replicas[i].elector.as_mut()
     }
 
     /// Replica `i`'s elector log.
     pub fn elector_log(&self, i: usize) -> String {
-        self.replicas[i]
-            .elector
-            .as_ref()
-            .map(HostElector::log)
-            .unwrap_or_default()
+        self.set.replica(i).log()
     }
 
     /// The last `lines` lines of every elector's log.
     pub fn log_tails(&self, lines: usize) -> String {
-        let mut text = String::new();
-        for (i, replica) in self.replicas.iter().enumerate() {
-            let log = self.elector_log(i);
-            let all: Vec<&str> = log.lines().collect();
-            text.push_str(&format!(
-                "--- elector {} ---\n{}\n",
-                replica.name,
-                all[all.len().saturating_sub(lines)..].join("\n")
-            ));
-        }
-        text
+        self.set
+            .replicas()
+            .iter()
+            .map(|r| format!("--- elector {} ---\n{}\n", r.value(), r.log_tail(lines)))
+            .collect()
     }
 }
 
@@ -718,115 +563,6 @@ pub fn stand_in_history(lines: &[super::LogLine], origin: SystemTime) -> Result<
         history.push((epoch + Duration::from_secs_f64(seconds), active));
     }
     Ok(history)
-}
-
-/// What [`ElectionWatch`] saw happen to a candidate key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyEvent {
-    pub at: Instant,
-    pub key: String,
-    /// The value written; `None` for a deletion.
-    pub value: Option<String>,
-}
-
-/// A watch on `<key>/` from the host, recording every candidate key's creation and deletion
-/// with the time the event arrived. Stops when dropped.
-pub struct ElectionWatch {
-    events: Arc<Mutex<Vec<KeyEvent>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ElectionWatch {
-    /// Watches through `endpoint` (plain `http://`).
-    pub async fn start(endpoint: &str, key: &str) -> Result<ElectionWatch> {
-        let prefix = format!("{key}/");
-        let mut client = tokio::time::timeout(
-            Duration::from_secs(5),
-            etcd_client::Client::connect([endpoint], None),
-        )
-        .await
-        .map_err(|_| anyhow!("connecting to {endpoint} timed out"))??;
-        let mut stream = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.watch(
-                prefix.as_str(),
-                Some(etcd_client::WatchOptions::new().with_prefix()),
-            ),
-        )
-        .await
-        .map_err(|_| anyhow!("starting a watch on {endpoint} timed out"))??;
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        let task = tokio::spawn(async move {
-            while let Ok(Some(response)) = stream.message().await {
-                let at = Instant::now();
-                for event in response.events() {
-                    let Some(kv) = event.kv() else { continue };
-                    let value = match event.event_type() {
-                        etcd_client::EventType::Put => {
-                            Some(String::from_utf8_lossy(kv.value()).into_owned())
-                        }
-                        etcd_client::EventType::Delete => None,
-                    };
-                    sink.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(KeyEvent {
-                            at,
-                            key: String::from_utf8_lossy(kv.key()).into_owned(),
-                            value,
-                        });
-                }
-            }
-        });
-        Ok(ElectionWatch { events, task })
-    }
-
-    /// Everything seen so far.
-    pub fn events(&self) -> Vec<KeyEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// The latest key created with `value`.
-    pub fn key_of(&self, value: &str) -> Option<String> {
-        self.events()
-            .into_iter()
-            .rev()
-            .find(|event| event.value.as_deref() == Some(value))
-            .map(|event| event.key)
-    }
-
-    /// When `key` was deleted (its lease expired or was revoked), if it was.
-    pub fn deleted_at(&self, key: &str) -> Option<Instant> {
-        self.events()
-            .into_iter()
-            .find(|event| event.key == key && event.value.is_none())
-            .map(|event| event.at)
-    }
-
-    /// Waits (bounded) until `key` is deleted; returns when.
-    pub async fn wait_deleted(&self, key: &str, within: Duration) -> Result<Instant> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(at) = self.deleted_at(key) {
-                return Ok(at);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{key} was not deleted within {within:?}; events: {:?}",
-                self.events()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for ElectionWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[cfg(test)]
