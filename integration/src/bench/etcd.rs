@@ -172,6 +172,15 @@ impl EtcdWindow {
         }
     }
 
+    /// Messages received per second by method, divided among `electors`: "Method 1.00/s, ...".
+    pub(super) fn per_method(&self, electors: usize) -> String {
+        self.received_per_s
+            .iter()
+            .map(|(method, v)| format!("{method} {:.2}/s", v / electors.max(1) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub(super) fn received_total(&self) -> f64 {
         self.received_per_s.values().sum()
     }

@@ -319,39 +319,41 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                 f.window,
                 3600.0 / f.window * 0.01
             );
-            let _ = writeln!(o, "| | leader (node active) | standby (candidate) |");
-            let _ = writeln!(o, "| --- | ---: | ---: |");
-            let _ = writeln!(
-                o,
-                "| RSS | {} | {} |",
-                fmt_bytes(f.leader_rss),
-                fmt_bytes(f.standby_rss)
-            );
-            let _ = writeln!(
-                o,
-                "| peak RSS | {} | {} |",
-                fmt_bytes(f.leader_hwm),
-                fmt_bytes(f.standby_hwm)
-            );
-            let _ = writeln!(
-                o,
-                "| CPU per hour idle | {:.1} s ({:.3}% of a core) | {:.1} s ({:.3}% of a core) |",
-                f.leader_cpu_per_hour,
-                f.leader_cpu_per_hour / 36.0,
-                f.standby_cpu_per_hour,
-                f.standby_cpu_per_hour / 36.0
-            );
-            let _ = writeln!(
-                o,
-                "| keep-alives per second (own counter `elector_keepalive_latency_seconds_count`) | {:.2} | {:.2} |",
-                f.leader_keepalives_per_s, f.standby_keepalives_per_s
-            );
-            let _ = writeln!(
-                o,
-                "| binary size (`{}`, stripped) | {} | |",
-                args.elector.display(),
-                fmt_bytes(f.binary_size)
-            );
+            let cpu =
+                |per_hour: f64| format!("{per_hour:.1} s ({:.3}% of a core)", per_hour / 36.0);
+            let rows = [
+                ["", "leader (node active)", "standby (candidate)"].map(String::from),
+                ["---", "---:", "---:"].map(String::from),
+                [
+                    "RSS".to_owned(),
+                    fmt_bytes(f.leader_rss),
+                    fmt_bytes(f.standby_rss),
+                ],
+                [
+                    "peak RSS".to_owned(),
+                    fmt_bytes(f.leader_hwm),
+                    fmt_bytes(f.standby_hwm),
+                ],
+                [
+                    "CPU per hour idle".to_owned(),
+                    cpu(f.leader_cpu_per_hour),
+                    cpu(f.standby_cpu_per_hour),
+                ],
+                [
+                    "keep-alives per second (own counter `elector_keepalive_latency_seconds_count`)"
+                        .to_owned(),
+                    format!("{:.2}", f.leader_keepalives_per_s),
+                    format!("{:.2}", f.standby_keepalives_per_s),
+                ],
+                [
+                    format!("binary size (`{}`, stripped)", args.elector.display()),
+                    fmt_bytes(f.binary_size),
+                    String::new(),
+                ],
+            ];
+            for row in &rows {
+                table_row(&mut o, row);
+            }
             let per = f.etcd.received_total() / 2.0;
             let _ = writeln!(
                 o,
@@ -361,12 +363,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                  window, divided by the 2 electors. By method, per elector: {}. RPCs \
                  completed (`grpc_server_handled_total`, so not the messages on open streams): \
                  {:.2}/s for both. etcd CPU meanwhile: {:.2}% of a core.\n",
-                f.etcd
-                    .received_per_s
-                    .iter()
-                    .map(|(k, v)| format!("{k} {:.2}/s", v / 2.0))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                f.etcd.per_method(2),
                 f.etcd.handled_per_s,
                 f.etcd.cpu_share * 100.0
             );
@@ -396,64 +393,66 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
             );
             let idle = r.idle.as_ref().and_then(|i| i.as_ref().ok());
             let two = r.footprint.as_ref().and_then(|f| f.as_ref().ok());
-            let _ = writeln!(o, "| | value |");
-            let _ = writeln!(o, "| --- | ---: |");
-            let _ = writeln!(
-                o,
-                "| etcd CPU (`/proc/<pid>/stat`) | **{:.1}% of a core**{}{} |",
+            let etcd_cpu = format!(
+                "**{:.1}% of a core**{}{}",
                 s.etcd.cpu_share * 100.0,
                 idle.map(|i| format!("; alone: {:.1}%", i.cpu_share * 100.0))
                     .unwrap_or_default(),
                 two.map(|f| format!("; with 2 electors: {:.1}%", f.etcd.cpu_share * 100.0))
                     .unwrap_or_default()
             );
-            let _ = writeln!(o, "| etcd RSS | {} |", fmt_bytes(s.etcd.rss));
-            let _ = writeln!(
-                o,
-                "| etcd gRPC messages received | {:.0}/s ({:.2}/s per elector) |",
-                s.etcd.received_total(),
-                s.etcd.received_total() / s.electors.max(1) as f64
-            );
-            // By method, so that every kind of request the electors make shows (a new one,
-            // such as a member registry's writes, appears as its own method).
-            let _ = writeln!(
-                o,
-                "| etcd gRPC messages received, by method, per elector | {} |",
-                s.etcd
-                    .received_per_s
-                    .iter()
-                    .map(|(k, v)| format!("{k} {:.2}/s", v / s.electors.max(1) as f64))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let _ = writeln!(
-                o,
-                "| keep-alive latency, mean over all | **{}** |",
-                fmt_ms_precise(s.keepalive_mean)
-            );
-            let _ = writeln!(
-                o,
-                "| keep-alive latency, per-elector means: median / worst | {} / {} |",
-                fmt_ms_precise(s.keepalive_median_of_means),
-                fmt_ms_precise(s.keepalive_worst_mean)
-            );
-            let _ = writeln!(
-                o,
-                "| keep-alives acknowledged | {:.0}/s |",
-                s.keepalives_per_s
-            );
-            let _ = writeln!(
-                o,
-                "| the {} electors' CPU together | {:.1}% of a core |",
-                s.electors,
-                s.electors_cpu_share * 100.0
-            );
-            let _ = writeln!(
-                o,
-                "| dual-active | {} ({} node histories) |\n",
-                fmt_overlap(s.overlap),
-                s.histories
-            );
+            let rows = [
+                ["", "value"].map(String::from),
+                ["---", "---:"].map(String::from),
+                ["etcd CPU (`/proc/<pid>/stat`)".to_owned(), etcd_cpu],
+                ["etcd RSS".to_owned(), fmt_bytes(s.etcd.rss)],
+                [
+                    "etcd gRPC messages received".to_owned(),
+                    format!(
+                        "{:.0}/s ({:.2}/s per elector)",
+                        s.etcd.received_total(),
+                        s.etcd.received_total() / s.electors.max(1) as f64
+                    ),
+                ],
+                // By method, so that every kind of request the electors make shows (a new
+                // one, such as a member registry's writes, appears as its own method).
+                [
+                    "etcd gRPC messages received, by method, per elector".to_owned(),
+                    s.etcd.per_method(s.electors),
+                ],
+                [
+                    "keep-alive latency, mean over all".to_owned(),
+                    format!("**{}**", fmt_ms_precise(s.keepalive_mean)),
+                ],
+                [
+                    "keep-alive latency, per-elector means: median / worst".to_owned(),
+                    format!(
+                        "{} / {}",
+                        fmt_ms_precise(s.keepalive_median_of_means),
+                        fmt_ms_precise(s.keepalive_worst_mean)
+                    ),
+                ],
+                [
+                    "keep-alives acknowledged".to_owned(),
+                    format!("{:.0}/s", s.keepalives_per_s),
+                ],
+                [
+                    format!("the {} electors' CPU together", s.electors),
+                    format!("{:.1}% of a core", s.electors_cpu_share * 100.0),
+                ],
+                [
+                    "dual-active".to_owned(),
+                    format!(
+                        "{} ({} node histories)",
+                        fmt_overlap(s.overlap),
+                        s.histories
+                    ),
+                ],
+            ];
+            for row in &rows {
+                table_row(&mut o, row);
+            }
+            o.push('\n');
             let _ = writeln!(o, "The stand-in nodes run inside the benchmark process.\n");
         }
         Some(Err(e)) => {
@@ -597,6 +596,11 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         args.sim_seeds
     );
     o
+}
+
+/// One row of a markdown table: `| a | b | c |`.
+fn table_row(o: &mut String, cells: &[String]) {
+    let _ = writeln!(o, "| {} |", cells.join(" | "));
 }
 
 pub(super) fn fmt_ms_precise(v: f64) -> String {
