@@ -162,14 +162,15 @@ sim-ci: prereqs
 	  --profile mixed --tick-ms $(SIM_CI_TICK_MS) --require-passes 50
 
 ## sim-search: the long deterministic-simulation search (docs/safety.md). SEEDS from START at
-## TICK_MS (20 ms: about 0.15 s of one core per seed, so about 100 minutes for 100,000 seeds on
-## 2 idle cores; 10 ms is 1.4 and 5 ms, the tests' step, 2.4 times slower; a longer step buys
-## little: about half of a seed's cost at 20 ms is not per step, see docs/safety.md). Exits
-## non-zero on any violation, with each failing seed's replay command. SIM_ARGS go to
-## elector-sim (see its --help), e.g. SIM_ARGS="--profile fast".
+## TICK_MS, in a whole-program-optimized build (cargo profile `search`, about 2 minutes to
+## build). 20 ms: about 0.09 s of one core per seed, so about 75 minutes for 100,000 seeds on 2
+## idle cores; two thirds of a seed's cost at 20 ms is per step (each simulated host's tokio
+## runtime is entered and its clock read on every step), so 10 ms is 1.4 and 5 ms, the tests'
+## step, 2.4 times slower. Exits non-zero on any violation, with each failing seed's replay
+## command. SIM_ARGS go to elector-sim (see its --help), e.g. SIM_ARGS="--profile fast".
 SEEDS ?= 100000
 START ?= 0
 TICK_MS ?= 20
 .PHONY: sim-search
 sim-search: prereqs
-	$(CARGO) run --release --locked -p elector-sim -- --seeds $(SEEDS) --start $(START) --tick-ms $(TICK_MS) $(SIM_ARGS)
+	$(CARGO) run --profile search --locked -p elector-sim -- --seeds $(SEEDS) --start $(START) --tick-ms $(TICK_MS) $(SIM_ARGS)

@@ -78,6 +78,10 @@ pub struct Args {
     /// The CI seed set's step (the Makefile's SIM_CI_TICK_MS, which `make bench` passes)
     #[arg(long, default_value_t = 10)]
     pub(super) sim_ci_tick_ms: u64,
+    /// Keep the electors' logs even when every trial passed (they are kept anyway when one
+    /// failed or two nodes were active at once)
+    #[arg(long)]
+    pub(super) keep_logs: bool,
 }
 
 pub(super) const ALL_PHASES: [&str; 11] = [

@@ -393,6 +393,9 @@ async fn run(args: Args) -> Result<()> {
             kept.display()
         );
     }
+    if args.keep_logs {
+        eprintln!("elector logs kept in {}", logs.keep().display());
+    }
     Ok(())
 }
 
