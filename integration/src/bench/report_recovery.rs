@@ -232,6 +232,17 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
             );
         }
     }
+    let _ = writeln!(
+        o,
+        "\nA frozen member is not a dead one: its kernel still accepts connections, so the \
+         client's balanced channel can reconnect to it and send the next keep-alive there, and \
+         when it is the raft leader the others must first elect a new one (etcd's election \
+         timeout, 1 s by default) before any member renews a lease. All of it must fit in the \
+         leader's window from its last acknowledged keep-alive to its step-down point (3.4 s \
+         with the defaults, 1.67 s with the 3 s profile; docs/safety.md, \
+         `dead_connection_replaced`); when it does not, the leader demotes in time and another \
+         replica takes over: a needless failover, never two active nodes."
+    );
     let _ = writeln!(o);
     let _ = writeln!(
         o,
