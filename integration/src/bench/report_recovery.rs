@@ -35,13 +35,14 @@ pub(super) fn render_elector_crash(o: &mut String, r: &Results, tag: &str) {
          *Gap*: the old node inactive (its round finished) until the new one is active. \
          *Overlap*: two nodes active at once, from `elector_model::history::dual_active` over \
          every node history. *Target*: the node's round + {} (about 3 s with the default \
-         2 s round, where a crashed host takes the lease TTL and the activation delay).\n",
+         2 s round, where a crashed host takes the lease TTL and the activation delay), \
+         met when the median is within it.\n",
         secs(RESTART_AFTER),
         fmt_s(ELECTOR_CRASH_SLACK),
     );
     let _ = writeln!(
         o,
-        "| profile | recovery | trials | trigger → active: min | median | p95 | max | target | kill → old node inactive, median | gap median (max) | overlap | crashed host, median |"
+        "| profile | recovery | trials | trigger → active: min | median | p95 | max | target (median) | kill → old node inactive, median | gap median (max) | overlap | crashed host, median |"
     );
     let _ = writeln!(
         o,
