@@ -288,23 +288,14 @@ impl ReplicaSet {
     /// its output is appended to the replica's log. Fails if one runs already.
     pub fn start_elector(&mut self, i: usize) -> Result<()> {
         let args = self.elector_args(i)?;
-        self.spawn_elector(i, &args)
+        self.spawn_elector(i, &args, &[])
     }
 
-    /// Starts replica `i`'s elector with `args` (e.g. [`ReplicaSet::elector_args`] with a flag
-    /// changed); its output is appended to the replica's log.
-    pub fn spawn_elector(&mut self, i: usize, args: &[String]) -> Result<()> {
-        self.spawn_elector_with_env(i, args, &[])
-    }
-
-    /// [`ReplicaSet::spawn_elector`] with these environment variables too (the elector's own
-    /// `ELECTOR_*` variables of this process are never passed on: [`elector_command`]).
-    pub fn spawn_elector_with_env(
-        &mut self,
-        i: usize,
-        args: &[String],
-        env: &[(&str, &str)],
-    ) -> Result<()> {
+    /// Starts replica `i`'s elector with `args` (e.g. [`ReplicaSet::elector_args`] and more)
+    /// and these environment variables (the elector's own `ELECTOR_*` variables of this
+    /// process are never passed on: [`elector_command`]); its output is appended to the
+    /// replica's log. Fails if one runs already.
+    pub fn spawn_elector(&mut self, i: usize, args: &[String], env: &[(&str, &str)]) -> Result<()> {
         let replica = &mut self.replicas[i];
         if replica.elector_running() {
             bail!("the elector of {} is still running", replica.value);
@@ -330,11 +321,10 @@ impl ReplicaSet {
     /// Starts replica `i`'s elector and waits until its status server answers `/healthz`. If
     /// another process took the status port meanwhile, starts it again on another port.
     pub async fn start_elector_serving(&mut self, i: usize, within: Duration) -> Result<()> {
-        let addr = self.replicas[i]
-            .status_addr()
-            .context("the replica's elector has no status server")?;
-        let mut addr = addr;
         for _attempt in 0..STATUS_PORT_ATTEMPTS {
+            let addr = self.replicas[i]
+                .status_addr()
+                .context("the replica's elector has no status server")?;
             self.start_elector(i)?;
             let deadline = Instant::now() + within;
             let replica = &self.replicas[i];
@@ -366,9 +356,7 @@ impl ReplicaSet {
                     replica.log_tail(LOG_TAIL_LINES)
                 );
             }
-            let port = free_port()?;
-            self.replicas[i].status_port = Some(port);
-            addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            self.replicas[i].status_port = Some(free_port()?);
         }
         bail!(
             "the elector of {} found no free status port in {STATUS_PORT_ATTEMPTS} attempts",

@@ -23,6 +23,7 @@ pub use profile_bounds::ProfileBounds;
 use super::{DockerNetwork, labels, log_tail, logs_with_times, unique_name};
 use crate::host::{elector_binary, http_get_ok};
 use crate::replica_set::{FlagStyle, Host, ReplicaSet};
+use crate::timing_profile::timing_flags;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use elector_model::history::{History, dual_active};
 use futures_util::future::try_join_all;
@@ -79,6 +80,7 @@ impl HostReplicas {
             profile.profile,
             FlagStyle::Conventional,
         );
+        set.set_timing(profile.timing.clone());
         set.set_round(profile.round);
         for name in NAMES.iter().take(endpoints.len()) {
             set.add_replica((*name).to_owned(), false).await?;
@@ -104,7 +106,7 @@ impl HostReplicas {
         self.set.set_replica_etcd(i, endpoints.join(","));
         let mut args = self.set.elector_args(i)?;
         args.extend(extra.iter().cloned());
-        self.set.spawn_elector_with_env(i, &args, env)
+        self.set.spawn_elector(i, &args, env)
     }
 
     pub fn len(&self) -> usize {
@@ -299,7 +301,7 @@ impl ContainerReplicas {
             format!("--key={key}"),
             "--status-addr=off".to_owned(),
         ];
-        args.extend(profile.args.iter().cloned());
+        args.extend(timing_flags(&profile.timing));
         let electors = try_join_all(NAMES.iter().take(count).zip(&nodes).map(|(name, node)| {
             let mut args = args.clone();
             args.push(format!("--value={name}"));

@@ -12,13 +12,15 @@ const RECHECK: Duration = elector::etcd::OBSERVE_RECHECK_PERIOD;
 /// etcd revokes expired leases in a sweep every 500 ms.
 const SWEEP: Duration = Duration::from_millis(500);
 
-/// A timing profile as the container tests run it: the elector's flags, and the bounds the
-/// tests derive from its numbers (one name per meaning: [`TimingProfile`] is the profile).
+/// A timing profile as the container tests run it: its timing (the electors get it as flags
+/// generated from it), and the bounds the tests derive from its numbers (one name per
+/// meaning: [`TimingProfile`] is the profile).
 #[derive(Clone, Debug)]
 pub struct ProfileBounds {
     pub name: &'static str,
+    /// The profile it starts from.
     pub profile: TimingProfile,
-    pub args: Vec<String>,
+    /// The electors' timing: the profile's, unless a test changes it.
     pub timing: elector_core::Timing,
     /// The stand-in nodes' consensus round: within the drain bound.
     pub round: Duration,
@@ -30,7 +32,6 @@ impl ProfileBounds {
         ProfileBounds {
             name,
             profile,
-            args: profile.flags(),
             timing: profile.timing(),
             round: profile.round(),
         }
