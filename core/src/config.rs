@@ -123,10 +123,38 @@ impl Timing {
         self.keepalive_interval + self.etcd_request_timeout
     }
 
-    /// The smallest activation delay the `activation_delay_covers_dead_leader` inequality
-    /// allows, rounded up to 100 ms.
+    /// Rule `activation_delay_covers_dead_leader`: after the previous leader's elector died,
+    /// its node may stay active until its supervisor commands standby (`restart_bound`) and
+    /// it drains (`drain_bound`), counted from the lease's expiry at the earliest; the new
+    /// leader's wait, on a clock that may run fast by `max_clock_drift`, must cover that.
+    pub fn dead_leader_activation_delay(&self) -> Duration {
+        (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift)
+    }
+
+    /// Rule `activation_delay_covers_early_revocation`: etcd may end a lease before its TTL
+    /// (releases before 3.4.31 and 3.5.13 revoke every lease when a stalled raft leader
+    /// resumes, etcd issue #15247; an operator may revoke it by hand). A leader that is cut
+    /// off at that moment cannot hear of it: its node stays active until its own deadlines
+    /// demote it. Its last acknowledged keep-alive was sent at `s`, no later than the
+    /// revocation (a keep-alive served after the revocation answers "not found"). It commands
+    /// standby at its step-down deadline, `TTL·(1−ρ) − (drain_bound + safety_margin)` after `s`
+    /// on its clock, which may run slow by ρ; the command lands within `node_timeout` and the
+    /// node drains within `drain_bound`. The new leader saw the key go at or after the
+    /// revocation, and waits on a clock that may run fast by ρ; its wait must cover all that.
+    pub fn early_revocation_activation_delay(&self) -> Duration {
+        let rho = self.max_clock_drift;
+        let demoted = (self.drain_bound + self.safety_margin).saturating_sub(self.node_timeout);
+        (self.lease_ttl + self.drain_bound)
+            .saturating_sub(demoted.div_f64(1.0 - rho))
+            .mul_f64(1.0 + rho)
+    }
+
+    /// The smallest activation delay the two inequalities allow (`activation_delay_covers_*`),
+    /// rounded up to 100 ms.
     pub fn minimum_activation_delay(&self) -> Duration {
-        let exact = (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift);
+        let exact = self
+            .dead_leader_activation_delay()
+            .max(self.early_revocation_activation_delay());
         let step = 100u128;
         let ms = exact.as_millis().div_ceil(step) * step;
         Duration::from_millis(ms as u64)
@@ -303,12 +331,25 @@ impl Timing {
                 ),
             );
         }
-        let min_delay = (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift);
+        let min_delay = self.dead_leader_activation_delay();
         if self.activation_delay < min_delay {
             return fail(
                 "activation_delay_covers_dead_leader",
                 format!(
                     "activation_delay {} < (restart_bound + drain_bound) x (1 + max_clock_drift) = {}",
+                    secs(self.activation_delay),
+                    secs(min_delay)
+                ),
+            );
+        }
+        let min_delay = self.early_revocation_activation_delay();
+        if self.activation_delay < min_delay {
+            return fail(
+                "activation_delay_covers_early_revocation",
+                format!(
+                    "activation_delay {} < (lease_ttl + drain_bound - (drain_bound + \
+                     safety_margin - node_timeout) / (1 - max_clock_drift)) x (1 + \
+                     max_clock_drift) = {}",
                     secs(self.activation_delay),
                     secs(min_delay)
                 ),
@@ -356,7 +397,7 @@ mod tests {
         Timing::default().validate().expect("defaults must pass");
         assert_eq!(
             Timing::default().activation_delay,
-            Duration::from_millis(8100)
+            Duration::from_millis(8900)
         );
     }
 
@@ -464,6 +505,23 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(rejected(t), "activation_delay_covers_dead_leader");
+        // The old default, 8.1 s, covers a dead leader but not a lease etcd revoked early.
+        let t = Timing {
+            activation_delay: Duration::from_millis(8100),
+            ..Timing::default()
+        };
+        assert_eq!(rejected(t), "activation_delay_covers_early_revocation");
+    }
+
+    #[test]
+    fn early_revocation_bound_is_the_documented_number() {
+        // (10 + 5 - (5 + 1.5 - 0.3) / 0.99) x 1.01 = 8.825 s with the defaults; the 3 s
+        // profile's (3 + 0.7 - 1.05 / 0.99) x 1.01 = 2.666 s is below its dead-leader bound.
+        let default = Timing::default().early_revocation_activation_delay();
+        assert!((default.as_secs_f64() - 8.8248).abs() < 1e-3, "{default:?}");
+        let fast = Timing::fast_profile();
+        assert!((fast.early_revocation_activation_delay().as_secs_f64() - 2.6658).abs() < 1e-3);
+        assert_eq!(fast.activation_delay, Duration::from_millis(2800));
     }
 
     #[test]

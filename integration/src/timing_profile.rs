@@ -9,7 +9,7 @@ use std::time::Duration;
 /// within the timing's drain bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimingProfile {
-    /// The elector's defaults: TTL 10 s, drain bound 5 s, activation delay 8.1 s; 2 s rounds.
+    /// The elector's defaults: TTL 10 s, drain bound 5 s, activation delay 8.9 s; 2 s rounds.
     Default,
     /// The 3 s lease profile of docs/safety.md for nodes that drain within 700 ms (what the
     /// deploy files' fast drop-in sets); 500 ms rounds.

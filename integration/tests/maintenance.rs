@@ -12,6 +12,7 @@ use elector::etcd::{Election, EtcdOptions, connect};
 use elector_core::Observation;
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::operator::{CommandRun, run_elector_command};
+use elector_integration::timing_profile::TimingProfile;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,9 +21,12 @@ const COMMAND_BOUND: Duration = Duration::from_secs(60);
 /// `elector exclude --timeout`: generous for a loaded machine; a handover takes about a second
 /// with the fast profile.
 const EXCLUDE_TIMEOUT: &str = "30s";
-/// The activation delay of the cluster's fast profile: (restart bound 1 s + drain bound
-/// 0.7 s) x 1.01, rounded up to 100 ms. A successor that skipped it activates well within.
-const ACTIVATION_DELAY: Duration = Duration::from_millis(1800);
+/// The activation delay of the cluster's profile (2.6 s, set by
+/// `activation_delay_covers_early_revocation`). A successor that skipped it activates well
+/// within.
+fn activation_delay() -> Duration {
+    TimingProfile::Functional.timing().activation_delay
+}
 /// How long an excluded replica is watched for a campaign after the leader died: past the
 /// dead leader's lease (3 s) and the next leader's activation delay.
 const WATCH_EXCLUDED: Duration = Duration::from_secs(8);
@@ -122,7 +126,7 @@ async fn an_excluded_leader_hands_over_and_stays_out_until_included() {
         active_at - standby_at
     );
     assert!(
-        active_at - standby_at < ACTIVATION_DELAY,
+        active_at - standby_at < activation_delay(),
         "the successor waited the activation delay: standby at {standby_at:?}, active at \
          {active_at:?}"
     );

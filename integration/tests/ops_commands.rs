@@ -15,6 +15,7 @@ use elector::status::{parse_exposition, sample_value};
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, free_port};
+use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::{History, dual_active};
 use serde_json::Value;
 use std::time::Duration;
@@ -25,9 +26,11 @@ const PROMPT: Duration = Duration::from_secs(20);
 /// `elector handover --timeout`: generous for a loaded machine; a handover takes about a
 /// second with the fast profile.
 const HANDOVER_TIMEOUT: &str = "30s";
-/// The activation delay of the cluster's fast profile: (restart bound 1 s + drain bound
-/// 0.7 s) × 1.01, rounded up to 100 ms.
-const ACTIVATION_DELAY: Duration = Duration::from_millis(1800);
+/// The activation delay of the cluster's profile (2.6 s, set by
+/// `activation_delay_covers_early_revocation`).
+fn activation_delay() -> Duration {
+    TimingProfile::Functional.timing().activation_delay
+}
 
 /// What one run of the binary did.
 #[derive(Debug)]
@@ -431,7 +434,7 @@ async fn hand_over(
     // standby; had it waited the activation delay, the gap would be at least that. So a
     // shorter gap shows the handover record let it skip the delay.
     assert!(
-        active - standby < ACTIVATION_DELAY,
+        active - standby < activation_delay(),
         "gap {:?}: the new leader waited the activation delay",
         active - standby
     );
@@ -681,9 +684,9 @@ async fn check_reads_everything_and_changes_nothing() {
         for needle in [
             "timing (derived from the flags",
             "lease TTL               3s",
-            "activation delay        1.8s",
+            "activation delay        2.6s",
             "shutdown bound          2.05s",
-            "failover after a crash  ≈ 5.3s",
+            "failover after a crash  ≈ 6.1s",
             &format!("{} leads, 2 candidates", cluster.value(leader)),
             "answers (connected in",
             &format!("/ha: {mode}"),

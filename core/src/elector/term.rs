@@ -128,7 +128,9 @@ impl Elector {
 
     /// Rule `activation_gate`: how long a new leader waits before activating. It waits
     /// `activation_delay`, long enough for a dead or hung previous leader's node to be forced
-    /// standby and drain (`restart_bound + drain_bound`, with drift). It skips the wait only
+    /// standby and drain (`restart_bound + drain_bound`, with drift), and for a previous leader
+    /// cut off from etcd when etcd ended its lease early to reach its own step-down deadline
+    /// and drain (`activation_delay_covers_early_revocation`). It skips the wait only
     /// when the observation that made it leader carries a handover record naming the leader it
     /// saw before: that leader confirmed its node standby, and had itself passed the gate, so
     /// no earlier node can still be active.

@@ -155,7 +155,7 @@ fn does_not_activate_after_a_failed_probe() {
     // One failed probe is below the unready threshold, but a node whose latest probe failed is
     // not made active: it must be ready *now*.
     let mut h = Harness::candidate_behind(&[]);
-    // Leader at 0, gate at 8.1 s; probes at whole seconds, the one at 8 s fails.
+    // Leader at 0, gate at 8.9 s; probes at whole seconds, the one at 8 s fails.
     h.run_until(ms(7_600));
     h.auto.probe = Some(false);
     h.run_until(ms(8_600));

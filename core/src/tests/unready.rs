@@ -17,7 +17,7 @@ fn resigns(h: &Harness, since: Instant) -> Vec<(Instant, Command)> {
 
 #[test]
 fn unready_leader_demotes_confirms_then_resigns_with_record() {
-    let (mut h, activated) = Harness::active_leader(&[BEHIND]); // active at 8.1 s
+    let (mut h, activated) = Harness::active_leader(&[BEHIND]); // active at 8.9 s
     h.run_until(ms(10_100)); // probes at whole seconds, all good so far
     h.auto.node.as_mut().unwrap().drain = dur(1000);
     h.auto.probe = Some(false);

@@ -161,21 +161,28 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         "| candidates | kill → lease expired | expired → node active | expected |"
     );
     let _ = writeln!(o, "| --- | ---: | ---: | --- |");
+    let delay = |profile: TimingProfile| fmt_s(profile.timing().activation_delay.as_secs_f64());
     for (name, c, expected) in [
         (
             "elector, defaults",
             &r.crash_default,
-            "TTL − time since the last keep-alive (0–1 s) + etcd's expiry sweep (≤ 0.5 s); then the activation delay 8.1 s + a node call",
+            format!(
+                "TTL − time since the last keep-alive (0–1 s) + etcd's expiry sweep (≤ 0.5 s); then the activation delay {} + a node call",
+                delay(TimingProfile::Default)
+            ),
         ),
         (
             "elector, 3 s profile",
             &r.crash_fast,
-            "TTL 3 s − (0–0.3 s) + sweep; then activation delay 2.8 s",
+            format!(
+                "TTL 3 s − (0–0.3 s) + sweep; then activation delay {}",
+                delay(TimingProfile::Fast)
+            ),
         ),
         (
             "`etcdctl elect` pair",
             &r.baseline,
-            "session TTL 60 s − time since the last keep-alive (0–20 s, every TTL/3) + sweep; then one /ha call",
+            "session TTL 60 s − time since the last keep-alive (0–20 s, every TTL/3) + sweep; then one /ha call".to_owned(),
         ),
     ] {
         if let Some(c) = c {

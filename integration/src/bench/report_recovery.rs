@@ -355,9 +355,10 @@ pub(super) fn render_lease_tradeoff(o: &mut String, r: &Results) {
          time since the last keep-alive ({} with the defaults, {} with the 3 s profile, less up \
          to one keep-alive period): the longer the TTL, the longer the outages ridden \
          through. A successor may activate only once the lease of a leader that vanished has \
-         expired (up to a TTL) and the activation delay (restart bound + drain bound, with \
-         clock drift) has passed: the longer the TTL, the slower the failover after a crashed \
-         host. A crashed *elector* on a live host no longer pays this (see above), and a \
+         expired (up to a TTL) and the activation delay has passed, which covers a dead \
+         leader (restart bound + drain bound) and a leader cut off when etcd ended its lease \
+         early (about the TTL less the step-down lead, with the defaults; docs/safety.md): the \
+         longer the TTL, the slower the failover after a crashed host, twice over. A crashed *elector* on a live host no longer pays this (see above), and a \
          clean handover never did: the TTL sets the price of the faults nothing on the host \
          can report.\n",
         secs(ride_through_bound(TimingProfile::Default)),

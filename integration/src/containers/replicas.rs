@@ -500,7 +500,7 @@ mod tests {
         assert_eq!(fast.timing.activation_delay, Duration::from_millis(2800));
         let default = ProfileBounds::default_timing();
         assert_eq!(default.ttl(), Duration::from_secs(10));
-        assert_eq!(default.timing.activation_delay, Duration::from_millis(8100));
+        assert_eq!(default.timing.activation_delay, Duration::from_millis(8900));
         assert_eq!(
             fast.earliest_expiry_after_cut(Duration::from_secs(10)),
             Duration::from_millis(12_400)

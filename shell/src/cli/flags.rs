@@ -453,7 +453,7 @@ pub struct RunArgs {
     /// Assumed bound for a dead elector's node to be forced standby (systemd ExecStopPost, restart)
     #[arg(long, env = "ELECTOR_RESTART_BOUND", value_parser = duration, default_value = "3s", help_heading = "Timing")]
     pub restart_bound: Duration,
-    /// Wait of a new leader that cannot know its predecessor is standby [default: the smallest safe value]
+    /// Wait of a new leader that cannot know its predecessor is standby (a dead leader's, or one cut off when etcd ended its lease early) [default: the smallest safe value]
     #[arg(long, env = "ELECTOR_ACTIVATION_DELAY", value_parser = duration, help_heading = "Timing")]
     pub activation_delay: Option<Duration>,
     /// How long a leader waits for a named handover target to be next in line
@@ -550,7 +550,8 @@ impl RunArgs {
         if self.ttl > TTL_WARN_ABOVE {
             warnings.push(format!(
                 "--ttl {} is above {}: after a crash, failover takes about the TTL plus the \
-                 activation delay; a TTL of 10s (the default) or 3s (the fast profile) is usual",
+                 activation delay, which grows with the TTL (about twice the TTL in all); a TTL \
+                 of 10s (the default) or 3s (the fast profile) is usual",
                 humantime::format_duration(self.ttl),
                 humantime::format_duration(TTL_WARN_ABOVE)
             ));

@@ -74,6 +74,10 @@ fn bad_input_is_one_line() {
             "--activation-delay 1s",
             "activation_delay_covers_dead_leader",
         ),
+        (
+            "--activation-delay 8.5s",
+            "activation_delay_covers_early_revocation",
+        ),
         ("--status-addr nowhere", "not an address"),
         ("--key /a/", "must be non-empty"),
         ("--etcd-cert /tmp/c", "--etcd-key"),

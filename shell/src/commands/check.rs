@@ -12,6 +12,7 @@
 use crate::commands::status::{self, StatusReport};
 use crate::commands::{EXIT_FAILED, connect};
 use elector::cli::{CheckArgs, RunArgs};
+use elector::etcd::lease_revocation_bug;
 use elector::node::{HttpGet, NodeClient, ReqwestTransport};
 use elector::{out, outln};
 use elector_core::Timing;
@@ -193,12 +194,16 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
             return None;
         }
     };
-    let version = {
+    let server_version = {
         let mut maintenance = connection.client.maintenance_client();
         match timeout(connection.request_timeout, maintenance.status()).await {
-            Ok(Ok(status)) => format!("etcd {}", status.version()),
-            _ => "etcd".to_string(),
+            Ok(Ok(status)) => Some(status.version().to_owned()),
+            _ => None,
         }
+    };
+    let version = match &server_version {
+        Some(v) => format!("etcd {v}"),
+        None => "etcd".to_string(),
     };
     findings.add(
         Verdict::Ok,
@@ -211,6 +216,9 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
             }
         ),
     );
+    if let Some(why) = server_version.as_deref().and_then(lease_revocation_bug) {
+        findings.add(Verdict::Warn, why);
+    }
     let report = match status::read_report(&connection, run.key()).await {
         Ok(report) => report,
         Err(error) => {
@@ -342,11 +350,11 @@ mod tests {
         for needle in [
             "lease TTL               10s      --ttl",
             "step-down lead          6.5s",
-            "activation delay        8.1s",
+            "activation delay        8.9s",
             "node lost after         10s",
             "fence retry interval    6.5s",
             "shutdown bound          8.8s",
-            "failover after a crash  ≈ 18.6s",
+            "failover after a crash  ≈ 19.4s",
             "clean handover          ≤ 5s     SIGTERM",
         ] {
             assert!(text.contains(needle), "{needle:?} missing:\n{text}");

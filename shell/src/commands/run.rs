@@ -23,11 +23,24 @@ const PLACEMENT_ATTEMPTS: u32 = 5;
 const PLACEMENT_PAUSE: Duration = Duration::from_secs(2);
 
 /// Production etcd connection: endpoints, TLS and auth from the flags.
-struct EtcdConnect(EtcdOptions);
+struct EtcdConnect {
+    options: EtcdOptions,
+    /// Set for the driver's connection: its first connection warns, once, when the etcd
+    /// release is one that revokes live leases (`etcd::lease_revocation_bug`).
+    release_warning: Option<OnceLock<()>>,
+}
 
 impl Connect for EtcdConnect {
     async fn connect(&self) -> Result<etcd_client::Client, String> {
-        etcd::connect(&self.0).await.map_err(|e| e.to_string())
+        let (client, version) = etcd::connect_reporting_version(&self.options)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let (Some(warned), Some(why)) =
+            (&self.release_warning, etcd::lease_revocation_bug(&version))
+        {
+            warned.get_or_init(|| warn!(server_version = %version, "{why}"));
+        }
+        Ok(client)
     }
 }
 
@@ -129,7 +142,10 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
     // never delay the driver (see `elector::registry`).
     let host = host_name();
     let registry = registry::spawn(
-        EtcdConnect(options.clone()),
+        EtcdConnect {
+            options: options.clone(),
+            release_warning: None,
+        },
         args.key().to_string(),
         value.clone(),
         timing.etcd_request_timeout,
@@ -147,7 +163,10 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         core,
         clock,
         node,
-        etcd: EtcdConnect(options),
+        etcd: EtcdConnect {
+            options,
+            release_warning: Some(OnceLock::new()),
+        },
         key: args.key().to_string(),
         value,
         etcd_request_timeout: timing.etcd_request_timeout,

@@ -82,6 +82,13 @@ impl fmt::Debug for EtcdOptions {
 /// with a clear message instead of as the first failed campaign. Afterwards the client
 /// reconnects by itself; the [`Election`] calls report any later outage.
 pub async fn connect(opts: &EtcdOptions) -> Result<Client, EtcdError> {
+    connect_reporting_version(opts)
+        .await
+        .map(|(client, _)| client)
+}
+
+/// [`connect`], also returning the version the first member that answered reports.
+pub async fn connect_reporting_version(opts: &EtcdOptions) -> Result<(Client, String), EtcdError> {
     let options = connect_options(opts)?;
     let endpoints = opts.endpoints.join(",");
     let unreachable = |reason: String| EtcdError::Unreachable {
@@ -114,7 +121,7 @@ pub async fn connect(opts: &EtcdOptions) -> Result<Client, EtcdError> {
                 server_version = status.version(),
                 "etcd answers"
             );
-            Ok(client)
+            Ok((client, status.version().to_owned()))
         }
         Ok(Err(error)) => Err(classify_connect_error(opts, &endpoints, &error)),
         Err(_) => Err(unreachable(format!(
@@ -122,6 +129,33 @@ pub async fn connect(opts: &EtcdOptions) -> Result<Client, EtcdError> {
             humantime::format_duration(connect_bound)
         ))),
     }
+}
+
+/// etcd releases before 3.4.31, and 3.5 before 3.5.13, revoke every lease when a raft leader
+/// that stalled (frozen, starved of CPU, stuck on a slow disk) resumes before it learns it was
+/// replaced (etcd issue #15247): the active replica's live lease goes, and with it its lead.
+/// Safe, because the activation delay covers a lease that ends early
+/// (`activation_delay_covers_early_revocation` in docs/safety.md), but a needless failover.
+/// Returns the warning to give for such a `version` ("3.4.23"), or `None`.
+pub fn lease_revocation_bug(version: &str) -> Option<String> {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let affected = major < 3
+        || (major == 3 && (minor < 4 || (minor == 4 && patch < 31) || (minor == 5 && patch < 13)));
+    affected.then(|| {
+        format!(
+            "etcd {version} can revoke every live lease when a stalled raft leader resumes \
+             (etcd issue #15247, fixed in 3.4.31 and 3.5.13): the active replica then loses its \
+             lead for no reason and another takes over after the activation delay; safe, but a \
+             needless failover: upgrade etcd"
+        )
+    })
 }
 
 /// Checks the options as [`connect`] will, without sending anything: schemes, TLS files (read),
@@ -339,5 +373,26 @@ mod tests {
             error.contains("CA certificate file /nonexistent/ca.pem"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn releases_that_revoke_live_leases_are_named() {
+        for affected in [
+            "3.4.23",
+            "3.4.30",
+            "3.5.0",
+            "3.5.12",
+            "3.3.27",
+            "3.4.23-debian",
+        ] {
+            assert!(lease_revocation_bug(affected).is_some(), "{affected}");
+        }
+        for fixed in ["3.4.31", "3.4.37", "3.5.13", "3.5.21", "3.6.0", "4.0.0"] {
+            assert!(lease_revocation_bug(fixed).is_none(), "{fixed}");
+        }
+        // A version we cannot read is not judged.
+        for unknown in ["", "v3", "main"] {
+            assert!(lease_revocation_bug(unknown).is_none(), "{unknown}");
+        }
     }
 }

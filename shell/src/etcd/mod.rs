@@ -49,7 +49,9 @@ mod members;
 mod observer;
 mod placement;
 
-pub use connect::{EtcdOptions, check_options, connect, pings_for};
+pub use connect::{
+    EtcdOptions, check_options, connect, connect_reporting_version, lease_revocation_bug, pings_for,
+};
 pub use exclusion::Excluded;
 pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use members::{PrefixEntry, is_member_key};

@@ -37,7 +37,7 @@ impl ProfileBounds {
         }
     }
 
-    /// The defaults (10 s lease, 8.1 s activation delay), nodes with 2 s rounds.
+    /// The defaults (10 s lease, 8.9 s activation delay), nodes with 2 s rounds.
     pub fn default_timing() -> ProfileBounds {
         ProfileBounds::of("default", TimingProfile::Default)
     }
