@@ -391,6 +391,12 @@ mod tests {
             fast > Duration::from_millis(23_800) && fast < Duration::from_millis(24_000),
             "{fast:?}"
         );
+        // The quick-restart profile's activation delay is 0.1 s shorter than the 3 s one's.
+        let quick = persistent_fault_bound(&crate::schedule::Profile::quick_restart().timing);
+        assert!(
+            quick > Duration::from_millis(23_700) && quick < Duration::from_millis(23_900),
+            "{quick:?}"
+        );
         let t = Timing::default();
         let lb = liveness_bound(&t);
         let pb = persistent_fault_bound(&t);
@@ -416,6 +422,11 @@ mod tests {
         assert!(
             fast > Duration::from_millis(9_400) && fast < Duration::from_millis(9_600),
             "{fast:?}"
+        );
+        let quick = liveness_bound(&crate::schedule::Profile::quick_restart().timing);
+        assert!(
+            quick > Duration::from_millis(9_300) && quick < Duration::from_millis(9_500),
+            "{quick:?}"
         );
     }
 }

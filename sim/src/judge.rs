@@ -46,6 +46,43 @@ pub(crate) fn fence_explained(
     node_troubled(scenario, victim, call.elector, from, call.at)
 }
 
+/// The limit of rule `activation_delay_covers_early_revocation`: the activation delay covers
+/// a leader that etcd's early revocation caught cut off only if that leader can command its
+/// node standby. One whose node's admin endpoint failed must fence, and its fence runs at its
+/// lease deadline (`drain_bound + safety_margin` after the demotion), after the successor's
+/// delay ran out. A run in which such a leader ran a fence its node's trouble explains, within
+/// a lease TTL (and one second) of the revocation, broke that documented assumption. A fence
+/// against a healthy node does not count: the fence discipline reports it.
+pub(crate) fn fenced_after_early_revocation(
+    scenario: &Scenario,
+    victim: Option<&Victim>,
+    revocations: &[(usize, Duration)],
+    fences: &[FenceCall],
+) -> Vec<Broken> {
+    let within = scenario.profile.timing.lease_ttl + Duration::from_secs(1);
+    let mut broken = Vec::new();
+    for &(leader, revoked) in revocations {
+        let fenced = fences.iter().find(|call| {
+            call.elector == leader
+                && call.at >= revoked
+                && call.at <= revoked + within
+                && fence_explained(scenario, victim, call)
+        });
+        if let Some(call) = fenced {
+            broken.push(Broken {
+                kind: BrokenKind::FencedAfterEarlyRevocation,
+                detail: format!(
+                    "etcd revoked elector-{leader}'s lease early at {} while it was cut off, and \
+                     node-{leader}'s admin endpoint failed: it fenced at {}",
+                    secs(revoked),
+                    secs(call.at)
+                ),
+            });
+        }
+    }
+    broken
+}
+
 /// Whether `elector` may have been cut off from etcd in `[from, to]`: a partition, hold or
 /// latency rise on its link, etcd down, or the elector itself down. Only then may its lease
 /// run out while it lives and holds it.
@@ -59,7 +96,8 @@ fn cut_off(scenario: &Scenario, elector: usize, from: Duration, to: Duration) ->
             FaultKind::Partition { target, .. }
             | FaultKind::Hold { target }
             | FaultKind::Latency { target, .. } => on(target),
-            FaultKind::EtcdCrash => true,
+            // The leader it cuts off is known only when it begins: any elector may be it.
+            FaultKind::EtcdCrash | FaultKind::EarlyRevocation => true,
             FaultKind::ElectorCrash { elector: e, .. }
             | FaultKind::ElectorShutdown { elector: e } => e == elector,
             _ => false,

@@ -29,14 +29,15 @@ struct Args {
     /// With --trace: also show the electors' failure warnings.
     #[arg(long)]
     verbose: bool,
-    /// Timing profile: default (10 s lease), fast (3 s lease) or mixed (drawn per seed).
+    /// Timing profile: default (10 s lease), fast (3 s lease), quick-restart (3 s lease, 1 s
+    /// restart bound) or mixed (drawn per seed).
     #[arg(long, default_value = "mixed")]
     profile: String,
     /// Number of replicas (2 to 5); drawn per seed when not given.
     #[arg(long)]
     replicas: Option<usize>,
     /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed,
-    /// resign-when-fence-starts, exclusion-skips-proof.
+    /// resign-when-fence-starts, exclusion-skips-proof, short-activation-delay.
     #[arg(long, default_value = "none")]
     mutation: String,
     /// Never break a documented assumption (no drift or restart beyond the bound, no
@@ -69,12 +70,17 @@ fn options(args: &Args) -> Result<Options, String> {
     let profile = match args.profile.as_str() {
         "default" => ProfileChoice::Standard,
         "fast" => ProfileChoice::Fast,
+        "quick-restart" => ProfileChoice::QuickRestart,
         "mixed" => ProfileChoice::Mixed,
-        other => return Err(format!("unknown profile {other:?}: default, fast or mixed")),
+        other => {
+            return Err(format!(
+                "unknown profile {other:?}: default, fast, quick-restart or mixed"
+            ));
+        }
     };
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
         format!(
-            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts or exclusion-skips-proof",
+            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts, exclusion-skips-proof or short-activation-delay",
             args.mutation
         )
     })?;

@@ -2,7 +2,10 @@
 //! counter, and judges what it recorded into an [`Outcome`].
 
 use crate::check::{activations, leadership_changes, overlaps, settled};
-use crate::judge::{fence_explained, judge_persistent, judge_stuck_at_end, unstopped_at_expiry};
+use crate::judge::{
+    fence_explained, fenced_after_early_revocation, judge_persistent, judge_stuck_at_end,
+    unstopped_at_expiry,
+};
 use crate::schedule::Scenario;
 use crate::trace::{Entry, Recorder, TraceSubscriber};
 use crate::verdict::{Broken, BrokenKind, Outcome};
@@ -93,6 +96,12 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
         &histories,
         &samples.expirations,
         simulated,
+    ));
+    broken.extend(fenced_after_early_revocation(
+        scenario,
+        victim.as_ref(),
+        &samples.early_revocations,
+        &fences,
     ));
     broken.sort_by(|a, b| (a.kind, &a.detail).cmp(&(b.kind, &b.detail)));
     let unexplained_fences = fences

@@ -22,7 +22,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The defaults of `elector --help`: 10 s lease, 5 s drain bound, 8.1 s activation delay.
+    /// The defaults of `elector --help`: 10 s lease, 5 s drain bound, 8.9 s activation delay.
     pub fn standard() -> Self {
         Profile {
             name: "default",
@@ -37,6 +37,34 @@ impl Profile {
             timing: Timing::fast_profile(),
         }
     }
+
+    /// The 3 s profile with a supervisor that commands standby within 1 s (the functional
+    /// tests' restart bound): the profile in which rule
+    /// `activation_delay_covers_early_revocation` sets the activation delay (2.7 s) by the
+    /// widest margin over the dead-leader bound (1.72 s), so the search sees an activation gate
+    /// that covers only a dead leader at once.
+    pub fn quick_restart() -> Self {
+        let mut timing = Timing {
+            restart_bound: Duration::from_secs(1),
+            ..Timing::fast_profile()
+        };
+        timing.activation_delay = timing.minimum_activation_delay();
+        Profile {
+            name: "quick-restart",
+            timing,
+        }
+    }
+
+    /// The profile of this name (as `--profile` and the summaries spell it).
+    pub fn named(name: &str) -> Option<Profile> {
+        [
+            Profile::standard(),
+            Profile::fast(),
+            Profile::quick_restart(),
+        ]
+        .into_iter()
+        .find(|p| p.name == name)
+    }
 }
 
 /// Which profile runs use.
@@ -44,7 +72,8 @@ impl Profile {
 pub enum ProfileChoice {
     Standard,
     Fast,
-    /// Drawn from the seed, half and half.
+    QuickRestart,
+    /// Drawn from the seed: a third quick-restart, the rest half default, half fast.
     Mixed,
 }
 
@@ -57,6 +86,7 @@ pub enum MutationChoice {
     ResignBeforeStandbyConfirmed,
     ResignWhenFenceStarts,
     ExclusionSkipsProof,
+    ShortActivationDelay,
 }
 
 impl MutationChoice {
@@ -66,6 +96,7 @@ impl MutationChoice {
             resign_before_standby_confirmed: self == MutationChoice::ResignBeforeStandbyConfirmed,
             resign_when_fence_starts: self == MutationChoice::ResignWhenFenceStarts,
             exclusion_skips_proof: self == MutationChoice::ExclusionSkipsProof,
+            activation_delay_ignores_early_revocation: self == MutationChoice::ShortActivationDelay,
         }
     }
 
@@ -76,6 +107,7 @@ impl MutationChoice {
             MutationChoice::ResignBeforeStandbyConfirmed => "resign-before-standby-confirmed",
             MutationChoice::ResignWhenFenceStarts => "resign-when-fence-starts",
             MutationChoice::ExclusionSkipsProof => "exclusion-skips-proof",
+            MutationChoice::ShortActivationDelay => "short-activation-delay",
         }
     }
 
@@ -86,6 +118,7 @@ impl MutationChoice {
             MutationChoice::ResignBeforeStandbyConfirmed,
             MutationChoice::ResignWhenFenceStarts,
             MutationChoice::ExclusionSkipsProof,
+            MutationChoice::ShortActivationDelay,
         ]
         .into_iter()
         .find(|m| m.name() == name)
@@ -188,6 +221,14 @@ pub enum FaultKind {
     Unready { node: usize },
     /// The node's admin endpoint answers 500, garbage, or hangs until `heal`.
     Admin { node: usize, fault: AdminFault },
+    /// etcd ends leases before their TTL: right after it renews the leader's lease (the
+    /// replica whose key is first when the fault begins), it revokes every lease, and the
+    /// leader's elector is cut off from etcd (both ways) until `heal`, so it cannot hear of it.
+    /// etcd before 3.4.31 and 3.5.13 revokes every lease when a stalled raft leader resumes
+    /// (etcd issue #15247); an operator can revoke a lease by hand. Rule
+    /// `activation_delay_covers_early_revocation` must keep the leader's node and its
+    /// successor's apart.
+    EarlyRevocation,
 }
 
 impl FaultKind {
@@ -209,6 +250,7 @@ impl FaultKind {
             FaultKind::NodeRestart { .. } => "node-restart",
             FaultKind::Unready { .. } => "unready",
             FaultKind::Admin { .. } => "admin-fault",
+            FaultKind::EarlyRevocation => "early-revocation",
         }
     }
 }
@@ -274,6 +316,10 @@ impl fmt::Display for FaultKind {
             FaultKind::Admin { node, fault } => {
                 write!(f, "node-{node} admin fault {}", fault.as_str())
             }
+            FaultKind::EarlyRevocation => write!(
+                f,
+                "etcd revokes every lease right after renewing the leader's, the leader cut off"
+            ),
         }
     }
 }
@@ -478,9 +524,14 @@ impl Scenario {
         let mut setup = root.fork(1);
         let mut faults_rng = root.fork(2);
 
+        // The quick-restart profile came later: drawn from a stream of its own, so that the
+        // other seeds stay what they were.
+        let quick_restart = root.fork(6).chance(1.0 / 3.0);
         let profile = match options.profile {
             ProfileChoice::Standard => Profile::standard(),
             ProfileChoice::Fast => Profile::fast(),
+            ProfileChoice::QuickRestart => Profile::quick_restart(),
+            ProfileChoice::Mixed if quick_restart => Profile::quick_restart(),
             ProfileChoice::Mixed if setup.chance(0.5) => Profile::standard(),
             ProfileChoice::Mixed => Profile::fast(),
         };
@@ -530,6 +581,10 @@ impl Scenario {
         // From its own stream too, so that the other faults of old seeds stay what they were.
         if let Some(exclusion) = draw_exclusion(&mut root.fork(4), &timing, replicas) {
             faults.push(exclusion);
+            faults.sort_by_key(|f| (f.at, f.heal));
+        }
+        if let Some(revocation) = draw_early_revocation(&mut root.fork(5), &timing) {
+            faults.push(revocation);
             faults.sort_by_key(|f| (f.at, f.heal));
         }
         let persistent = extra
@@ -701,6 +756,25 @@ fn draw_exclusion(rng: &mut Rng, timing: &Timing, replicas: usize) -> Option<Fau
         at,
         heal: at + length,
         kind: FaultKind::Exclusion { replica },
+    })
+}
+
+/// The share of runs in which etcd revokes every lease early once.
+pub const EARLY_REVOCATION_CHANCE: f64 = 0.25;
+
+/// etcd revoking every lease early (`FaultKind::EarlyRevocation`), in the same window as the
+/// other faults, with the leader cut off for one to three lease TTLs: past its lease deadline,
+/// so that its own deadlines, not the deletion, demote it. It may overlap any other fault.
+fn draw_early_revocation(rng: &mut Rng, timing: &Timing) -> Option<Fault> {
+    if !rng.chance(EARLY_REVOCATION_CHANCE) {
+        return None;
+    }
+    let at = rng.millis(Duration::from_secs(2), Duration::from_secs(70));
+    let length = rng.millis(timing.lease_ttl, timing.lease_ttl * 3);
+    Some(Fault {
+        at,
+        heal: at + length,
+        kind: FaultKind::EarlyRevocation,
     })
 }
 

@@ -288,10 +288,7 @@ impl Summary {
         let _ = writeln!(out, "simulation errors:   {}", self.errors.len());
         write_failures(&mut out, &self.errors, options);
         for (profile, (recovery, seed)) in &self.slowest_recovery {
-            let bound = match *profile {
-                "fast" => crate::check::liveness_bound(&crate::schedule::Profile::fast().timing),
-                _ => crate::check::liveness_bound(&crate::schedule::Profile::standard().timing),
-            };
+            let bound = crate::check::liveness_bound(&profile_timing(profile));
             let _ = writeln!(
                 out,
                 "slowest recovery:    {} after the last heal ({profile} profile, seed {seed}; bound {})",
@@ -307,10 +304,7 @@ impl Summary {
             );
         }
         for (profile, (recovery, seed)) in &self.slowest_persistent_recovery {
-            let timing = match *profile {
-                "fast" => crate::schedule::Profile::fast().timing,
-                _ => crate::schedule::Profile::standard().timing,
-            };
+            let timing = profile_timing(profile);
             let _ = writeln!(
                 out,
                 "slowest persistent-fault recovery: {} after the fault ({profile} profile, seed {seed}; bound {})",
@@ -350,6 +344,13 @@ impl Summary {
     }
 }
 
+/// The timing of the profile a summary names.
+fn profile_timing(name: &str) -> elector_core::Timing {
+    crate::schedule::Profile::named(name)
+        .unwrap_or_else(crate::schedule::Profile::standard)
+        .timing
+}
+
 /// The command that replays one seed with a timeline.
 pub fn replay_command(seed: u64, options: &Options) -> String {
     let mut cmd = format!("cargo run -p elector-sim --release -- --seed {seed} --trace");
@@ -357,6 +358,7 @@ pub fn replay_command(seed: u64, options: &Options) -> String {
         ProfileChoice::Mixed => {}
         ProfileChoice::Standard => cmd.push_str(" --profile default"),
         ProfileChoice::Fast => cmd.push_str(" --profile fast"),
+        ProfileChoice::QuickRestart => cmd.push_str(" --profile quick-restart"),
     }
     if let Some(r) = options.replicas {
         let _ = write!(cmd, " --replicas {r}");

@@ -24,6 +24,10 @@ pub enum BrokenKind {
     /// fence (absent, failing, timing out or late) did not stop the node before a successor
     /// could activate.
     UnstoppedAtLeaseExpiry,
+    /// etcd revoked the leader's lease early while the leader was cut off, and the leader had
+    /// to fence its node (its admin endpoint failed): the fence runs at the lease deadline,
+    /// which the activation delay does not cover (docs/safety.md, "etcd ends A's lease early").
+    FencedAfterEarlyRevocation,
 }
 
 impl BrokenKind {
@@ -33,6 +37,7 @@ impl BrokenKind {
             BrokenKind::RestartBeyondBound => "restart beyond bound",
             BrokenKind::MisconfiguredActiveStart => "misconfigured active start",
             BrokenKind::UnstoppedAtLeaseExpiry => "fence did not stop node at lease expiry",
+            BrokenKind::FencedAfterEarlyRevocation => "fenced after an early revocation",
         }
     }
 }

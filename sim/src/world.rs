@@ -18,6 +18,7 @@ use crate::trace::Recorder;
 use crate::transport::{ETCD_PORT, NodeCell, serve_node};
 use crate::verdict::{Broken, BrokenKind, StatusSample, Victim};
 use elector::driver::Control;
+use elector_core::LeaseId;
 use elector_model::node::AdminFault;
 use etcd_client::proto::{PbDeleteRequest, PbPutRequest};
 use std::collections::BTreeMap;
@@ -79,6 +80,27 @@ pub(crate) struct World<'a> {
     victim: Option<Victim>,
     samples: Samples,
     next_sample: Duration,
+    early_revocation: EarlyRevocation,
+}
+
+/// Where the early-revocation fault (`FaultKind::EarlyRevocation`) stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum EarlyRevocation {
+    #[default]
+    Idle,
+    /// Waiting for etcd to renew `leader`'s lease, whose expiry was `expiry` when the fault
+    /// began: the revocation then comes as early after an acknowledged keep-alive as it can.
+    Armed {
+        leader: usize,
+        lease: LeaseId,
+        expiry: tokio::time::Instant,
+    },
+    /// etcd renewed it; the revocation comes at `fire_at`, once the answer reached the leader
+    /// (the link's current maximum latency and two steps later): its last acknowledged
+    /// keep-alive is then as close before the revocation as it gets, the worst case.
+    Renewed { leader: usize, fire_at: Duration },
+    /// Every lease revoked; `leader` cut off from etcd until the fault heals.
+    Cut { leader: usize },
 }
 
 /// How often the world samples etcd's candidates and expired leases, and the status of the
@@ -95,6 +117,9 @@ pub(crate) struct Samples {
     /// `(replica, when)` for every candidate lease that etcd's sweep expired (not revoked by
     /// its elector), stamped at the sample that saw it.
     pub(crate) expirations: Vec<(usize, Duration)>,
+    /// `(leader, when)` for every early revocation (`FaultKind::EarlyRevocation`): the leader
+    /// cut off from etcd as etcd revoked every lease.
+    pub(crate) early_revocations: Vec<(usize, Duration)>,
     pub(crate) victim_status: Vec<StatusSample>,
 }
 
@@ -149,6 +174,7 @@ impl<'a> World<'a> {
             victim: None,
             samples: Samples::default(),
             next_sample: Duration::ZERO,
+            early_revocation: EarlyRevocation::Idle,
         };
 
         let model = world.etcd.clone();
@@ -235,6 +261,12 @@ impl<'a> World<'a> {
             if now >= self.next_sample {
                 self.next_sample = now + SAMPLE_EVERY;
                 self.sample(now);
+            }
+            if matches!(
+                self.early_revocation,
+                EarlyRevocation::Armed { .. } | EarlyRevocation::Renewed { .. }
+            ) {
+                self.revoke_early_once_renewed(now);
             }
             if now >= end {
                 break;
@@ -579,6 +611,7 @@ impl<'a> World<'a> {
                 }
             }
             FaultKind::Exclusion { replica } => self.exclusion(replica, true),
+            FaultKind::EarlyRevocation => self.arm_early_revocation(now),
             FaultKind::NodeRestart { node, .. } if self.nodes[node].is_dead_for_good() => {
                 self.note(now, format!("node-{node}"), "already dead for good");
             }
@@ -611,6 +644,82 @@ impl<'a> World<'a> {
     /// `elector exclude replica-N` (`excluded`) or `elector include replica-N`: the key the
     /// real command writes, written straight into etcd's store (watchers are woken as by a
     /// client's write).
+    /// `FaultKind::EarlyRevocation` begins: the replica whose key is first now is the one to
+    /// catch right after a renewal.
+    fn arm_early_revocation(&mut self, now: Duration) {
+        let prefix = format!("{KEY}/");
+        let first = self.etcd.candidates(prefix.as_bytes()).into_iter().next();
+        let leader = first.as_ref().and_then(|c| {
+            let replica = c.value.strip_prefix("replica-")?.parse::<usize>().ok()?;
+            let expiry = self.etcd.read(|s| s.lease_expiry(c.id.lease))?;
+            Some((replica, c.id.lease, expiry))
+        });
+        match leader {
+            Some((leader, lease, expiry)) => {
+                self.early_revocation = EarlyRevocation::Armed {
+                    leader,
+                    lease,
+                    expiry,
+                }
+            }
+            None => self.note(now, "etcd", "nobody leads: no lease to revoke early"),
+        }
+    }
+
+    /// Fires the armed early revocation once etcd renewed the leader's lease and the answer
+    /// arrived: the leader is cut off and every lease revoked, keys deleted as etcd's
+    /// `LeaseRevoke` does. Each revoked candidate lease counts as ended by etcd (not given
+    /// away by its elector) for the judge.
+    fn revoke_early_once_renewed(&mut self, now: Duration) {
+        match self.early_revocation {
+            EarlyRevocation::Armed {
+                leader,
+                lease,
+                expiry,
+            } => match self.etcd.read(|s| s.lease_expiry(lease)) {
+                None => {
+                    self.note(
+                        now,
+                        "etcd",
+                        "the leader's lease went first: nothing revoked early",
+                    );
+                    self.early_revocation = EarlyRevocation::Idle;
+                }
+                Some(current) if current > expiry => {
+                    let fire_at = now + self.etcd_link_max[leader] + self.scenario.tick * 2;
+                    self.early_revocation = EarlyRevocation::Renewed { leader, fire_at };
+                }
+                Some(_) => {}
+            },
+            EarlyRevocation::Renewed { leader, fire_at } if now >= fire_at => {
+                self.sim.partition(elector_host(leader), "etcd");
+                let revoked: Vec<LeaseId> = self.etcd.write(|store| {
+                    let ids: Vec<LeaseId> = store.leases().iter().map(|l| l.id).collect();
+                    ids.into_iter()
+                        .filter(|&id| store.lease_revoke(id).is_ok())
+                        .collect()
+                });
+                for id in &revoked {
+                    if let Some(&owner) = self.samples.lease_owner.get(id) {
+                        self.samples.expirations.push((owner, now));
+                    }
+                }
+                self.note(
+                    now,
+                    "etcd",
+                    format!(
+                        "revoked every lease ({}) just after renewing replica-{leader}'s; \
+                         elector-{leader} cut off",
+                        revoked.len()
+                    ),
+                );
+                self.samples.early_revocations.push((leader, now));
+                self.early_revocation = EarlyRevocation::Cut { leader };
+            }
+            _ => {}
+        }
+    }
+
     fn exclusion(&self, replica: usize, excluded: bool) {
         let key = format!("{KEY}.elector/excluded/replica-{replica}").into_bytes();
         let result = self.etcd.write(|store| {
@@ -718,6 +827,15 @@ impl<'a> World<'a> {
             }
             FaultKind::HandoverRequest { .. } => {}
             FaultKind::Exclusion { replica } => self.exclusion(replica, false),
+            FaultKind::EarlyRevocation => {
+                if let EarlyRevocation::Cut { leader } = self.early_revocation {
+                    say(&format!("(elector-{leader} reconnected)"));
+                    self.sim.repair(elector_host(leader), "etcd");
+                } else {
+                    say("(nothing was revoked)");
+                }
+                self.early_revocation = EarlyRevocation::Idle;
+            }
             FaultKind::NodeRestart { node, .. } => {
                 say("(ready)");
                 self.nodes[node].set_ready(true);

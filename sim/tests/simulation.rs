@@ -79,6 +79,35 @@ fn the_search_finds_the_planted_resign_before_confirmed_bug() {
     assert_eq!(outcome.verdict(), Verdict::Violation);
 }
 
+/// With the core's planted bug "short activation delay", a new leader waits only what a dead
+/// previous leader needs (rule `activation_delay_covers_dead_leader`), not what a leader needs
+/// that was cut off when etcd revoked its lease early (`activation_delay_covers_early_revocation`,
+/// the fault `FaultKind::EarlyRevocation`): that leader's node is still draining, or not yet
+/// commanded standby, when the successor activates. The quick-restart profile is where the two
+/// bounds lie furthest apart (1.72 s against 2.67 s). The search must find it, and the finding
+/// must involve an early revocation.
+#[test]
+fn the_search_finds_the_planted_short_activation_delay_bug() {
+    let options = Options {
+        mutation: MutationChoice::ShortActivationDelay,
+        break_assumptions: false,
+        profile: ProfileChoice::QuickRestart,
+        ..Options::default()
+    };
+    let seed = first_dual_active(&options);
+    let outcome = simulate(&Scenario::generate(seed, &options));
+    assert_eq!(outcome.verdict(), Verdict::Violation, "seed {seed}");
+    assert!(
+        outcome
+            .scenario
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::EarlyRevocation),
+        "seed {seed} has no early revocation:\n{}",
+        outcome.render(false)
+    );
+}
+
 const MUTATION_SEEDS: u64 = 200;
 
 /// The first of [`MUTATION_SEEDS`] seeds whose run has two active nodes at once; fails the
@@ -185,8 +214,11 @@ fn the_search_finds_the_planted_exclusion_skips_proof_bug() {
     assert!(fixed.safety_ok(), "seed {seed} fails without the bug too");
 }
 
-/// The first seed whose scenario has a persistent fault of this kind with this fence outcome
-/// and no transient fault after it, among the first 2,000.
+/// The first seed whose scenario has a persistent fault of this kind with this fence outcome,
+/// no transient fault after it or less than a lease TTL before it (a crash whose
+/// `ExecStopPost` meets the broken node breaks the restart bound) and no early revocation
+/// (which, meeting a broken admin endpoint, breaks an assumption of its own), among the first
+/// 2,000.
 fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
     let options = Options::default();
     (0..2000)
@@ -196,6 +228,15 @@ fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
                 && s.persistent
                     .as_ref()
                     .is_some_and(|p| p.quiet_after && p.kind.name() == kind)
+                && !s
+                    .faults
+                    .iter()
+                    .any(|f| f.kind == FaultKind::EarlyRevocation)
+                && s.persistent.as_ref().is_some_and(|p| {
+                    s.faults
+                        .iter()
+                        .all(|f| f.heal + s.profile.timing.lease_ttl <= p.at)
+                })
         })
         .unwrap_or_else(|| panic!("no seed draws {kind} with a fence that {}", fence.name()))
 }

@@ -100,6 +100,13 @@ pub struct Mutation {
     /// (`property_check_catches_an_exclusion_that_skips_the_proof`) and by the simulation
     /// (`the_search_finds_the_planted_exclusion_skips_proof_bug`: two active nodes).
     pub exclusion_skips_proof: bool,
+    /// Breaks rule `activation_gate` (inequality `activation_delay_covers_early_revocation`):
+    /// wait only what a dead previous leader needs, `(restart_bound + drain_bound) x (1 +
+    /// drift)`, as before that inequality existed. A previous leader that was cut off from etcd
+    /// when etcd revoked its lease early is still active then. Found by the simulation's
+    /// early-revocation fault (`the_search_finds_the_planted_short_activation_delay_bug`: two
+    /// active nodes).
+    pub activation_delay_ignores_early_revocation: bool,
 }
 
 /// Readiness as the probes tell it.

@@ -140,10 +140,17 @@ impl Elector {
             (Some(record), Some(previous)) if record.from == previous
         );
         if clean {
-            Duration::ZERO
-        } else {
-            self.timing().activation_delay
+            return Duration::ZERO;
         }
+        #[cfg(any(test, feature = "mutation"))]
+        if self
+            .settings
+            .mutation
+            .activation_delay_ignores_early_revocation
+        {
+            return self.timing().dead_leader_activation_delay();
+        }
+        self.timing().activation_delay
     }
 
     /// Rule `activation_gate`, passed: from here on every earlier leader's node is standby.

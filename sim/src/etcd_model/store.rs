@@ -356,6 +356,11 @@ impl Store {
             .collect()
     }
 
+    /// When the sweep will revoke lease `id`, if it exists: a keep-alive moves it later.
+    pub fn lease_expiry(&self, id: LeaseId) -> Option<Instant> {
+        self.leases.get(&id).map(|lease| lease.expiry)
+    }
+
     pub fn has_lease(&self, id: LeaseId) -> bool {
         self.leases.contains_key(&id)
     }
