@@ -48,6 +48,11 @@ pub(super) struct MemberTrouble {
     pub(super) held: f64,
     /// Active nodes that went inactive.
     pub(super) demotions: usize,
+    /// Of those, demotions because etcd ended a lease its leader still held (its key deleted,
+    /// or a keep-alive answered "not found", before the step-down deadline): the leader's log
+    /// says `demoting: lease lost`. etcd before 3.4.31 revokes every lease when a frozen raft
+    /// leader is thawed (etcd issue #15247).
+    pub(super) by_etcd: usize,
     /// Nodes that became active.
     pub(super) moves: usize,
 }
@@ -94,6 +99,18 @@ pub(super) fn profile_tag(profile: TimingProfile) -> &'static str {
         TimingProfile::Fast => "fast",
         TimingProfile::Functional => "functional",
     }
+}
+
+/// What a leader's log says when etcd ended its lease before its step-down deadline (core rule
+/// `step_down_deadline`'s demotion reasons).
+const DEMOTED_BY_ETCD: &str = "demoting: lease lost";
+
+/// How many times each replica's elector log says [`DEMOTED_BY_ETCD`] so far.
+fn demoted_by_etcd(set: &ReplicaSet) -> Vec<usize> {
+    set.replicas()
+        .iter()
+        .map(|r| r.log().matches(DEMOTED_BY_ETCD).count())
+        .collect()
 }
 
 /// Demotions (an active node going inactive) and activations in `histories` at or after
@@ -171,6 +188,7 @@ async fn trouble(
         for trouble in [Trouble::Freeze, Trouble::Kill] {
             let raft_leader = etcd.raft_leader().await? == m;
             let since = set.host().on_clock(Instant::now());
+            let by_etcd_before = demoted_by_etcd(set);
             match trouble {
                 Trouble::Freeze => etcd.freeze(m)?,
                 Trouble::Kill => etcd.kill(m)?,
@@ -185,12 +203,18 @@ async fn trouble(
             }
             tokio::time::sleep(SETTLE_BETWEEN).await;
             let (demotions, moves) = changes_since(&set.histories(), since);
+            let by_etcd = demoted_by_etcd(set)
+                .iter()
+                .zip(&by_etcd_before)
+                .map(|(now, before)| now - before)
+                .sum();
             result.members.push(MemberTrouble {
                 member: etcd.name(m).to_owned(),
                 raft_leader,
                 trouble,
                 held: hold.as_secs_f64(),
                 demotions,
+                by_etcd,
                 moves,
             });
             set.wait_active(None, SETTLE).await?;

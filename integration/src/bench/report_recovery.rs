@@ -205,21 +205,23 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
          started again on its data directory, each restored and healthy before the next. A \
          leader that could not move to a live member would lose its lease within that time. \
          *Demotions*: an active node turning inactive; *moves*: a node turning active; both \
-         from the stand-in nodes' own histories over the disturbance and 2 s after. \
+         from the stand-in nodes' own histories over the disturbance and 2 s after; *by etcd*: \
+         the demotions whose elector logged `demoting: lease lost`, etcd having ended a lease \
+         its leader still held (key deleted or lease gone before the step-down point). \
          **Whole cluster**: every member frozen at once for 0.3, 0.4, ... TTL and thawed, \
          watching until 3 keep-alive periods + 1 s after etcd serves again; the longest freeze \
          before the first demotion (or move) is what the leader rides through.\n"
     );
     let _ = writeln!(
         o,
-        "| profile | member | raft leader | trouble | held | demotions | moves |"
+        "| profile | member | raft leader | trouble | held | demotions | of them by etcd | moves |"
     );
-    let _ = writeln!(o, "| --- | --- | --- | --- | ---: | ---: | ---: |");
+    let _ = writeln!(o, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |");
     for t in &r.etcd_trouble {
         for m in &t.members {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 profile_name(t.profile),
                 m.member,
                 if m.raft_leader { "yes" } else { "no" },
@@ -229,6 +231,7 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
                 },
                 fmt_s(m.held),
                 bold_unless_zero(m.demotions),
+                m.by_etcd,
                 bold_unless_zero(m.moves),
             );
         }
@@ -242,7 +245,10 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
          leader's window from its last acknowledged keep-alive to its step-down point (3.4 s \
          with the defaults, 1.67 s with the 3 s profile; docs/safety.md, \
          `dead_connection_replaced`); when it does not, the leader demotes in time and another \
-         replica takes over: a needless failover, never two active nodes."
+         replica takes over: a needless failover, never two active nodes. A demotion *by etcd* \
+         has another cause: etcd before 3.4.31 revokes every lease when a frozen raft leader \
+         is thawed (etcd issue #15247), the active replica's included; the electors then warn \
+         about the release at start-up."
     );
     let _ = writeln!(o);
     let _ = writeln!(
