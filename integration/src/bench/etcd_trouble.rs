@@ -101,9 +101,10 @@ pub(super) fn profile_tag(profile: TimingProfile) -> &'static str {
     }
 }
 
-/// What a leader's log says when etcd ended its lease before its step-down deadline (core rule
-/// `step_down_deadline`'s demotion reasons).
-const DEMOTED_BY_ETCD: &str = "demoting: lease lost";
+/// What a leader's log says, once per demotion, when etcd ended its lease before its step-down
+/// deadline (the role change into stepping-down with the core's demotion reason; later role
+/// changes of the same demotion repeat the reason without this arrow).
+const DEMOTED_BY_ETCD: &str = "-> stepping-down: demoting: lease lost";
 
 /// How many times each replica's elector log says [`DEMOTED_BY_ETCD`] so far.
 fn demoted_by_etcd(set: &ReplicaSet) -> Vec<usize> {
