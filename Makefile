@@ -147,7 +147,7 @@ bench: build
 	  --sim-ci-tick-ms $(SIM_CI_TICK_MS) --criterion-dir target/criterion $(BENCH_ARGS)
 
 ## sim-ci: the simulation's CI seed set (part of `make test`): SIM_CI_SEEDS seeds from 0, each
-## drawing its timing profile (10 s or 3 s lease) and its faults, at a SIM_CI_TICK_MS step, in
+## drawing its timing profile (10 s lease, 3 s, or 3 s with a 1 s restart bound) and its faults, at a SIM_CI_TICK_MS step, in
 ## the optimized elector-sim binary: about 105 s on 2 idle cores, where 320 seeds at 5 ms in
 ## the debug test build took 150 s (docs/testing.md). 10 ms keeps host-to-host latency far
 ## under the 200 ms poll and 300 ms node timeout; the planted-bug tests still run at 5 ms. It
