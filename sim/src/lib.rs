@@ -111,7 +111,7 @@
 //!   schedule and timeline (faults, every role change with its reason, node commands and
 //!   mode changes, fences) and its verdict; `--verbose` adds the electors' failure warnings.
 //!   Every failure prints this command.
-//! - Options: `--profile default|fast|mixed`, `--replicas N`, `--mutation
+//! - Options: `--profile default|fast|quick-restart|mixed`, `--replicas N`, `--mutation
 //!   no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts|exclusion-skips-proof|short-activation-delay`,
 //!   `--no-break`
 //!   (keep every assumption: no drift or restart beyond the bound, a fence that succeeds),

@@ -67,17 +67,12 @@ struct Args {
 }
 
 fn options(args: &Args) -> Result<Options, String> {
-    let profile = match args.profile.as_str() {
-        "default" => ProfileChoice::Standard,
-        "fast" => ProfileChoice::Fast,
-        "quick-restart" => ProfileChoice::QuickRestart,
-        "mixed" => ProfileChoice::Mixed,
-        other => {
-            return Err(format!(
-                "unknown profile {other:?}: default, fast, quick-restart or mixed"
-            ));
-        }
-    };
+    let profile = ProfileChoice::parse(&args.profile).ok_or_else(|| {
+        format!(
+            "unknown profile {:?}: default, fast, quick-restart or mixed",
+            args.profile
+        )
+    })?;
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
         format!(
             "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts, exclusion-skips-proof or short-activation-delay",

@@ -54,17 +54,6 @@ impl Profile {
             timing,
         }
     }
-
-    /// The profile of this name (as `--profile` and the summaries spell it).
-    pub fn named(name: &str) -> Option<Profile> {
-        [
-            Profile::standard(),
-            Profile::fast(),
-            Profile::quick_restart(),
-        ]
-        .into_iter()
-        .find(|p| p.name == name)
-    }
 }
 
 /// Which profile runs use.
@@ -75,6 +64,34 @@ pub enum ProfileChoice {
     QuickRestart,
     /// Drawn from the seed: a third quick-restart, the rest half default, half fast.
     Mixed,
+}
+
+impl ProfileChoice {
+    /// The one profile every run uses, or `None` for `Mixed` (drawn per seed).
+    pub fn fixed(self) -> Option<Profile> {
+        match self {
+            ProfileChoice::Standard => Some(Profile::standard()),
+            ProfileChoice::Fast => Some(Profile::fast()),
+            ProfileChoice::QuickRestart => Some(Profile::quick_restart()),
+            ProfileChoice::Mixed => None,
+        }
+    }
+
+    /// As `--profile` spells it: the profile's name, or `mixed`.
+    pub fn name(self) -> &'static str {
+        self.fixed().map_or("mixed", |profile| profile.name)
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            ProfileChoice::Standard,
+            ProfileChoice::Fast,
+            ProfileChoice::QuickRestart,
+            ProfileChoice::Mixed,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
 }
 
 /// Which planted bug of the core to switch on (none in normal runs).
@@ -527,13 +544,11 @@ impl Scenario {
         // The quick-restart profile came later: drawn from a stream of its own, so that the
         // other seeds stay what they were.
         let quick_restart = root.fork(6).chance(1.0 / 3.0);
-        let profile = match options.profile {
-            ProfileChoice::Standard => Profile::standard(),
-            ProfileChoice::Fast => Profile::fast(),
-            ProfileChoice::QuickRestart => Profile::quick_restart(),
-            ProfileChoice::Mixed if quick_restart => Profile::quick_restart(),
-            ProfileChoice::Mixed if setup.chance(0.5) => Profile::standard(),
-            ProfileChoice::Mixed => Profile::fast(),
+        let profile = match options.profile.fixed() {
+            Some(profile) => profile,
+            None if quick_restart => Profile::quick_restart(),
+            None if setup.chance(0.5) => Profile::standard(),
+            None => Profile::fast(),
         };
         let timing = profile.timing.clone();
         let replicas = options

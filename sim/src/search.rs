@@ -346,7 +346,8 @@ impl Summary {
 
 /// The timing of the profile a summary names.
 fn profile_timing(name: &str) -> elector_core::Timing {
-    crate::schedule::Profile::named(name)
+    ProfileChoice::parse(name)
+        .and_then(ProfileChoice::fixed)
         .unwrap_or_else(crate::schedule::Profile::standard)
         .timing
 }
@@ -354,11 +355,8 @@ fn profile_timing(name: &str) -> elector_core::Timing {
 /// The command that replays one seed with a timeline.
 pub fn replay_command(seed: u64, options: &Options) -> String {
     let mut cmd = format!("cargo run -p elector-sim --release -- --seed {seed} --trace");
-    match options.profile {
-        ProfileChoice::Mixed => {}
-        ProfileChoice::Standard => cmd.push_str(" --profile default"),
-        ProfileChoice::Fast => cmd.push_str(" --profile fast"),
-        ProfileChoice::QuickRestart => cmd.push_str(" --profile quick-restart"),
+    if options.profile != ProfileChoice::Mixed {
+        let _ = write!(cmd, " --profile {}", options.profile.name());
     }
     if let Some(r) = options.replicas {
         let _ = write!(cmd, " --replicas {r}");

@@ -262,12 +262,7 @@ impl<'a> World<'a> {
                 self.next_sample = now + SAMPLE_EVERY;
                 self.sample(now);
             }
-            if matches!(
-                self.early_revocation,
-                EarlyRevocation::Armed { .. } | EarlyRevocation::Renewed { .. }
-            ) {
-                self.revoke_early_once_renewed(now);
-            }
+            self.revoke_early_once_renewed(now);
             if now >= end {
                 break;
             }
@@ -641,9 +636,6 @@ impl<'a> World<'a> {
         }
     }
 
-    /// `elector exclude replica-N` (`excluded`) or `elector include replica-N`: the key the
-    /// real command writes, written straight into etcd's store (watchers are woken as by a
-    /// client's write).
     /// `FaultKind::EarlyRevocation` begins: the replica whose key is first now is the one to
     /// catch right after a renewal.
     fn arm_early_revocation(&mut self, now: Duration) {
@@ -666,8 +658,8 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Fires the armed early revocation once etcd renewed the leader's lease and the answer
-    /// arrived: the leader is cut off and every lease revoked, keys deleted as etcd's
+    /// Called on every step; does nothing unless the early revocation is armed. Fires it once
+    /// etcd renewed the leader's lease and the answer arrived: the leader is cut off and every lease revoked, keys deleted as etcd's
     /// `LeaseRevoke` does. Each revoked candidate lease counts as ended by etcd (not given
     /// away by its elector) for the judge.
     fn revoke_early_once_renewed(&mut self, now: Duration) {
@@ -720,6 +712,9 @@ impl<'a> World<'a> {
         }
     }
 
+    /// `elector exclude replica-N` (`excluded`) or `elector include replica-N`: the key the
+    /// real command writes, written straight into etcd's store (watchers are woken as by a
+    /// client's write).
     fn exclusion(&self, replica: usize, excluded: bool) {
         let key = format!("{KEY}.elector/excluded/replica-{replica}").into_bytes();
         let result = self.etcd.write(|store| {

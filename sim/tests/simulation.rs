@@ -225,18 +225,17 @@ fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
         .find(|&seed| {
             let s = Scenario::generate(seed, &options);
             s.fence.outcome == fence
-                && s.persistent
-                    .as_ref()
-                    .is_some_and(|p| p.quiet_after && p.kind.name() == kind)
+                && s.persistent.as_ref().is_some_and(|p| {
+                    p.quiet_after
+                        && p.kind.name() == kind
+                        && s.faults
+                            .iter()
+                            .all(|f| f.heal + s.profile.timing.lease_ttl <= p.at)
+                })
                 && !s
                     .faults
                     .iter()
                     .any(|f| f.kind == FaultKind::EarlyRevocation)
-                && s.persistent.as_ref().is_some_and(|p| {
-                    s.faults
-                        .iter()
-                        .all(|f| f.heal + s.profile.timing.lease_ttl <= p.at)
-                })
         })
         .unwrap_or_else(|| panic!("no seed draws {kind} with a fence that {}", fence.name()))
 }
