@@ -364,9 +364,9 @@ pub(super) fn render_lease_tradeoff(o: &mut String, r: &Results) {
          expired (up to a TTL) and the activation delay has passed, which covers a dead \
          leader (restart bound + drain bound) and a leader cut off when etcd ended its lease \
          early (about the TTL less the step-down lead, with the defaults; docs/safety.md): the \
-         longer the TTL, the slower the failover after a crashed host, twice over. A crashed *elector* on a live host no longer pays this (see above), and a \
-         clean handover never did: the TTL sets the price of the faults nothing on the host \
-         can report.\n",
+         longer the TTL, the slower the failover after a crashed host, twice over. A crashed \
+         *elector* on a live host no longer pays this (see above), and a clean handover never \
+         did: the TTL sets the price of the faults nothing on the host can report.\n",
         secs(ride_through_bound(TimingProfile::Default)),
         secs(ride_through_bound(TimingProfile::Fast)),
     );

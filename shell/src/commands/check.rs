@@ -17,7 +17,7 @@ use elector::node::{HttpGet, NodeClient, ReqwestTransport};
 use elector::{out, outln};
 use elector_core::Timing;
 use std::time::Duration;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 /// etcd's lease expiry sweep: a lease is revoked up to this long after its TTL ran out.
 const ETCD_EXPIRY_SWEEP: Duration = Duration::from_millis(500);
@@ -194,21 +194,11 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
             return None;
         }
     };
-    let server_version = {
-        let mut maintenance = connection.client.maintenance_client();
-        match timeout(connection.request_timeout, maintenance.status()).await {
-            Ok(Ok(status)) => Some(status.version().to_owned()),
-            _ => None,
-        }
-    };
-    let version = match &server_version {
-        Some(v) => format!("etcd {v}"),
-        None => "etcd".to_string(),
-    };
     findings.add(
         Verdict::Ok,
         format!(
-            "{version} answers (connected in {:.0} ms){}",
+            "etcd {} answers (connected in {:.0} ms){}",
+            connection.server_version,
             started.elapsed().as_secs_f64() * 1e3,
             match &run.security.etcd_user {
                 Some(user) => format!(", authenticated as {user}"),
@@ -216,7 +206,7 @@ async fn check_etcd(run: &RunArgs, value: &str, findings: &mut Findings) -> Opti
             }
         ),
     );
-    if let Some(why) = server_version.as_deref().and_then(lease_revocation_bug) {
+    if let Some(why) = lease_revocation_bug(&connection.server_version) {
         findings.add(Verdict::Warn, why);
     }
     let report = match status::read_report(&connection, run.key()).await {

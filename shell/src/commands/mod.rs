@@ -30,12 +30,16 @@ pub(crate) struct Connection {
     pub(crate) client: Client,
     pub(crate) election: Election,
     pub(crate) request_timeout: Duration,
+    /// What the member that answered the connection's status call said it runs.
+    pub(crate) server_version: String,
 }
 
 /// Connects to etcd with the operator command's flags.
 pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
     let options = args.options()?;
-    let client = etcd::connect(&options).await.map_err(|e| e.to_string())?;
+    let (client, server_version) = etcd::connect_reporting_version(&options)
+        .await
+        .map_err(|e| e.to_string())?;
     let election = Election::new(
         client.clone(),
         args.key().to_string(),
@@ -46,6 +50,7 @@ pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
         client,
         election,
         request_timeout: options.request_timeout,
+        server_version,
     })
 }
 
