@@ -154,11 +154,16 @@ impl World {
                     NodeCall::SetActive => self.node_active = true,
                     NodeCall::SetStandby => self.node_active = false,
                     NodeCall::ReadMode => {}
+                    // No key custody in this steady state.
+                    NodeCall::InstallKey | NodeCall::WithdrawKey | NodeCall::ReadKeys => {
+                        panic!("unexpected key call {call:?}")
+                    }
                 }
                 Input::NodeCallDone {
                     id,
                     call,
                     active: (call == NodeCall::ReadMode).then_some(self.node_active),
+                    keys: None,
                 }
             }
             Command::ProbeReadiness => Input::Probed {

@@ -18,7 +18,8 @@ pub const ETCD_RETRY_CAP: Duration = Duration::from_secs(5);
 /// Above this rate difference between two clocks the host is broken, not drifting.
 pub const MAX_SUPPORTED_DRIFT: f64 = 0.1;
 
-/// The timings the elector runs on. Defaults fit a 10 s lease and a 5 s IoTeX block interval.
+/// The timings the elector runs on. Defaults fit a 10 s lease and mainnet's consensus since the
+/// Wake upgrade (2.5 s slots).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timing {
     /// TTL requested for the lease. etcd may grant another; every ack carries the granted one.
@@ -27,8 +28,10 @@ pub struct Timing {
     pub keepalive_interval: Duration,
     /// Longest wait for any one etcd request; the driver abandons it then and reports failure.
     pub etcd_request_timeout: Duration,
-    /// Longest time a node keeps reporting active after `activate=false` (it finishes its
-    /// consensus round; a round fits in the 5 s block interval).
+    /// Longest time after `activate=false` reaches the node until it made its last signature
+    /// and reads standby (inequality `drain_covers_consensus_tail`: iotex-core holds the
+    /// command until the slot in progress starts, finishes the round in progress, and runs the
+    /// prepare events queued before it).
     pub drain_bound: Duration,
     /// Largest rate difference between this host's clock and etcd's (0.01 = 1 %).
     pub max_clock_drift: f64,
@@ -58,6 +61,17 @@ pub struct Timing {
     /// commanded `activate=true` in its term, or since the last read that said active) counts
     /// its node as lost and gives way to another candidate (rule `give_way_when_node_lost`).
     pub node_lost_after: Duration,
+    /// The chain's slot: iotex-core's block interval (2.5 s since the Wake upgrade, 5 s before).
+    pub block_interval: Duration,
+    /// iotex-core's `toleratedOvertime`: a node that prepares less than this into a slot signs
+    /// for that slot (its height and round), else for the next one.
+    pub tolerated_overtime: Duration,
+    /// iotex-core's `unmatchedEventInterval`: a consensus event that matches no transition
+    /// (a prepare event queued while a round runs) is retried this often.
+    pub unmatched_event_interval: Duration,
+    /// Largest difference between two replicas' wall clocks: their nodes place slots by them
+    /// (NTP keeps it to milliseconds).
+    pub max_clock_offset: Duration,
 }
 
 impl Default for Timing {
@@ -66,7 +80,7 @@ impl Default for Timing {
             lease_ttl: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(1),
             etcd_request_timeout: Duration::from_secs(1),
-            drain_bound: Duration::from_secs(5),
+            drain_bound: Duration::ZERO,
             max_clock_drift: 0.01,
             safety_margin: Duration::from_millis(1500),
             node_timeout: Duration::from_millis(300),
@@ -78,23 +92,28 @@ impl Default for Timing {
             activation_delay: Duration::ZERO,
             handover_timeout: Duration::from_secs(30),
             node_lost_after: Duration::from_secs(10),
+            block_interval: Duration::from_millis(2500),
+            tolerated_overtime: Duration::from_secs(2),
+            unmatched_event_interval: Duration::from_millis(100),
+            max_clock_offset: Duration::from_millis(100),
         };
+        timing.drain_bound = timing.consensus_tail();
         timing.activation_delay = timing.minimum_activation_delay();
         timing
     }
 }
 
 impl Timing {
-    /// The 3 s lease profile of docs/safety.md, for nodes that drain within 700 ms: the same
-    /// inequalities as the defaults, every interval scaled to the faster drain (failover in
-    /// about 6 s). `TimingProfile::Fast` in `elector-integration` turns it into flags.
+    /// The fast profile of docs/safety.md: the shortest lease the default consensus timing
+    /// allows with a low-latency etcd (7 s), every etcd interval scaled down, the restart bound
+    /// of `elector supervise` (2 s). `TimingProfile::Fast` in `elector-integration` turns it
+    /// into flags.
     pub fn fast_profile() -> Timing {
         let mut timing = Timing {
-            lease_ttl: Duration::from_secs(3),
+            lease_ttl: Duration::from_secs(7),
             keepalive_interval: Duration::from_millis(300),
             etcd_request_timeout: Duration::from_millis(300),
-            drain_bound: Duration::from_millis(700),
-            safety_margin: Duration::from_millis(500),
+            safety_margin: Duration::from_millis(600),
             node_timeout: Duration::from_millis(150),
             confirm_poll_interval: Duration::from_millis(100),
             restart_bound: Duration::from_secs(2),
@@ -123,30 +142,92 @@ impl Timing {
         self.keepalive_interval + self.etcd_request_timeout
     }
 
+    /// What iotex-core still signs after `activate=false` reached it, and for how long: the
+    /// command waits until the slot in progress starts (a `prepare()` sleeps until then holding
+    /// the lock the command needs) or the node finishes the round in progress, within one
+    /// block interval; prepare events queued before the command still run and each signs for
+    /// the next slot at the latest: one more block interval, and one retry of an event that
+    /// did not match (`unmatched_event_interval`). Inequality `drain_covers_consensus_tail`
+    /// requires `drain_bound` to cover it.
+    pub fn consensus_tail(&self) -> Duration {
+        2 * self.block_interval + self.unmatched_event_interval
+    }
+
+    /// After a read of `/ha` answered `{"active":false}` at `t`, the node may still sign for a
+    /// slot that starts up to this much later: no round is in progress then, and a prepare
+    /// event queued before the deactivation (or retried, `unmatched_event_interval` later)
+    /// signs for the next slot at the latest.
+    pub fn last_slot_after_standby_read(&self) -> Duration {
+        self.block_interval + self.unmatched_event_interval
+    }
+
+    /// How long after the start of a slot a replica that activates may still sign for it:
+    /// its node uses a slot it prepares less than `tolerated_overtime` into, on a wall clock
+    /// up to `max_clock_offset` away from the one that placed the predecessor's slots.
+    pub fn slot_clearance(&self) -> Duration {
+        self.tolerated_overtime + self.max_clock_offset
+    }
+
+    /// Rule `wait_out_last_slot`: after a clean handover (a handover record naming the
+    /// previous leader), the successor waits until the last slot its predecessor's node may
+    /// still sign for ([`Timing::last_slot_after_standby_read`], counted from the read that
+    /// proved it standby, which came before the record the successor saw) is more than
+    /// [`Timing::slot_clearance`] in the past, on a clock that may run fast by ρ. Then its
+    /// node's first slot is later than any its predecessor's node signed: no height and round
+    /// is signed twice.
+    pub fn handover_delay(&self) -> Duration {
+        (self.last_slot_after_standby_read() + self.slot_clearance())
+            .mul_f64(1.0 + self.max_clock_drift)
+    }
+
+    /// Rule `wait_out_last_slot` after a handover whose record says the operator's key was
+    /// withdrawn from the predecessor's node (key custody): once `/producer-keys` answered the
+    /// withdrawal, that node signs nothing more (the update takes the lock signing takes; a
+    /// proposal signed before it is for the slot that was starting), so the successor waits
+    /// only [`Timing::slot_clearance`] from the record, on a clock that may run fast by ρ.
+    pub fn handover_delay_after_withdrawal(&self) -> Duration {
+        self.slot_clearance().mul_f64(1.0 + self.max_clock_drift)
+    }
+
+    /// How long a call to the node may take when it carries `activate=false`, or withdraws the
+    /// operator's key (key custody): iotex-core holds it until the slot in progress starts (most
+    /// of a block interval on an active node that prepared its next proposal), and then answers
+    /// within `node_timeout`. Reads, probes, `activate=true` and the key's installation keep
+    /// `node_timeout`: a timed-out one proves nothing and, if it lands later, lands in the order
+    /// it was sent (the node's lock is writer-preferring).
+    pub fn standby_call_timeout(&self) -> Duration {
+        self.block_interval + self.node_timeout
+    }
+
     /// Rule `activation_delay_covers_dead_leader`: after the previous leader's elector died,
-    /// its node may stay active until its supervisor commands standby (`restart_bound`) and
-    /// it drains (`drain_bound`), counted from the lease's expiry at the earliest; the new
-    /// leader's wait, on a clock that may run fast by `max_clock_drift`, must cover that.
+    /// its node may sign until its supervisor commands standby (`restart_bound`) and it
+    /// drains (`drain_bound`), counted from the lease's expiry at the earliest; the new
+    /// leader's node must not use that last slot ([`Timing::slot_clearance`]); its wait, on a
+    /// clock that may run fast by `max_clock_drift`, must cover that.
     pub fn dead_leader_activation_delay(&self) -> Duration {
-        (self.restart_bound + self.drain_bound).mul_f64(1.0 + self.max_clock_drift)
+        (self.restart_bound + self.drain_bound + self.slot_clearance())
+            .mul_f64(1.0 + self.max_clock_drift)
     }
 
     /// Rule `activation_delay_covers_early_revocation`: etcd may end a lease before its TTL
     /// (releases before 3.4.31 and 3.5.13 revoke every lease when a stalled raft leader
     /// resumes, etcd issue #15247; an operator may revoke it by hand). A leader that is cut
-    /// off at that moment cannot hear of it: its node stays active until its own deadlines
-    /// demote it. Its last acknowledged keep-alive was sent at `s`, no later than the
-    /// revocation (a keep-alive served after the revocation answers "not found"). It commands
-    /// standby at its step-down deadline, `TTL·(1−ρ) − (drain_bound + safety_margin)` after `s`
-    /// on its clock, which may run slow by ρ; the command lands within `node_timeout` and the
-    /// node drains within `drain_bound`. The new leader saw the key go at or after the
-    /// revocation, and waits on a clock that may run fast by ρ; its wait must cover all that.
+    /// off at that moment cannot hear of it: its node signs until its own deadlines demote it.
+    /// Its last acknowledged keep-alive was sent at `s`, no later than the revocation (a
+    /// keep-alive served after the revocation answers "not found"). It commands standby at its
+    /// step-down deadline, `TTL·(1−ρ) − (drain_bound + safety_margin)` after `s` on its clock,
+    /// which may run slow by ρ; the command lands within `node_timeout` on that clock, or, if
+    /// the leader's elector died or hung before that deadline, its supervisor sends it within
+    /// `restart_bound`. The node drains within `drain_bound`, and the new leader's node must
+    /// not use its last slot ([`Timing::slot_clearance`]). The new leader saw the key go at or
+    /// after the revocation, and waits on a clock that may run fast by ρ.
     pub fn early_revocation_activation_delay(&self) -> Duration {
         let rho = self.max_clock_drift;
-        let demoted = (self.drain_bound + self.safety_margin).saturating_sub(self.node_timeout);
-        (self.lease_ttl + self.drain_bound)
-            .saturating_sub(demoted.div_f64(1.0 - rho))
-            .mul_f64(1.0 + rho)
+        let step_down = self
+            .lease_ttl
+            .saturating_sub(self.step_down_lead().div_f64(1.0 - rho));
+        let commanded = self.restart_bound.max(self.node_timeout.div_f64(1.0 - rho));
+        (step_down + commanded + self.drain_bound + self.slot_clearance()).mul_f64(1.0 + rho)
     }
 
     /// The smallest activation delay the two inequalities allow (`activation_delay_covers_*`),
@@ -225,6 +306,7 @@ impl Timing {
             ("node_check_interval", self.node_check_interval),
             ("confirm_poll_interval", self.confirm_poll_interval),
             ("probe_interval", self.probe_interval),
+            ("block_interval", self.block_interval),
         ];
         for (name, value) in positive {
             if value.is_zero() {
@@ -276,6 +358,16 @@ impl Timing {
                     "safety_margin {} < 2 x node_timeout + max(confirm_poll_interval, node_timeout) + drain_bound x max_clock_drift = {}",
                     secs(self.safety_margin),
                     secs(confirm_cost)
+                ),
+            );
+        }
+        if self.drain_bound < self.consensus_tail() {
+            return fail(
+                "drain_covers_consensus_tail",
+                format!(
+                    "drain_bound {} < 2 x block_interval + unmatched_event_interval = {}",
+                    secs(self.drain_bound),
+                    secs(self.consensus_tail())
                 ),
             );
         }
@@ -336,7 +428,8 @@ impl Timing {
             return fail(
                 "activation_delay_covers_dead_leader",
                 format!(
-                    "activation_delay {} < (restart_bound + drain_bound) x (1 + max_clock_drift) = {}",
+                    "activation_delay {} < (restart_bound + drain_bound + tolerated_overtime + \
+                     max_clock_offset) x (1 + max_clock_drift) = {}",
                     secs(self.activation_delay),
                     secs(min_delay)
                 ),
@@ -347,9 +440,10 @@ impl Timing {
             return fail(
                 "activation_delay_covers_early_revocation",
                 format!(
-                    "activation_delay {} < (lease_ttl + drain_bound - (drain_bound + \
-                     safety_margin - node_timeout) / (1 - max_clock_drift)) x (1 + \
-                     max_clock_drift) = {}",
+                    "activation_delay {} < (lease_ttl - (drain_bound + safety_margin) / (1 - \
+                     max_clock_drift) + max(restart_bound, node_timeout / (1 - \
+                     max_clock_drift)) + drain_bound + tolerated_overtime + max_clock_offset) x \
+                     (1 + max_clock_drift) = {}",
                     secs(self.activation_delay),
                     secs(min_delay)
                 ),
@@ -394,11 +488,41 @@ mod tests {
 
     #[test]
     fn defaults_are_safe() {
-        Timing::default().validate().expect("defaults must pass");
-        assert_eq!(
-            Timing::default().activation_delay,
-            Duration::from_millis(8900)
-        );
+        let timing = Timing::default();
+        timing.validate().expect("defaults must pass");
+        assert_eq!(timing.drain_bound, Duration::from_millis(5100));
+        assert_eq!(timing.activation_delay, Duration::from_millis(13_700));
+        assert_eq!(timing.standby_call_timeout(), Duration::from_millis(2800));
+    }
+
+    #[test]
+    fn the_drain_must_cover_what_the_node_signs_after_the_command() {
+        let t = Timing {
+            drain_bound: Duration::from_secs(5),
+            ..Timing::default()
+        };
+        let err = t.validate().unwrap_err();
+        assert_eq!(err.inequality, "drain_covers_consensus_tail");
+        assert!(err.to_string().contains("= 5.100s"), "{err}");
+        // Before the Wake upgrade (5 s slots) the tail is 10.1 s.
+        let pre_wake = Timing {
+            block_interval: Duration::from_secs(5),
+            ..Timing::default()
+        };
+        assert_eq!(pre_wake.consensus_tail(), Duration::from_millis(10_100));
+        assert_eq!(rejected(pre_wake), "drain_covers_consensus_tail");
+    }
+
+    #[test]
+    fn a_clean_handover_waits_out_the_predecessors_last_slot() {
+        // (2.5 + 0.1 + 2 + 0.1) x 1.01 = 4.747 s with the defaults.
+        let delay = Timing::default().handover_delay();
+        assert!((delay.as_secs_f64() - 4.747).abs() < 1e-6, "{delay:?}");
+        let pre_wake = Timing {
+            block_interval: Duration::from_secs(5),
+            ..Timing::default()
+        };
+        assert!((pre_wake.handover_delay().as_secs_f64() - 7.272).abs() < 1e-6);
     }
 
     #[test]
@@ -476,7 +600,7 @@ mod tests {
         assert_eq!(default.etcd_retry_max(), Duration::from_millis(2500));
         let fast = Timing::fast_profile();
         assert_eq!(fast.dead_connection_bound(), Duration::from_millis(600));
-        assert_eq!(fast.etcd_retry_max(), Duration::from_millis(750));
+        assert_eq!(fast.etcd_retry_max(), Duration::from_millis(1750));
         let long = Timing {
             lease_ttl: Duration::from_secs(60),
             ..Timing::default()
@@ -496,32 +620,46 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(rejected(t), "renewal_window");
+        // The slot makes the drain: a 3 s lease cannot hold a node that signs for 5.1 s after
+        // the command.
+        let t = Timing {
+            lease_ttl: Duration::from_secs(3),
+            ..Timing::fast_profile()
+        };
+        assert_eq!(rejected(t), "renewal_window");
     }
 
     #[test]
     fn rejects_short_activation_delay() {
         let t = Timing {
-            activation_delay: Duration::from_secs(8),
+            activation_delay: Duration::from_secs(10),
             ..Timing::default()
         };
         assert_eq!(rejected(t), "activation_delay_covers_dead_leader");
-        // The old default, 8.1 s, covers a dead leader but not a lease etcd revoked early.
+        // 11 s covers a dead leader but not a lease etcd revoked early while its leader was
+        // cut off and then died before its step-down deadline.
         let t = Timing {
-            activation_delay: Duration::from_millis(8100),
+            activation_delay: Duration::from_secs(11),
             ..Timing::default()
         };
         assert_eq!(rejected(t), "activation_delay_covers_early_revocation");
     }
 
     #[test]
-    fn early_revocation_bound_is_the_documented_number() {
-        // (10 + 5 - (5 + 1.5 - 0.3) / 0.99) x 1.01 = 8.825 s with the defaults; the 3 s
-        // profile's (3 + 0.7 - 1.05 / 0.99) x 1.01 = 2.666 s is below its dead-leader bound.
-        let default = Timing::default().early_revocation_activation_delay();
-        assert!((default.as_secs_f64() - 8.8248).abs() < 1e-3, "{default:?}");
+    fn activation_delay_bounds_are_the_documented_numbers() {
+        // Dead leader: (3 + 5.1 + 2 + 0.1) x 1.01 = 10.302 s. Early revocation:
+        // (10 - 6.6 / 0.99 + max(3, 0.3 / 0.99) + 5.1 + 2.1) x 1.01 = 13.669 s.
+        let default = Timing::default();
+        let dead = default.dead_leader_activation_delay().as_secs_f64();
+        assert!((dead - 10.302).abs() < 1e-6, "{dead}");
+        let early = default.early_revocation_activation_delay().as_secs_f64();
+        assert!((early - 13.668_667).abs() < 1e-3, "{early}");
+        // Fast profile: (2 + 5.1 + 2.1) x 1.01 = 9.292 s and
+        // (7 - 5.7 / 0.99 + 2 + 5.1 + 2.1) x 1.01 = 10.547 s.
         let fast = Timing::fast_profile();
-        assert!((fast.early_revocation_activation_delay().as_secs_f64() - 2.6658).abs() < 1e-3);
-        assert_eq!(fast.activation_delay, Duration::from_millis(2800));
+        assert!((fast.dead_leader_activation_delay().as_secs_f64() - 9.292).abs() < 1e-6);
+        assert!((fast.early_revocation_activation_delay().as_secs_f64() - 10.5469).abs() < 1e-3);
+        assert_eq!(fast.activation_delay, Duration::from_millis(10_600));
     }
 
     #[test]
@@ -539,8 +677,7 @@ mod tests {
     }
 
     #[test]
-    fn short_ttl_is_possible_with_fast_nodes() {
-        // A 3 s lease is safe when the node drains within 1 s.
+    fn the_fast_profile_is_safe() {
         Timing::fast_profile()
             .validate()
             .expect("fast profile is safe");

@@ -58,6 +58,8 @@
 //! - `node_active_allowed`: active only while leading, ready, past the activation gate.
 //! - `activation_gate`: a new leader waits the activation delay unless the previous term ended
 //!   with a handover record.
+//! - `wait_out_last_slot`: after a handover record, the new leader still waits until the last
+//!   slot its predecessor's node may sign for is more than the tolerated overtime past.
 //! - `reconcile_node`: a node that reads active while it should not is commanded standby.
 //! - `quiet_window`: no node call may still be running at the step-down deadline.
 //! - `readiness_from_probes`, `unready_leader`, `withdraw_when_unready`: unready nodes give way.
@@ -66,11 +68,14 @@
 //! - `give_way_when_node_lost`: a leader whose node has not read active for `node_lost_after`
 //!   hands over.
 //! - `report_stuck`: a replica that cannot reach a safe or useful state says so, repeatedly.
-//! - `end_dead_term`: a restarted elector ends the term its crashed process left behind, once
-//!   its node is confirmed standby by a read.
+//! - `end_dead_term`: a term of ours no process keeps (a crashed process's, or our own that
+//!   lapsed in an etcd outage) is ended once the node is confirmed standby by a read.
 //! - `handover_request`, `handover_record`, `shutdown`: clean, gapless handovers.
 //! - `excluded_replica`: an excluded replica does not campaign; if it leads it hands over
 //!   cleanly first, even with nobody to take over.
+//! - `install_key_last`, `withdraw_key_when_demoting`, `reconcile_keys`: with key custody, the
+//!   node holds the operator's key only while it may be active; a withdrawal confirmed by the
+//!   node proves standby.
 //!
 //! `docs/safety.md` gives the timing inequalities ([`Timing::validate`]) and the worst case.
 
@@ -87,7 +92,7 @@ pub use elector::Mutation;
 pub use elector::{Elector, Readiness, STUCK_REPORT_INTERVAL, Settings, end_dead_term};
 pub use protocol::{
     CallId, Candidate, CandidateId, Command, Event, Exclusion, HandoverRecord, HandoverRequest,
-    Input, LeaseId, NodeCall, Observation, Output, RememberedTerm, Role,
+    Input, LeaseId, NodeCall, NodeKeys, Observation, Output, RememberedTerm, Role,
 };
 pub use time::Instant;
 

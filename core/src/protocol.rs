@@ -35,6 +35,10 @@ pub struct HandoverRecord {
     pub from: CandidateId,
     /// Its value, for people reading etcd.
     pub value: String,
+    /// The operator's key was withdrawn from its node (key custody) before the record: that
+    /// node signs nothing after, so the successor waits only the slot clearance (rule
+    /// `wait_out_last_slot`).
+    pub key_withdrawn: bool,
 }
 
 /// What an elector remembers of its own candidacy across a crash of its process (the shell
@@ -97,6 +101,23 @@ pub enum NodeCall {
     SetStandby,
     /// `GET /ha`, expecting `{"active":bool}`
     ReadMode,
+    /// `PUT /producer-keys` with the operator's key (key custody, rule `install_key_last`).
+    InstallKey,
+    /// `PUT /producer-keys` with the placeholder key (key custody, rule `withdraw_key_first`).
+    WithdrawKey,
+    /// `GET /producer-keys`, expecting the operator's or the placeholder's address (key
+    /// custody, rule `reconcile_keys`).
+    ReadKeys,
+}
+
+/// What `GET /producer-keys` lists, judged by the driver against the operator's and the
+/// placeholder's addresses (any other address is an answer it cannot trust: a failure).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NodeKeys {
+    /// The operator's key is among them: the node can sign as the delegate.
+    Operator,
+    /// Only the placeholder: the node cannot sign as the delegate, whatever its mode.
+    Placeholder,
 }
 
 /// Tells the results of node calls apart; results come back in the order the calls were made.
@@ -159,7 +180,9 @@ pub enum Input {
         /// Why, for logs.
         reason: String,
     },
-    /// A node call answered as expected. `active` is the mode read, for `ReadMode`.
+    /// A node call answered as expected. `active` is the mode read, for `ReadMode`; `keys`
+    /// what the node lists, for `ReadKeys` (and for `InstallKey`/`WithdrawKey`, whose answer
+    /// lists the keys the node holds now).
     NodeCallDone {
         /// The call's id, from [`Command::Node`].
         id: CallId,
@@ -167,6 +190,8 @@ pub enum Input {
         call: NodeCall,
         /// The mode read (`ReadMode` only): `Some(true)` for `{"active":true}`.
         active: Option<bool>,
+        /// The producer keys listed (`ReadKeys`, `InstallKey`, `WithdrawKey`).
+        keys: Option<NodeKeys>,
     },
     /// A node call timed out, failed, or got an answer it cannot trust.
     NodeCallFailed {
@@ -339,6 +364,12 @@ pub enum Event {
     },
     /// A node that should be standby reported active.
     NodeActiveUnexpectedly,
+    /// Key custody: a node that should not hold the operator's key lists it (it booted with it,
+    /// or something installed it); it is withdrawn at once (rule `reconcile_keys`).
+    OperatorKeyUnexpected,
+    /// Key custody: the leader's node no longer lists the operator's key (it restarted with its
+    /// placeholder); it is installed again (rule `reconcile_keys`).
+    OperatorKeyMissing,
     /// The leader's node reads standby although it was commanded active (someone demoted it,
     /// or it restarted): it is activated again only after a fresh successful readiness probe.
     NodeStandbyUnexpectedly,

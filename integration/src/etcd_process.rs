@@ -1,5 +1,5 @@
-//! A real, single-member etcd for tests: the `etcd` on `PATH`, on free loopback ports, in a
-//! temporary directory.
+//! A real, single-member etcd for tests: the `etcd` on `PATH` (or in `$TEST_ETCD_DIR`, see
+//! [`etcd_program`]), on free loopback ports, in a temporary directory.
 //!
 //! It can be stopped and started again on the same data directory and ports (an "etcd
 //! restarted" test), paused and resumed with SIGSTOP/SIGCONT (a hung etcd: connections stay
@@ -37,6 +37,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one etcdctl run: its own `--command-timeout` plus start-up.
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The variable that names a directory holding another etcd release's `etcd` and `etcdctl`
+/// (`make unit-etcd35` sets it to etcd 3.5.1's): the tests of etcd's semantics run against
+/// each release users run.
+pub const ETCD_DIR_VARIABLE: &str = "TEST_ETCD_DIR";
+
+/// `etcd` or `etcdctl`: from `$TEST_ETCD_DIR` when it is set, else from `PATH`.
+pub fn etcd_program(name: &str) -> PathBuf {
+    match std::env::var_os(ETCD_DIR_VARIABLE) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(name),
+        _ => PathBuf::from(name),
+    }
+}
 
 /// One etcd server process and its data directory.
 pub struct EtcdProcess {
@@ -175,7 +188,7 @@ impl EtcdProcess {
             .context("opening etcd's log file")?;
         let client_url = self.endpoint();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
-        let mut command = Command::new("etcd");
+        let mut command = Command::new(etcd_program("etcd"));
         if let Some(pki) = &self.tls {
             command
                 .arg("--cert-file")
@@ -293,7 +306,7 @@ impl EtcdProcess {
     }
 
     fn etcdctl_command(&self) -> Command {
-        let mut command = Command::new("etcdctl");
+        let mut command = Command::new(etcd_program("etcdctl"));
         command
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")

@@ -116,7 +116,10 @@ fn collect_newer(dir: &Path, than: std::time::SystemTime, out: &mut Vec<PathBuf>
 
 /// A command running `binary` configured only by what the caller gives it: an `ELECTOR_*`
 /// variable of the environment the fixture runs in (a developer's shell) would otherwise
-/// configure every elector.
+/// configure every elector. Its state directory is a fresh one of its own
+/// ([`private_state_dir`], as `ELECTOR_STATE_DIR`; a `--state-dir` flag wins): the default,
+/// `/var/lib/elector` for root, is locked per value, and tests running side by side reuse
+/// values.
 pub fn elector_command(binary: &Path) -> Command {
     let mut command = Command::new(binary);
     for (name, _) in std::env::vars_os() {
@@ -124,7 +127,16 @@ pub fn elector_command(binary: &Path) -> Command {
             command.env_remove(name);
         }
     }
+    command.env("ELECTOR_STATE_DIR", private_state_dir());
     command
+}
+
+/// A new, empty state directory under the system's temporary directory, never the same twice
+/// (process id and a counter). Left behind: a few bytes each.
+pub fn private_state_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("elector-test-state-{}-{n}", std::process::id()))
 }
 
 /// A free loopback port, never the same twice in this process. Whoever asked binds it later;

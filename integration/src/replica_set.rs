@@ -268,7 +268,15 @@ impl ReplicaSet {
             Some(addr) => addr.to_string(),
             None => "off".to_owned(),
         });
-        if let Some(dir) = self.state_dir(i)? {
+        // Without a state root, a fresh directory for each start: a restarted elector then
+        // finds nothing of its previous process (the slow path after a crash), and electors
+        // of tests running side by side never share the default directory's locks.
+        // (A test that passes its own `--state-dir` in the extra arguments keeps it.)
+        if !self.extra_args.iter().any(|a| a == "--state-dir") {
+            let dir = match self.state_dir(i)? {
+                Some(dir) => dir,
+                None => crate::host::private_state_dir(),
+            };
             args.push("--state-dir".to_owned());
             args.push(dir.display().to_string());
         }
@@ -280,6 +288,10 @@ impl ReplicaSet {
                     .replace("{value}", &replica.value),
             );
         }
+        // These electors stand for ones that systemd or `elector supervise` runs: a kill is a
+        // crash of the whole supervised host unless a test runs ExecStopPost's command itself.
+        // The bare-run watcher has tests of its own (bare_run.rs).
+        args.push("--no-watcher".to_owned());
         args.extend(self.extra_args.iter().cloned());
         Ok(args)
     }

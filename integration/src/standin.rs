@@ -1,5 +1,5 @@
 //! A stand-in for the IoTeX node, served over real TCP: the admin endpoint `/ha` and the probe
-//! server behave like the node's (see [`elector_model::node`] for the rules), and control
+//! server behave like the node's (see [`elector_model::flag_node`] for the rules), and control
 //! endpoints let a test or the demo change readiness, inject faults, restart the "node" and
 //! kill it.
 //!
@@ -12,7 +12,7 @@
 //! Time is [`tokio::time::Instant`] since [`StandIn::start`]; the model's epoch is that start.
 //!
 //! Over 600 lines for one job: the stand-in node's two servers, its fault switches and its
-//! model of `/ha` (`elector_model::node`) make one program that the tests, the demo and the
+//! model of `/ha` (`elector_model::flag_node`) make one program that the tests, the demo and the
 //! container image run.
 
 use std::future;
@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use elector_model::node::{AdminFault, HaReply, NodeModel, Reply, Transition};
+use elector_model::flag_node::{AdminFault, HaReply, NodeModel, Reply, Transition};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::CONTENT_TYPE;

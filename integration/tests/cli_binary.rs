@@ -4,7 +4,7 @@
 //!
 //! Run `cargo build -p elector` first. Every process is bounded and killed on drop.
 
-use elector_integration::host::{elector_binary, free_port};
+use elector_integration::host::{elector_binary, elector_command, free_port};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,10 +14,10 @@ const PROMPT: Duration = Duration::from_secs(20);
 
 /// The elector binary with no `ELECTOR_*` or `NO_COLOR` variable from the test's environment.
 fn elector() -> Command {
-    let mut command = Command::new(elector_binary().expect("the elector binary"));
+    let mut command = elector_command(&elector_binary().expect("the elector binary"));
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
-        if name.starts_with("ELECTOR_") || name == "NO_COLOR" || name == "NOTIFY_SOCKET" {
+        if name == "NO_COLOR" || name == "NOTIFY_SOCKET" {
             command.env_remove(&*name);
         }
     }

@@ -13,9 +13,9 @@
 
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE, log_text, ttl};
 use elector_integration::etcd_process::EtcdProcess;
-use elector_integration::host::{elector_binary, http_get};
+use elector_integration::host::{elector_binary, elector_command, http_get};
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_model::node::AdminFault;
+use elector_model::flag_node::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -539,12 +539,9 @@ async fn unready_leader_hands_over() {
 
 /// Runs the elector binary with `args` to completion (bounded): exit code, stdout, stderr.
 async fn run_elector(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut command = tokio::process::Command::new(elector_binary().expect("the elector binary"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ELECTOR_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = tokio::process::Command::from(elector_command(
+        &elector_binary().expect("the elector binary"),
+    ));
     let child = command
         .args(args)
         // Never reach anything real should the flags be accepted.

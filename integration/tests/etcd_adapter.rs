@@ -443,9 +443,11 @@ async fn resign_with_record_hands_over_atomically() -> Result<()> {
         })
     );
 
+    // Key custody's flag travels with the record.
     let record = HandoverRecord {
         from: leader_id,
         value: "node-a".to_owned(),
+        key_withdrawn: true,
     };
     leader
         .resign(
@@ -503,6 +505,7 @@ async fn resign_with_record_hands_over_atomically() -> Result<()> {
             "from_lease": leader_id.lease,
             "from_create_revision": leader_id.create_revision,
             "value": "node-a",
+            "key_withdrawn": true,
         })
     );
 
@@ -514,6 +517,7 @@ async fn resign_with_record_hands_over_atomically() -> Result<()> {
             create_revision: 1,
         },
         value: "other".to_owned(),
+        key_withdrawn: false,
     };
     leader
         .resign(leader_id.lease, Some(leader_id), Some(other_record), None)
@@ -871,6 +875,7 @@ async fn every_call_is_bounded_when_etcd_hangs() -> Result<()> {
     let record = HandoverRecord {
         from: ours_id,
         value: "ours".to_owned(),
+        key_withdrawn: false,
     };
     assert_bounded("grant", timeout, ours.grant(Duration::from_secs(10))).await?;
     assert_bounded("keep-alive", timeout, ours.keep_alive_once(ours_id.lease)).await?;
@@ -1069,6 +1074,7 @@ async fn connect_reports_unreachable_etcd_and_bad_passwords() -> Result<()> {
         Some(HandoverRecord {
             from: ours_id,
             value: "ours".to_owned(),
+            key_withdrawn: false,
         }),
         None,
     )

@@ -19,7 +19,7 @@
 
 use elector_core::{STUCK_REPORT_INTERVAL, Timing};
 use elector_integration::cluster::{Cluster, ClusterOptions, PROFILE, SETTLE, log_text, round};
-use elector_model::node::AdminFault;
+use elector_model::flag_node::AdminFault;
 use std::time::Duration;
 
 /// `--node-lost-after` of these tests: the fast profile's (`Timing::fast_profile()`), which the

@@ -1,5 +1,6 @@
 //! Differential test of the simulation's etcd model (`elector_sim::etcd_model`) against a real
-//! etcd 3.4.23 process (the `etcd` on PATH, see `etcd_process`): the same scripted sequences
+//! etcd process (Debian's 3.4.23 on PATH, and 3.5.1 under `make unit-etcd35`, see
+//! `etcd_process`): the same scripted sequences
 //! run through etcd-client against both, each producing a transcript of every field the
 //! elector reads, and the transcripts must be equal. So the simulation's verdicts carry over
 //! to real etcd. No Docker needed.
@@ -711,7 +712,8 @@ async fn the_etcd_model_answers_like_etcd_3_4() -> Result<()> {
     }
     ensure!(lines > 60, "the scripts recorded only {lines} lines");
     eprintln!(
-        "model and etcd 3.4.23 agree on {lines} transcript lines:\n{}",
+        "model and etcd ({}) agree on {lines} transcript lines:\n{}",
+        elector_integration::etcd_process::etcd_program("etcd").display(),
         transcript.join("\n")
     );
     Ok(())

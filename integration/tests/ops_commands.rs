@@ -14,7 +14,7 @@ use elector::etcd::{Election, EtcdOptions, connect};
 use elector::status::{parse_exposition, sample_value};
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
-use elector_integration::host::{elector_binary, free_port};
+use elector_integration::host::{elector_binary, elector_command, free_port};
 use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::{History, dual_active};
 use serde_json::Value;
@@ -50,12 +50,9 @@ impl Run {
 /// Runs `elector <args>` with no `ELECTOR_*` variables from the test's environment, bounded
 /// by `bound` (killed after it).
 async fn elector(args: &[&str], bound: Duration) -> Run {
-    let mut command = tokio::process::Command::new(elector_binary().expect("the elector binary"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ELECTOR_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = tokio::process::Command::from(elector_command(
+        &elector_binary().expect("the elector binary"),
+    ));
     command.args(args).kill_on_drop(true);
     let output = tokio::time::timeout(bound, command.output())
         .await
@@ -249,7 +246,14 @@ async fn status_lists_candidates_in_order_and_flags_duplicates() {
     etcd.etcdctl_ok(&["put", &format!("{KEY}.elector/members/replica-a"), "{}"])
         .expect("etcdctl put");
     let run = elector(
-        &["handover", "--etcd", &endpoint, "--timeout", "1s"],
+        &[
+            "handover",
+            "--etcd",
+            &endpoint,
+            "--timeout",
+            "1s",
+            "--force",
+        ],
         PROMPT,
     )
     .await;

@@ -6,7 +6,7 @@
 
 use elector_integration::cluster::{PROFILE, SETTLE, round};
 use elector_integration::etcd_process::EtcdProcess;
-use elector_integration::host::elector_binary;
+use elector_integration::host::{self, elector_binary};
 use elector_integration::standin::{StandIn, StandInOptions};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,12 +59,7 @@ fn rbac_script(endpoint: &str) -> Output {
 
 /// `elector <args>` as the restricted user.
 fn elector_command(endpoint: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(elector_binary().expect("the elector binary"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ELECTOR_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = host::elector_command(&elector_binary().expect("the elector binary"));
     command
         .args(args)
         .args(["--etcd", endpoint, "--key", KEY, "--etcd-user", USER])

@@ -8,7 +8,7 @@
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
 use elector_integration::host::elector_binary;
-use elector_model::node::AdminFault;
+use elector_model::flag_node::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,10 @@ fn run_exec_stop_post(admin: &str, extra: &[(&str, &str)]) -> (Option<i32>, Stri
     command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command.envs(env_file());
     command.env("ELECTOR_IOTEX_ADMIN", admin);
+    command.env(
+        "STATE_DIRECTORY",
+        elector_integration::host::private_state_dir(),
+    );
     command.envs(extra.iter().copied());
     let started = Instant::now();
     let child = command
@@ -169,12 +173,21 @@ fn the_unit_and_its_environment_file_agree() {
         .map_or(Duration::from_millis(300), |t| {
             humantime::parse_duration(t).expect("node timeout")
         });
-    // LOOP_STALL + WatchdogSec + STOP_POST_START + node timeout (shell/src/systemd.rs).
-    let needed = Duration::from_millis(1250) + watchdog + Duration::from_millis(100) + node_timeout;
+    // LOOP_STALL + WatchdogSec + STOP_POST_START + node timeout (shell/src/systemd.rs,
+    // watchdog_within_restart_bound), and the stop timeout after it when a hang meets a stop
+    // (stop_within_restart_bound).
+    let stop = humantime::parse_duration(&unit_setting("TimeoutStopSec")).expect("TimeoutStopSec");
+    let needed = LOOP_STALL + watchdog + Duration::from_millis(100) + node_timeout;
     assert!(
         needed <= bound,
         "WatchdogSec={watchdog:?} does not fit ELECTOR_RESTART_BOUND={bound:?}"
     );
+    assert!(
+        needed + stop <= bound,
+        "WatchdogSec={watchdog:?} + TimeoutStopSec={stop:?} do not fit ELECTOR_RESTART_BOUND={bound:?}"
+    );
+    // force-standby asks for more time as ExecStopPost=: systemd must listen to it.
+    assert_eq!(unit_setting("NotifyAccess"), "all");
 
     // systemd's own check of the unit, with the paths pointed at this workspace.
     let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
@@ -273,6 +286,9 @@ async fn force_standby_fences_a_node_it_cannot_confirm() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
+/// The elector's loop stall bound (shell/src/systemd.rs `LOOP_STALL`).
+const LOOP_STALL: Duration = Duration::from_millis(500);
+
 /// An elector process with our own `NOTIFY_SOCKET`, killed when dropped.
 struct Notified {
     child: Child,
@@ -314,6 +330,11 @@ fn spawn_notified(args: &[String], socket: &Path, watchdog_usec: &str, stderr: S
     }
     command
         .args(args)
+        // What systemd's StateDirectory= gives the unit: a directory of its own.
+        .env(
+            "STATE_DIRECTORY",
+            elector_integration::host::private_state_dir(),
+        )
         .env("NOTIFY_SOCKET", socket)
         .env("WATCHDOG_USEC", watchdog_usec)
         .stdin(Stdio::null())
@@ -365,11 +386,11 @@ async fn sd_notify_readiness_status_watchdog_and_stopping() {
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).expect("binding the notify socket");
 
-    // WatchdogSec=2s with a 3 s restart bound: 1.25 + 2 + 0.1 + 0.15 > 3.
+    // WatchdogSec=2.5s with a 3 s restart bound: 0.5 + 2.5 + 0.1 + 0.15 > 3.
     let args = args_with_restart_bound(&cluster, "3s");
     let refused = tokio::task::block_in_place(|| {
         wait_bounded(
-            spawn_notified(&args, &path, "2000000", Stdio::piped()),
+            spawn_notified(&args, &path, "2500000", Stdio::piped()),
             Duration::from_secs(20),
         )
     });

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_model::node::{AdminFault, GARBAGE_BODY};
+use elector_model::flag_node::{AdminFault, GARBAGE_BODY};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;

@@ -1,7 +1,81 @@
-//! Node mode histories and the one safety check every test shares: at no instant are two
-//! nodes active. The simulation, the functional tests and the demo all use this function.
+//! The safety checks every layer shares, on what the nodes did:
+//! - [`double_signs`], the property itself: no height and round signed by two replicas with
+//!   the operator key;
+//! - [`dual_active`], its proxy: at no instant are two nodes active.
+//!
+//! The simulation, the functional and Docker tests, the demo and the benchmark all use these.
 
+use crate::node::{SignKind, Signature};
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
+
+/// A height and round for which two replicas signed with the same key: a double sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoubleSign {
+    pub height: u64,
+    pub round: u32,
+    /// The key both signed with.
+    pub key: String,
+    /// Indexes of the two replicas, in the order their signatures were given.
+    pub nodes: (usize, usize),
+    /// What each signed, and when.
+    pub first: (SignKind, Duration),
+    pub second: (SignKind, Duration),
+}
+
+impl fmt::Display for DoubleSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "height {} round {} signed by replicas {} ({} at {:.3}s) and {} ({} at {:.3}s) with key {}",
+            self.height,
+            self.round,
+            self.nodes.0,
+            self.first.0.as_str(),
+            self.first.1.as_secs_f64(),
+            self.nodes.1,
+            self.second.0.as_str(),
+            self.second.1.as_secs_f64(),
+            self.key,
+        )
+    }
+}
+
+/// Every `(height, round)` signed with one key by two different replicas (any kinds: a
+/// proposal and an endorsement of the same round count too). `replicas[i]` is everything
+/// replica `i` signed, across its node's restarts; one report per pair of replicas and round.
+pub fn double_signs(replicas: &[Vec<Signature>]) -> Vec<DoubleSign> {
+    // (height, round, key) -> the first signature of each replica.
+    type FirstByReplica = BTreeMap<usize, (SignKind, Duration)>;
+    let mut by_round: BTreeMap<(u64, u32, &str), FirstByReplica> = BTreeMap::new();
+    for (replica, signatures) in replicas.iter().enumerate() {
+        for s in signatures {
+            by_round
+                .entry((s.height, s.round, s.key.as_str()))
+                .or_default()
+                .entry(replica)
+                .or_insert((s.kind, s.at));
+        }
+    }
+    let mut found = Vec::new();
+    for ((height, round, key), signers) in by_round {
+        let signers: Vec<_> = signers.into_iter().collect();
+        for (i, &(a, first)) in signers.iter().enumerate() {
+            for &(b, second) in &signers[i + 1..] {
+                found.push(DoubleSign {
+                    height,
+                    round,
+                    key: key.to_owned(),
+                    nodes: (a, b),
+                    first,
+                    second,
+                });
+            }
+        }
+    }
+    found
+}
 
 /// When a node's effective mode changed: `(time, active)`, in time order, times on a clock
 /// shared by all histories checked together. The first entry is the mode at the start.
@@ -69,6 +143,51 @@ pub fn dual_active(histories: &[History], end: Duration) -> Vec<Overlap> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sig(height: u64, round: u32, kind: SignKind, at_ms: u64) -> Signature {
+        Signature {
+            at: Duration::from_millis(at_ms),
+            height,
+            round,
+            slot: Duration::ZERO,
+            kind,
+            key: "io1operator".into(),
+        }
+    }
+
+    #[test]
+    fn one_round_signed_by_two_replicas_is_a_double_sign() {
+        let a = vec![
+            sig(7, 0, SignKind::Proposal, 100),
+            sig(7, 0, SignKind::ProposalEndorsement, 150),
+        ];
+        let b = vec![sig(7, 1, SignKind::Proposal, 2600)];
+        let c = vec![sig(7, 0, SignKind::ProposalEndorsement, 300)];
+        assert!(double_signs(&[a.clone(), b]).is_empty());
+        let found = double_signs(&[a, vec![], c]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].height, found[0].round, found[0].nodes),
+            (7, 0, (0, 2))
+        );
+        assert_eq!(
+            found[0].first,
+            (SignKind::Proposal, Duration::from_millis(100))
+        );
+        assert!(
+            found[0].to_string().contains("height 7 round 0"),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn signatures_with_another_key_do_not_count() {
+        let a = vec![sig(3, 0, SignKind::Proposal, 0)];
+        let mut b = vec![sig(3, 0, SignKind::Proposal, 0)];
+        b[0].key = "io1placeholder".into();
+        assert!(double_signs(&[a, b]).is_empty());
+    }
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

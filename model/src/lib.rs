@@ -1,18 +1,23 @@
 //! # elector-model: what the simulation and the real-world tests agree on
 //!
-//! Two pure, std-only pieces that both worlds use, so that a rule is written once and both
-//! test it the same way:
+//! Pure, std-only pieces that every world uses, so that a rule is written once and every layer
+//! tests it the same way:
 //!
-//! - [`node`]: the IoTeX node as the elector sees it (`/ha` and the probe server), with the
-//!   faults the tests inject. The simulation serves it over turmoil (`elector-sim`); the
-//!   stand-in node serves it over TCP (`elector-integration`).
-//! - [`history`]: node mode histories and the one safety check every test shares,
-//!   [`history::dual_active`]: at no instant are two nodes active.
+//! - [`chain`]: the slot grid, the round a node picks, and a deterministic network, read from
+//!   iotex-core's consensus code;
+//! - [`node`]: the IoTeX node as the elector meets it, from iotex-core's code: `/ha`,
+//!   `/producer-keys`, the probes, the consensus FSM and every signature it makes. The
+//!   simulation serves it over turmoil (`elector-sim`); the stand-in node serves it over TCP
+//!   (`elector-integration`);
+//! - [`history`]: the checks on what the nodes did: [`history::double_signs`] (no height and
+//!   round signed by two replicas) and [`history::dual_active`] (no two nodes active at once).
 //!
 //! It lives apart from `elector-sim` so that the real-world tests, and the binaries built
 //! with them (the stand-in node, the demo, the benchmark), never link the simulation: the
 //! simulation turns on `elector-core`'s planted bugs (`mutation`), and cargo would unify that
 //! feature into an `elector` built in the same invocation.
 
+pub mod chain;
+pub mod flag_node;
 pub mod history;
 pub mod node;

@@ -7,7 +7,8 @@
 //! in `elector-core`.
 //!
 //! Beside the loop: [`connect`] (the etcd connect loop and its seam), [`report`] (what the
-//! core's events are logged as), [`log_throttle`] (failures logged without floods).
+//! core's events are logged as), [`log_throttle`] (failures logged without floods, recoveries
+//! once).
 
 mod connect;
 mod execute;
@@ -111,7 +112,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 }
             };
             status.update(&core, clock.now());
-            identity.check(&core);
+            identity.check(&core, clock.now());
             let input = tokio::select! {
                 // Fixed order (inputs, control, timer) instead of tokio's random one, so that
                 // a simulation seed always gives the same run.
@@ -129,8 +130,10 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                     None => { control_open = false; continue; }
                 },
                 _ = tokio::time::sleep_until(clock.wake_at(wake)) => Input::Timeout,
+                // Nothing for the core: the loop only shows it is alive (`LOOP_HEARTBEAT`).
+                () = tokio::time::sleep(crate::status::LOOP_HEARTBEAT) => continue,
             };
-            log.failure(&input);
+            log.input(&input, tokio::time::Instant::now());
             core.handle_input(clock.now(), input);
         }
     }

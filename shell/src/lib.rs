@@ -8,18 +8,23 @@
 //! - [`clock`]: the clock seam; [`status`]: `/status`, `/metrics`, `/healthz`; [`cli`]: flags;
 //! - [`registry`]: this elector's record in etcd, for `elector status` (never read by the
 //!   election);
-//! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`).
+//! - [`state`]: `--state-dir`, the term remembered across a crash (rule `end_dead_term`);
+//!   [`standby`]: what `elector force-standby` does (also the simulation's `ExecStopPost=`);
 //!   [`logging`]: the log format.
+//! - [`node_config`]: the node's `config.yaml` (`--node-config`), judged for the HA setup.
 //!
 //! The binary (`main.rs`) adds the commands, one file each under `commands/`.
 
 pub mod cli;
 pub mod clock;
+pub mod custody;
 pub mod driver;
 pub mod etcd;
 pub mod fence;
 pub mod logging;
 pub mod node;
+pub mod node_config;
 pub mod registry;
+pub mod standby;
 pub mod state;
 pub mod status;

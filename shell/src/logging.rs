@@ -3,8 +3,11 @@
 //! - Colour only when stderr is a terminal and `NO_COLOR` is unset or empty
 //!   (<https://no-color.org>): journald, files and `docker logs` get plain text.
 //! - Timestamps are wall-clock UTC (RFC 3339), in both formats.
-//! - `json` is one flat object per line: `timestamp`, `level`, `message`, `target` and every
-//!   field (`role`, `reason`, `kind`, ...) at the top level, as Loki and Elastic index them.
+//! - `json` is one flat object per line: `timestamp`, `level`, `message`, every field
+//!   (`role`, `reason`, `kind`, ...) at the top level, as Loki and Elastic index them, the
+//!   replica's `value` on every line (so that lines from several replicas in one collector
+//!   tell their source apart), and `target`. A bad flag's one-line error follows the format
+//!   asked for too ([`fatal`]).
 //! - `human` says a `reason` once, after the message (`role candidate -> leader: our key is
 //!   first`); the fields named in [`RESTATED`] only restate the message for collectors and are
 //!   left out; other fields follow as `name=value`.
@@ -16,24 +19,54 @@
 use crate::cli::LogFormat;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
+use std::time::SystemTime;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::{FormatFields, Writer};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Fields the message of their event already says (`role` and `from` in `role candidate ->
 /// leader`, `kind` in `etcd keep-alive failed`): kept in JSON, left out of human lines.
 pub const RESTATED: [&str; 3] = ["role", "from", "kind"];
 
-/// Sets the process's log subscriber: `format`, level from `ELECTOR_LOG` (else `default`).
-pub fn init(format: LogFormat, default: &str) {
+/// Sets the process's log subscriber: `format`, level from `ELECTOR_LOG` (else `default`);
+/// in JSON, `value` (the replica's `--value`) on every line.
+pub fn init(format: LogFormat, default: &str, value: Option<&str>) {
     let filter = EnvFilter::try_from_env("ELECTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = use_colour(
         io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let _ = tracing::subscriber::set_global_default(subscriber(format, filter, ansi, QuietStderr));
+    let _ = tracing::subscriber::set_global_default(subscriber(
+        format,
+        filter,
+        ansi,
+        value,
+        QuietStderr,
+    ));
+}
+
+/// The one line of a fatal error (a bad flag, an unsafe timing: exit code 2) on stderr, in
+/// the format the command line asked for: `elector: <line>`, or with `--log-format json` one
+/// object like every log line (`level` `ERROR`, `message` the line, `exit_code`).
+pub fn fatal(format: LogFormat, line: &str, exit_code: u8) {
+    crate::errln!("{}", fatal_line(format, line, exit_code, SystemTime::now()));
+}
+
+/// The text of [`fatal`], at `now`.
+pub fn fatal_line(format: LogFormat, line: &str, exit_code: u8, now: SystemTime) -> String {
+    match format {
+        LogFormat::Human => format!("elector: {line}"),
+        LogFormat::Json => {
+            let mut object = JsonLine::new(now, "ERROR");
+            object.field("message", &serde_json::Value::from(line));
+            object.field("exit_code", &serde_json::Value::from(exit_code));
+            object.field("target", &serde_json::Value::from("elector"));
+            object.finish()
+        }
+    }
 }
 
 /// Whether to colour: only on a terminal, and only if `NO_COLOR` is unset or empty.
@@ -46,6 +79,7 @@ pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
     ansi: bool,
+    value: Option<&str>,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
@@ -60,12 +94,119 @@ where
         LogFormat::Human => Box::new(builder.with_target(false).fmt_fields(HumanFields).finish()),
         LogFormat::Json => Box::new(
             builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
+                .event_format(FlatJson {
+                    value: value.map(str::to_owned),
+                })
                 .finish(),
         ),
+    }
+}
+
+/// One JSON object written field by field, in the order given (`timestamp` and `level`
+/// first, as collectors show them); values escaped by serde_json.
+struct JsonLine {
+    text: String,
+    names: Vec<String>,
+}
+
+impl JsonLine {
+    fn new(now: SystemTime, level: &str) -> Self {
+        let mut line = JsonLine {
+            text: String::from("{"),
+            names: Vec::new(),
+        };
+        let stamp = humantime::format_rfc3339_micros(now).to_string();
+        line.field("timestamp", &serde_json::Value::from(stamp));
+        line.field("level", &serde_json::Value::from(level));
+        line
+    }
+
+    /// Adds `name` unless it is there already (the first one stays).
+    fn field(&mut self, name: &str, value: &serde_json::Value) {
+        if self.names.iter().any(|n| n == name) {
+            return;
+        }
+        if self.names.is_empty() {
+            self.text.push('"');
+        } else {
+            self.text.push_str(",\"");
+        }
+        // A field name is an identifier; escaped all the same.
+        let quoted = serde_json::Value::from(name).to_string();
+        self.text.push_str(&quoted[1..]);
+        self.text.push(':');
+        self.text.push_str(&value.to_string());
+        self.names.push(name.to_owned());
+    }
+
+    fn finish(mut self) -> String {
+        self.text.push('}');
+        self.text
+    }
+}
+
+/// `--log-format json`: one flat object per line. tracing-subscriber's own JSON puts span
+/// fields in a nested object; this writes every event field at the top level, then the
+/// replica's `value` (unless the event has its own), then `target`.
+struct FlatJson {
+    value: Option<String>,
+}
+
+/// An event's fields as JSON values, in the order they were recorded.
+#[derive(Default)]
+struct JsonFields(Vec<(&'static str, serde_json::Value)>);
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name(), value.into()));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.push((field.name(), value.into()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.push((field.name(), value.into()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.push((field.name(), value.into()));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.push((field.name(), value.into()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%value` and `format_args!` print as themselves under `{:?}`.
+        self.0.push((field.name(), format!("{value:?}").into()));
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        let mut line = JsonLine::new(SystemTime::now(), metadata.level().as_str());
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        // The message first, as tracing-subscriber's JSON has it.
+        if let Some((_, message)) = fields.0.iter().find(|(name, _)| *name == "message") {
+            line.field("message", message);
+        }
+        for (name, value) in &fields.0 {
+            if !name.starts_with("log.") {
+                line.field(name, value);
+            }
+        }
+        if let Some(value) = &self.value {
+            line.field("value", &serde_json::Value::from(value.as_str()));
+        }
+        line.field("target", &serde_json::Value::from(metadata.target()));
+        writeln!(writer, "{}", line.finish())
     }
 }
 
@@ -206,7 +347,13 @@ mod tests {
 
     fn logged(format: LogFormat, ansi: bool, emit: impl FnOnce()) -> String {
         let buffer = Buffer::default();
-        let subscriber = subscriber(format, EnvFilter::new("info"), ansi, buffer.clone());
+        let subscriber = subscriber(
+            format,
+            EnvFilter::new("info"),
+            ansi,
+            Some("replica-a"),
+            buffer.clone(),
+        );
         tracing::subscriber::with_default(subscriber, emit);
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -243,6 +390,51 @@ mod tests {
         assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamp}");
         assert_eq!(lines[1]["kind"], "etcd keep-alive");
         assert_eq!(lines[1]["lease"], "1a");
+        // The replica's value on every line, and the target last, as before.
+        for line in &lines {
+            assert_eq!(line["value"], "replica-a", "{line}");
+            assert!(line["target"].as_str().is_some(), "{line}");
+        }
+        assert!(
+            text.lines().all(|l| l.starts_with("{\"timestamp\":")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_event_with_its_own_value_and_typed_fields() {
+        let text = logged(LogFormat::Json, false, || {
+            warn!(
+                value = "twin",
+                lease = "7",
+                count = 3u64,
+                ok = true,
+                "twin {}",
+                "found"
+            );
+        });
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+        assert_eq!(line["message"], "twin found");
+        assert_eq!(line["value"], "twin");
+        assert_eq!(line["count"], 3);
+        assert_eq!(line["ok"], true);
+        assert_eq!(text.matches("\"value\"").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_fatal_line_follows_the_format() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            fatal_line(LogFormat::Human, "--ttl: bad", 2, at),
+            "elector: --ttl: bad"
+        );
+        let json = fatal_line(LogFormat::Json, "--ttl: \"x\" is bad", 2, at);
+        let line: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "--ttl: \"x\" is bad");
+        assert_eq!(line["exit_code"], 2);
+        assert_eq!(line["timestamp"], "2023-11-14T22:13:20.000000Z");
+        assert!(json.starts_with("{\"timestamp\":"), "{json}");
     }
 
     #[test]

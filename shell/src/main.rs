@@ -7,6 +7,7 @@
 
 mod commands;
 mod systemd;
+mod watcher;
 
 use commands::EXIT_FAILED;
 use elector::cli::{self, LogFormat, Operation, Parsed};
@@ -17,14 +18,17 @@ use std::process::ExitCode;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match cli::parse(std::env::args()) {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match cli::parse(args.iter().cloned()) {
         Parsed::Run(cli) => cli,
         Parsed::Info(text) => {
             elector::out!("{text}");
             return ExitCode::SUCCESS;
         }
         Parsed::Error(line) => {
-            elector::errln!("elector: {line}");
+            let env = std::env::var("ELECTOR_LOG_FORMAT").ok();
+            let format = cli::requested_log_format(&args, env.as_deref());
+            logging::fatal(format, &line, EXIT_USAGE);
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -36,7 +40,8 @@ fn main() -> ExitCode {
 
 /// Runs the elector; its exit code comes from the driver, 2 for a configuration problem.
 fn run_elector(args: cli::RunArgs) -> ExitCode {
-    logging::init(args.log_format, "info");
+    let format = args.log_format;
+    logging::init(format, "info", Some(&args.value()));
     // Two workers: the driver's loop never waits behind the status server or a slow call.
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
     else {
@@ -45,7 +50,7 @@ fn run_elector(args: cli::RunArgs) -> ExitCode {
     match runtime.block_on(commands::run::run(args)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(line) => {
-            elector::errln!("elector: {line}");
+            logging::fatal(format, &line, EXIT_USAGE);
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -55,8 +60,8 @@ fn run_elector(args: cli::RunArgs) -> ExitCode {
 fn run_operation(operation: Operation) -> u8 {
     // Operator commands print their results; the log only carries warnings and errors. The
     // supervisor logs its events as the elector it runs does (it sets its log up itself).
-    if !matches!(operation, Operation::Supervise(_)) {
-        logging::init(LogFormat::Human, "warn");
+    if !matches!(operation, Operation::Supervise(_) | Operation::Watch(_)) {
+        logging::init(LogFormat::Human, "warn", None);
     }
     let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
         return EXIT_FAILED;
@@ -65,11 +70,13 @@ fn run_operation(operation: Operation) -> u8 {
         match operation {
             Operation::Check(args) => commands::check::check(args).await,
             Operation::Status(args) => commands::status::status(args).await,
+            Operation::History(args) => commands::history::history(args).await,
             Operation::Handover(args) => commands::handover::handover(args).await,
             Operation::Exclude(args) => commands::exclude::exclude(args).await,
             Operation::Include(args) => commands::include::include(args).await,
             Operation::ForceStandby(args) => commands::force_standby::force_standby(args).await,
             Operation::Supervise(args) => commands::supervise::supervise(*args).await,
+            Operation::Watch(args) => watcher::watch(*args).await,
         }
     })
 }

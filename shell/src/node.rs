@@ -10,6 +10,8 @@
 //! `activate=true` to it. Bodies are capped at [`MAX_BODY`]: the real node answers a few bytes,
 //! and whatever answers more is not the node.
 
+use crate::custody::KeyCustody;
+use elector_core::NodeKeys;
 use std::future::Future;
 use std::time::Duration;
 
@@ -37,6 +39,57 @@ pub trait HttpGet: Clone + Send + Sync + 'static {
         url: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<HttpAnswer, String>> + Send;
+
+    /// A request with the node's admin token and, for a PUT, a JSON body: key custody's
+    /// `/producer-keys`. A transport that cannot send one says so (the simulation's, which
+    /// does not model key custody).
+    fn send(
+        &self,
+        request: HttpRequest,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<HttpAnswer, String>> + Send {
+        let _ = timeout;
+        async move {
+            Err(format!(
+                "this transport cannot send {} {}",
+                request.method.as_str(),
+                request.url
+            ))
+        }
+    }
+}
+
+/// `GET` or `PUT`, for [`HttpGet::send`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Put,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Put => "PUT",
+        }
+    }
+}
+
+/// A request to the node's admin endpoint carrying its admin token (`Authorization: Bearer`).
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: HttpMethod,
+    pub url: String,
+    pub bearer: String,
+    /// A JSON body (`Content-Type: application/json`), for a PUT.
+    pub json: Option<String>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    /// The token and the body (a private key) are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method.as_str(), self.url)
+    }
 }
 
 /// Production HTTP client.
@@ -60,8 +113,35 @@ impl ReqwestTransport {
 
 impl HttpGet for ReqwestTransport {
     async fn get(&self, url: &str, timeout: Duration) -> Result<HttpAnswer, String> {
+        self.answer(self.client.get(url), url, timeout).await
+    }
+
+    async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpAnswer, String> {
+        let builder = match request.method {
+            HttpMethod::Get => self.client.get(&request.url),
+            HttpMethod::Put => self.client.put(&request.url),
+        }
+        .bearer_auth(&request.bearer);
+        let builder = match request.json {
+            Some(json) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json),
+            None => builder,
+        };
+        self.answer(builder, &request.url, timeout).await
+    }
+}
+
+impl ReqwestTransport {
+    /// Sends `request` and reads its answer, bounded by `timeout` as a whole.
+    async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<HttpAnswer, String> {
         let call = async {
-            let mut response = self.client.get(url).send().await.map_err(describe)?;
+            let mut response = request.send().await.map_err(describe)?;
             let status = response.status().as_u16();
             if response.status().is_redirection() {
                 let location = response
@@ -111,39 +191,180 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
+/// How long the node may take to answer: `call` for reads, probes and `activate=true`;
+/// `standby` for `activate=false`, which iotex-core holds until the slot in progress starts
+/// (`Timing::standby_call_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeTimeouts {
+    pub call: Duration,
+    pub standby: Duration,
+}
+
+impl NodeTimeouts {
+    /// The node timeouts of `timing`.
+    pub fn of(timing: &elector_core::Timing) -> Self {
+        NodeTimeouts {
+            call: timing.node_timeout,
+            standby: timing.standby_call_timeout(),
+        }
+    }
+}
+
 /// The node's admin and probe endpoints.
 #[derive(Clone)]
 pub struct NodeClient<T> {
     transport: T,
     admin: String,
     probe: String,
-    timeout: Duration,
+    timeouts: NodeTimeouts,
+    /// Key custody's keys and token, when configured.
+    custody: Option<std::sync::Arc<KeyCustody>>,
+}
+
+/// Why a call to `/producer-keys` did not give a usable answer. `unusable`: the node answered
+/// that key custody cannot work with it (a wrong token, an iotex-core without the endpoint),
+/// which no retry changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCallError {
+    pub reason: String,
+    pub unusable: bool,
+}
+
+impl std::fmt::Display for KeyCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 impl<T: HttpGet> NodeClient<T> {
     /// `admin` is the admin base URL (`http://127.0.0.1:9009`), `probe` the probe base URL
     /// (`http://127.0.0.1:8080`); a trailing slash is accepted.
-    pub fn new(transport: T, admin: &str, probe: &str, timeout: Duration) -> Self {
+    pub fn new(transport: T, admin: &str, probe: &str, timeouts: NodeTimeouts) -> Self {
         NodeClient {
             transport,
             admin: admin.trim_end_matches('/').to_string(),
             probe: probe.trim_end_matches('/').to_string(),
-            timeout,
+            timeouts,
+            custody: None,
         }
     }
 
+    /// With key custody: the keys and token `/producer-keys` needs.
+    pub fn with_custody(mut self, custody: KeyCustody) -> Self {
+        self.custody = Some(std::sync::Arc::new(custody));
+        self
+    }
+
+    /// Key custody: `PUT /producer-keys` with the operator's key (rule `install_key_last`);
+    /// what the node lists after it.
+    pub async fn install_key(&self) -> Result<NodeKeys, KeyCallError> {
+        let custody = self.custody()?;
+        let key = custody.operator.hex().to_owned();
+        self.keys_call(HttpMethod::Put, Some(key), self.timeouts.call)
+            .await
+    }
+
+    /// Key custody: `PUT /producer-keys` with this replica's placeholder (rule
+    /// `withdraw_key_when_demoting`), which iotex-core holds, like `activate=false`, until the
+    /// slot in progress starts; what the node lists after it.
+    pub async fn withdraw_key(&self) -> Result<NodeKeys, KeyCallError> {
+        let custody = self.custody()?;
+        let key = custody.placeholder.hex().to_owned();
+        self.keys_call(HttpMethod::Put, Some(key), self.timeouts.standby)
+            .await
+    }
+
+    /// Key custody: `GET /producer-keys`, judged against the two addresses.
+    pub async fn read_keys(&self) -> Result<NodeKeys, KeyCallError> {
+        self.keys_call(HttpMethod::Get, None, self.timeouts.call)
+            .await
+    }
+
+    fn custody(&self) -> Result<&KeyCustody, KeyCallError> {
+        self.custody.as_deref().ok_or_else(|| KeyCallError {
+            reason: "key custody is not configured (--producer-key-file)".into(),
+            unusable: true,
+        })
+    }
+
+    async fn keys_call(
+        &self,
+        method: HttpMethod,
+        key: Option<String>,
+        timeout: Duration,
+    ) -> Result<NodeKeys, KeyCallError> {
+        let custody = self.custody()?;
+        let json = key.map(|key| serde_json::json!({ "private_keys": [key] }).to_string());
+        let request = HttpRequest {
+            method,
+            url: format!("{}/producer-keys", self.admin),
+            bearer: custody.token().to_owned(),
+            json,
+        };
+        let what = format!("{} /producer-keys", method.as_str());
+        let failed = |reason: String| KeyCallError {
+            reason,
+            unusable: false,
+        };
+        let answer = self
+            .transport
+            .send(request, timeout)
+            .await
+            .map_err(failed)?;
+        match answer.status {
+            200 => {}
+            401 => {
+                return Err(KeyCallError {
+                    reason: format!(
+                        "{what} answered HTTP 401: the node refused the admin token; \
+                         --admin-token-file must hold the node's IOTEX_ADMIN_TOKEN"
+                    ),
+                    unusable: true,
+                });
+            }
+            404 | 405 => {
+                return Err(KeyCallError {
+                    reason: format!(
+                        "{what} answered HTTP {}: this node has no /producer-keys; key custody \
+                         needs iotex-core v2.5.0 or later",
+                        answer.status
+                    ),
+                    unusable: true,
+                });
+            }
+            _ => accept_200(&what, &answer).map_err(failed)?,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            operator_addresses: Vec<String>,
+        }
+        let listed: Listed = serde_json::from_str(answer.body.trim()).map_err(|e| {
+            failed(format!(
+                "{what} answered an unexpected body {}: {e}",
+                excerpt(&answer.body)
+            ))
+        })?;
+        custody.judge(&listed.operator_addresses).map_err(failed)
+    }
+
     /// `GET /ha?activate=true|false`. Success means the node took the command, not that it is
-    /// done: only [`NodeClient::read_mode`] tells that.
+    /// done: only [`NodeClient::read_mode`] tells that. `activate=false` may wait for the slot
+    /// in progress to start ([`NodeTimeouts::standby`]).
     pub async fn set_mode(&self, active: bool) -> Result<(), String> {
         let url = format!("{}/ha?activate={active}", self.admin);
-        let answer = self.transport.get(&url, self.timeout).await?;
+        let timeout = if active {
+            self.timeouts.call
+        } else {
+            self.timeouts.standby
+        };
+        let answer = self.transport.get(&url, timeout).await?;
         accept_200(&format!("/ha?activate={active}"), &answer)
     }
 
     /// `GET /ha`, which answers `{"active":true}` or `{"active":false}`.
     pub async fn read_mode(&self) -> Result<bool, String> {
         let url = format!("{}/ha", self.admin);
-        let answer = self.transport.get(&url, self.timeout).await?;
+        let answer = self.transport.get(&url, self.timeouts.call).await?;
         accept_200("/ha", &answer)?;
         parse_mode(&answer.body)
     }
@@ -152,7 +373,7 @@ impl<T: HttpGet> NodeClient<T> {
     /// any other status, a redirect, an oversized body, or no answer, is not ready.
     pub async fn probe_ready(&self) -> Result<(), String> {
         let url = format!("{}/readiness", self.probe);
-        let answer = self.transport.get(&url, self.timeout).await?;
+        let answer = self.transport.get(&url, self.timeouts.call).await?;
         accept_200("/readiness", &answer)
     }
 }
@@ -210,6 +431,7 @@ mod tests {
     struct Table {
         answers: Arc<Mutex<HashMap<String, Result<HttpAnswer, String>>>>,
         asked: Arc<Mutex<Vec<String>>>,
+        timeouts: Arc<Mutex<Vec<Duration>>>,
     }
 
     impl Table {
@@ -223,8 +445,9 @@ mod tests {
     }
 
     impl HttpGet for Table {
-        async fn get(&self, url: &str, _timeout: Duration) -> Result<HttpAnswer, String> {
+        async fn get(&self, url: &str, timeout: Duration) -> Result<HttpAnswer, String> {
             self.asked.lock().unwrap().push(url.into());
+            self.timeouts.lock().unwrap().push(timeout);
             self.answers
                 .lock()
                 .unwrap()
@@ -239,8 +462,25 @@ mod tests {
             table.clone(),
             "http://127.0.0.1:9009/",
             "http://127.0.0.1:8080",
-            Duration::from_millis(300),
+            NodeTimeouts::of(&elector_core::Timing::default()),
         )
+    }
+
+    #[tokio::test]
+    async fn activate_false_may_wait_for_the_slot_in_progress() {
+        let table = Table::default();
+        table.answer("http://127.0.0.1:9009/ha?activate=true", 200, "");
+        table.answer("http://127.0.0.1:9009/ha?activate=false", 200, "");
+        table.answer("http://127.0.0.1:9009/ha", 200, "{\"active\":false}");
+        let node = client(&table);
+        node.set_mode(true).await.unwrap();
+        node.set_mode(false).await.unwrap();
+        node.read_mode().await.unwrap();
+        // 300 ms for calls; 2.5 s slot + 300 ms for activate=false.
+        assert_eq!(
+            *table.timeouts.lock().unwrap(),
+            [300, 2800, 300].map(Duration::from_millis)
+        );
     }
 
     #[tokio::test]
@@ -432,7 +672,10 @@ mod tests {
             ReqwestTransport::new().unwrap(),
             &format!("http://127.0.0.1:{admin_port}"),
             &format!("http://127.0.0.1:{probe_port}"),
-            Duration::from_secs(5),
+            NodeTimeouts {
+                call: Duration::from_secs(5),
+                standby: Duration::from_secs(5),
+            },
         )
     }
 

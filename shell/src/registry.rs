@@ -40,11 +40,13 @@
 //! idle two-replica cluster over 60 s went from 2.00 to 2.07 messages per second per elector,
 //! `Put` 0.03/s (the refresh) and `LeaseKeepAlive` 1.00 to 1.04/s.
 
+use crate::cli::{TimingValue, flag_of_field, timing_values};
 use crate::driver::Connect;
 use crate::etcd::{Election, EtcdError};
 use crate::status::{Snapshot, Status};
-use elector_core::LeaseId;
+use elector_core::{LeaseId, Timing};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -119,6 +121,127 @@ pub struct MemberRecord {
     pub refresh_seconds: u64,
     /// When this record was written (wall clock, RFC 3339).
     pub written_at: String,
+    /// An operator excluded this replica (`elector exclude`), as its elector last read.
+    #[serde(default)]
+    pub excluded: bool,
+    /// The last failed call to the node's admin endpoint, unless one succeeded since: while
+    /// set, `node_mode` is the last mode read, not the node's mode now.
+    #[serde(default)]
+    pub node_error: Option<String>,
+    /// The elector's timing, which every replica must share (null: an older elector).
+    #[serde(default)]
+    pub timing: Option<TimingRecord>,
+    /// A fingerprint of the node's `network.masterKey` (`--node-config`), never the key: two
+    /// replicas with one p2p identity show the same (null without `--node-config`).
+    #[serde(default)]
+    pub node_key_fingerprint: Option<String>,
+    /// The last role changes, oldest first (at most [`crate::status::RECENT_TRANSITIONS`]):
+    /// what `elector history` reads back from etcd's revisions of the record.
+    #[serde(default)]
+    pub recent_transitions: Vec<TransitionRecord>,
+}
+
+/// The timing an elector runs, as its record publishes it for `elector status`, `elector
+/// check` and the other electors to compare: every replica must run the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimingRecord {
+    /// `--profile` (flags may override it: the values say what runs).
+    pub profile: String,
+    /// Every value of the timing by the core's field name: durations in milliseconds
+    /// (`lease_ttl_ms`), `max_clock_drift` as a ratio, `unready_threshold` as a count.
+    pub values: BTreeMap<String, serde_json::Value>,
+}
+
+impl TimingRecord {
+    pub fn new(profile: &str, timing: &Timing) -> Self {
+        let values = timing_values(timing)
+            .into_iter()
+            .map(|(field, value)| match value {
+                TimingValue::Duration(d) => (
+                    format!("{field}_ms"),
+                    serde_json::Value::from(d.as_millis() as u64),
+                ),
+                TimingValue::Ratio(r) => (field.to_owned(), serde_json::Value::from(r)),
+                TimingValue::Count(n) => (field.to_owned(), serde_json::Value::from(n)),
+            })
+            .collect();
+        TimingRecord {
+            profile: profile.to_owned(),
+            values,
+        }
+    }
+
+    /// The timing back, or `None` if a value is missing or unreadable (another release).
+    pub fn timing(&self) -> Option<Timing> {
+        let ms = |field: &str| {
+            self.values
+                .get(&format!("{field}_ms"))
+                .and_then(serde_json::Value::as_u64)
+                .map(Duration::from_millis)
+        };
+        Some(Timing {
+            lease_ttl: ms("lease_ttl")?,
+            keepalive_interval: ms("keepalive_interval")?,
+            etcd_request_timeout: ms("etcd_request_timeout")?,
+            drain_bound: ms("drain_bound")?,
+            max_clock_drift: self.values.get("max_clock_drift")?.as_f64()?,
+            safety_margin: ms("safety_margin")?,
+            node_timeout: ms("node_timeout")?,
+            node_check_interval: ms("node_check_interval")?,
+            confirm_poll_interval: ms("confirm_poll_interval")?,
+            probe_interval: ms("probe_interval")?,
+            unready_threshold: u32::try_from(self.values.get("unready_threshold")?.as_u64()?)
+                .ok()?,
+            restart_bound: ms("restart_bound")?,
+            activation_delay: ms("activation_delay")?,
+            handover_timeout: ms("handover_timeout")?,
+            node_lost_after: ms("node_lost_after")?,
+            block_interval: ms("block_interval")?,
+            tolerated_overtime: ms("tolerated_overtime")?,
+            unmatched_event_interval: ms("unmatched_event_interval")?,
+            max_clock_offset: ms("max_clock_offset")?,
+        })
+    }
+
+    /// Whether a replica running this timing may take over safely from one that runs
+    /// `predecessor`: its activation delay covers what the predecessor's node may still sign
+    /// after its elector died or was cut off (rules `activation_delay_covers_*`, computed with
+    /// the predecessor's timing). `Some(needed)` when it does not.
+    pub fn too_short_after(&self, predecessor: &TimingRecord) -> Option<Duration> {
+        let ours = self.timing()?;
+        let theirs = predecessor.timing()?;
+        let mut needed = theirs.clone();
+        // The predecessor's bounds, our clock drift and our slot clearance.
+        needed.max_clock_drift = ours.max_clock_drift.max(theirs.max_clock_drift);
+        let needed = needed.minimum_activation_delay();
+        (ours.activation_delay < needed).then_some(needed)
+    }
+
+    /// Where this timing and `other` differ, by flag: `(flag, ours, theirs)`, values as an
+    /// operator writes them (`10s`). A value only one side has (another release) counts.
+    pub fn differences(&self, other: &TimingRecord) -> Vec<(String, String, String)> {
+        let keys: std::collections::BTreeSet<&String> =
+            self.values.keys().chain(other.values.keys()).collect();
+        let mut differences = Vec::new();
+        for key in keys {
+            let (ours, theirs) = (self.values.get(key), other.values.get(key));
+            if ours == theirs {
+                continue;
+            }
+            let field = key.strip_suffix("_ms").unwrap_or(key);
+            let flag = flag_of_field(field).map_or_else(|| field.to_owned(), str::to_owned);
+            let show = |value: Option<&serde_json::Value>| match value {
+                None => "unset".to_owned(),
+                Some(v) if key.ends_with("_ms") => v.as_u64().map_or_else(
+                    || v.to_string(),
+                    |ms| humantime::format_duration(Duration::from_millis(ms)).to_string(),
+                ),
+                Some(v) => v.to_string(),
+            };
+            differences.push((flag, show(ours), show(theirs)));
+        }
+        differences
+    }
 }
 
 /// A role change, as the record tells it.
@@ -137,6 +260,8 @@ pub struct RecordContext {
     pub host: String,
     pub status_url: Option<String>,
     pub refresh: Duration,
+    pub timing: TimingRecord,
+    pub node_key_fingerprint: Option<String>,
 }
 
 /// The `/status` URL another host can use for a status server bound to `addr`: an unspecified
@@ -159,8 +284,10 @@ pub fn rfc3339(at: SystemTime) -> String {
 pub struct Watched {
     role: &'static str,
     node_mode: Option<&'static str>,
+    node_unreadable: bool,
     readiness: &'static str,
     stuck: Option<String>,
+    excluded: bool,
 }
 
 impl Watched {
@@ -168,8 +295,10 @@ impl Watched {
         Watched {
             role: snapshot.role,
             node_mode: snapshot.node_mode,
+            node_unreadable: snapshot.node_error.is_some(),
             readiness: snapshot.readiness,
             stuck: snapshot.stuck.clone(),
+            excluded: snapshot.excluded,
         }
     }
 }
@@ -184,6 +313,12 @@ impl MemberRecord {
         node_mode_age: Option<Duration>,
         now: SystemTime,
     ) -> Self {
+        let transition = |t: &crate::status::Transition| TransitionRecord {
+            from: t.from.to_owned(),
+            to: t.to.to_owned(),
+            at: rfc3339(UNIX_EPOCH + Duration::from_millis(t.at_unix_ms)),
+            why: t.reason.clone(),
+        };
         MemberRecord {
             value: snapshot.value.clone(),
             role: snapshot.role.to_owned(),
@@ -194,19 +329,19 @@ impl MemberRecord {
                 .map(rfc3339),
             readiness: snapshot.readiness.to_owned(),
             stuck: snapshot.stuck.clone(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: snapshot.version.to_owned(),
             host: context.host.clone(),
             status_url: context.status_url.clone(),
-            last_transition: snapshot.last_transition.as_ref().map(|t| TransitionRecord {
-                from: t.from.to_owned(),
-                to: t.to.to_owned(),
-                at: rfc3339(UNIX_EPOCH + Duration::from_millis(t.at_unix_ms)),
-                why: t.reason.clone(),
-            }),
+            last_transition: snapshot.last_transition.as_ref().map(transition),
             lease: format!("{lease:x}"),
             candidate_lease: snapshot.lease_id.clone(),
             refresh_seconds: context.refresh.as_secs().max(1),
             written_at: rfc3339(now),
+            excluded: snapshot.excluded,
+            node_error: snapshot.node_error.clone(),
+            timing: Some(context.timing.clone()),
+            node_key_fingerprint: context.node_key_fingerprint.clone(),
+            recent_transitions: snapshot.recent_transitions.iter().map(transition).collect(),
         }
     }
 }
@@ -327,6 +462,8 @@ pub fn spawn<E: Connect>(
         lease: None,
         last_keep_alive: None,
         last_failure_log: None,
+        last_peer_read: None,
+        timing_said: Vec::new(),
     };
     let task = tokio::spawn(writer.run(etcd, stop_rx));
     RegistryHandle {
@@ -346,6 +483,10 @@ struct Writer {
     lease: Option<LeaseId>,
     last_keep_alive: Option<Instant>,
     last_failure_log: Option<Instant>,
+    /// When the other replicas' records were last read (their timings compared with ours).
+    last_peer_read: Option<Instant>,
+    /// The timing differences last logged, to log a change once.
+    timing_said: Vec<String>,
 }
 
 impl Writer {
@@ -386,6 +527,13 @@ impl Writer {
                         info!(key = %self.key, "registry record written again");
                     }
                     schedule.written(now, watched);
+                    if self
+                        .last_peer_read
+                        .is_none_or(|at| now + MIN_WRITE_GAP >= at + self.context.refresh)
+                    {
+                        self.last_peer_read = Some(now);
+                        self.compare_timings().await;
+                    }
                 }
                 Err(reason) => {
                     schedule.failed(now);
@@ -447,13 +595,17 @@ impl Writer {
         let now = Instant::now();
         let mut lease = self.lease;
         if let Some(id) = lease {
+            // Every refresh: the writes come on the schedule's one-second ticks, a little
+            // earlier than a refresh after the last renewal's own clock reading.
             let keep_alive_due = self
                 .last_keep_alive
-                .is_none_or(|at| now >= at + self.context.refresh);
+                .is_none_or(|at| now + MIN_WRITE_GAP >= at + self.context.refresh);
             if keep_alive_due {
-                match election.keep_alive_once(id).await {
-                    Ok(left) if left.is_zero() => lease = None,
-                    Ok(_) => self.last_keep_alive = Some(now),
+                // A stream of its own per renewal, closed after it (see
+                // `Election::renew_once`: a kept stream got the connection closed by etcd).
+                match election.renew_once(id).await {
+                    Ok(false) => lease = None,
+                    Ok(true) => self.last_keep_alive = Some(now),
                     Err(error) => return Err(error.to_string()),
                 }
             }
@@ -484,6 +636,57 @@ impl Writer {
                 Err(error.to_string())
             }
         }
+    }
+
+    /// Reads the other replicas' records (one range read, once per refresh) and compares
+    /// their timing with ours: `elector_timing_mismatch` counts those that differ, and a
+    /// change of the differences is logged once (a warning while any differ).
+    async fn compare_timings(&mut self) {
+        let Some(election) = self.election.clone() else {
+            return;
+        };
+        let Ok(entries) = election.list_members().await else {
+            // Best effort, like the writes: the next refresh reads again.
+            return;
+        };
+        let ours = &self.context.timing;
+        let mut differing = Vec::new();
+        for entry in entries {
+            let Ok(record) = serde_json::from_slice::<MemberRecord>(&entry.value) else {
+                continue;
+            };
+            let Some(theirs) = record.timing.as_ref() else {
+                continue;
+            };
+            if record.value == self.value {
+                continue;
+            }
+            let differences = ours.differences(theirs);
+            if !differences.is_empty() {
+                let listed: Vec<String> = differences
+                    .iter()
+                    .map(|(flag, ours, theirs)| format!("{flag} {theirs} (ours {ours})"))
+                    .collect();
+                differing.push(format!("{}: {}", record.value, listed.join(", ")));
+            }
+        }
+        self.status
+            .metrics
+            .set_timing_mismatch(differing.len() as u64);
+        if differing == self.timing_said {
+            return;
+        }
+        if differing.is_empty() {
+            info!("every registered replica runs this elector's timing again");
+        } else {
+            warn!(
+                differing = %differing.join("; "),
+                "registered replicas run another timing than this elector: every replica of \
+                 an election must run the same timing flags (the activation delay of one \
+                 covers the others' leases); `elector status` names them"
+            );
+        }
+        self.timing_said = differing;
     }
 
     fn log_failure(&mut self, now: Instant, reason: &str) {

@@ -21,6 +21,11 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The driver loop runs at least this often, even with nothing to do, so that its age tells a
+/// live loop from a stalled one soon: the watchdog pings (systemd, `elector supervise`, the
+/// watcher) stop when it exceeds the binary's loop stall bound.
+pub const LOOP_HEARTBEAT: Duration = Duration::from_millis(200);
+
 /// `/healthz` fails when the driver loop has not run for this long. The core wakes at least
 /// once a second, so this only trips when the loop is stuck.
 pub const STALL_AFTER: Duration = Duration::from_secs(5);
@@ -53,9 +58,16 @@ pub struct Transition {
     pub at_unix_ms: u64,
 }
 
+/// How many role changes `/status` and the registry record keep (`recent_transitions`):
+/// enough for one handover's changes on each side, so that `elector history` misses none of
+/// them between two record writes.
+pub const RECENT_TRANSITIONS: usize = 8;
+
 /// The body of `GET /status`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Snapshot {
+    /// The elector's version (`elector --version`).
+    pub version: &'static str,
     pub role: &'static str,
     pub role_reason: String,
     pub key: String,
@@ -70,6 +82,8 @@ pub struct Snapshot {
     pub step_down_deadline_in_ms: Option<u64>,
     /// The last mode read from the node: `active`, `standby` or null.
     pub node_mode: Option<&'static str>,
+    /// How long ago that read answered, in milliseconds; null before the first.
+    pub node_mode_read_ms_ago: Option<u64>,
     pub node_standby_confirmed: bool,
     /// Standby confirmed by a read, or the fence reported success: the lead may be given away.
     pub node_proven_standby: bool,
@@ -97,6 +111,8 @@ pub struct Snapshot {
     /// The last failed readiness probe, unless one succeeded since.
     pub readiness_error: Option<String>,
     pub last_transition: Option<Transition>,
+    /// The last [`RECENT_TRANSITIONS`] role changes, oldest first.
+    pub recent_transitions: Vec<Transition>,
 }
 
 /// Shared between the driver (writer) and the status server (reader).
@@ -111,6 +127,7 @@ struct Inner {
     snapshot: Option<Snapshot>,
     last_role: Option<Role>,
     last_transition: Option<Transition>,
+    recent_transitions: std::collections::VecDeque<Transition>,
     last_loop: tokio::time::Instant,
 }
 impl Status {
@@ -123,6 +140,7 @@ impl Status {
                 snapshot: None,
                 last_role: None,
                 last_transition: None,
+                recent_transitions: std::collections::VecDeque::new(),
                 last_loop: tokio::time::Instant::now(),
             }),
         })
@@ -134,7 +152,7 @@ impl Status {
         inner.last_loop = tokio::time::Instant::now();
         let role = core.role();
         if inner.last_role.is_some_and(|r| r != role) {
-            inner.last_transition = Some(Transition {
+            let transition = Transition {
                 from: inner.last_role.map(Role::as_str).unwrap_or("none"),
                 to: role.as_str(),
                 reason: core.role_reason().to_string(),
@@ -142,7 +160,12 @@ impl Status {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0),
-            });
+            };
+            if inner.recent_transitions.len() == RECENT_TRANSITIONS {
+                inner.recent_transitions.pop_front();
+            }
+            inner.recent_transitions.push_back(transition.clone());
+            inner.last_transition = Some(transition);
         }
         inner.last_role = Some(role);
         let left =
@@ -161,6 +184,7 @@ impl Status {
             })
             .unwrap_or_default();
         inner.snapshot = Some(Snapshot {
+            version: crate::cli::VERSION,
             role: role.as_str(),
             role_reason: core.role_reason().to_string(),
             key: self.key.clone(),
@@ -175,6 +199,7 @@ impl Status {
             node_mode: core
                 .node_last_read()
                 .map(|a| if a { "active" } else { "standby" }),
+            node_mode_read_ms_ago: None,
             node_standby_confirmed: core.node_standby_confirmed(),
             node_proven_standby: core.node_proven_standby(),
             node_lost: core.node_lost().map(str::to_string),
@@ -199,6 +224,7 @@ impl Status {
             node_error: self.metrics.node.error(),
             readiness_error: self.metrics.probe.error(),
             last_transition: inner.last_transition.clone(),
+            recent_transitions: inner.recent_transitions.iter().cloned().collect(),
         });
     }
 
@@ -215,6 +241,11 @@ impl Status {
             .clone()?;
         snapshot.etcd_connected = self.metrics.etcd_connected();
         snapshot.etcd_error = self.metrics.etcd.error();
+        // Judged now too: the age of the last read, not of the last step.
+        snapshot.node_mode_read_ms_ago = self
+            .metrics
+            .node_mode_age()
+            .map(|age| age.as_millis() as u64);
         Some(snapshot)
     }
 

@@ -14,10 +14,12 @@
 //!   (`WatchdogSignal=SIGKILL`) and `ExecStopPost=elector force-standby` demotes the node.
 //! - `STOPPING=1` on SIGTERM or SIGINT.
 //! - `STATUS=STUCK: <reason>` while the core reports itself stuck (rule `report_stuck`).
-//! - `EXTEND_TIMEOUT_USEC=` every half second while stopping and the loop runs: the elector
-//!   exits only once its node is proven standby, so `TimeoutStopSec=` must not SIGKILL it
-//!   while it still works towards that; a stalled loop stops asking, and the stop timeout
-//!   applies again.
+//! - `EXTEND_TIMEOUT_USEC=` while stopping and the loop runs, at once on SIGTERM and then
+//!   every half watchdog period, each for one period: the elector exits only once its node is
+//!   proven standby, so `TimeoutStopSec=` must not SIGKILL it while it still works towards
+//!   that; a stalled loop stops asking, and the stop timeout applies again. The unit's short
+//!   `TimeoutStopSec=` then bounds a stall during a stop as the watchdog bounds one before it
+//!   ([`check_stop_within_restart_bound`]).
 //!
 //! Nothing is sent when `$NOTIFY_SOCKET` is unset; no pings when `$WATCHDOG_USEC` is unset or
 //! `$WATCHDOG_PID` names another process.
@@ -26,6 +28,9 @@
 //! [`LOOP_STALL`] after the loop stopped, systemd kills the elector `WatchdogSec` after the last
 //! ping, then `ExecStopPost=` starts (allowed [`STOP_POST_START`]) and its `activate=false`
 //! lands within `--node-timeout`. [`check_restart_bound`] checks that sum at start-up.
+//!
+//! The same protocol goes to the watcher process of a bare run (`watcher`), through the
+//! [`Notify`] seam.
 
 use elector::status::{Snapshot, Status};
 use std::io;
@@ -35,9 +40,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-/// The driver loop runs at least once a second (the core always asks to be woken within
-/// 1 s); a loop that has not run for this long is hung, and the watchdog pings stop.
-pub const LOOP_STALL: Duration = Duration::from_millis(1250);
+/// The driver loop runs at least every `LOOP_HEARTBEAT` (200 ms); a loop that has not run for
+/// this long is hung, and the watchdog pings stop. Small, because every bound on a hang adds
+/// it (`watchdog_within_restart_bound`, `stop_within_restart_bound`); 300 ms of scheduling
+/// delay on a loaded host still pass.
+pub const LOOP_STALL: Duration = Duration::from_millis(500);
 
 /// Allowance for systemd to start `ExecStopPost=` and for `elector force-standby` to send its
 /// first command after the elector was killed.
@@ -46,12 +53,19 @@ pub const STOP_POST_START: Duration = Duration::from_millis(100);
 /// How often the supervisor looks at the status snapshot for readiness and role changes.
 const STATUS_TICK: Duration = Duration::from_millis(100);
 
-/// While stopping, a live elector asks systemd for this much more time, every
-/// [`EXTEND_EVERY`]: it exits only once its node is proven standby (rule `shutdown` of the
-/// core), and systemd's `TimeoutStopSec=` must not SIGKILL it before. An elector whose loop
-/// stalls stops asking, and systemd's stop timeout applies again.
-const EXTEND_STOP_BY: Duration = Duration::from_millis(2500);
-const EXTEND_EVERY: Duration = Duration::from_millis(500);
+/// While stopping, a live elector asks systemd for more time (`EXTEND_TIMEOUT_USEC`): it
+/// exits only once its node is proven standby (rule `shutdown` of the core), and systemd's
+/// `TimeoutStopSec=` must not SIGKILL it before. Each request asks for one watchdog period
+/// ([`stop_extension`]), every half period: systemd turns the watchdog off while a unit stops,
+/// and the extensions take its place, so a loop that stalls during the stop is killed as soon
+/// as a watchdog would have killed it. Without a watchdog, this much.
+const EXTEND_WITHOUT_WATCHDOG: Duration = Duration::from_millis(2500);
+
+/// The time each `EXTEND_TIMEOUT_USEC` asks for: the watchdog period (see
+/// [`EXTEND_WITHOUT_WATCHDOG`]).
+pub fn stop_extension(watchdog: Option<Duration>) -> Duration {
+    watchdog.unwrap_or(EXTEND_WITHOUT_WATCHDOG)
+}
 
 /// A warning about failed notifications is repeated at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
@@ -96,17 +110,28 @@ impl Notifier {
             shown: socket.to_string(),
         })
     }
+}
 
-    /// Sends one notification: newline-separated `KEY=VALUE` assignments.
-    pub fn notify(&self, state: &str) -> io::Result<()> {
+/// Where the elector's notifications go: systemd's socket ([`Notifier`]), or the watcher
+/// process of a bare run (`watcher::WatcherLink`), which reads the same protocol.
+pub trait Notify: Send + Sync {
+    /// Sends one notification: newline-separated `KEY=VALUE` assignments. Never blocks: a
+    /// receiver that does not read loses notifications, no more.
+    fn notify(&self, state: &str) -> io::Result<()>;
+
+    /// Where notifications go, for the log.
+    fn target(&self) -> String;
+}
+
+impl Notify for Notifier {
+    fn notify(&self, state: &str) -> io::Result<()> {
         self.socket
             .send_to_addr(state.as_bytes(), &self.addr)
             .map(|_| ())
     }
 
-    /// Where notifications go.
-    pub fn target(&self) -> &str {
-        &self.shown
+    fn target(&self) -> String {
+        self.shown.clone()
     }
 }
 
@@ -160,9 +185,42 @@ pub fn check_restart_bound(
     Err(format!(
         "unsafe timing (watchdog_within_restart_bound): loop stall {} + WatchdogSec {} + \
          ExecStopPost start {} + --node-timeout {} = {} > --restart-bound {}; lower \
-         WatchdogSec= or raise --restart-bound on every replica (see docs/operations.md)",
+         WatchdogSec= to {} or less, or raise --restart-bound to {} or more on every replica \
+         (see docs/operations.md)",
         s(LOOP_STALL),
         s(watchdog),
+        s(STOP_POST_START),
+        s(node_timeout),
+        s(needed),
+        s(restart_bound),
+        s(restart_bound.saturating_sub(LOOP_STALL + STOP_POST_START + node_timeout)),
+        s(needed)
+    ))
+}
+
+/// Inequality `stop_within_restart_bound`: systemd turns the watchdog off while a unit stops,
+/// so a loop that stalls and is then asked to stop (a restart, a rollout) is killed only when
+/// `TimeoutStopSec=` runs out: the stop may come just before the watchdog would have fired,
+/// and then [`LOOP_STALL`] + `WatchdogSec` + `TimeoutStopSec` + [`STOP_POST_START`] +
+/// `--node-timeout` must fit `--restart-bound`. The elector cannot see `TimeoutStopSec=`;
+/// `elector check` prints what fits and the shipped unit keeps to it. A live elector asks for more time at once when the stop begins.
+pub fn check_stop_within_restart_bound(
+    watchdog: Duration,
+    stop_timeout: Duration,
+    node_timeout: Duration,
+    restart_bound: Duration,
+) -> Result<(), String> {
+    let needed = LOOP_STALL + watchdog + stop_timeout + STOP_POST_START + node_timeout;
+    if needed <= restart_bound {
+        return Ok(());
+    }
+    let s = |d: Duration| format!("{}s", d.as_secs_f64());
+    Err(format!(
+        "unsafe timing (stop_within_restart_bound): loop stall {} + WatchdogSec {} + \
+         TimeoutStopSec {} + ExecStopPost start {} + --node-timeout {} = {} > --restart-bound {}",
+        s(LOOP_STALL),
+        s(watchdog),
+        s(stop_timeout),
         s(STOP_POST_START),
         s(node_timeout),
         s(needed),
@@ -177,7 +235,7 @@ pub fn loop_alive(loop_age: Duration) -> bool {
 
 /// Keeps systemd informed until the process exits: `READY=1` once, `STATUS=` on role
 /// changes, `WATCHDOG=1` every half `watchdog` while the driver loop is alive.
-pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, status: Arc<Status>) {
+pub async fn supervise(notifier: Arc<dyn Notify>, watchdog: Option<Duration>, status: Arc<Status>) {
     let ping_every = watchdog.map(|w| w / 2);
     let tick = ping_every.map_or(STATUS_TICK, |p| p.min(STATUS_TICK));
     let mut ticks = tokio::time::interval(tick);
@@ -191,10 +249,7 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
         if let Err(e) = notifier.notify(&state) {
             let now = Instant::now();
             if last_warning.is_none_or(|at| now >= at + WARN_EVERY) {
-                warn!(
-                    socket = notifier.target(),
-                    "systemd notification failed: {e}"
-                );
+                warn!(socket = notifier.target(), "notification failed: {e}");
                 last_warning = Some(now);
             }
         } else {
@@ -215,14 +270,12 @@ pub async fn supervise(notifier: Arc<Notifier>, watchdog: Option<Duration>, stat
             continue;
         };
         let mut lines = Vec::new();
+        let extension = stop_extension(watchdog);
         if snapshot.shutting_down
             && loop_alive(status.loop_age())
-            && last_extend.is_none_or(|at| now >= at + EXTEND_EVERY)
+            && last_extend.is_none_or(|at| now >= at + extension / 2)
         {
-            lines.push(format!(
-                "EXTEND_TIMEOUT_USEC={}",
-                EXTEND_STOP_BY.as_micros()
-            ));
+            lines.push(format!("EXTEND_TIMEOUT_USEC={}", extension.as_micros()));
             last_extend = Some(now);
         }
         let line = status_line(&snapshot);
@@ -333,19 +386,42 @@ mod tests {
         let ms = Duration::from_millis;
         // Defaults of the unit file: WatchdogSec=1s, node timeout 300 ms, restart bound 3 s.
         assert!(check_restart_bound(ms(1000), ms(300), ms(3000)).is_ok());
-        let e = check_restart_bound(ms(2000), ms(300), ms(3000)).unwrap_err();
+        let e = check_restart_bound(ms(2500), ms(300), ms(3000)).unwrap_err();
         assert!(e.contains("watchdog_within_restart_bound"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+        // Values that work, for each side.
+        assert!(
+            e.contains("lower WatchdogSec= to 2.1s or less, or raise --restart-bound to 3.4s"),
+            "{e}"
+        );
+        assert!(check_restart_bound(ms(2100), ms(300), ms(3000)).is_ok());
+        assert!(check_restart_bound(ms(2500), ms(300), ms(3400)).is_ok());
+    }
+
+    #[test]
+    fn the_restart_bound_must_cover_a_hang_before_a_stop() {
+        let ms = Duration::from_millis;
+        // The unit: WatchdogSec=1s, TimeoutStopSec=1s: 0.5 + 1 + 1 + 0.1 + 0.3 = 2.9 <= 3.
+        assert!(check_stop_within_restart_bound(ms(1000), ms(1000), ms(300), ms(3000)).is_ok());
+        // The old unit's 60 s.
+        let e =
+            check_stop_within_restart_bound(ms(1000), ms(60_000), ms(300), ms(3000)).unwrap_err();
+        assert!(e.contains("stop_within_restart_bound"), "{e}");
+        // The fast profile's drop-in: WatchdogSec=600ms, TimeoutStopSec=600ms, node timeout
+        // 150 ms, bound 2 s: 0.5 + 0.6 + 0.6 + 0.1 + 0.15 = 1.95.
+        assert!(check_stop_within_restart_bound(ms(600), ms(600), ms(150), ms(2000)).is_ok());
     }
 
     #[test]
     fn pings_stop_when_the_loop_stalls() {
-        assert!(loop_alive(Duration::from_millis(1000)));
+        // A live loop runs every heartbeat; one late heartbeat is no stall.
+        assert!(loop_alive(elector::status::LOOP_HEARTBEAT * 2));
         assert!(!loop_alive(LOOP_STALL));
     }
 
     fn snapshot(role: &'static str) -> Snapshot {
         Snapshot {
+            version: "0.1.0",
             role,
             role_reason: "elector started".into(),
             key: "/iotex-server".into(),
@@ -356,6 +432,7 @@ mod tests {
             lease_deadline_in_ms: None,
             step_down_deadline_in_ms: None,
             node_mode: None,
+            node_mode_read_ms_ago: None,
             node_standby_confirmed: false,
             node_proven_standby: false,
             node_active_commanded: false,
@@ -372,6 +449,7 @@ mod tests {
             node_error: None,
             readiness_error: None,
             last_transition: None,
+            recent_transitions: Vec::new(),
         }
     }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 
 /// How long after the last fault heals exactly one node must be active. The honest bound is
-/// the longer of two paths to a new leadership, then the activation:
+/// the longest of three paths to a new leadership, then the activation:
 ///
 /// - **the old leader's lease runs out**: it was renewed at the latest when the last fault
 ///   healed, so etcd expires it within `lease_ttl`, plus 1 s if etcd itself just restarted
@@ -39,28 +39,62 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 ///   call, at most one retry backoff (`Timing::etcd_retry_max`, a quarter of the TTL) later.
 ///   The next attempts come at most one more backoff later (the observer's and the
 ///   campaign's retries run side by side, and any answered call ends the observer's wait), and
-///   a grant and a candidate key take one request timeout each.
+///   a grant and a candidate key take one request timeout each;
+/// - **the new leader's elector restarts** ([`restart_span`]): a crash that healed last
+///   restarts its elector only once systemd's `ExecStopPost=` (`elector force-standby`)
+///   finished, which drains the node and ends the remembered term first; when every other
+///   replica is down too, that elector is the next leader.
 ///
 /// Then the new leader waits the activation delay on its own clock (up to
-/// `1 / (1 - max_clock_drift)` times longer in real time), reads its node's readiness and mode
-/// (one probe or check interval) and activates it (one node timeout), plus
-/// [`LIVENESS_SLACK`]. With the default timing: max(11.5 s, 9 s) + 8.99 s + 1 s + 0.3 s + 1 s
-/// = 22.8 s (it was 33.5 s with 10 s pings and 5 s backoffs, 22.0 s with the 8.1 s activation
-/// delay before `activation_delay_covers_early_revocation`); with the 3 s profile:
-/// max(4.5 s, 2.7 s) + 2.83 s + 1 s + 0.15 s + 1 s = 9.5 s (was 25.9 s). The lease expiry now
-/// dominates in both: about TTL + activation delay, as for a crash. The search reports the
-/// slowest recovery it saw next to this bound.
+/// `1 / (1 - max_clock_drift)` times longer in real time; after a clean handover it waits
+/// only `Timing::handover_delay`, shorter), reads its node's readiness and mode (one probe or
+/// check interval) and activates it (one node timeout: a standby node answers
+/// `activate=true` at once, no `prepare()` holds its lock), plus [`LIVENESS_SLACK`].
+///
+/// Not a path of its own: a node whose readiness fault healed says so only with its next
+/// block (iotex-core evaluates readiness per block), up to `block_interval` + the block's
+/// commit time (a fifth of a slot) + its sync lag (at most 300 ms) = 3.3 s later; then a probe
+/// (1 s) and a campaign (two request timeouts) make it a leader within 6.3 s, well inside
+/// the others. The old leader's drain (`drain_bound`, 5.1 s since the slot became 2.5 s)
+/// happens before its lease runs out or its record is written, inside the first two paths.
+///
+/// With the default timing: max(11.5 s, 9 s, 11.8 s) + 13.84 s + 1 s + 0.3 s + 1 s = 27.9 s
+/// (22.8 s with the 8.9 s activation delay and 5 s drain before the node model); with the
+/// 7 s fast profile: max(8.5 s, 4.7 s, 9.55 s) + 10.71 s + 1 s + 0.15 s + 1 s = 22.4 s; with
+/// quick-restart (its 9.6 s delay): 21.4 s. The search reports the slowest recovery it saw
+/// next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
     let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
     let reconnect = reconnect_span(timing);
+    let restart = restart_span(timing);
     let delay = timing
         .activation_delay
         .div_f64(1.0 - timing.max_clock_drift);
-    expiry.max(reconnect)
+    expiry.max(reconnect).max(restart)
         + delay
         + timing.probe_interval.max(timing.node_check_interval)
         + timing.node_timeout
         + LIVENESS_SLACK
+}
+
+/// How long after its restart was due an elector whose crash healed last may take to become
+/// a candidate again (the `restart` path of [`liveness_bound`]), term by term:
+///
+/// - `drain_bound + confirm_poll_interval + 2 x node_timeout`: `ExecStopPost=` (force-standby)
+///   commands standby; iotex-core accepts it when the slot in progress starts, makes its last
+///   signature and reads standby within `drain_bound` of it; force-standby's next read comes
+///   one poll later, and a command re-sent meanwhile and that read take a node timeout each;
+/// - `DEAD_TERM_BOUND` (3 s): it ends the term the crashed elector left in etcd, or gives up;
+/// - `3 x node_timeout + 2 x etcd_request_timeout`: the restarted elector commands standby,
+///   confirms it and probes readiness, then grants its lease and creates its candidate key.
+///
+/// Default: 5.1 + 0.2 + 0.6 + 3 + 0.9 + 2 = 11.8 s; fast and quick-restart profiles: 5.1 +
+/// 0.1 + 0.3 + 3 + 0.45 + 0.6 = 9.55 s. (If its old key is still there, it is the first
+/// candidate until ended or expired: the expiry path covers that.)
+pub fn restart_span(timing: &Timing) -> Duration {
+    let stop_post = timing.drain_bound + timing.confirm_poll_interval + 2 * timing.node_timeout;
+    let start = 3 * timing.node_timeout + 2 * timing.etcd_request_timeout;
+    stop_post + elector::standby::DEAD_TERM_BOUND + start
 }
 
 /// How long after a persistent node fault begins on the leader's replica some other node must
@@ -76,21 +110,27 @@ pub fn liveness_bound(timing: &Timing) -> Duration {
 ///   fault; one check interval and one node timeout are added so that the bound does not
 ///   depend on it coming right before;
 /// - `node_timeout + max(step_down_lead, shutdown_grace)`: the handover demotes the node (a
-///   node call in flight ends first), and the fence runs when standby is not confirmed
-///   `step_down_lead` later; after a SIGTERM, at the end of its shutdown grace at the latest;
+///   node call in flight ends first: a read or `activate=true`, bounded by `node_timeout`;
+///   the slower `activate=false` is never in flight while the node is commanded active), and
+///   the fence runs when standby is not confirmed `step_down_lead` later (the drain is now
+///   iotex-core's consensus tail, 5.1 s); after a SIGTERM, at the end of its shutdown grace at
+///   the latest;
 /// - [`FENCE_TIMEOUT`]: the fence stops the node and reports success within the fence timeout
 ///   (rule `lead_may_be_given_away`: only then may the lead go);
 /// - `2 * etcd_request_timeout`: the resignation (a transaction deleting the key, then the
 ///   lease revocation); the successor's watch sees the key gone (network latency:
 ///   [`LIVENESS_SLACK`]);
 /// - `activation_delay`: the successor waits it (the fence proves the node stopped, not when,
-///   so no handover record is written);
+///   so no handover record is written; a node that refuses activation is proven standby by a
+///   read, and its successor waits only `Timing::handover_delay`, shorter);
 /// - `max(probe_interval, node_check_interval) + node_timeout`: it reads readiness and mode and
 ///   activates its node;
 /// - [`LIVENESS_SLACK`].
 ///
-/// With the default timing: 11.41 + 9.19 + 10 + 2 + 8.99 + 1.3 + 1 = 43.9 s; with the 3 s
-/// profile: 6.21 + 2.12 + 10 + 0.6 + 2.83 + 1.15 + 1 = 23.9 s. When the fence cannot succeed
+/// With the default timing: 11.41 + 9.29 + 10 + 2 + 13.84 + 1.3 + 1 = 48.8 s (43.9 s with the
+/// 8.9 s activation delay and 5 s drain before the node model); with the 7 s fast profile:
+/// 6.21 + 6.67 + 10 + 0.6 + 10.71 + 1.15 + 1 = 36.3 s; quick-restart (9.6 s delay): 35.3 s.
+/// When the fence cannot succeed
 /// (absent, failing, timing out) and the node cannot be read, the leader must instead keep the
 /// lead and report itself stuck (`/status`'s `stuck`) by the same bound: its first fence run
 /// fails by the fence timeout.
@@ -383,18 +423,18 @@ mod tests {
     fn persistent_fault_bounds_of_the_profiles() {
         let standard = persistent_fault_bound(&Timing::default());
         assert!(
-            standard > Duration::from_millis(43_800) && standard < Duration::from_millis(44_000),
+            standard > Duration::from_millis(48_800) && standard < Duration::from_millis(48_900),
             "{standard:?}"
         );
         let fast = persistent_fault_bound(&crate::schedule::Profile::fast().timing);
         assert!(
-            fast > Duration::from_millis(23_800) && fast < Duration::from_millis(24_000),
+            fast > Duration::from_millis(36_300) && fast < Duration::from_millis(36_400),
             "{fast:?}"
         );
-        // The quick-restart profile's activation delay is 0.1 s shorter than the 3 s one's.
+        // The quick-restart profile's activation delay is 1 s shorter than the fast one's.
         let quick = persistent_fault_bound(&crate::schedule::Profile::quick_restart().timing);
         assert!(
-            quick > Duration::from_millis(23_700) && quick < Duration::from_millis(23_900),
+            quick > Duration::from_millis(35_300) && quick < Duration::from_millis(35_400),
             "{quick:?}"
         );
         let t = Timing::default();
@@ -413,19 +453,37 @@ mod tests {
 
     #[test]
     fn liveness_bounds_of_the_profiles() {
+        // The restart path is the longest of the three in every profile.
+        for profile in [
+            crate::schedule::Profile::standard(),
+            crate::schedule::Profile::fast(),
+            crate::schedule::Profile::quick_restart(),
+        ] {
+            let t = &profile.timing;
+            let expiry = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
+            assert!(
+                restart_span(t) > expiry.max(reconnect_span(t)),
+                "{}",
+                profile.name
+            );
+        }
+        assert_eq!(
+            restart_span(&Timing::default()),
+            Duration::from_millis(11_800)
+        );
         let standard = liveness_bound(&Timing::default());
         assert!(
-            standard > Duration::from_millis(22_700) && standard < Duration::from_millis(22_900),
+            standard > Duration::from_millis(27_900) && standard < Duration::from_millis(28_000),
             "{standard:?}"
         );
         let fast = liveness_bound(&crate::schedule::Profile::fast().timing);
         assert!(
-            fast > Duration::from_millis(9_400) && fast < Duration::from_millis(9_600),
+            fast > Duration::from_millis(22_400) && fast < Duration::from_millis(22_500),
             "{fast:?}"
         );
         let quick = liveness_bound(&crate::schedule::Profile::quick_restart().timing);
         assert!(
-            quick > Duration::from_millis(9_300) && quick < Duration::from_millis(9_500),
+            quick > Duration::from_millis(21_350) && quick < Duration::from_millis(21_450),
             "{quick:?}"
         );
     }

@@ -71,6 +71,8 @@ pub(crate) fn fenced_after_early_revocation(
         if let Some(call) = fenced {
             broken.push(Broken {
                 kind: BrokenKind::FencedAfterEarlyRevocation,
+                replica: leader,
+                from: revoked,
                 detail: format!(
                     "etcd revoked elector-{leader}'s lease early at {} while it was cut off, and \
                      node-{leader}'s admin endpoint failed: it fenced at {}",
@@ -97,7 +99,7 @@ fn cut_off(scenario: &Scenario, elector: usize, from: Duration, to: Duration) ->
             | FaultKind::Hold { target }
             | FaultKind::Latency { target, .. } => on(target),
             // The leader it cuts off is known only when it begins: any elector may be it.
-            FaultKind::EtcdCrash | FaultKind::EarlyRevocation => true,
+            FaultKind::EtcdCrash | FaultKind::EarlyRevocation { .. } => true,
             FaultKind::ElectorCrash { elector: e, .. }
             | FaultKind::ElectorShutdown { elector: e } => e == elector,
             _ => false,
@@ -164,6 +166,8 @@ pub(crate) fn unstopped_at_expiry(
         {
             broken.push(Broken {
                 kind: BrokenKind::UnstoppedAtLeaseExpiry,
+                replica,
+                from: expired,
                 detail: format!(
                     "elector-{replica}'s lease expired at {} while it was cut off from etcd and node-{replica}'s admin endpoint failed; the fence ({}) had not stopped the node {} later",
                     secs(expired),

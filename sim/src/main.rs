@@ -29,15 +29,17 @@ struct Args {
     /// With --trace: also show the electors' failure warnings.
     #[arg(long)]
     verbose: bool,
-    /// Timing profile: default (10 s lease), fast (3 s lease), quick-restart (3 s lease, 1 s
-    /// restart bound) or mixed (drawn per seed).
+    /// Timing profile: default (10 s lease), fast (7 s lease), quick-restart (7 s lease, 1 s
+    /// restart bound), long-lease (20 s lease; not drawn by mixed) or mixed (drawn per seed:
+    /// default, fast or quick-restart).
     #[arg(long, default_value = "mixed")]
     profile: String,
     /// Number of replicas (2 to 5); drawn per seed when not given.
     #[arg(long)]
     replicas: Option<usize>,
     /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed,
-    /// resign-when-fence-starts, exclusion-skips-proof, short-activation-delay.
+    /// resign-when-fence-starts, exclusion-skips-proof, short-activation-delay,
+    /// handover-skips-slot-wait.
     #[arg(long, default_value = "none")]
     mutation: String,
     /// Never break a documented assumption (no drift or restart beyond the bound, no
@@ -69,13 +71,13 @@ struct Args {
 fn options(args: &Args) -> Result<Options, String> {
     let profile = ProfileChoice::parse(&args.profile).ok_or_else(|| {
         format!(
-            "unknown profile {:?}: default, fast, quick-restart or mixed",
+            "unknown profile {:?}: default, fast, quick-restart, long-lease or mixed",
             args.profile
         )
     })?;
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
         format!(
-            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts, exclusion-skips-proof or short-activation-delay",
+            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts, exclusion-skips-proof, short-activation-delay or handover-skips-slot-wait",
             args.mutation
         )
     })?;

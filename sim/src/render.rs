@@ -4,6 +4,8 @@
 
 use crate::schedule::{FenceOutcome, secs};
 use crate::verdict::{Expectation, Outcome};
+use elector_model::node::Signature;
+use std::time::Duration;
 
 impl Outcome {
     /// The run for people: setup, schedule, timeline and verdict. `warnings` adds the
@@ -75,6 +77,33 @@ impl Outcome {
             }
             let _ = writeln!(out, "{entry}");
         }
+        let _ = writeln!(
+            out,
+            "signatures (our delegate proposes {}; spans of heights each node signed, with when):",
+            if s.chain.delegates == 1 {
+                "every slot".to_owned()
+            } else {
+                format!("one slot in {}", s.chain.delegates)
+            }
+        );
+        for (node, list) in self.signatures.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  node-{node}: {} signatures{}",
+                list.len(),
+                signing_spans(list)
+            );
+        }
+        if let Some(d) = &self.longest_drain {
+            let _ = writeln!(
+                out,
+                "  longest drain: node-{} signed until {} after activate=false reached it at {} (drain bound {})",
+                d.node,
+                secs(d.length),
+                secs(d.at),
+                secs(t.drain_bound)
+            );
+        }
         let _ = writeln!(out, "verdict: {:?}", self.verdict());
         for b in &self.broken {
             let _ = writeln!(out, "  assumption broken ({}): {}", b.kind.name(), b.detail);
@@ -118,10 +147,11 @@ impl Outcome {
         let _ = writeln!(
             out,
             "  safety: {}; liveness: {}; stability: {} leadership changes ({} activations) for {} faults; {} fences ({} with a healthy node)",
-            if self.safety_ok() {
-                "never two active nodes"
-            } else {
-                "VIOLATED"
+            match (self.double_signs.is_empty(), self.overlaps.is_empty()) {
+                (true, true) => "no height and round signed twice, never two active nodes",
+                (false, true) => "DOUBLE SIGNS (never two active nodes)",
+                (true, false) => "no double sign, but TWO ACTIVE NODES",
+                (false, false) => "DOUBLE SIGNS and TWO ACTIVE NODES",
             },
             match (&self.settled, self.liveness_ok()) {
                 _ if self.stuck_to_the_end => {
@@ -143,6 +173,33 @@ impl Outcome {
         );
         out
     }
+}
+
+/// The stretches of consecutive heights a node signed, with the times of their first and
+/// last signatures: `, heights 5..16 (12.500s..40.100s), 30..31 (...)`.
+fn signing_spans(list: &[Signature]) -> String {
+    let mut spans: Vec<(u64, u64, Duration, Duration)> = Vec::new();
+    for sig in list {
+        match spans.last_mut() {
+            Some(span) if sig.height >= span.1 && sig.height <= span.1 + 1 => {
+                span.1 = sig.height;
+                span.3 = sig.at;
+            }
+            _ => spans.push((sig.height, sig.height, sig.at, sig.at)),
+        }
+    }
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(from, to, first, last))| {
+            format!(
+                "{}{from}..{to} ({}..{})",
+                if i == 0 { ", heights " } else { ", " },
+                secs(first),
+                secs(last)
+            )
+        })
+        .collect()
 }
 
 /// Where two renderings of the same seed first differ, line by line, or `None` when they are

@@ -22,7 +22,9 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The defaults of `elector --help`: 10 s lease, 5 s drain bound, 8.9 s activation delay.
+    /// The defaults of `elector --help`: 10 s lease, 5.1 s drain bound (iotex-core's consensus
+    /// tail with 2.5 s slots), 13.7 s activation delay (rule
+    /// `activation_delay_covers_early_revocation`; the dead-leader bound is 10.3 s).
     pub fn standard() -> Self {
         Profile {
             name: "default",
@@ -30,7 +32,9 @@ impl Profile {
         }
     }
 
-    /// The 3 s profile of `docs/safety.md`, for nodes that drain within 700 ms.
+    /// The fast profile of `docs/safety.md` (`Timing::fast_profile`): a 7 s lease, the shortest
+    /// the 5.1 s drain allows, a 2 s restart bound, 10.6 s activation delay (dead-leader
+    /// bound 9.29 s).
     pub fn fast() -> Self {
         Profile {
             name: "fast",
@@ -38,11 +42,10 @@ impl Profile {
         }
     }
 
-    /// The 3 s profile with a supervisor that commands standby within 1 s (the functional
-    /// tests' restart bound): the profile in which rule
-    /// `activation_delay_covers_early_revocation` sets the activation delay (2.7 s) by the
-    /// widest margin over the dead-leader bound (1.72 s), so the search sees an activation gate
-    /// that covers only a dead leader at once.
+    /// The fast profile with a supervisor that commands standby within 1 s (the functional
+    /// tests' restart bound) and the activation delay that allows (its own minimum, 9.6 s; the
+    /// dead-leader bound is 8.28 s): the shortest activation gate the inequalities allow, so
+    /// the search sees a leader activate as early as the rules let it.
     pub fn quick_restart() -> Self {
         let mut timing = Timing {
             restart_bound: Duration::from_secs(1),
@@ -54,6 +57,25 @@ impl Profile {
             timing,
         }
     }
+
+    /// The defaults with a 20 s lease and the activation delay that allows (23.8 s), for the
+    /// planted bug `short-activation-delay`; not in the mixed draw. A leader that etcd's early
+    /// revocation catches cut off keeps its node active until its own step-down deadline,
+    /// 13.3 s after its last acknowledged keep-alive; with a 20 s lease that is far beyond the
+    /// dead-leader bound (10.3 s), so a gate that waits only that shows at once. With the
+    /// default 10 s lease the two bounds lie 3.4 s apart, but iotex-core's drain is rarely
+    /// near its 5.1 s bound (usually within one 2.5 s slot), which eats the difference.
+    pub fn long_lease() -> Self {
+        let mut timing = Timing {
+            lease_ttl: Duration::from_secs(20),
+            ..Timing::default()
+        };
+        timing.activation_delay = timing.minimum_activation_delay();
+        Profile {
+            name: "long-lease",
+            timing,
+        }
+    }
 }
 
 /// Which profile runs use.
@@ -62,6 +84,8 @@ pub enum ProfileChoice {
     Standard,
     Fast,
     QuickRestart,
+    /// [`Profile::long_lease`]: only when asked for.
+    LongLease,
     /// Drawn from the seed: a third quick-restart, the rest half default, half fast.
     Mixed,
 }
@@ -73,6 +97,7 @@ impl ProfileChoice {
             ProfileChoice::Standard => Some(Profile::standard()),
             ProfileChoice::Fast => Some(Profile::fast()),
             ProfileChoice::QuickRestart => Some(Profile::quick_restart()),
+            ProfileChoice::LongLease => Some(Profile::long_lease()),
             ProfileChoice::Mixed => None,
         }
     }
@@ -87,6 +112,7 @@ impl ProfileChoice {
             ProfileChoice::Standard,
             ProfileChoice::Fast,
             ProfileChoice::QuickRestart,
+            ProfileChoice::LongLease,
             ProfileChoice::Mixed,
         ]
         .into_iter()
@@ -104,6 +130,7 @@ pub enum MutationChoice {
     ResignWhenFenceStarts,
     ExclusionSkipsProof,
     ShortActivationDelay,
+    HandoverSkipsSlotWait,
 }
 
 impl MutationChoice {
@@ -114,6 +141,10 @@ impl MutationChoice {
             resign_when_fence_starts: self == MutationChoice::ResignWhenFenceStarts,
             exclusion_skips_proof: self == MutationChoice::ExclusionSkipsProof,
             activation_delay_ignores_early_revocation: self == MutationChoice::ShortActivationDelay,
+            handover_skips_slot_wait: self == MutationChoice::HandoverSkipsSlotWait,
+            fence_success_survives_active_read: false,
+            resign_before_key_withdrawal_confirmed: false,
+            install_key_before_gate: false,
         }
     }
 
@@ -125,6 +156,7 @@ impl MutationChoice {
             MutationChoice::ResignWhenFenceStarts => "resign-when-fence-starts",
             MutationChoice::ExclusionSkipsProof => "exclusion-skips-proof",
             MutationChoice::ShortActivationDelay => "short-activation-delay",
+            MutationChoice::HandoverSkipsSlotWait => "handover-skips-slot-wait",
         }
     }
 
@@ -136,6 +168,7 @@ impl MutationChoice {
             MutationChoice::ResignWhenFenceStarts,
             MutationChoice::ExclusionSkipsProof,
             MutationChoice::ShortActivationDelay,
+            MutationChoice::HandoverSkipsSlotWait,
         ]
         .into_iter()
         .find(|m| m.name() == name)
@@ -238,14 +271,31 @@ pub enum FaultKind {
     Unready { node: usize },
     /// The node's admin endpoint answers 500, garbage, or hangs until `heal`.
     Admin { node: usize, fault: AdminFault },
+    /// The node gets the network's blocks `lag` late (seconds behind the others, still under
+    /// the 10 s after which iotex-core reports itself unready) until `heal`: its consensus
+    /// computes its height and round from an older block.
+    SyncLag { node: usize, lag: Duration },
     /// etcd ends leases before their TTL: right after it renews the leader's lease (the
     /// replica whose key is first when the fault begins), it revokes every lease, and the
     /// leader's elector is cut off from etcd (both ways) until `heal`, so it cannot hear of it.
     /// etcd before 3.4.31 and 3.5.13 revokes every lease when a stalled raft leader resumes
     /// (etcd issue #15247); an operator can revoke a lease by hand. Rule
     /// `activation_delay_covers_early_revocation` must keep the leader's node and its
-    /// successor's apart.
-    EarlyRevocation,
+    /// successor's apart, also when the cut-off leader's elector then dies or hangs before
+    /// its step-down deadline (`leader_fails`): its node is then commanded standby by its
+    /// supervisor, within `restart_bound`. The elector restarts at `heal`.
+    EarlyRevocation { leader_fails: Option<LeaderFailure> },
+}
+
+/// The cut-off leader's elector failing after etcd revoked its lease early.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaderFailure {
+    pub hang: bool,
+    /// How long after the revocation: before the leader's step-down deadline.
+    pub after: Duration,
+    /// When systemd's `ExecStopPost=` starts, after the elector died (a crash: at once; a hang:
+    /// once the watchdog killed it), within `restart_bound`.
+    pub supervisor: Duration,
 }
 
 impl FaultKind {
@@ -267,7 +317,12 @@ impl FaultKind {
             FaultKind::NodeRestart { .. } => "node-restart",
             FaultKind::Unready { .. } => "unready",
             FaultKind::Admin { .. } => "admin-fault",
-            FaultKind::EarlyRevocation => "early-revocation",
+            FaultKind::SyncLag { .. } => "sync-lag",
+            FaultKind::EarlyRevocation { leader_fails: None } => "early-revocation",
+            FaultKind::EarlyRevocation {
+                leader_fails: Some(LeaderFailure { hang: false, .. }),
+            } => "early-revocation+crash",
+            FaultKind::EarlyRevocation { .. } => "early-revocation+hang",
         }
     }
 }
@@ -333,10 +388,25 @@ impl fmt::Display for FaultKind {
             FaultKind::Admin { node, fault } => {
                 write!(f, "node-{node} admin fault {}", fault.as_str())
             }
-            FaultKind::EarlyRevocation => write!(
-                f,
-                "etcd revokes every lease right after renewing the leader's, the leader cut off"
-            ),
+            FaultKind::SyncLag { node, lag } => {
+                write!(f, "node-{node} gets blocks {} late", secs(*lag))
+            }
+            FaultKind::EarlyRevocation { leader_fails } => {
+                write!(
+                    f,
+                    "etcd revokes every lease right after renewing the leader's, the leader cut off"
+                )?;
+                if let Some(failure) = leader_fails {
+                    write!(
+                        f,
+                        "; its elector {} {} later, ExecStopPost {} after that",
+                        if failure.hang { "hangs" } else { "crashes" },
+                        secs(failure.after),
+                        secs(failure.supervisor)
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -353,8 +423,30 @@ pub struct ElectorSetup {
 /// One node's setup.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSetup {
-    /// When it is first ready (synced).
+    /// When it is first ready (synced): `/readiness` says so from the next block on.
     pub ready_at: Duration,
+    /// How long after the network commits a block the node has it (p2p sync).
+    pub sync_lag: Duration,
+}
+
+/// The chain every node follows: mainnet's consensus timing since the Wake upgrade (2.5 s
+/// slots), genesis at the start of the run, the network committing a block every slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSetup {
+    /// Proposers in the rotation: 1 makes our delegate the proposer of every slot (the worst
+    /// case, in most runs); 24 is mainnet.
+    pub delegates: u64,
+}
+
+impl ChainSetup {
+    /// The chain the nodes of a run share.
+    pub fn chain(&self) -> elector_model::chain::Chain {
+        elector_model::chain::Chain::new(
+            elector_model::chain::ConsensusTiming::wake(),
+            Duration::ZERO,
+            self.delegates,
+        )
+    }
 }
 
 /// The shell's default `--fence-timeout`: a fence command still running after this long is
@@ -504,6 +596,7 @@ pub struct Scenario {
     /// The lambda of turmoil's exponential latency curve (smaller: a heavier tail).
     pub latency_curve: f64,
     pub electors: Vec<ElectorSetup>,
+    pub chain: ChainSetup,
     pub nodes: Vec<NodeSetup>,
     pub fence: FenceSetup,
     /// Transient faults: each heals.
@@ -578,11 +671,9 @@ impl Scenario {
                 1.0 + excess
             };
         }
-        let nodes = (0..replicas)
-            .map(|_| NodeSetup {
-                ready_at: setup.millis(Duration::ZERO, Duration::from_secs(3)),
-            })
-            .collect::<Vec<_>>();
+        let ready_at: Vec<Duration> = (0..replicas)
+            .map(|_| setup.millis(Duration::ZERO, Duration::from_secs(3)))
+            .collect();
         // Drawn as before the fence outcomes existed, so that the transient schedules of old
         // seeds stay what they were; the new draws come from their own stream.
         let configured = !(options.break_assumptions && setup.chance(0.1));
@@ -600,6 +691,26 @@ impl Scenario {
         }
         if let Some(revocation) = draw_early_revocation(&mut root.fork(5), &timing) {
             faults.push(revocation);
+            faults.sort_by_key(|f| (f.at, f.heal));
+        }
+        // The chain and the nodes' sync came with the node model: their own stream too.
+        let mut chain_rng = root.fork(7);
+        let chain = ChainSetup {
+            delegates: if chain_rng.chance(MAINNET_ROTATION_CHANCE) {
+                24
+            } else {
+                1
+            },
+        };
+        let nodes: Vec<NodeSetup> = ready_at
+            .into_iter()
+            .map(|ready_at| NodeSetup {
+                ready_at,
+                sync_lag: chain_rng.millis(Duration::from_millis(50), Duration::from_millis(300)),
+            })
+            .collect();
+        if let Some(lag) = draw_sync_lag(&mut chain_rng, &timing, replicas) {
+            faults.push(lag);
             faults.sort_by_key(|f| (f.at, f.heal));
         }
         let persistent = extra
@@ -636,6 +747,7 @@ impl Scenario {
             latency_max,
             latency_curve,
             electors,
+            chain,
             nodes,
             fence,
             faults,
@@ -779,17 +891,79 @@ pub const EARLY_REVOCATION_CHANCE: f64 = 0.25;
 
 /// etcd revoking every lease early (`FaultKind::EarlyRevocation`), in the same window as the
 /// other faults, with the leader cut off for one to three lease TTLs: past its lease deadline,
-/// so that its own deadlines, not the deletion, demote it. It may overlap any other fault.
+/// so that its own deadlines, not the deletion, demote it. It may overlap any other fault. In
+/// half of these runs the cut-off leader's elector then crashes or hangs before its step-down
+/// deadline, in the last fifth of the time left before it in half of those (the latest its
+/// node can be commanded standby, the worst case for the successor's activation delay).
 fn draw_early_revocation(rng: &mut Rng, timing: &Timing) -> Option<Fault> {
     if !rng.chance(EARLY_REVOCATION_CHANCE) {
         return None;
     }
     let at = rng.millis(Duration::from_secs(2), Duration::from_secs(70));
     let length = rng.millis(timing.lease_ttl, timing.lease_ttl * 3);
+    let leader_fails = rng.chance(LEADER_FAILS_CHANCE).then(|| {
+        // The step-down deadline comes `TTL x (1 - rho) - step_down_lead` after the last
+        // acknowledged keep-alive on the leader's clock, which may run fast: at least that
+        // divided by (1 + rho) in real time after the revocation, which follows the ack.
+        let rho = timing.max_clock_drift;
+        let window = timing
+            .drift_scaled(timing.lease_ttl)
+            .saturating_sub(timing.step_down_lead())
+            .div_f64(1.0 + rho);
+        let before_deadline = window.saturating_sub(Duration::from_millis(50));
+        let after = if rng.chance(0.5) {
+            rng.millis(before_deadline * 4 / 5, before_deadline)
+        } else {
+            rng.millis(Duration::ZERO, before_deadline)
+        };
+        let hang = rng.chance(0.5);
+        let bound = timing
+            .restart_bound
+            .saturating_sub(Duration::from_millis(20));
+        // A crash is seen at once; a hang once the watchdog killed it, late in the bound.
+        let supervisor = if hang {
+            rng.millis(bound * 3 / 5, bound)
+        } else {
+            rng.millis(Duration::from_millis(20), bound)
+        };
+        LeaderFailure {
+            hang,
+            after,
+            supervisor,
+        }
+    });
     Some(Fault {
         at,
         heal: at + length,
-        kind: FaultKind::EarlyRevocation,
+        kind: FaultKind::EarlyRevocation { leader_fails },
+    })
+}
+
+/// The share of early revocations after which the cut-off leader's elector crashes or hangs.
+pub const LEADER_FAILS_CHANCE: f64 = 0.5;
+
+/// The share of runs whose chain has mainnet's 24 proposers (our delegate proposes one slot in
+/// 24); the others have our delegate propose every slot, the worst case.
+pub const MAINNET_ROTATION_CHANCE: f64 = 0.2;
+
+/// The share of runs in which one node lags seconds behind the network for a while.
+pub const SYNC_LAG_CHANCE: f64 = 0.25;
+
+/// One node getting its blocks 1 to 6 s late (`FaultKind::SyncLag`) for a short, medium or
+/// long span, in the same window as the other faults. It may overlap any other fault: a
+/// lagging replica is where a double sign would hide.
+fn draw_sync_lag(rng: &mut Rng, timing: &Timing, replicas: usize) -> Option<Fault> {
+    if !rng.chance(SYNC_LAG_CHANCE) {
+        return None;
+    }
+    let node = rng.range(0, replicas as u64 - 1) as usize;
+    let lag = rng.millis(Duration::from_secs(1), Duration::from_secs(6));
+    let at = rng.millis(Duration::from_secs(2), Duration::from_secs(70));
+    let length = draw_span(rng, timing.lease_ttl);
+    Some(Fault {
+        at,
+        heal: at + length,
+        kind: FaultKind::SyncLag { node, lag },
     })
 }
 

@@ -41,6 +41,10 @@ pub struct RunSummary {
     pub broken: Vec<BrokenKind>,
     /// Two nodes were active at once (whatever the assumptions).
     pub dual_active: bool,
+    /// Two replicas signed one height and round (whatever the assumptions).
+    pub double_sign: bool,
+    /// ... and no assumption the run broke explains it: a violation.
+    pub unexplained_double_sign: bool,
     pub simulated: Duration,
     pub wall: Duration,
     /// From the last heal to one node active for good, when the run got there.
@@ -51,6 +55,8 @@ pub struct RunSummary {
     pub persistent: Option<PersistentSummary>,
     /// `STUCK:` lines the electors logged.
     pub stuck_reports: usize,
+    /// The longest a node signed after `activate=false` reached it.
+    pub longest_drain: Option<Duration>,
 }
 
 /// What the search keeps of a run's persistent fault.
@@ -77,7 +83,9 @@ impl RunSummary {
             verdict: outcome.verdict(),
             problems: outcome.problems(),
             broken,
-            dual_active: !outcome.safety_ok(),
+            dual_active: !outcome.overlaps.is_empty(),
+            double_sign: !outcome.double_signs.is_empty(),
+            unexplained_double_sign: !outcome.unexplained_double_signs().is_empty(),
             simulated: outcome.simulated,
             wall,
             recovery: outcome.recovery(),
@@ -99,6 +107,7 @@ impl RunSummary {
                 stuck_checked: p.stuck_checked > 0,
             }),
             stuck_reports: outcome.stuck_reports,
+            longest_drain: outcome.longest_drain.as_ref().map(|d| d.length),
         }
     }
 }
@@ -111,6 +120,10 @@ pub struct BrokenStats {
     pub dual_active: Vec<u64>,
     /// Of those, the runs that broke no other assumption.
     pub dual_active_alone: Vec<u64>,
+    /// Of which had a height and round signed by two replicas.
+    pub double_sign: Vec<u64>,
+    /// Of those, the runs that broke no other assumption.
+    pub double_sign_alone: Vec<u64>,
 }
 
 /// Runs with one kind of persistent fault.
@@ -149,6 +162,9 @@ pub struct Summary {
     pub errors: BTreeMap<u64, Vec<String>>,
     /// Seeds with two nodes active at once under the documented assumptions.
     pub dual_active: Vec<u64>,
+    /// Seeds with a height and round signed by two replicas, not explained by an assumption
+    /// the run broke.
+    pub double_signs: Vec<u64>,
     pub simulated: Duration,
     /// Summed over runs (CPU time, near enough).
     pub run_wall: Duration,
@@ -161,6 +177,9 @@ pub struct Summary {
     /// Seeds in which a fence ran although the node was healthy (see
     /// `Outcome::unexplained_fences`), whatever the assumptions.
     pub unexplained_fences: Vec<u64>,
+    /// The longest a node signed after `activate=false` reached it, in a run that kept every
+    /// assumption (a node that restarted active, say, signs on its own): (time, seed).
+    pub longest_drain: Option<(Duration, u64)>,
 }
 
 impl Summary {
@@ -171,6 +190,14 @@ impl Summary {
         self.fences += run.fences as u64;
         if run.unexplained_fences > 0 {
             self.unexplained_fences.push(run.seed);
+        }
+        if let Some(drain) = run.longest_drain
+            && matches!(run.verdict, Verdict::Pass | Verdict::Violation)
+            && self
+                .longest_drain
+                .is_none_or(|(longest, _)| drain > longest)
+        {
+            self.longest_drain = Some((drain, run.seed));
         }
         *self.fence_outcomes.entry(run.fence_outcome).or_default() += 1;
         if run.stuck_reports > 0 {
@@ -208,12 +235,21 @@ impl Summary {
                             stats.dual_active_alone.push(run.seed);
                         }
                     }
+                    if run.double_sign {
+                        stats.double_sign.push(run.seed);
+                        if run.broken.len() == 1 {
+                            stats.double_sign_alone.push(run.seed);
+                        }
+                    }
                 }
             }
             Verdict::Violation => {
                 self.violations.insert(run.seed, run.problems.clone());
                 if run.dual_active {
                     self.dual_active.push(run.seed);
+                }
+                if run.unexplained_double_sign {
+                    self.double_signs.push(run.seed);
                 }
             }
             Verdict::Error => {
@@ -262,13 +298,24 @@ impl Summary {
             self.broken_runs
         );
         for (kind, stats) in &self.broken {
-            let _ = write!(out, "  {:<28} {} runs", kind.name(), stats.runs);
+            let _ = write!(out, "  {:<38} {} runs", kind.name(), stats.runs);
+            if stats.double_sign.is_empty() {
+                let _ = write!(out, ", none with a double sign");
+            } else {
+                let _ = write!(
+                    out,
+                    ", {} with a double sign, {} of them breaking nothing else (seeds {})",
+                    stats.double_sign.len(),
+                    stats.double_sign_alone.len(),
+                    first_seeds(&stats.double_sign),
+                );
+            }
             if stats.dual_active.is_empty() {
-                let _ = writeln!(out, ", none with two active nodes");
+                let _ = writeln!(out, "; none with two active nodes");
             } else {
                 let _ = writeln!(
                     out,
-                    ", {} with two active nodes, {} of them breaking nothing else (seeds {})",
+                    "; {} with two active nodes, {} of them breaking nothing else (seeds {})",
                     stats.dual_active.len(),
                     stats.dual_active_alone.len(),
                     first_seeds(&stats.dual_active),
@@ -277,8 +324,9 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "violations:          {} ({} with two active nodes)",
+            "violations:          {} ({} with a double sign, {} with two active nodes)",
             self.violations.len(),
+            self.double_signs.len(),
             self.dual_active.len()
         );
         write_failures(&mut out, &self.violations, options);
@@ -324,6 +372,14 @@ impl Summary {
             .collect();
         let _ = writeln!(out, "fence outcomes:      {}", outcomes.join(", "));
         let _ = writeln!(out, "fences run:          {}", self.fences);
+        if let Some((drain, seed)) = self.longest_drain {
+            let _ = writeln!(
+                out,
+                "longest drain:       {} from activate=false reaching a node to its last signature, in a run that kept every assumption (seed {seed}; drain bound {})",
+                secs(drain),
+                secs(elector_core::Timing::default().drain_bound)
+            );
+        }
         if !self.unexplained_fences.is_empty() {
             let _ = writeln!(
                 out,
@@ -446,10 +502,13 @@ pub fn search(
     });
     summary.wall = started.elapsed();
     summary.dual_active.sort_unstable();
+    summary.double_signs.sort_unstable();
     summary.unexplained_fences.sort_unstable();
     for stats in summary.broken.values_mut() {
         stats.dual_active.sort_unstable();
         stats.dual_active_alone.sort_unstable();
+        stats.double_sign.sort_unstable();
+        stats.double_sign_alone.sort_unstable();
     }
     summary
 }

@@ -5,7 +5,10 @@
 use crate::trace::{Recorder, sim_now};
 use elector::driver::Connect;
 use elector::node::{HttpAnswer, HttpGet};
-use elector_model::node::{AdminFault, HaReply, NodeModel, Reply, Transition};
+use elector_model::node::{
+    AdminFault, Answer, NodeConfig, NodeModel, Reply, Request as ModelRequest, Signature, Ticket,
+    Transition,
+};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -109,39 +112,47 @@ async fn get_once(url: &str) -> Result<HttpAnswer, String> {
     answer
 }
 
-/// A node: its model, whether its process is down, and the means to release hung requests.
-/// Shared by its host's servers, the fence, the supervisor model and the checker.
+/// A node: one iotex-core process as the elector meets it ([`NodeModel`], from iotex-core's
+/// consensus code), served over turmoil by [`serve_node`]. Shared by its host's servers and
+/// clock, the fence, the supervisor model and the checker. The model is pure and synchronous;
+/// this cell runs it on the simulation's clock: every change wakes the cell's waiters, the
+/// node host's clock task advances the model to each of its wake-ups, and a
+/// request waits for its answer across them.
 pub struct NodeCell {
     name: String,
     state: Mutex<NodeState>,
-    /// Wakes requests hanging under [`AdminFault::Hang`] when the fault changes.
-    fault_changed: Notify,
+    /// Notified after every change of the model: the clock task recomputes its next wake-up,
+    /// requests look for their answers, hung requests for the end of the hang.
+    changed: Notify,
     recorder: Recorder,
 }
 
 struct NodeState {
     model: NodeModel,
-    down: bool,
     /// A persistent fault killed the process for good: restarts and readiness are ignored.
     dead_for_good: bool,
     /// The admin fault that outlives transient ones (a persistent fault): clearing a transient
-    /// fault restores it.
+    /// fault brings it back.
     base_fault: AdminFault,
+    /// What reached the node and sets its commanded mode, in order: `activate=true|false`
+    /// handed to the model without a fault (it lands, even if its client gives up), and the
+    /// process's (re)starts with their configured mode. `(when, active)`.
+    commands: Vec<(Duration, bool)>,
 }
 
 impl NodeCell {
-    /// A node configured standby (`system.active: false`), not ready yet, whose consensus
-    /// rounds last `round` (so it drains within `round` of `activate=false`).
-    pub fn new(name: String, round: Duration, recorder: Recorder) -> Arc<Self> {
+    /// A node process started at time 0 with `config` (configured standby, not ready yet).
+    pub fn new(name: String, config: NodeConfig, recorder: Recorder) -> Arc<Self> {
+        let start_active = config.start_active;
         Arc::new(NodeCell {
             name,
             state: Mutex::new(NodeState {
-                model: NodeModel::new(false, round),
-                down: false,
+                model: NodeModel::new(config, Duration::ZERO),
                 dead_for_good: false,
                 base_fault: AdminFault::None,
+                commands: vec![(Duration::ZERO, start_active)],
             }),
-            fault_changed: Notify::new(),
+            changed: Notify::new(),
             recorder,
         })
     }
@@ -154,45 +165,66 @@ impl NodeCell {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Changes the model at `now` (run to `now` first) and wakes whoever waits on it.
+    fn change<R>(&self, now: Duration, f: impl FnOnce(&mut NodeState) -> R) -> R {
+        let mut state = self.lock();
+        state.model.advance(now);
+        let result = f(&mut state);
+        drop(state);
+        self.changed.notify_waiters();
+        result
+    }
+
+    /// Runs the model to `now`.
+    pub fn advance(&self, now: Duration) {
+        self.change(now, |_| ());
+    }
+
     /// Reads the model.
     pub fn read<R>(&self, f: impl FnOnce(&NodeModel) -> R) -> R {
         f(&self.lock().model)
     }
 
     pub fn is_down(&self) -> bool {
-        self.lock().down
+        self.lock().model.is_down()
     }
 
-    /// Readiness; a node dead for good stays unready.
-    pub fn set_ready(&self, ready: bool) {
-        let mut state = self.lock();
-        let ready = ready && !state.dead_for_good;
-        state.model.set_ready(ready);
+    /// Readiness from the next block on (iotex-core evaluates it per block); a node dead for
+    /// good stays unready.
+    pub fn set_ready(&self, now: Duration, ready: bool) {
+        self.change(now, |state| {
+            let ready = ready && !state.dead_for_good;
+            state.model.set_ready(ready);
+        });
     }
 
     /// A transient admin fault, or [`AdminFault::None`] to clear it: then the persistent fault,
     /// if any, is back.
-    pub fn set_admin_fault(&self, fault: AdminFault) {
-        let mut state = self.lock();
-        let fault = match fault {
-            AdminFault::None => state.base_fault,
-            fault => fault,
-        };
-        state.model.set_admin_fault(fault);
-        drop(state);
-        self.fault_changed.notify_waiters();
+    pub fn set_admin_fault(&self, now: Duration, fault: AdminFault) {
+        self.change(now, |state| {
+            let fault = match fault {
+                AdminFault::None => state.base_fault,
+                fault => fault,
+            };
+            state.model.set_admin_fault(fault);
+        });
     }
 
     /// A persistent admin fault: from now to the end of the run (transient faults on top of it
     /// come and go).
-    pub fn set_persistent_admin_fault(&self, fault: AdminFault) {
+    pub fn set_persistent_admin_fault(&self, now: Duration, fault: AdminFault) {
         self.lock().base_fault = fault;
-        self.set_admin_fault(fault);
+        self.set_admin_fault(now, fault);
     }
 
     /// From now on `activate=true` answers 500 without effect (see the node model).
-    pub fn set_refuse_activation(&self, refuse: bool) {
-        self.lock().model.set_refuse_activation(refuse);
+    pub fn set_refuse_activation(&self, now: Duration, refuse: bool) {
+        self.change(now, |state| state.model.set_refuse_activation(refuse));
+    }
+
+    /// From now on the node gets the network's blocks `lag` after they are committed.
+    pub fn set_sync_lag(&self, now: Duration, lag: Duration) {
+        self.change(now, |state| state.model.set_sync_lag(lag));
     }
 
     /// The process dies at `now` and never comes back: restarts and readiness are ignored.
@@ -205,99 +237,183 @@ impl NodeCell {
         self.lock().dead_for_good
     }
 
-    /// The process dies at `now`: not active from then on, endpoints gone, not ready.
+    /// The process dies at `now`: it signs nothing more, requests in flight get no answer,
+    /// endpoints are gone; it is unready until told otherwise.
     pub fn kill(&self, now: Duration) {
-        let mut state = self.lock();
-        state.model.restart(now, false);
-        state.model.set_ready(false);
-        state.down = true;
-        drop(state);
-        self.fault_changed.notify_waiters();
+        self.change(now, |state| {
+            state.model.kill(now);
+            state.model.set_ready(false);
+        });
     }
 
-    /// The process starts at `now` in `active` mode (`system.active`); endpoints are back.
+    /// The process starts at `now` configured `system.active: active`; endpoints are back.
     /// Whether it started (a node dead for good does not).
     pub fn start(&self, now: Duration, active: bool) -> bool {
-        let mut state = self.lock();
-        if state.dead_for_good {
-            return false;
-        }
-        state.model.restart(now, active);
-        state.down = false;
-        true
+        self.change(now, |state| {
+            if state.dead_for_good {
+                return false;
+            }
+            state.model.restart(now, active);
+            state.commands.push((now, active));
+            true
+        })
     }
 
     /// The fence, when it succeeds: the operator's command has stopped the node's signing by
-    /// the time it reports success (it restarted the process in standby, say). Readiness and
-    /// admin faults are left as they are; a dead node stays dead.
+    /// the time it reports success: the process restarts in standby (its signatures so far are
+    /// kept; readiness is reported again from the next block; admin faults stay). A dead node
+    /// stays dead.
     pub fn fence(&self, now: Duration) {
-        self.lock().model.restart(now, false);
+        self.change(now, |state| {
+            if !state.model.is_down() {
+                state.model.restart(now, false);
+                state.commands.push((now, false));
+            }
+        });
     }
 
-    /// `GET /ha?activate=false` from the supervisor (systemd `ExecStopPost`), bypassing the
-    /// network: the supervisor runs on the node's host. Whether it took effect.
-    pub fn supervisor_standby(&self, now: Duration) -> bool {
-        let mut state = self.lock();
-        if state.down {
-            // Nothing to demote.
-            return true;
-        }
-        if state.model.admin_fault() != AdminFault::None {
-            // The admin endpoint is broken: the command has no effect.
-            return false;
-        }
-        state.model.handle_ha(now, Some("false"));
-        true
+    /// Whether the node's commanded mode was last set to standby (a command that reached it,
+    /// or a restart in standby), or it is down: what `restart_bound` asks of the supervisor
+    /// after an elector died.
+    pub fn commanded_standby_or_down(&self) -> bool {
+        let state = self.lock();
+        state.model.is_down() || state.commands.last().is_some_and(|&(_, active)| !active)
     }
 
-    /// Every change of the mode a read would report, up to `end`.
-    pub fn history(&self, end: Duration) -> Vec<Transition> {
-        self.lock().model.mode_history(end)
+    /// What set the node's commanded mode, in order: `(when, active)` for every
+    /// `activate=true|false` that reached it and every (re)start of its process.
+    pub fn commands(&self) -> Vec<(Duration, bool)> {
+        self.lock().commands.clone()
     }
 
-    /// Handles one admin request at `now`; records commands (not reads) in the timeline.
-    fn handle_ha(&self, now: Duration, activate: Option<&str>) -> Option<HaReply> {
-        let mut state = self.lock();
-        if state.down {
-            return None;
-        }
-        let fault = state.model.admin_fault();
-        let refused = state.model.refuses_activation();
-        let reply = state.model.handle_ha(now, activate);
-        drop(state);
-        if let Some(value) = activate.filter(|v| !v.is_empty()) {
-            let outcome = match (&reply, fault) {
-                (HaReply::Hang, _) => "hangs (no effect)".to_owned(),
-                (HaReply::Answer(r), AdminFault::None) if refused && r.status == 500 => {
-                    format!("{} (activation refused, no effect)", r.status)
+    /// Every change of the mode a read would report.
+    pub fn history(&self) -> Vec<Transition> {
+        self.lock().model.mode_history().to_vec()
+    }
+
+    /// Everything the node signed and broadcast, across its process's restarts.
+    pub fn signatures(&self) -> Vec<Signature> {
+        self.lock().model.signatures().to_vec()
+    }
+
+    /// Hands one admin request to the node at `now`; records commands (not reads) in the
+    /// timeline and in [`NodeState::commands`].
+    fn submit(&self, now: Duration, request: ModelRequest) -> Ticket {
+        let activate = match &request {
+            ModelRequest::Ha { activate } => activate.clone().filter(|v| !v.is_empty()),
+            _ => None,
+        };
+        let (ticket, outcome) = self.change(now, |state| {
+            let fault = state.model.admin_fault();
+            let refused = state.model.refuses_activation();
+            let down = state.model.is_down();
+            let ticket = state.model.submit(now, request);
+            let value = activate.as_deref().map(str::to_lowercase);
+            let outcome = match value.as_deref() {
+                None => None,
+                Some(_) if down => Some("process down: no answer".to_owned()),
+                Some(_) if fault != AdminFault::None => {
+                    Some(format!("fault {}, no effect", fault.as_str()))
                 }
-                (HaReply::Answer(r), AdminFault::None) => format!("{}", r.status),
-                (HaReply::Answer(r), fault) => {
-                    format!("{} (fault {}, no effect)", r.status, fault.as_str())
+                Some("true") if refused => Some("activation refused, no effect".to_owned()),
+                Some(v @ ("true" | "false")) => {
+                    state.commands.push((now, v == "true"));
+                    Some("taken".to_owned())
                 }
+                Some(_) => Some("ignored".to_owned()),
             };
+            (ticket, outcome)
+        });
+        if let (Some(value), Some(outcome)) = (activate, outcome) {
             self.recorder.record(
                 now,
                 self.name.clone(),
                 format!("<- activate={value}: {outcome}"),
             );
         }
-        Some(reply)
+        ticket
     }
 
-    /// Waits until the admin fault is no longer a hang, or the node dies.
+    /// Waits for the answer to `ticket`: the node may hold a request (iotex-core holds
+    /// `activate=false` until the slot in progress starts, and reads behind it). If the caller
+    /// gives up (its future is dropped), the request is abandoned: it still takes effect.
+    async fn answer(&self, ticket: Ticket) -> Answer {
+        let mut guard = Abandon {
+            cell: self,
+            ticket: Some(ticket),
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(answer) = self.lock().model.take_answer(ticket) {
+                guard.ticket = None;
+                return answer;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the admin fault is no longer a hang, or the process died.
     async fn hang(&self) {
         loop {
-            let notified = self.fault_changed.notified();
+            let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let state = self.lock();
-                if state.down || state.model.admin_fault() != AdminFault::Hang {
+                if state.model.is_down() || state.model.admin_fault() != AdminFault::Hang {
                     return;
                 }
             }
             notified.await;
+        }
+    }
+
+    /// The node host's clock: advances the model to each of its wake-ups (timers, the end of
+    /// a `prepare()` sleep, the network's messages and blocks) on simulated time, and wakes
+    /// the requests waiting on it. A change made from elsewhere wakes it to look again.
+    async fn run_clock(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = sim_now();
+            let wake = self.lock().model.next_wake();
+            match wake {
+                Some(at) => {
+                    // Never a wake-up in the past: a model that asked for one would otherwise
+                    // spin within one instant, and turmoil's step with it.
+                    let sleep = at.saturating_sub(now).max(Duration::from_millis(1));
+                    tokio::select! {
+                        biased;
+                        () = notified => continue,
+                        () = tokio::time::sleep(sleep) => {}
+                    }
+                }
+                None => {
+                    notified.await;
+                    continue;
+                }
+            }
+            let now = sim_now();
+            self.lock().model.advance(now);
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// Abandons a request whose caller stopped waiting (the elector's HTTP client timed out and
+/// dropped the connection): the node still carries it out, as Go's handler runs to its end.
+struct Abandon<'a> {
+    cell: &'a NodeCell,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.cell.lock().model.abandon(ticket);
         }
     }
 }
@@ -320,11 +436,13 @@ impl std::fmt::Display for NoAnswer {
 
 impl std::error::Error for NoAnswer {}
 
-/// The node host's software: the admin server on [`ADMIN_PORT`] and the probe server on
-/// [`PROBE_PORT`].
+/// The node host's software: the admin server on [`ADMIN_PORT`], the probe server on
+/// [`PROBE_PORT`], and the model's clock.
 pub async fn serve_node(cell: Arc<NodeCell>) -> turmoil::Result {
     let admin = turmoil::net::TcpListener::bind(("0.0.0.0", ADMIN_PORT)).await?;
     let probe = turmoil::net::TcpListener::bind(("0.0.0.0", PROBE_PORT)).await?;
+    let clock = cell.clone();
+    tokio::spawn(async move { clock.run_clock().await });
     tokio::spawn(accept(cell.clone(), probe, Endpoint::Probe));
     accept(cell, admin, Endpoint::Admin).await;
     Ok(())
@@ -366,17 +484,15 @@ async fn handle(
     let path = request.uri().path().to_owned();
     match endpoint {
         Endpoint::Probe => {
-            if cell.is_down() {
+            let mut state = cell.lock();
+            if state.model.is_down() {
                 return Err(NoAnswer);
             }
-            Ok(answer(cell.read(|m| m.handle_probe(now, &path))))
+            Ok(answer(state.model.handle_probe(now, &path)))
         }
         Endpoint::Admin => {
             if path != "/ha" {
-                return Ok(answer(Reply {
-                    status: 404,
-                    body: "404 page not found\n".into(),
-                }));
+                return Ok(answer(Reply::new(404, "404 page not found\n")));
             }
             let query = request.uri().query().unwrap_or("");
             // Go's `Query().Get("activate")`: the first value, "" when absent.
@@ -384,11 +500,12 @@ async fn handle(
                 .split('&')
                 .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
                 .find(|(key, _)| *key == "activate")
-                .map(|(_, value)| value);
-            match cell.handle_ha(now, activate) {
-                None => Err(NoAnswer),
-                Some(HaReply::Answer(reply)) => Ok(answer(reply)),
-                Some(HaReply::Hang) => {
+                .map(|(_, value)| value.to_owned());
+            let ticket = cell.submit(now, ModelRequest::Ha { activate });
+            match cell.answer(ticket).await {
+                Answer::Reply(reply) => Ok(answer(reply)),
+                Answer::Dropped => Err(NoAnswer),
+                Answer::Hang => {
                     cell.hang().await;
                     Err(NoAnswer)
                 }

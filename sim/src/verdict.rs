@@ -7,8 +7,8 @@
 use crate::check::Settled;
 use crate::schedule::{Scenario, secs};
 use crate::trace::Entry;
-use elector_model::history::Overlap;
-use elector_model::node::Transition;
+use elector_model::history::{DoubleSign, Overlap};
+use elector_model::node::{Signature, Transition};
 use std::time::Duration;
 
 /// A documented assumption the run broke, on purpose.
@@ -46,6 +46,21 @@ impl BrokenKind {
 pub struct Broken {
     pub kind: BrokenKind,
     pub detail: String,
+    /// The replica whose assumption broke (its elector's clock, its supervisor, its node's
+    /// configuration, its lease and fence).
+    pub replica: usize,
+    /// From when: what its replica's node signed before cannot be blamed on it.
+    pub from: Duration,
+}
+
+impl Broken {
+    /// Whether this broken assumption explains a safety failure of `replicas` (two nodes
+    /// signing one height and round, or active at once) whose later part came at `at`: one of
+    /// them is its replica, and it broke by then. Anything else in the run is judged as if
+    /// every assumption had held.
+    pub fn explains(&self, replicas: (usize, usize), at: Duration) -> bool {
+        (self.replica == replicas.0 || self.replica == replicas.1) && self.from <= at
+    }
 }
 
 /// What became of a run.
@@ -69,7 +84,9 @@ pub struct Outcome {
     pub simulated: Duration,
     pub error: Option<String>,
     pub broken: Vec<Broken>,
-    /// Safety: spans with two or more nodes active.
+    /// The property: every `(height, round)` two replicas signed with the operator key.
+    pub double_signs: Vec<DoubleSign>,
+    /// Its proxy: spans with two or more nodes active.
     pub overlaps: Vec<Overlap>,
     /// Liveness: the run ends with exactly one node active, alone since then.
     pub settled: Option<Settled>,
@@ -97,12 +114,46 @@ pub struct Outcome {
     /// How many `STUCK:` lines the electors logged.
     pub stuck_reports: usize,
     pub histories: Vec<Vec<Transition>>,
+    /// Everything each node signed, across its process's restarts.
+    pub signatures: Vec<Vec<Signature>>,
+    /// The longest a node went on signing after `activate=false` reached it.
+    pub longest_drain: Option<Drain>,
     pub trace: Vec<Entry>,
 }
 
+/// How many double signs a run's problems list one by one.
+const SHOWN_DOUBLE_SIGNS: usize = 5;
+
+/// When the later of a double sign's two signatures went out.
+pub fn double_sign_time(d: &DoubleSign) -> Duration {
+    d.first.1.max(d.second.1)
+}
+
 impl Outcome {
+    /// No height and round signed by two replicas, and never two nodes active at once.
     pub fn safety_ok(&self) -> bool {
-        self.overlaps.is_empty()
+        self.double_signs.is_empty() && self.overlaps.is_empty()
+    }
+
+    /// Whether a broken assumption of the run explains this failure of `replicas` at `at`.
+    fn explained(&self, replicas: (usize, usize), at: Duration) -> bool {
+        self.broken.iter().any(|b| b.explains(replicas, at))
+    }
+
+    /// The double signs no broken assumption explains: violations, whatever else the run broke.
+    pub fn unexplained_double_signs(&self) -> Vec<&DoubleSign> {
+        self.double_signs
+            .iter()
+            .filter(|d| !self.explained(d.nodes, double_sign_time(d)))
+            .collect()
+    }
+
+    /// The overlaps no broken assumption explains.
+    pub fn unexplained_overlaps(&self) -> Vec<&Overlap> {
+        self.overlaps
+            .iter()
+            .filter(|o| !self.explained(o.nodes, o.until))
+            .collect()
     }
 
     /// Exactly one node active, alone, from the deadline to the end; or, when the persistent
@@ -133,6 +184,10 @@ impl Outcome {
     pub fn verdict(&self) -> Verdict {
         if self.error.is_some() {
             Verdict::Error
+        } else if !self.unexplained_double_signs().is_empty()
+            || !self.unexplained_overlaps().is_empty()
+        {
+            Verdict::Violation
         } else if !self.broken.is_empty() {
             Verdict::AssumptionBroken
         } else if !self.safety_ok()
@@ -161,9 +216,44 @@ impl Outcome {
         if let Some(error) = &self.error {
             problems.push(format!("simulation error: {error}"));
         }
-        for o in &self.overlaps {
+        for d in self.double_signs.iter().take(SHOWN_DOUBLE_SIGNS) {
+            let explained = if self.explained(d.nodes, double_sign_time(d)) {
+                " (explained by a broken assumption)"
+            } else {
+                ""
+            };
             problems.push(format!(
-                "SAFETY: node-{} and node-{} active at once from {} to {} ({})",
+                "DOUBLE SIGN: height {} round {} signed by node-{} ({} at {}) and node-{} ({} at {}){explained}",
+                d.height,
+                d.round,
+                d.nodes.0,
+                d.first.0.as_str(),
+                secs(d.first.1),
+                d.nodes.1,
+                d.second.0.as_str(),
+                secs(d.second.1),
+            ));
+        }
+        if self.double_signs.len() > SHOWN_DOUBLE_SIGNS {
+            let unexplained = self.unexplained_double_signs().len();
+            problems.push(format!(
+                "DOUBLE SIGN: {} more (heights up to {}), {unexplained} in all unexplained",
+                self.double_signs.len() - SHOWN_DOUBLE_SIGNS,
+                self.double_signs
+                    .iter()
+                    .map(|d| d.height)
+                    .max()
+                    .unwrap_or_default(),
+            ));
+        }
+        for o in &self.overlaps {
+            let explained = if self.explained(o.nodes, o.until) {
+                " (explained by a broken assumption)"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "SAFETY: node-{} and node-{} active at once from {} to {} ({}){explained}",
                 o.nodes.0,
                 o.nodes.1,
                 secs(o.from),
@@ -213,6 +303,15 @@ impl Outcome {
         }
         problems
     }
+}
+
+/// How long a node went on signing after `activate=false` reached it (while it was commanded
+/// active): from the command's arrival at `at` to its last signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drain {
+    pub node: usize,
+    pub at: Duration,
+    pub length: Duration,
 }
 
 /// The replica a persistent fault hit.

@@ -12,18 +12,23 @@
 //! does and how it is undone read together.
 
 use crate::etcd_model::EtcdModel;
-use crate::host::{ElectorHost, ElectorSlot, FenceCall, KEY, lock};
-use crate::schedule::{Direction, FaultKind, PersistentKind, Scenario, Target, secs};
+use crate::host::{ElectorHost, ElectorSlot, FenceCall, HostMode, KEY, lock};
+use crate::schedule::{
+    Direction, FaultKind, LeaderFailure, PersistentKind, Scenario, Target, secs,
+};
 use crate::trace::Recorder;
 use crate::transport::{ETCD_PORT, NodeCell, serve_node};
 use crate::verdict::{Broken, BrokenKind, StatusSample, Victim};
 use elector::driver::Control;
 use elector_core::LeaseId;
-use elector_model::node::AdminFault;
+use elector_model::node::{AdminFault, NodeConfig};
 use etcd_client::proto::{PbDeleteRequest, PbPutRequest};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
+
+/// The delegate's operator key, which every replica holds.
+pub const OPERATOR: &str = "io1operator";
 
 /// Latency between an elector and its node: the same host in production.
 const NODE_LINK_LATENCY: Duration = Duration::from_millis(1);
@@ -41,7 +46,7 @@ enum Action {
     Begin(usize),
     /// The fault with this index heals.
     End(usize),
-    /// systemd's `ExecStopPost`: command the node standby.
+    /// systemd's `ExecStopPost`: `elector force-standby` on the elector's host.
     Supervisor { elector: usize },
     /// `restart_bound` after an elector died: its node must not be commanded active now.
     CheckRestartBound { elector: usize, died: Duration },
@@ -55,6 +60,11 @@ enum Action {
     Persistent,
     /// The persistent fault's SIGTERM: the elector is stopped for good, never killed.
     PersistentSigterm { elector: usize },
+    /// The leader cut off by an early revocation crashes or hangs.
+    LeaderFails {
+        leader: usize,
+        failure: LeaderFailure,
+    },
 }
 
 pub(crate) struct World<'a> {
@@ -81,10 +91,24 @@ pub(crate) struct World<'a> {
     samples: Samples,
     next_sample: Duration,
     early_revocation: EarlyRevocation,
+    /// Each elector's `ExecStopPost=`.
+    stop_post: Vec<StopPost>,
+    /// The electors' `--state-dir`s, one directory each, removed with the world.
+    _state_dirs: tempfile::TempDir,
+}
+
+/// Where an elector's `ExecStopPost=` stands. systemd restarts the elector only once it has
+/// finished.
+#[derive(Clone, Copy, Debug, Default)]
+struct StopPost {
+    /// Scheduled or running.
+    due: bool,
+    /// A restart came while it was due: it follows its end.
+    restart_waits: bool,
 }
 
 /// Where the early-revocation fault (`FaultKind::EarlyRevocation`) stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 enum EarlyRevocation {
     #[default]
     Idle,
@@ -94,13 +118,19 @@ enum EarlyRevocation {
         leader: usize,
         lease: LeaseId,
         expiry: tokio::time::Instant,
+        then: Option<LeaderFailure>,
     },
     /// etcd renewed it; the revocation comes at `fire_at`, once the answer reached the leader
     /// (the link's current maximum latency and two steps later): its last acknowledged
     /// keep-alive is then as close before the revocation as it gets, the worst case.
-    Renewed { leader: usize, fire_at: Duration },
-    /// Every lease revoked; `leader` cut off from etcd until the fault heals.
-    Cut { leader: usize },
+    Renewed {
+        leader: usize,
+        fire_at: Duration,
+        then: Option<LeaderFailure>,
+    },
+    /// Every lease revoked; `leader` cut off from etcd until the fault heals. `failed`: its
+    /// elector crashed or hung meanwhile (it restarts when the fault heals).
+    Cut { leader: usize, failed: bool },
 }
 
 /// How often the world samples etcd's candidates and expired leases, and the status of the
@@ -175,6 +205,11 @@ impl<'a> World<'a> {
             samples: Samples::default(),
             next_sample: Duration::ZERO,
             early_revocation: EarlyRevocation::Idle,
+            stop_post: vec![StopPost::default(); scenario.replicas()],
+            _state_dirs: tempfile::Builder::new()
+                .prefix("elector-sim-state-")
+                .tempdir()
+                .unwrap_or_else(|e| panic!("no temporary directory for --state-dir: {e}")),
         };
 
         let model = world.etcd.clone();
@@ -186,9 +221,15 @@ impl<'a> World<'a> {
                 Ok(())
             }
         });
-        for i in 0..scenario.replicas() {
-            // The node drains within `drain_bound`: its rounds are that long.
-            let cell = NodeCell::new(format!("node-{i}"), timing.drain_bound, recorder.clone());
+        // One chain for every node: the same slots, heights and rounds everywhere.
+        let chain = scenario.chain.chain();
+        for (i, setup) in scenario.nodes.iter().enumerate() {
+            // Configured standby (`system.active: false`), holding the operator key, not ready
+            // until its first sync ends.
+            let mut config = NodeConfig::standby(chain.clone(), OPERATOR);
+            config.sync_lag = setup.sync_lag;
+            config.ready = false;
+            let cell = NodeCell::new(format!("node-{i}"), config, recorder.clone());
             let served = cell.clone();
             world
                 .sim
@@ -197,6 +238,10 @@ impl<'a> World<'a> {
         }
         for (i, setup) in scenario.electors.iter().enumerate() {
             let slot = Arc::new(ElectorSlot::default());
+            let state_dir = world._state_dirs.path().join(elector_host(i));
+            if let Err(e) = std::fs::create_dir(&state_dir) {
+                panic!("cannot create {}: {e}", state_dir.display());
+            }
             let host = Arc::new(ElectorHost {
                 index: i,
                 value: format!("replica-{i}"),
@@ -209,6 +254,7 @@ impl<'a> World<'a> {
                 fence: scenario.fence.clone(),
                 fences: world.fences.clone(),
                 recorder: recorder.clone(),
+                state_dir,
             });
             world.sim.host(elector_host(i), move || {
                 let host = host.clone();
@@ -370,14 +416,14 @@ impl<'a> World<'a> {
                 fault,
                 sigterm_after,
             } => {
-                self.nodes[node].set_persistent_admin_fault(fault);
+                self.nodes[node].set_persistent_admin_fault(now, fault);
                 self.note(now, name, format!("/ha {} for good", fault.as_str()));
                 if let Some(after) = sigterm_after {
                     self.schedule(now + after, Action::PersistentSigterm { elector: node });
                 }
             }
             PersistentKind::ActivationRefused { down, sync } => {
-                self.nodes[node].set_refuse_activation(true);
+                self.nodes[node].set_refuse_activation(now, true);
                 self.nodes[node].kill(now);
                 self.note(now, name, "process died; it will refuse activation");
                 self.schedule(
@@ -411,11 +457,54 @@ impl<'a> World<'a> {
                 );
                 self.schedule(now + Duration::from_secs(1), Action::Restart { elector: i });
             }
-            self.schedule(
-                now + Duration::from_millis(20),
-                Action::Supervisor { elector: i },
-            );
+            self.schedule_stop_post(now + Duration::from_millis(20), i);
         }
+        for i in 0..self.slots.len() {
+            let Some(outcome) = lock(&self.slots[i].stop_post_done).take() else {
+                continue;
+            };
+            let now = self.sim.elapsed();
+            let what = match outcome {
+                Ok(lines) => format!("ExecStopPost done: {}", lines.join("; ")),
+                Err(line) => format!("ExecStopPost FAILED: {line}"),
+            };
+            self.note(now, elector_host(i), what);
+            *lock(&self.slots[i].mode) = HostMode::Elector;
+            let stop_post = std::mem::take(&mut self.stop_post[i]);
+            if stop_post.restart_waits {
+                self.restart(now, i);
+            }
+        }
+    }
+
+    /// systemd runs `ExecStopPost=` at `at` (the elector exited or died; it is restarted only
+    /// once that finished).
+    fn schedule_stop_post(&mut self, at: Duration, elector: usize) {
+        self.stop_post[elector].due = true;
+        self.schedule(at, Action::Supervisor { elector });
+    }
+
+    /// `ExecStopPost=` starts: the host's software becomes `elector force-standby`.
+    fn start_stop_post(&mut self, now: Duration, elector: usize) {
+        if self.running[elector] {
+            // Cannot happen: a restart waits for the `ExecStopPost=` due.
+            self.note(
+                now,
+                elector_host(elector),
+                "ExecStopPost skipped: the elector runs",
+            );
+            self.stop_post[elector] = StopPost::default();
+            return;
+        }
+        *lock(&self.slots[elector].mode) = HostMode::StopPost;
+        self.quietly(Host::Elector(elector), |sim| {
+            sim.bounce(elector_host(elector))
+        });
+        self.note(
+            now,
+            elector_host(elector),
+            "systemd ExecStopPost: elector force-standby",
+        );
     }
 
     fn apply(&mut self, now: Duration, action: Action) {
@@ -423,21 +512,10 @@ impl<'a> World<'a> {
             Action::Begin(index) => self.begin(now, index),
             Action::End(index) => self.end(now, index),
             Action::Supervisor { elector } => {
-                let ok = self.nodes[elector].supervisor_standby(now);
-                self.note(
-                    now,
-                    format!("node-{elector}"),
-                    if ok {
-                        "<- activate=false from systemd ExecStopPost".to_owned()
-                    } else {
-                        "<- activate=false from systemd ExecStopPost: failed (admin fault)"
-                            .to_owned()
-                    },
-                );
+                self.start_stop_post(now, elector);
             }
             Action::CheckRestartBound { elector, died } => {
-                let node = &self.nodes[elector];
-                if !node.is_down() && node.read(|m| m.is_commanded_active()) {
+                if !self.nodes[elector].commanded_standby_or_down() {
                     let detail = format!(
                         "elector-{elector} died at {}; node-{elector} still commanded active {} later",
                         secs(died),
@@ -447,6 +525,8 @@ impl<'a> World<'a> {
                     self.broken.push(Broken {
                         kind: BrokenKind::RestartBeyondBound,
                         detail,
+                        replica: elector,
+                        from: died,
                     });
                 }
             }
@@ -465,11 +545,40 @@ impl<'a> World<'a> {
             }
             Action::NodeReady { node } => {
                 if !self.nodes[node].is_dead_for_good() {
-                    self.nodes[node].set_ready(true);
+                    self.nodes[node].set_ready(now, true);
                     self.note(now, format!("node-{node}"), "ready");
                 }
             }
             Action::Persistent => self.begin_persistent(now),
+            Action::LeaderFails { leader, failure } => {
+                let cut = matches!(
+                    self.early_revocation,
+                    EarlyRevocation::Cut { leader: l, .. } if l == leader
+                );
+                if !cut {
+                    self.note(
+                        now,
+                        elector_host(leader),
+                        "the cut healed already: nothing fails",
+                    );
+                } else if !self.running[leader] {
+                    self.note(now, elector_host(leader), "already down: nothing to fail");
+                } else {
+                    self.note(
+                        now,
+                        elector_host(leader),
+                        if failure.hang {
+                            "hangs (cut off, before its step-down deadline); its watchdog kills it"
+                        } else {
+                            "crashes (cut off, before its step-down deadline)"
+                        },
+                    );
+                    self.crash_elector(now, leader, Some(failure.supervisor));
+                    if let EarlyRevocation::Cut { failed, .. } = &mut self.early_revocation {
+                        *failed = true;
+                    }
+                }
+            }
             Action::PersistentSigterm { elector } => {
                 let sent = self.running[elector]
                     && lock(&self.slots[elector].control)
@@ -521,8 +630,43 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The elector dies at `now` (kill -9; a hang, as far as anything outside it can tell, once
+    /// its watchdog killed it): its software stops, its connections close, what it sent its
+    /// node still lands. systemd runs `ExecStopPost=` `supervisor` later (never, if `None`);
+    /// `restart_bound` after the death its node must have been commanded standby.
+    fn crash_elector(&mut self, now: Duration, elector: usize, supervisor: Option<Duration>) {
+        if !self.running[elector] {
+            return;
+        }
+        self.quietly(Host::Elector(elector), |sim| {
+            sim.crash(elector_host(elector))
+        });
+        self.running[elector] = false;
+        self.stopping[elector] = false;
+        lock(&self.slots[elector].exited).take();
+        if let Some(delay) = supervisor {
+            self.schedule_stop_post(now + delay, elector);
+        }
+        let bound = self.scenario.profile.timing.restart_bound;
+        self.schedule(
+            now + bound,
+            Action::CheckRestartBound { elector, died: now },
+        );
+    }
+
     fn restart(&mut self, now: Duration, elector: usize) {
         if self.running[elector] || self.retired[elector] {
+            return;
+        }
+        if self.stop_post[elector].due {
+            if !self.stop_post[elector].restart_waits {
+                self.stop_post[elector].restart_waits = true;
+                self.note(
+                    now,
+                    elector_host(elector),
+                    "restart waits for ExecStopPost to finish",
+                );
+            }
             return;
         }
         // A host whose software exited still holds its tasks; the bounce drops them.
@@ -569,24 +713,7 @@ impl<'a> World<'a> {
             FaultKind::ElectorCrash {
                 elector,
                 supervisor,
-            } => {
-                if self.running[elector] {
-                    self.quietly(Host::Elector(elector), |sim| {
-                        sim.crash(elector_host(elector))
-                    });
-                    self.running[elector] = false;
-                    self.stopping[elector] = false;
-                    lock(&self.slots[elector].exited).take();
-                    if let Some(delay) = supervisor {
-                        self.schedule(now + delay, Action::Supervisor { elector });
-                    }
-                    let bound = self.scenario.profile.timing.restart_bound;
-                    self.schedule(
-                        now + bound,
-                        Action::CheckRestartBound { elector, died: now },
-                    );
-                }
-            }
+            } => self.crash_elector(now, elector, supervisor),
             FaultKind::ElectorShutdown { elector } => {
                 // An elector stopped for good by the persistent fault is left alone.
                 let sent = !self.retired[elector]
@@ -606,7 +733,9 @@ impl<'a> World<'a> {
                 }
             }
             FaultKind::Exclusion { replica } => self.exclusion(replica, true),
-            FaultKind::EarlyRevocation => self.arm_early_revocation(now),
+            FaultKind::EarlyRevocation { leader_fails } => {
+                self.arm_early_revocation(now, leader_fails)
+            }
             FaultKind::NodeRestart { node, .. } if self.nodes[node].is_dead_for_good() => {
                 self.note(now, format!("node-{node}"), "already dead for good");
             }
@@ -628,17 +757,20 @@ impl<'a> World<'a> {
                     self.broken.push(Broken {
                         kind: BrokenKind::MisconfiguredActiveStart,
                         detail: format!("node-{node} restarts active at {}", secs(now + down)),
+                        replica: node,
+                        from: now + down,
                     });
                 }
             }
-            FaultKind::Unready { node } => self.nodes[node].set_ready(false),
-            FaultKind::Admin { node, fault } => self.nodes[node].set_admin_fault(fault),
+            FaultKind::Unready { node } => self.nodes[node].set_ready(now, false),
+            FaultKind::Admin { node, fault } => self.nodes[node].set_admin_fault(now, fault),
+            FaultKind::SyncLag { node, lag } => self.nodes[node].set_sync_lag(now, lag),
         }
     }
 
     /// `FaultKind::EarlyRevocation` begins: the replica whose key is first now is the one to
     /// catch right after a renewal.
-    fn arm_early_revocation(&mut self, now: Duration) {
+    fn arm_early_revocation(&mut self, now: Duration, then: Option<LeaderFailure>) {
         let prefix = format!("{KEY}/");
         let first = self.etcd.candidates(prefix.as_bytes()).into_iter().next();
         let leader = first.as_ref().and_then(|c| {
@@ -652,6 +784,7 @@ impl<'a> World<'a> {
                     leader,
                     lease,
                     expiry,
+                    then,
                 }
             }
             None => self.note(now, "etcd", "nobody leads: no lease to revoke early"),
@@ -663,11 +796,12 @@ impl<'a> World<'a> {
     /// `LeaseRevoke` does. Each revoked candidate lease counts as ended by etcd (not given
     /// away by its elector) for the judge.
     fn revoke_early_once_renewed(&mut self, now: Duration) {
-        match self.early_revocation {
+        match self.early_revocation.clone() {
             EarlyRevocation::Armed {
                 leader,
                 lease,
                 expiry,
+                then,
             } => match self.etcd.read(|s| s.lease_expiry(lease)) {
                 None => {
                     self.note(
@@ -679,11 +813,19 @@ impl<'a> World<'a> {
                 }
                 Some(current) if current > expiry => {
                     let fire_at = now + self.etcd_link_max[leader] + self.scenario.tick * 2;
-                    self.early_revocation = EarlyRevocation::Renewed { leader, fire_at };
+                    self.early_revocation = EarlyRevocation::Renewed {
+                        leader,
+                        fire_at,
+                        then,
+                    };
                 }
                 Some(_) => {}
             },
-            EarlyRevocation::Renewed { leader, fire_at } if now >= fire_at => {
+            EarlyRevocation::Renewed {
+                leader,
+                fire_at,
+                then,
+            } if now >= fire_at => {
                 self.sim.partition(elector_host(leader), "etcd");
                 let revoked: Vec<LeaseId> = self.etcd.write(|store| {
                     let ids: Vec<LeaseId> = store.leases().iter().map(|l| l.id).collect();
@@ -706,7 +848,13 @@ impl<'a> World<'a> {
                     ),
                 );
                 self.samples.early_revocations.push((leader, now));
-                self.early_revocation = EarlyRevocation::Cut { leader };
+                self.early_revocation = EarlyRevocation::Cut {
+                    leader,
+                    failed: false,
+                };
+                if let Some(failure) = then {
+                    self.schedule(now + failure.after, Action::LeaderFails { leader, failure });
+                }
             }
             _ => {}
         }
@@ -802,30 +950,21 @@ impl<'a> World<'a> {
                         elector_host(elector),
                         "did not exit after SIGTERM within the shutdown grace: killed",
                     );
-                    self.quietly(Host::Elector(elector), |sim| {
-                        sim.crash(elector_host(elector))
-                    });
-                    self.running[elector] = false;
-                    self.stopping[elector] = false;
-                    lock(&self.slots[elector].exited).take();
-                    let bound = self.scenario.profile.timing.restart_bound;
-                    self.schedule(
-                        now + Duration::from_millis(20),
-                        Action::Supervisor { elector },
-                    );
-                    self.schedule(
-                        now + bound,
-                        Action::CheckRestartBound { elector, died: now },
-                    );
+                    self.crash_elector(now, elector, Some(Duration::from_millis(20)));
                 }
                 self.restart(now, elector);
             }
             FaultKind::HandoverRequest { .. } => {}
             FaultKind::Exclusion { replica } => self.exclusion(replica, false),
-            FaultKind::EarlyRevocation => {
-                if let EarlyRevocation::Cut { leader } = self.early_revocation {
+            FaultKind::EarlyRevocation { .. } => {
+                if let EarlyRevocation::Cut { leader, failed } = self.early_revocation {
                     say(&format!("(elector-{leader} reconnected)"));
                     self.sim.repair(elector_host(leader), "etcd");
+                    if failed {
+                        // Its elector failed meanwhile: it restarts now (once its ExecStopPost
+                        // ended).
+                        self.restart(now, leader);
+                    }
                 } else {
                     say("(nothing was revoked)");
                 }
@@ -833,15 +972,20 @@ impl<'a> World<'a> {
             }
             FaultKind::NodeRestart { node, .. } => {
                 say("(ready)");
-                self.nodes[node].set_ready(true);
+                self.nodes[node].set_ready(now, true);
             }
             FaultKind::Unready { node } => {
                 say("");
-                self.nodes[node].set_ready(true);
+                self.nodes[node].set_ready(now, true);
             }
             FaultKind::Admin { node, .. } => {
                 say("");
-                self.nodes[node].set_admin_fault(AdminFault::None);
+                self.nodes[node].set_admin_fault(now, AdminFault::None);
+            }
+            FaultKind::SyncLag { node, .. } => {
+                say("");
+                let lag = self.scenario.nodes[node].sync_lag;
+                self.nodes[node].set_sync_lag(now, lag);
             }
         }
     }

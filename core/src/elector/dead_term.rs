@@ -1,12 +1,16 @@
-//! The term a crashed previous process of this elector left in etcd (rule `end_dead_term`):
-//! what to remember of our own term across a crash, and ending the dead one early.
+//! A term of ours that lives on in etcd without a process keeping it (rule `end_dead_term`):
+//! the one a crashed previous process left, or our own whose lease we gave up while etcd was
+//! unreachable; what to remember of our own term across a crash, and ending such a term early.
 
 use super::Elector;
 use super::lease::Candidacy;
 use crate::Instant;
-use crate::protocol::{Command, Event, HandoverRecord, LeaseId, Observation, RememberedTerm};
+use crate::protocol::{
+    CandidateId, Command, Event, HandoverRecord, LeaseId, Observation, RememberedTerm,
+};
 
-/// Rule `end_dead_term`: the dead term of a crashed previous process of this elector.
+/// Rule `end_dead_term`: the dead term of a crashed previous process of this elector, or our
+/// own lapsed one.
 #[derive(Clone, Debug)]
 pub(super) struct DeadTerm {
     pub(super) term: RememberedTerm,
@@ -18,7 +22,8 @@ pub(super) struct DeadTerm {
 
 /// Rule `end_dead_term`, the decision alone (also used by `elector force-standby`): the term
 /// `previous`, which this replica's previous process remembered as its own, may be ended early
-/// (key deleted, lease revoked) once this replica's node is confirmed standby *by a read*, if
+/// (key deleted, lease revoked) once this replica's node is confirmed standby *by a read*, or,
+/// with key custody, the operator's key is confirmed withdrawn from it, if
 /// the latest observation still shows that very key (lease and create revision) with our
 /// value. The handover record, which lets the next leader skip its activation delay, is
 /// written only if that term may claim a clean end: it passed its activation gate (so every
@@ -31,8 +36,9 @@ pub fn end_dead_term(
     value: &str,
     observation: &Observation,
     standby_confirmed_by_read: bool,
+    key_withdrawal_confirmed: bool,
 ) -> Option<Option<HandoverRecord>> {
-    if !standby_confirmed_by_read {
+    if !standby_confirmed_by_read && !key_withdrawal_confirmed {
         return None;
     }
     let position = observation
@@ -42,6 +48,7 @@ pub fn end_dead_term(
     let record = (previous.record_allowed && position == 0).then(|| HandoverRecord {
         from: previous.id,
         value: value.to_string(),
+        key_withdrawn: key_withdrawal_confirmed,
     });
     Some(record)
 }
@@ -49,7 +56,8 @@ pub fn end_dead_term(
 /// What this elector remembers across a crash of its process (rule `end_dead_term`).
 #[derive(Clone, Debug)]
 pub(super) struct TermMemory {
-    /// A term of ours left by a crashed previous process, until it is ended or gone.
+    /// A term of ours no process keeps alive (left by a crashed previous process, or lapsed in
+    /// this one), until it is ended or gone.
     pub(super) dead: Option<DeadTerm>,
     /// What we last asked the shell to keep in `--state-dir`.
     pub(super) remembered: Option<RememberedTerm>,
@@ -102,11 +110,36 @@ impl Elector {
         }
     }
 
-    /// Rule `end_dead_term`, applied: a restarted elector whose previous process died leading
-    /// (or as a candidate) ends that term as soon as its node is confirmed standby by a read,
-    /// instead of letting the next leader wait for the lease to expire and then its activation
-    /// delay. Once the key is gone (ended, expired, or never there) nothing is left to do.
-    pub(super) fn end_dead_term_on_start(&mut self) {
+    /// Rule `end_dead_term`, for a term of this process: we gave up our lease at its deadline,
+    /// or etcd said it is gone, while our key may still stand in etcd (an outage: etcd keeps
+    /// a lease it could not expire, and resets it on restart). An interrupted resignation would
+    /// otherwise be lost with the lease, and the next leader would wait for the key to expire
+    /// and then its activation delay. The term is ended like a crashed process's: once the
+    /// node is confirmed standby by a read and etcd answers, that exact key is deleted (guarded
+    /// by its create revision) and the lease revoked, with a handover record if the term may
+    /// claim a clean end.
+    pub(super) fn adopt_lapsed_term(&mut self, id: CandidateId) {
+        if self.memory.dead.is_some() {
+            return;
+        }
+        let record_allowed = self
+            .term
+            .as_ref()
+            .is_some_and(|t| t.id == id && t.gate_passed && !t.activation_failed);
+        self.memory.dead = Some(DeadTerm {
+            term: RememberedTerm { id, record_allowed },
+            record: false,
+            in_flight: false,
+            retry_at: self.now,
+        });
+    }
+
+    /// Rule `end_dead_term`, applied: a term of ours that no process keeps (a restarted
+    /// elector's previous one, or our own lapsed one) is ended as soon as the node is
+    /// confirmed standby by a read, instead of letting the next leader wait for the lease to
+    /// expire and then its activation delay. Once the key is gone (ended, expired, or never
+    /// there) nothing is left to do.
+    pub(super) fn end_dead_term_in_etcd(&mut self) {
         let Some(dead) = &self.memory.dead else {
             return;
         };
@@ -121,8 +154,10 @@ impl Elector {
             self.memory.dead = None;
             return;
         }
-        let confirmed = self.standby_confirmed_by_read();
-        let Some(record) = end_dead_term(&dead.term, &self.settings.value, view, confirmed) else {
+        let read = self.standby_confirmed_by_read();
+        let withdrawn = self.key_withdrawal_confirmed();
+        let Some(record) = end_dead_term(&dead.term, &self.settings.value, view, read, withdrawn)
+        else {
             return;
         };
         let id = dead.term.id;

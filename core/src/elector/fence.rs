@@ -160,20 +160,26 @@ impl Elector {
         if self.settings.mutation.exclusion_skips_proof && self.excluded() {
             return !self.node.active_commanded;
         }
-        self.node.standby_confirmed
+        // With key custody, a key installed is withdrawn (at least asked to be) before the
+        // mode counts: the lead is given away after the withdrawal, never before.
+        self.node.standby_confirmed && !self.custody.installed
     }
 
     /// Rule `lead_may_be_given_away`: our key may be deleted, our lease revoked and a handover
     /// record written only while the node is *proven* standby: a read made after our last
-    /// `activate=true` said `active:false`, or the fence reported success since. Starting a
-    /// fence proves nothing, and neither does a timeout: until there is proof, we keep the
-    /// lease alive so that no other node activates while ours may still sign.
+    /// `activate=true` said `active:false`, or the fence reported success since, or (key
+    /// custody) an answer after our last installation listed only the placeholder key.
+    /// Starting a fence proves nothing, and neither does a timeout, nor a withdrawal merely
+    /// sent: until there is proof, we keep the lease alive so that no other node activates
+    /// while ours may still sign.
     pub(super) fn lead_may_be_given_away(&self) -> bool {
         #[cfg(any(test, feature = "mutation"))]
         if self.settings.mutation.resign_when_fence_starts && self.fencing.fired {
             return true;
         }
-        self.standby_confirmed_by_read() || self.fencing.succeeded
+        self.standby_confirmed_by_read()
+            || self.fencing.succeeded
+            || self.key_withdrawal_confirmed()
     }
 
     /// Rule `report_stuck`: a replica that cannot reach a safe or useful state by itself says

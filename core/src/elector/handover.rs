@@ -169,10 +169,12 @@ impl Elector {
     /// `activate=true` of this term failed or timed out (it could still land after the read).
     pub(super) fn handover_record(&self) -> Option<HandoverRecord> {
         let term = self.term.as_ref()?;
-        let confirmed = self.standby_confirmed_by_read();
+        let withdrawn = self.key_withdrawal_confirmed();
+        let confirmed = self.standby_confirmed_by_read() || withdrawn;
         (term.gate_passed && confirmed && !term.activation_failed).then(|| HandoverRecord {
             from: term.id,
             value: self.settings.value.clone(),
+            key_withdrawn: withdrawn,
         })
     }
 
@@ -336,8 +338,12 @@ impl Elector {
             return;
         };
         let proven = self.lead_may_be_given_away();
-        let holds_lease =
-            !matches!(self.lease.status, Lease::None { .. }) || self.leaving.resigning.is_some();
+        // A term of ours still to be ended in etcd (it lapsed in an outage) keeps us, with the
+        // node proven standby, until the grace runs out: ending it spares the successor the
+        // lease's expiry. Without the proof it cannot be ended anyway.
+        let holds_lease = !matches!(self.lease.status, Lease::None { .. })
+            || self.leaving.resigning.is_some()
+            || (proven && self.memory.dead.is_some());
         let out_of_time = self.now >= deadline;
         if out_of_time && !proven && !self.fencing.fired {
             self.fencing.deadline = Some(self.now);
@@ -345,20 +351,23 @@ impl Elector {
         }
         // Out of time with the node proven standby, a resignation still in flight is given
         // its answer (at most one etcd request timeout): the successor is spared the expiry.
-        let resign_in_flight = self.leaving.resigning.as_ref().is_some_and(|r| r.in_flight);
+        let resign_in_flight = self.leaving.resigning.as_ref().is_some_and(|r| r.in_flight)
+            || self.memory.dead.as_ref().is_some_and(|d| d.in_flight);
         let exit = if proven && (!holds_lease || (out_of_time && !resign_in_flight)) {
-            Some(if self.node.standby_confirmed {
-                (0, "shut down with the node confirmed standby".to_string())
-            } else {
-                (
-                    1,
-                    format!(
-                        "shut down after the fence reported success ({}); standby was not \
+            Some(
+                if self.node.standby_confirmed || self.key_withdrawal_confirmed() {
+                    (0, "shut down with the node confirmed standby".to_string())
+                } else {
+                    (
+                        1,
+                        format!(
+                            "shut down after the fence reported success ({}); standby was not \
                          confirmed by a read",
-                        self.fencing.detail
-                    ),
-                )
-            })
+                            self.fencing.detail
+                        ),
+                    )
+                },
+            )
         } else if !proven && !holds_lease && out_of_time && self.fencing.failures > 0 {
             Some((
                 1,

@@ -163,7 +163,8 @@ impl Elector {
     }
 
     /// Rule `campaign_allowed`: campaign (grant a lease, create the candidate key) only with
-    /// the node confirmed standby by a read and ready, no shutdown or resignation under way,
+    /// the node confirmed standby by a read (and, with key custody, the operator's key
+    /// confirmed withdrawn from it) and ready, no shutdown or resignation under way,
     /// the election read at least once, and this replica not excluded (rule
     /// `excluded_replica`): a replica whose node may be active or cannot serve must not
     /// become leader, and one an operator took out of rotation must not either, not even
@@ -174,6 +175,7 @@ impl Elector {
             && self.leaving.shutdown_deadline.is_none()
             && self.leaving.resigning.is_none()
             && self.node.standby_confirmed
+            && (!self.custody.enabled || self.custody.withdrawn_confirmed)
             && self.probe.readiness == Readiness::Ready
     }
 
@@ -219,8 +221,16 @@ impl Elector {
                 lease: id,
                 reason: reason.into(),
             });
-            // Revoking a lease etcd may still hold would end our term early.
-            self.revoke_if_proven_standby(id);
+            // Our key may outlive the lease in etcd (an outage): rule `end_dead_term` ends it,
+            // with a record if the term may claim one, once a read confirms standby and etcd
+            // answers. A fence's success proves standby too, not when: then only the lease is
+            // revoked, at once (revoking a lease etcd may still hold ends our term early).
+            if let Some(candidate) = self.candidate() {
+                self.adopt_lapsed_term(candidate);
+            }
+            if !self.standby_confirmed_by_read() {
+                self.revoke_if_proven_standby(id);
+            }
         }
         self.why = reason.into();
         self.drop_lease();

@@ -7,16 +7,19 @@
 //! beside it as methods of [`Elector`]:
 //! - `lease`: the lease, its keep-alives and our candidate key (rules `lease_deadline`,
 //!   `step_down_deadline`, `campaign_allowed`);
-//! - `term`: our leadership term (rules `activation_gate`, `unready_leader`,
-//!   `give_way_when_node_lost`);
+//! - `term`: our leadership term (rules `activation_gate`, `wait_out_last_slot`,
+//!   `unready_leader`, `give_way_when_node_lost`);
 //! - `node`: node calls and readiness probes (rules `reconcile_node`, `node_active_allowed`,
 //!   `quiet_window`, `readiness_from_probes`);
+//! - `custody`: the operator's key in the node, with key custody (rules `install_key_last`,
+//!   `withdraw_key_first`, `reconcile_keys`);
 //! - `fence`: the fence and the proof of standby (rules `fence`, `lead_may_be_given_away`,
 //!   `report_stuck`);
 //! - `handover`: leaving the election (rules `handover_request`, `handover_record`,
 //!   `withdraw_when_unready`, `excluded_replica`, `shutdown`);
 //! - `dead_term`: the term a crashed previous process left behind (rule `end_dead_term`).
 
+mod custody;
 mod dead_term;
 mod fence;
 mod handover;
@@ -33,6 +36,7 @@ use crate::protocol::{
     CandidateId, Command, Event, Exclusion, Input, LeaseId, Observation, Output, RememberedTerm,
     Role,
 };
+use custody::Custody;
 use dead_term::TermMemory;
 use fence::{Fence, Stuck};
 use handover::Leaving;
@@ -55,6 +59,10 @@ pub struct Settings {
     /// Our own candidacy, as the previous process of this elector left it in `--state-dir`
     /// (rule `end_dead_term`); `None` on a first start or without a state directory.
     pub previous_term: Option<RememberedTerm>,
+    /// Key custody: the driver can install the operator's key into the node and withdraw it
+    /// (`--producer-key-file`; rules `install_key_last`, `withdraw_key_first`,
+    /// `reconcile_keys`).
+    pub key_custody: bool,
     /// Deliberate bugs, to prove that the tests and the simulation can catch them.
     #[cfg(any(test, feature = "mutation"))]
     pub mutation: Mutation,
@@ -67,6 +75,7 @@ impl Settings {
             value: value.into(),
             timing,
             previous_term: None,
+            key_custody: false,
             #[cfg(any(test, feature = "mutation"))]
             mutation: Mutation::default(),
         }
@@ -107,6 +116,26 @@ pub struct Mutation {
     /// early-revocation fault (`the_search_finds_the_planted_short_activation_delay_bug`: two
     /// active nodes).
     pub activation_delay_ignores_early_revocation: bool,
+    /// Breaks rule `wait_out_last_slot`: a successor after a clean handover activates at once,
+    /// as before that rule existed. The predecessor's node broadcasts the proposal it signed
+    /// before its deactivation was accepted, and the successor's node, preparing within the
+    /// tolerated overtime of that slot, signs the same height and round. Found by the core's
+    /// property P0 (`property_check_catches_a_handover_that_skips_the_slot_wait`) and by the
+    /// simulation's signature check.
+    pub handover_skips_slot_wait: bool,
+    /// Breaks rule `reconcile_node`'s part of `lead_may_be_given_away`: a fence's success
+    /// keeps proving standby after a read sent later said the node is active (the fence did
+    /// not stop it, or it restarted active). Found by the core's property P7
+    /// (`property_check_catches_a_fence_success_that_outlives_an_active_read`).
+    pub fence_success_survives_active_read: bool,
+    /// Breaks rule `lead_may_be_given_away` under key custody: the withdrawal counts as proof
+    /// as soon as it is sent, not once the node listed only the placeholder. Found by the
+    /// simulation's signature check (a withdrawal that failed or lands late).
+    pub resign_before_key_withdrawal_confirmed: bool,
+    /// Breaks rule `install_key_last`: the operator's key goes in as soon as we lead, before
+    /// the activation gate. A node activated by hand or booted active then signs the
+    /// predecessor's slot. Found by the simulation's signature check.
+    pub install_key_before_gate: bool,
 }
 
 /// Readiness as the probes tell it.
@@ -146,6 +175,7 @@ pub struct Elector {
     fencing: Fence,
     stuck: Option<Stuck>,
     memory: TermMemory,
+    custody: Custody,
 }
 
 impl Elector {
@@ -153,6 +183,7 @@ impl Elector {
     pub fn new(settings: Settings, now: Instant) -> Result<Self, TimingError> {
         settings.timing.validate()?;
         let memory = TermMemory::new(settings.previous_term, now);
+        let custody = Custody::new(settings.key_custody, now);
         Ok(Elector {
             settings,
             now,
@@ -173,6 +204,7 @@ impl Elector {
             fencing: Fence::default(),
             stuck: None,
             memory,
+            custody,
         })
     }
 
@@ -336,7 +368,12 @@ impl Elector {
                 self.on_observed(observation)
             }
             Input::ObserveFailed { .. } => {}
-            Input::NodeCallDone { id, call, active } => self.on_node_call_done(id, call, active),
+            Input::NodeCallDone {
+                id,
+                call,
+                active,
+                keys,
+            } => self.on_node_call_done(id, call, active, keys),
             Input::NodeCallFailed { id, call, reason } => {
                 self.on_node_call_failed(id, call, reason)
             }
@@ -392,7 +429,7 @@ impl Elector {
             self.emit(Command::Observe);
         }
         self.enforce_lease_deadline();
-        self.end_dead_term_on_start();
+        self.end_dead_term_in_etcd();
         self.pass_activation_gate();
         self.unready_leader();
         self.give_way_when_node_lost();
@@ -480,6 +517,9 @@ impl Elector {
         }
         self.leaving.wake_times(timing, &mut at);
         self.memory.wake_times(&mut at);
+        if self.node.in_flight.is_none() {
+            self.custody.wake_times(&mut at);
+        }
         at.into_iter()
             .filter(|t| *t > now)
             .min()

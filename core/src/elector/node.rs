@@ -3,7 +3,7 @@
 
 use super::{Elector, Readiness};
 use crate::Instant;
-use crate::protocol::{CallId, Command, Event, NodeCall};
+use crate::protocol::{CallId, Command, Event, NodeCall, NodeKeys};
 use std::time::Duration;
 
 /// What we know about the node, from the calls made and their answers.
@@ -99,8 +99,15 @@ impl Probe {
 }
 
 impl Elector {
-    /// A node call answered; a mode read goes to rule `reconcile_node`.
-    pub(super) fn on_node_call_done(&mut self, id: CallId, call: NodeCall, active: Option<bool>) {
+    /// A node call answered; a mode read goes to rule `reconcile_node`, a key call to rule
+    /// `reconcile_keys`.
+    pub(super) fn on_node_call_done(
+        &mut self,
+        id: CallId,
+        call: NodeCall,
+        active: Option<bool>,
+        keys: Option<NodeKeys>,
+    ) {
         if self.node.in_flight.map(|(i, _)| i) != Some(id) {
             return;
         }
@@ -115,6 +122,9 @@ impl Elector {
                 Some(active) => self.reconcile_node(id, active),
                 None => self.on_node_call_failed(id, call, "no mode in the answer".into()),
             },
+            NodeCall::InstallKey | NodeCall::WithdrawKey | NodeCall::ReadKeys => {
+                self.on_keys_answered(id, call, keys)
+            }
         }
     }
 
@@ -138,7 +148,11 @@ impl Elector {
                     term.reactivate_backoff = check;
                 }
             }
-            if self.fencing.succeeded && id >= self.fencing.proof_from_call {
+            #[cfg(any(test, feature = "mutation"))]
+            let fence_kept = self.settings.mutation.fence_success_survives_active_read;
+            #[cfg(not(any(test, feature = "mutation")))]
+            let fence_kept = false;
+            if self.fencing.succeeded && id >= self.fencing.proof_from_call && !fence_kept {
                 // A read sent after the fence reported success says active: the fence did not
                 // stop the node (or it restarted active). Its success proves nothing any more.
                 self.fencing.succeeded = false;
@@ -213,7 +227,11 @@ impl Elector {
         if call == NodeCall::SetStandby {
             self.node.standby_acked = false;
         }
-        if call == NodeCall::SetActive
+        if call == NodeCall::WithdrawKey {
+            self.custody.withdraw_acked = false;
+            self.custody.retry_at = self.now + self.timing().confirm_poll_interval;
+        }
+        if matches!(call, NodeCall::SetActive | NodeCall::InstallKey)
             && let Some(term) = self.term.as_mut()
         {
             // It may still land later: no handover record in this term (rule
@@ -224,6 +242,9 @@ impl Elector {
             NodeCall::SetActive => "activate=true",
             NodeCall::SetStandby => "activate=false",
             NodeCall::ReadMode => "read of /ha",
+            NodeCall::InstallKey => "installing the operator key",
+            NodeCall::WithdrawKey => "withdrawing the operator key",
+            NodeCall::ReadKeys => "read of /producer-keys",
         };
         self.node.last_failure = Some(format!("{call_name} failed: {reason}"));
         // Whatever failed, try again after a short pause, not in a tight loop.
@@ -260,6 +281,34 @@ impl Elector {
     /// *become* active it must also be ready, past the activation gate, and have at least one
     /// keep-alive round of room before the step-down deadline.
     pub(super) fn node_active_allowed(&self) -> bool {
+        self.node_active_allowed_past(true, true)
+    }
+
+    /// Key custody: whether the operator's key may be in the node now. Rule
+    /// `install_key_last`: a key installed may stay while the node may stay active; one not
+    /// (yet) installed goes in only when the node may *become* active, with every condition of
+    /// rule `node_active_allowed` (under the planted bug `install_key_before_gate`, already
+    /// before the activation gate).
+    pub(super) fn key_installation_allowed(&self) -> bool {
+        if !self.custody.enabled || self.custody.install_acked {
+            return self.node_active_allowed();
+        }
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.install_key_before_gate {
+            return self.node_may_become_active(false);
+        }
+        self.node_may_become_active(true)
+    }
+
+    /// Rule `node_active_allowed`, for a node not commanded active yet: with or without its
+    /// activation gate.
+    fn node_may_become_active(&self, gate: bool) -> bool {
+        self.node_active_allowed_past(gate, false)
+    }
+
+    /// Rule `node_active_allowed`, with or without its activation gate; `keep` lets a node
+    /// commanded active stay so without the conditions of becoming active.
+    fn node_active_allowed_past(&self, gate: bool, keep: bool) -> bool {
         if self.leaving.shutdown_deadline.is_some()
             || self.leaving.handover.as_ref().is_some_and(|h| h.committed)
             || self.leaving.resigning.is_some()
@@ -272,7 +321,7 @@ impl Elector {
         if self.candidate() != Some(term.id) || self.now >= step_down {
             return false;
         }
-        if self.node.active_commanded {
+        if self.node.active_commanded && keep {
             return true;
         }
         // `Ready` tolerates up to `unready_threshold - 1` failed probes so that
@@ -284,7 +333,7 @@ impl Elector {
             && self.probe.failures == 0
             && self.node.fresh_probe_after.is_none()
             && self.now >= term.reactivate_not_before
-            && term.gate_passed
+            && (term.gate_passed || !gate)
             && self.now + self.timing().activation_room() <= step_down
     }
 
@@ -292,7 +341,9 @@ impl Elector {
     /// answers then come back in order, and a read always sees the effect of earlier commands.
     pub(super) fn drive_node(&mut self) {
         let allowed = self.node_active_allowed();
-        if !allowed && self.node.active_commanded && !self.node.draining {
+        let key_allowed = self.key_installation_allowed();
+        let may_sign = self.node.active_commanded || self.custody.installed;
+        if !key_allowed && may_sign && !self.node.draining {
             // Demotion: from here the node must be confirmed standby by the fence deadline.
             self.node.draining = true;
             self.why = self.demotion_reason();
@@ -313,7 +364,10 @@ impl Elector {
             return;
         }
         let now = self.now;
-        if allowed {
+        if allowed && key_allowed {
+            if self.install_key_last() {
+                return;
+            }
             if !self.node.active_commanded {
                 self.node.active_commanded = true;
                 self.node.standby_acked = false;
@@ -340,21 +394,38 @@ impl Elector {
             } else if now >= self.node.next_read_at && !self.quiet_window() {
                 self.node.next_read_at = now + self.timing().node_check_interval;
                 self.node_call(NodeCall::ReadMode);
+            } else if self.keys_read_due() && !self.quiet_window() {
+                self.read_keys();
             }
             return;
         }
-        if !self.node.standby_acked || self.node.active_commanded {
-            if now >= self.node.retry_at || self.node.active_commanded {
-                self.node.active_commanded = false;
-                // Standby is confirmed by a read made after the standby command. A read that
-                // found the node standby just before this command (it restarted) no longer
-                // counts: otherwise a shutdown could resign with a record and exit 0 while its
-                // own `activate=false` is still in flight.
-                self.node.standby_confirmed = false;
-                self.node.next_read_at = now;
-                self.node_call(NodeCall::SetStandby);
-            }
-        } else if now >= self.node.next_read_at {
+        if key_allowed {
+            // Only under the planted bug `install_key_before_gate`: the key goes in before the
+            // node may be activated.
+            self.install_key_last();
+            return;
+        }
+        if self.node.active_commanded || (!self.node.standby_acked && now >= self.node.retry_at) {
+            self.node.active_commanded = false;
+            // Standby is confirmed by a read made after the standby command. A read that found
+            // the node standby just before this command (it restarted) no longer counts:
+            // otherwise a shutdown could resign with a record and exit 0 while its own
+            // `activate=false` is still in flight.
+            self.node.standby_confirmed = false;
+            self.node.next_read_at = now;
+            self.node_call(NodeCall::SetStandby);
+            return;
+        }
+        if self.withdraw_key_when_demoting() {
+            return;
+        }
+        // An answered withdrawal is confirmed first: it proves standby even where `/ha` does
+        // not answer.
+        if self.custody.withdraw_acked && !self.custody.withdrawn_confirmed {
+            self.read_keys();
+            return;
+        }
+        if self.node.standby_acked && now >= self.node.next_read_at {
             let interval = if self.node.standby_confirmed {
                 self.timing().node_check_interval
             } else {
@@ -362,6 +433,10 @@ impl Elector {
             };
             self.node.next_read_at = now + interval;
             self.node_call(NodeCall::ReadMode);
+            return;
+        }
+        if self.keys_read_due() {
+            self.read_keys();
         }
     }
 

@@ -102,9 +102,13 @@ impl Elector {
 
     /// Our key came first: a new term, its activation gate set by rule `activation_gate`.
     pub(super) fn begin_term(&mut self, id: CandidateId, observation: &Observation) {
-        let delay = self.activation_gate(observation);
-        let reason = if delay.is_zero() {
-            "our key is first; the previous leader handed over cleanly: activating at once".into()
+        let (delay, clean) = self.activation_gate(observation);
+        let reason = if clean {
+            format!(
+                "our key is first; the previous leader handed over cleanly: activating once its \
+                 last slot is past ({:.1}s)",
+                delay.as_secs_f64()
+            )
         } else {
             format!(
                 "our key is first; activation delay {:.1}s (previous leader not known standby)",
@@ -126,21 +130,23 @@ impl Elector {
         });
     }
 
-    /// Rule `activation_gate`: how long a new leader waits before activating. It waits
-    /// `activation_delay`, long enough for a dead or hung previous leader's node to be forced
-    /// standby and drain (`restart_bound + drain_bound`, with drift), and for a previous leader
+    /// Rule `activation_gate`: how long a new leader waits before activating, and whether its
+    /// predecessor handed over cleanly. It waits `activation_delay`, long enough for a dead or
+    /// hung previous leader's node to be forced standby and drain (`restart_bound +
+    /// drain_bound`, then the slot's tolerated overtime, with drift), and for a previous leader
     /// cut off from etcd when etcd ended its lease early to reach its own step-down deadline
-    /// and drain (`activation_delay_covers_early_revocation`). It skips the wait only
-    /// when the observation that made it leader carries a handover record naming the leader it
-    /// saw before: that leader confirmed its node standby, and had itself passed the gate, so
-    /// no earlier node can still be active.
-    fn activation_gate(&self, observation: &Observation) -> Duration {
-        let clean = matches!(
-            (&observation.handover_record, self.previous_leader),
-            (Some(record), Some(previous)) if record.from == previous
-        );
-        if clean {
-            return Duration::ZERO;
+    /// and drain (`activation_delay_covers_early_revocation`). When the observation that made
+    /// it leader carries a handover record naming the leader it saw before, that leader
+    /// confirmed its node standby by a read and had itself passed the gate, so no earlier node
+    /// can still be active: it waits only for that leader's last slot (rule
+    /// `wait_out_last_slot`).
+    fn activation_gate(&self, observation: &Observation) -> (Duration, bool) {
+        let clean = match (&observation.handover_record, self.previous_leader) {
+            (Some(record), Some(previous)) if record.from == previous => Some(record),
+            _ => None,
+        };
+        if let Some(record) = clean {
+            return (self.wait_out_last_slot(record.key_withdrawn), true);
         }
         #[cfg(any(test, feature = "mutation"))]
         if self
@@ -148,9 +154,31 @@ impl Elector {
             .mutation
             .activation_delay_ignores_early_revocation
         {
-            return self.timing().dead_leader_activation_delay();
+            return (self.timing().dead_leader_activation_delay(), false);
         }
-        self.timing().activation_delay
+        (self.timing().activation_delay, false)
+    }
+
+    /// Rule `wait_out_last_slot`: a successor after a clean handover activates only once the
+    /// last slot its predecessor's node may still sign for is more than the tolerated
+    /// overtime in the past ([`Timing::handover_delay`]). iotex-core signs a slot's proposal
+    /// before it checks whether it is active, broadcasts it after `activate=false` was
+    /// accepted, and a node that prepares within the tolerated overtime of a slot's start signs
+    /// that slot's height and round: without the wait, a clean handover signs one twice. When
+    /// the record says the predecessor's key was withdrawn (key custody), its node signed
+    /// nothing after the withdrawal, and the wait is the slot clearance alone
+    /// ([`Timing::handover_delay_after_withdrawal`]).
+    pub(super) fn wait_out_last_slot(&self, key_withdrawn: bool) -> Duration {
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.handover_skips_slot_wait {
+            return Duration::ZERO;
+        }
+        if key_withdrawn {
+            // Key custody: the node signed nothing after the withdrawal's answer, which came
+            // before the record; its last slot started by then.
+            return self.timing().handover_delay_after_withdrawal();
+        }
+        self.timing().handover_delay()
     }
 
     /// Rule `activation_gate`, passed: from here on every earlier leader's node is standby.

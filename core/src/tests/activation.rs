@@ -1,4 +1,4 @@
-//! Rules `node_active_allowed` and `activation_gate`.
+//! Rules `node_active_allowed`, `activation_gate` and `wait_out_last_slot`.
 
 use super::harness::*;
 use crate::*;
@@ -48,9 +48,18 @@ fn new_leader_after_crashed_leader_waits_activation_delay() {
 }
 
 #[test]
-fn handover_record_naming_observed_previous_leader_skips_delay() {
-    let (h, first) = becomes_first(&[other(1)], Some(record(other(1))));
-    assert_eq!(set_active_times(&h, Instant::ZERO), vec![first]);
+fn handover_record_naming_observed_previous_leader_waits_only_for_its_last_slot() {
+    let (mut h, first) = becomes_first(&[other(1)], Some(record(other(1))));
+    // Rule `wait_out_last_slot`: the predecessor's node may still broadcast a proposal it
+    // signed before its deactivation, for a slot our node would use if it prepared within
+    // the tolerated overtime of its start.
+    let slot_wait = h.timing.handover_delay();
+    assert!(slot_wait < h.timing.activation_delay);
+    h.run_until(first + slot_wait - dur(1));
+    assert!(set_active_times(&h, Instant::ZERO).is_empty());
+    assert_eq!(h.core.role(), Role::Leader);
+    h.run_until(first + dur(20_000));
+    assert_eq!(set_active_times(&h, Instant::ZERO), vec![first + slot_wait]);
     assert_eq!(h.core.role(), Role::Active);
 }
 
@@ -93,37 +102,48 @@ fn record_from_the_only_leader_ahead_still_skips_delay_after_it_moved_up() {
     let mut obs = view(&[OURS]);
     obs.handover_record = Some(record(other(2)));
     h.observe(obs);
-    assert_eq!(set_active_times(&h, Instant::ZERO), vec![ms(1000)]);
+    h.run_until(ms(20_000));
+    assert_eq!(
+        set_active_times(&h, Instant::ZERO),
+        vec![ms(1000) + h.timing.handover_delay()]
+    );
 }
 
 #[test]
 fn activation_needs_room_for_one_more_keepalive_round() {
-    // Lease granted (sent at 0), keep-alives unanswered: step-down deadline 3.4 s. A clean
-    // handover makes us leader; activation needs now + 1 s + 1 s <= 3.4 s.
-    for (first_at, activates) in [(1400, true), (1401, false)] {
+    // A clean handover makes us leader at 1 s; the gate opens at 1 s + the handover delay.
+    // Activation needs gate + keep-alive interval + etcd timeout <= the step-down deadline,
+    // which the one acknowledged keep-alive places: sent 1 ms later, or 1 ms too early.
+    let timing = Timing::default();
+    let gate = ms(1000) + timing.handover_delay();
+    let needed_step_down = gate + timing.activation_room();
+    let from_send = timing.drift_scaled(timing.lease_ttl) - timing.step_down_lead();
+    let just_enough = needed_step_down - from_send;
+    for (sent_at, activates) in [(just_enough, true), (just_enough - dur(1), false)] {
         let mut h = Harness::standby_ready();
         h.auto.probe = Some(true);
         h.auto.node = Some(FakeNode::standby());
+        h.auto.keepalive = KeepAlives::Manual;
         h.grant();
         h.created();
         h.observe(view(&[other(1), OURS]));
-        assert_eq!(h.core.step_down_deadline(), Some(ms(3400)));
-        h.run_until(ms(first_at));
+        h.run_until(ms(1000));
         let mut obs = view(&[OURS]);
         obs.handover_record = Some(record(other(1)));
         h.observe(obs);
+        h.run_until(sent_at);
+        h.input(Input::KeepAliveAcked {
+            lease: LEASE,
+            sent_at,
+            ttl: TTL,
+        });
+        assert_eq!(h.core.step_down_deadline(), Some(sent_at + from_send));
+        h.run_until(gate + dur(1));
         assert_eq!(
-            !set_active_times(&h, Instant::ZERO).is_empty(),
-            activates,
-            "leader at {first_at} ms"
+            set_active_times(&h, Instant::ZERO),
+            if activates { vec![gate] } else { vec![] },
+            "keep-alive sent at {sent_at}"
         );
-        if !activates {
-            // The keep-alive sent at 1 s is acked at 1.5 s: step-down moves to 4.4 s.
-            h.run_until(ms(1500));
-            h.ack_keepalive();
-            assert_eq!(h.core.step_down_deadline(), Some(ms(4400)));
-            assert_eq!(set_active_times(&h, Instant::ZERO), vec![ms(1500)]);
-        }
     }
 }
 
@@ -155,10 +175,15 @@ fn does_not_activate_after_a_failed_probe() {
     // One failed probe is below the unready threshold, but a node whose latest probe failed is
     // not made active: it must be ready *now*.
     let mut h = Harness::candidate_behind(&[]);
-    // Leader at 0, gate at 8.9 s; probes at whole seconds, the one at 8 s fails.
-    h.run_until(ms(7_600));
+    // Leader at 0, gate at the activation delay; probes at whole seconds, the last one before
+    // the gate fails.
+    let gate = h.timing.activation_delay;
+    let last_probe = ms(gate.as_millis() as u64 / 1000 * 1000);
+    h.run_until(last_probe - dur(400));
     h.auto.probe = Some(false);
-    h.run_until(ms(8_600));
+    let past_gate = Instant::ZERO + gate + dur(50);
+    assert!(past_gate < last_probe + dur(1000));
+    h.run_until(past_gate);
     assert_eq!(
         h.core.readiness(),
         Readiness::Ready,
@@ -166,8 +191,11 @@ fn does_not_activate_after_a_failed_probe() {
     );
     assert!(set_active_times(&h, Instant::ZERO).is_empty());
     h.auto.probe = Some(true);
-    h.run_until(ms(10_000));
-    assert_eq!(set_active_times(&h, Instant::ZERO), vec![ms(9000)]);
+    h.run_until(last_probe + dur(2000));
+    assert_eq!(
+        set_active_times(&h, Instant::ZERO),
+        vec![last_probe + dur(1000)]
+    );
 }
 
 #[test]
@@ -217,7 +245,13 @@ fn observation_before_candidate_created_still_makes_us_leader() {
 #[test]
 fn activation_after_a_clean_handover_says_so() {
     // Operators read the role change to see whether the delay was skipped.
-    let (h, _) = becomes_first(&[other(1)], Some(record(other(1))));
+    let (mut h, first) = becomes_first(&[other(1)], Some(record(other(1))));
+    assert!(
+        h.core.role_reason().contains("last slot"),
+        "{}",
+        h.core.role_reason()
+    );
+    h.run_until(first + dur(10_000));
     assert_eq!(h.core.role(), Role::Active);
     assert!(
         h.core.role_reason().contains("handed over cleanly"),

@@ -79,7 +79,8 @@ fn ends_a_dead_leading_term_with_a_record_once_standby_is_read() {
             candidate: Some(DEAD),
             record: Some(HandoverRecord {
                 from: DEAD,
-                value: "us".into()
+                value: "us".into(),
+                key_withdrawn: false,
             }),
             clear_request: None,
         }
@@ -171,8 +172,8 @@ fn a_live_key_with_our_value_but_another_lease_is_never_ended() {
 #[test]
 fn pure_rule_requires_the_exact_key_our_value_and_a_read() {
     let obs = view_with_dead(&[B1]);
-    assert_eq!(end_dead_term(&dead(true), "us", &obs, false), None);
-    assert_eq!(end_dead_term(&dead(true), "them", &obs, true), None);
+    assert_eq!(end_dead_term(&dead(true), "us", &obs, false, false), None);
+    assert_eq!(end_dead_term(&dead(true), "them", &obs, true, false), None);
     let other = RememberedTerm {
         id: CandidateId {
             lease: DEAD.lease,
@@ -180,15 +181,28 @@ fn pure_rule_requires_the_exact_key_our_value_and_a_read() {
         },
         record_allowed: true,
     };
-    assert_eq!(end_dead_term(&other, "us", &obs, true), None);
+    assert_eq!(end_dead_term(&other, "us", &obs, true, false), None);
     assert_eq!(
-        end_dead_term(&dead(true), "us", &obs, true),
+        end_dead_term(&dead(true), "us", &obs, true, false),
         Some(Some(HandoverRecord {
             from: DEAD,
-            value: "us".into()
+            value: "us".into(),
+            key_withdrawn: false,
         }))
     );
-    assert_eq!(end_dead_term(&dead(false), "us", &obs, true), Some(None));
+    // Key custody: a confirmed withdrawal proves standby too, and the record says so.
+    assert_eq!(
+        end_dead_term(&dead(true), "us", &obs, false, true),
+        Some(Some(HandoverRecord {
+            from: DEAD,
+            value: "us".into(),
+            key_withdrawn: true,
+        }))
+    );
+    assert_eq!(
+        end_dead_term(&dead(false), "us", &obs, true, false),
+        Some(None)
+    );
 }
 
 #[test]

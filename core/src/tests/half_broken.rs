@@ -296,7 +296,8 @@ fn an_acknowledged_standby_that_did_not_take_is_commanded_again() {
     // The admin endpoint answers 200 to activate=false without acting on it; the fence never
     // answers. Once a node within its bounds would have been confirmed standby (drain bound
     // and safety margin after the acknowledgement), the command is sent again, at the first
-    // read after that, and again after each such period.
+    // read after that, and again after each such period; the fence's own retry (every
+    // step-down lead, rule `fence`) sends it too, never sooner.
     let (mut h, _) = Harness::active_leader(&[B1]);
     h.auto.fence = None;
     h.run_for(dur(3000));
@@ -313,10 +314,11 @@ fn an_acknowledged_standby_that_did_not_take_is_commanded_again() {
     assert!(standby.len() >= 3, "{standby:?}");
     let after =
         h.timing.drain_bound.mul_f64(1.0 + h.timing.max_clock_drift) + h.timing.safety_margin;
+    let earliest = after.min(h.timing.fence_retry_interval());
     for pair in standby.windows(2) {
         let gap = pair[1].saturating_duration_since(pair[0]);
         assert!(
-            gap >= after || gap <= dur(500),
+            gap >= earliest || gap <= dur(500),
             "resent too early: {standby:?}"
         );
         assert!(
@@ -362,4 +364,43 @@ fn a_handover_waiting_for_a_named_target_does_not_hide_that_nobody_signs() {
     h.run_for(h.timing.node_lost_after + dur(5000));
     let stuck = h.core.stuck().expect("stuck").to_string();
     assert!(stuck.contains("no other candidate"), "{stuck}");
+}
+
+/// Rule `lead_may_be_given_away` with rule `reconcile_node`: a resignation retried after a
+/// failure needs the proof again. A fence that reported success stops proving standby once a
+/// read sent after it says active (the node restarted active, or the fence did not stop it).
+/// Run with and without the planted bug `fence_success_survives_active_read`: the test sees
+/// the difference.
+#[test]
+fn a_fence_success_proves_nothing_once_a_later_read_says_active() {
+    let retries = |planted: bool| {
+        let mut settings = Settings::new("us", Timing::default());
+        settings.mutation.fence_success_survives_active_read = planted;
+        let (mut h, _) = Harness::active_leader_with(settings, &[B1]);
+        h.run_for(dur(5000));
+        // The admin endpoint breaks while the node signs; a handover is asked for.
+        h.auto.node.as_mut().unwrap().dead = true;
+        h.input(Input::HandoverRequested { to: None });
+        let broke = h.now;
+        h.run_for(h.timing.step_down_lead() + dur(2000));
+        assert_eq!(fences(&h, broke).len(), 1, "planted {planted}");
+        let first = resigns(&h, broke);
+        assert_eq!(first.len(), 1, "the fence's success proves standby");
+        // etcd fails the resignation; meanwhile the node restarts active and ignores
+        // activate=false (a misconfigured restart with a broken admin handler).
+        h.input(Input::ResignFailed {
+            lease: LEASE,
+            reason: "etcd unreachable".into(),
+        });
+        h.auto.node = Some(FakeNode {
+            active: true,
+            stuck: true,
+            ..FakeNode::standby()
+        });
+        let failed = h.now;
+        h.run_for(dur(3000));
+        resigns(&h, failed + dur(1)).len()
+    };
+    assert_eq!(retries(false), 0, "no resignation on a stale fence success");
+    assert!(retries(true) > 0, "the planted bug resigns again");
 }

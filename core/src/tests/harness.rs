@@ -55,6 +55,7 @@ pub(super) fn record(from: CandidateId) -> HandoverRecord {
     HandoverRecord {
         from,
         value: candidate(from).value,
+        key_withdrawn: false,
     }
 }
 
@@ -82,6 +83,10 @@ pub(super) struct FakeNode {
     pub dead: bool,
     /// `activate=true` fails and changes nothing; reads and `activate=false` work.
     pub refuses_activation: bool,
+    /// Key custody: the node holds the operator's key (else only its placeholder).
+    pub operator_key: bool,
+    /// `/producer-keys` fails every call (an iotex-core without it, a wrong token).
+    pub keys_broken: bool,
 }
 
 impl FakeNode {
@@ -93,6 +98,8 @@ impl FakeNode {
             stuck: false,
             dead: false,
             refuses_activation: false,
+            operator_key: false,
+            keys_broken: false,
         }
     }
 
@@ -118,6 +125,8 @@ pub(super) struct Auto {
 pub(super) struct Harness {
     pub core: Elector,
     pub timing: Timing,
+    /// Key custody is on: the node's keys are installed and withdrawn too.
+    pub key_custody: bool,
     pub now: Instant,
     /// The core's last requested wake-up.
     pub wake: Instant,
@@ -140,9 +149,11 @@ impl Harness {
 
     pub(super) fn with(settings: Settings) -> Self {
         let timing = settings.timing.clone();
+        let key_custody = settings.key_custody;
         Harness {
             core: Elector::new(settings, Instant::ZERO).expect("valid settings"),
             timing,
+            key_custody,
             now: Instant::ZERO,
             wake: Instant::ZERO,
             log: Vec::new(),
@@ -281,7 +292,14 @@ impl Harness {
                 let Some(node) = self.auto.node.as_mut() else {
                     return;
                 };
-                if node.dead || (node.refuses_activation && *call == NodeCall::SetActive) {
+                let key_call = matches!(
+                    call,
+                    NodeCall::InstallKey | NodeCall::WithdrawKey | NodeCall::ReadKeys
+                );
+                if node.dead
+                    || (node.refuses_activation && *call == NodeCall::SetActive)
+                    || (node.keys_broken && key_call)
+                {
                     let failed = Input::NodeCallFailed {
                         id: *id,
                         call: *call,
@@ -303,11 +321,26 @@ impl Harness {
                         None
                     }
                     NodeCall::ReadMode => Some(node.reads_active(now)),
+                    NodeCall::InstallKey => {
+                        node.operator_key = true;
+                        None
+                    }
+                    NodeCall::WithdrawKey => {
+                        node.operator_key = false;
+                        None
+                    }
+                    NodeCall::ReadKeys => None,
                 };
+                let keys = key_call.then_some(if node.operator_key {
+                    NodeKeys::Operator
+                } else {
+                    NodeKeys::Placeholder
+                });
                 let done = Input::NodeCallDone {
                     id: *id,
                     call: *call,
                     active,
+                    keys,
                 };
                 self.schedule(now, done);
             }
@@ -384,7 +417,12 @@ impl Harness {
     pub(super) fn node_done(&mut self, active: Option<bool>) -> Vec<Output> {
         let (id, call, _) = self.last_node_call();
         assert_eq!(call == NodeCall::ReadMode, active.is_some(), "{call:?}");
-        self.input(Input::NodeCallDone { id, call, active })
+        self.input(Input::NodeCallDone {
+            id,
+            call,
+            active,
+            keys: None,
+        })
     }
 
     /// Answers the last node call as failed.
@@ -436,7 +474,12 @@ impl Harness {
 
     /// Started at t=0 with a standby, ready node (confirmed by hand), a lease asked for.
     pub(super) fn standby_ready() -> Self {
-        let mut h = Harness::new();
+        Self::standby_ready_with(Settings::new("us", Timing::default()))
+    }
+
+    /// [`Harness::standby_ready`] with these settings.
+    pub(super) fn standby_ready_with(settings: Settings) -> Self {
+        let mut h = Harness::with(settings);
         h.bring_to_grant();
         h
     }
@@ -456,6 +499,20 @@ impl Harness {
             ]
         );
         self.node_done(None);
+        if self.key_custody {
+            // Rule `withdraw_key_when_demoting`: the key goes after activate=false, and a read
+            // of /producer-keys confirms it.
+            for expected in [NodeCall::WithdrawKey, NodeCall::ReadKeys] {
+                let (id, call, _) = self.last_node_call();
+                assert_eq!(call, expected);
+                self.input(Input::NodeCallDone {
+                    id,
+                    call,
+                    active: None,
+                    keys: Some(NodeKeys::Placeholder),
+                });
+            }
+        }
         self.node_done(Some(false));
         let out = self.input(probed(true));
         let ttl = self.timing.lease_ttl;
@@ -465,7 +522,12 @@ impl Harness {
     /// A candidate behind `ahead` (empty: leader), with automatic answers from here on: probes
     /// ready, keep-alives acked at once, a standby node that answers at once.
     pub(super) fn candidate_behind(ahead: &[CandidateId]) -> Self {
-        let mut h = Harness::standby_ready();
+        Self::candidate_behind_with(Settings::new("us", Timing::default()), ahead)
+    }
+
+    /// [`Harness::candidate_behind`] with these settings.
+    pub(super) fn candidate_behind_with(settings: Settings, ahead: &[CandidateId]) -> Self {
+        let mut h = Harness::standby_ready_with(settings);
         h.auto_all();
         h.grant();
         h.created();
@@ -486,7 +548,15 @@ impl Harness {
     /// Leader with the node commanded active (after the full activation delay), with `behind`
     /// candidates after us. Returns the instant `SetActive` was emitted.
     pub(super) fn active_leader(behind: &[CandidateId]) -> (Self, Instant) {
-        let mut h = Harness::candidate_behind(&[]);
+        Self::active_leader_with(Settings::new("us", Timing::default()), behind)
+    }
+
+    /// [`Harness::active_leader`] with these settings.
+    pub(super) fn active_leader_with(
+        settings: Settings,
+        behind: &[CandidateId],
+    ) -> (Self, Instant) {
+        let mut h = Harness::candidate_behind_with(settings, &[]);
         let mut ids = vec![OURS];
         ids.extend_from_slice(behind);
         h.observe(view(&ids));

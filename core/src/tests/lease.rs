@@ -4,6 +4,13 @@ use super::harness::*;
 use crate::*;
 use std::time::Duration;
 
+fn resigns(h: &Harness, since: Instant) -> Vec<(Instant, Command)> {
+    h.commands_since(since)
+        .into_iter()
+        .filter(|(_, c)| is_resign(c))
+        .collect()
+}
+
 fn is_keepalive(c: &Command) -> bool {
     matches!(c, Command::KeepAlive { .. })
 }
@@ -15,7 +22,10 @@ fn lease_deadline_counts_from_grant_send_time() {
     h.grant(); // answered at 0.7 s
     // 10 s TTL x (1 - 0.01) = 9.9 s from the send time, not from the answer.
     assert_eq!(h.core.lease_deadline(), Some(ms(9_900)));
-    assert_eq!(h.core.step_down_deadline(), Some(ms(9_900 - 6_500)));
+    assert_eq!(
+        h.core.step_down_deadline(),
+        Some(ms(9_900) - h.timing.step_down_lead())
+    );
 }
 
 #[test]
@@ -30,7 +40,10 @@ fn lease_deadline_counts_from_send_time() {
     h.run_until(ms(1900));
     h.ack_keepalive();
     assert_eq!(h.core.lease_deadline(), Some(ms(1000 + 9_900)));
-    assert_eq!(h.core.step_down_deadline(), Some(ms(1000 + 9_900 - 6_500)));
+    assert_eq!(
+        h.core.step_down_deadline(),
+        Some(ms(1000 + 9_900) - h.timing.step_down_lead())
+    );
 }
 
 #[test]
@@ -95,17 +108,115 @@ fn zero_ttl_ack_loses_the_lease() {
         events(&out).as_slice(),
         [Event::LeaseLost { lease: LEASE, .. }, ..]
     ));
-    assert!(has(
-        &out,
-        &Command::Resign {
-            lease: LEASE,
-            candidate: None,
-            record: None,
-            clear_request: None,
-        }
-    ));
+    // Rule `end_dead_term` ends the lapsed term: that exact key and its lease, no record (a
+    // candidate's term claims none).
+    assert!(
+        has(
+            &out,
+            &Command::Resign {
+                lease: LEASE,
+                candidate: Some(OURS),
+                record: None,
+                clear_request: None,
+            }
+        ),
+        "{out:?}"
+    );
     assert_eq!(h.core.lease(), None);
     assert_eq!(h.core.candidate(), None);
+}
+
+/// An etcd outage interrupts a clean handover: the lease reaches its deadline while the
+/// resignation cannot get through. Rule `end_dead_term` takes the lapsed term over: its ending
+/// (key, lease, and the handover record the term may claim) is retried every keep-alive
+/// interval, so it lands within about a second of etcd's return, and the next leader need not
+/// wait for the key to expire and then its activation delay.
+#[test]
+fn a_resignation_an_outage_interrupted_is_finished_when_etcd_answers() {
+    const B1: CandidateId = CandidateId {
+        lease: 2001,
+        create_revision: 50,
+    };
+    let with_record = |c: &Command| {
+        matches!(
+            c,
+            Command::Resign {
+                lease: LEASE,
+                candidate: Some(OURS),
+                record: Some(HandoverRecord { from: OURS, .. }),
+                ..
+            }
+        )
+    };
+    let (mut h, _) = Harness::active_leader(&[B1]);
+    h.run_for(dur(3000));
+    h.auto.keepalive = KeepAlives::Fail(h.timing.etcd_request_timeout);
+    let t = h.now;
+    h.input(Input::HandoverRequested { to: None });
+    // etcd answers no resignation until it is back.
+    let mut failed = 0;
+    let mut answered = 0usize;
+    for _ in 0..400 {
+        h.run_for(dur(100));
+        let sent = resigns(&h, t);
+        for _ in answered..sent.len() {
+            h.input(Input::ResignFailed {
+                lease: LEASE,
+                reason: "etcd unreachable".into(),
+            });
+            failed += 1;
+        }
+        answered = sent.len();
+    }
+    assert_eq!(h.core.lease(), None, "the lease lapsed at its deadline");
+    assert!(failed >= 20, "retried all along: {failed}");
+    let sent = resigns(&h, t);
+    let last = sent.last().expect("resignations").clone();
+    assert!(with_record(&last.1), "{last:?}");
+    assert!(
+        h.now.saturating_duration_since(last.0) <= h.timing.keepalive_interval + dur(100),
+        "retried within a keep-alive interval: last at {}",
+        last.0
+    );
+    // etcd is back: the next attempt lands, and the term is over.
+    h.run_for(h.timing.keepalive_interval);
+    let sent = resigns(&h, t);
+    assert!(sent.len() > answered, "one more attempt");
+    h.input(Input::Resigned { lease: LEASE });
+    let after = h.now;
+    h.run_for(dur(5000));
+    assert!(
+        resigns(&h, after)
+            .iter()
+            .all(|(_, c)| !matches!(c, Command::Resign { lease: LEASE, .. })),
+        "{:?}",
+        resigns(&h, after)
+    );
+}
+
+/// A lapsed term whose key etcd no longer shows (it expired, or another leader followed) is
+/// forgotten: nothing is sent for it.
+#[test]
+fn a_lapsed_term_whose_key_is_gone_is_forgotten() {
+    let mut h = Harness::candidate_behind(&[other(1)]);
+    h.auto.keepalive = KeepAlives::Manual;
+    h.run_for(dur(1000));
+    h.observe(view(&[other(1)]));
+    let out = h.input(Input::KeepAliveAcked {
+        lease: LEASE,
+        sent_at: h.now,
+        ttl: Duration::ZERO,
+    });
+    assert!(
+        !commands(&out).iter().any(|c| matches!(
+            c,
+            Command::Resign {
+                candidate: Some(_),
+                ..
+            }
+        )),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -136,7 +247,7 @@ fn leader_losing_etcd(node: FakeNode) -> (Harness, Instant, Instant) {
     h.auto.keepalive = KeepAlives::Fail(dur(1000));
     let (last_acked, _) = h.last_command(is_keepalive).unwrap();
     let deadline = last_acked + Duration::from_millis(9_900);
-    let step_down = deadline - Duration::from_millis(6_500);
+    let step_down = deadline - h.timing.step_down_lead();
     assert_eq!(h.core.step_down_deadline(), Some(step_down));
     (h, last_acked, step_down)
 }
@@ -480,7 +591,7 @@ fn grant_retries_back_off_to_a_quarter_of_the_ttl_and_restart_when_etcd_answers(
     for _ in 0..6 {
         h.input(failed());
         let before = grant_attempts(&h).len();
-        for _ in 0..100 {
+        for _ in 0..300 {
             h.run_for(dur(10));
             if grant_attempts(&h).len() > before {
                 break;
@@ -491,10 +602,10 @@ fn grant_retries_back_off_to_a_quarter_of_the_ttl_and_restart_when_etcd_answers(
         .windows(2)
         .map(|w| w[1].saturating_duration_since(w[0]))
         .collect();
-    // 200 ms doubling, capped at a quarter of the 3 s TTL (not at 5 s).
-    assert_eq!(gaps, [200, 400, 750, 750, 750, 750].map(dur));
+    // 200 ms doubling, capped at a quarter of the 7 s TTL (not at 5 s).
+    assert_eq!(gaps, [200, 400, 800, 1600, 1750, 1750].map(dur));
 
-    // etcd answers a read while the next grant waits its 750 ms: it comes 200 ms later.
+    // etcd answers a read while the next grant waits its 1.75 s: it comes 200 ms later.
     h.input(failed());
     h.run_for(dur(100));
     let read_at = h.now;

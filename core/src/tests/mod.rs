@@ -9,6 +9,7 @@
 mod harness;
 
 mod activation;
+mod custody;
 mod dead_term;
 mod excluded;
 mod half_broken;

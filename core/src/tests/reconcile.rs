@@ -135,6 +135,7 @@ fn a_read_older_than_the_activation_proves_nothing() {
         id: id - 1,
         call: NodeCall::ReadMode,
         active: Some(false),
+        keys: None,
     });
     assert!(!h.core.node_standby_confirmed());
     assert!(h.core.node_active_commanded());

@@ -20,6 +20,7 @@ fn our_record() -> Option<HandoverRecord> {
     Some(HandoverRecord {
         from: OURS,
         value: "us".into(),
+        key_withdrawn: false,
     })
 }
 

@@ -17,15 +17,15 @@ fn resigns(h: &Harness, since: Instant) -> Vec<(Instant, Command)> {
 
 #[test]
 fn unready_leader_demotes_confirms_then_resigns_with_record() {
-    let (mut h, activated) = Harness::active_leader(&[BEHIND]); // active at 8.9 s
-    h.run_until(ms(10_100)); // probes at whole seconds, all good so far
+    let (mut h, activated) = Harness::active_leader(&[BEHIND]); // active at 13.7 s
+    h.run_until(ms(14_100)); // probes at whole seconds, all good so far
     h.auto.node.as_mut().unwrap().drain = dur(1000);
     h.auto.probe = Some(false);
     let since = h.now;
-    h.run_until(ms(12_600)); // failures at 11 s and 12 s: nothing changes
+    h.run_until(ms(16_600)); // failures at 15 s and 16 s: nothing changes
     assert_eq!(h.mode_commands_since(activated).len(), 1);
-    h.run_until(ms(13_000)); // the third failure reaches the threshold
-    let unready_at = ms(13_000);
+    h.run_until(ms(17_000)); // the third failure reaches the threshold
+    let unready_at = ms(17_000);
     assert_eq!(h.core.readiness(), Readiness::Unready);
     assert_eq!(
         h.mode_commands_since(since),
@@ -49,7 +49,8 @@ fn unready_leader_demotes_confirms_then_resigns_with_record() {
                 candidate: Some(OURS),
                 record: Some(HandoverRecord {
                     from: OURS,
-                    value: "us".into()
+                    value: "us".into(),
+                    key_withdrawn: false,
                 }),
                 clear_request: None,
             }

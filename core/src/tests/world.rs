@@ -5,8 +5,8 @@
 //! the real driver enforces with its timeouts (`node_timeout`, `etcd_request_timeout`).
 //!
 //! The world also keeps one piece of truth the core cannot see: until when a previous leader's
-//! node may still be active (`danger_until`), so a property can check that the core never
-//! activates over it.
+//! node may still sign for a slot ours would use (`danger_until`), so a property can check that
+//! the core never activates over it.
 //!
 //! One cohesive job in one file: etcd, the node and the operator share one event queue and
 //! clock and answer each other's effects (a lease expiry publishes a watch event, a crash of
@@ -109,6 +109,10 @@ pub(super) struct World {
     keepalive_losses: u32,
     // node
     node_active: bool,
+    /// Key custody: the node holds the operator's key (it starts with it when misconfigured to
+    /// start active, as if it booted with the real key).
+    operator_key: bool,
+    key_custody: bool,
     drained_at: Instant,
     unready_until: Instant,
     hung_until: Instant,
@@ -118,7 +122,10 @@ pub(super) struct World {
     /// The node broke its promises (restarted, hung): a fence may be right.
     pub node_misbehaved: bool,
     // truth
-    /// A previous leader's node may be active until then (it crashed while leading).
+    /// Activating before then lets our node sign a height and round a previous leader's node
+    /// may sign too: it crashed while leading (it signs until its supervisor's command drained,
+    /// and our node would use that slot within the tolerated overtime), or it handed over
+    /// cleanly just now (its last slot, rule `wait_out_last_slot`).
     pub danger_until: Instant,
     pub exited: bool,
 }
@@ -147,6 +154,8 @@ impl World {
             outage_until: Instant::ZERO,
             keepalive_losses: 0,
             node_active: sc.node_starts_active,
+            operator_key: sc.node_starts_active,
+            key_custody: sc.key_custody(),
             drained_at: Instant::ZERO,
             unready_until: Instant::ZERO,
             hung_until: Instant::ZERO,
@@ -164,6 +173,11 @@ impl World {
             w.at(Instant::from_millis(at.into()), Event::Happen(h));
         }
         w
+    }
+
+    /// Key custody is on in this world.
+    pub(super) fn key_custody(&self) -> bool {
+        self.key_custody
     }
 
     /// Every run of the fence succeeds in this world.
@@ -474,22 +488,37 @@ impl World {
 
     /// Another candidate leaves. A leader that leaves cleanly writes a handover record, but
     /// only once every earlier leader's node is known standby (it passed its own activation
-    /// gate); one that crashes leaves its node possibly active for restart + drain bound.
+    /// gate), and its own node, proven standby by a read just now, may still sign for its last
+    /// slot; one that crashes leaves its node possibly signing for restart + drain bound. In
+    /// both cases a node of ours that prepares within the slot clearance (tolerated overtime
+    /// and clock offset) of that slot's start signs it again.
     fn remove_other(&mut self, id: CandidateId, clean: bool) {
         let Some(pos) = self.keys.iter().position(|k| k.id == id) else {
             return;
         };
         let key = self.keys.remove(pos);
+        let clearance = self.timing.slot_clearance();
         if pos == 0 {
             if !clean {
-                let until = self.now + self.timing.restart_bound + self.timing.drain_bound;
+                let until =
+                    self.now + self.timing.restart_bound + self.timing.drain_bound + clearance;
                 self.danger_until = self.danger_until.max(until);
             } else if self.now >= self.danger_until {
+                // With key custody the leaver withdrew its key before the record: its node
+                // signed for the last time before now.
+                let key_withdrawn = self.key_custody;
                 self.record = Some(HandoverRecord {
                     from: key.id,
                     value: key.value,
+                    key_withdrawn,
                 });
                 self.request = None;
+                let last_slot = if key_withdrawn {
+                    Duration::ZERO
+                } else {
+                    self.timing.last_slot_after_standby_read()
+                };
+                self.danger_until = self.now + last_slot + clearance;
             }
         }
         self.revision += 1;
@@ -600,6 +629,8 @@ impl World {
             Happening::NodeRestarts { active } => {
                 self.node_misbehaved = true;
                 self.node_active = active;
+                // Its configuration: the placeholder key, or, misconfigured, the real one.
+                self.operator_key = active;
                 self.drained_at = Instant::ZERO;
                 self.unready_until = self.unready_until.max(now + Duration::from_secs(2));
             }
@@ -610,6 +641,7 @@ impl World {
             Happening::NodeDies { ms: d } => {
                 self.node_misbehaved = true;
                 self.node_active = false;
+                self.operator_key = false;
                 self.drained_at = Instant::ZERO;
                 self.dead_until = self.dead_until.max(now + ms(d.into()));
             }
@@ -680,7 +712,25 @@ impl World {
                 None
             }
             NodeCall::ReadMode => Some(self.node_active || now < self.drained_at),
+            NodeCall::InstallKey => {
+                self.operator_key = true;
+                None
+            }
+            NodeCall::WithdrawKey => {
+                self.operator_key = false;
+                None
+            }
+            NodeCall::ReadKeys => None,
         };
+        let keys = matches!(
+            call,
+            NodeCall::InstallKey | NodeCall::WithdrawKey | NodeCall::ReadKeys
+        )
+        .then_some(if self.operator_key {
+            NodeKeys::Operator
+        } else {
+            NodeKeys::Placeholder
+        });
         let answer = if fail {
             Input::NodeCallFailed {
                 id,
@@ -688,7 +738,12 @@ impl World {
                 reason: "bad answer".into(),
             }
         } else {
-            Input::NodeCallDone { id, call, active }
+            Input::NodeCallDone {
+                id,
+                call,
+                active,
+                keys,
+            }
         };
         self.at(answer_at, Event::Deliver(answer));
     }

@@ -8,9 +8,11 @@
 //! default and help; the logic that reads them is in `cli.rs`.
 
 use super::urls::{check_endpoints, check_key, node_url};
+use crate::custody::KeyCustody;
 use crate::etcd::EtcdOptions;
 use clap::{Args, ValueEnum};
 use elector_core::Timing;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -185,6 +187,55 @@ pub struct NodeTimeout {
     pub node_timeout: Duration,
 }
 
+/// The chain's slot, as the node's consensus uses it: the defaults are mainnet's since the
+/// Wake upgrade. The elector derives its waits from them (docs/safety.md, "Slots").
+#[derive(Args, Debug, Clone)]
+pub struct ChainSlot {
+    /// The chain's block interval: one slot (iotex-core's blockInterval; 5s before the Wake upgrade). The node holds activate=false until the slot in progress starts
+    #[arg(long, env = "ELECTOR_BLOCK_INTERVAL", value_parser = duration, default_value = "2500ms", help_heading = "Chain")]
+    pub block_interval: Duration,
+}
+
+/// Key custody: the node runs with a placeholder key, and the elector installs the operator's
+/// key only while its replica leads (docs/operations.md, "Key custody").
+#[derive(Args, Debug, Clone, Default)]
+pub struct KeyCustodyArgs {
+    /// The operator's producer private key (64 hex digits, mode 600): installed into the node only while this replica may have it active, withdrawn whenever it demotes. Needs iotex-core v2.5.0 or later, --placeholder-key-file and --admin-token-file
+    #[arg(long, env = "ELECTOR_PRODUCER_KEY_FILE", help_heading = "Key custody")]
+    pub producer_key_file: Option<PathBuf>,
+    /// This replica's placeholder private key (64 hex digits, mode 600): its node's configured producerPrivKey, no delegate's key; put back whenever the operator's key is withdrawn
+    #[arg(
+        long,
+        env = "ELECTOR_PLACEHOLDER_KEY_FILE",
+        help_heading = "Key custody"
+    )]
+    pub placeholder_key_file: Option<PathBuf>,
+    /// The node's admin token, its IOTEX_ADMIN_TOKEN (mode 600), sent as Authorization: Bearer to /producer-keys
+    #[arg(long, env = "ELECTOR_ADMIN_TOKEN_FILE", help_heading = "Key custody")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl KeyCustodyArgs {
+    /// The keys and token of the three flags, or none without them; all three or none.
+    pub fn load(&self) -> Result<Option<KeyCustody>, String> {
+        match (
+            &self.producer_key_file,
+            &self.placeholder_key_file,
+            &self.admin_token_file,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(key), Some(placeholder), Some(token)) => {
+                KeyCustody::load(key, placeholder, token).map(Some)
+            }
+            _ => Err(
+                "key custody needs all three of --producer-key-file, --placeholder-key-file \
+                 and --admin-token-file"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// `--confirm-poll-interval`: how often standby is re-read until it is confirmed.
 #[derive(Args, Debug, Clone)]
 pub struct ConfirmPoll {
@@ -233,6 +284,39 @@ pub struct StatusArgs {
     /// Print JSON (one object) instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Show the set again every INTERVAL until Ctrl-C (or --watch-for); with --json one object per line
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = duration)]
+    pub watch: Option<Duration>,
+    /// With --watch: stop after this long
+    #[arg(long, value_parser = duration, default_value = "1h")]
+    pub watch_for: Duration,
+    /// Read etcd only: do not ask each elector's /status (the URL in its record) to cross-check its record
+    #[arg(long)]
+    pub no_live: bool,
+}
+
+impl StatusArgs {
+    /// Checks what clap cannot; normalizes the etcd endpoints.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.etcd.validate()?;
+        if let Some(interval) = self.watch {
+            positive("--watch", interval)?;
+        }
+        positive("--watch-for", self.watch_for)
+    }
+}
+
+/// `elector history`.
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Print JSON (one object) instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most this many of the newest events
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
 }
 
 /// `elector handover`.
@@ -246,6 +330,9 @@ pub struct HandoverArgs {
     /// Give up (and withdraw the request) after this long
     #[arg(long, value_parser = duration, default_value = "60s")]
     pub timeout: Duration,
+    /// Hand over even when the successor has no elector registry record (a Go elector or an etcdctl candidate), or the registry cannot be read
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl HandoverArgs {
@@ -276,6 +363,9 @@ pub struct ExcludeArgs {
     /// Return once the exclusion is stored, without waiting for the replica to leave
     #[arg(long)]
     pub no_wait: bool,
+    /// Store the exclusion even when no replica has VALUE (no registry record, no candidate key), or the registry cannot be read
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ExcludeArgs {
@@ -336,9 +426,16 @@ pub struct ForceStandbyArgs {
     #[command(flatten)]
     pub node: NodeAdmin,
     #[command(flatten)]
+    pub custody: KeyCustodyArgs,
+    #[command(flatten)]
     pub node_timeout: NodeTimeout,
     #[command(flatten)]
+    pub chain: ChainSlot,
+    #[command(flatten)]
     pub confirm_poll: ConfirmPoll,
+    /// The elector's --profile: the defaults of --node-timeout, --block-interval and --confirm-poll-interval
+    #[arg(long, env = "ELECTOR_PROFILE", value_enum, default_value = "default")]
+    pub profile: Profile,
     /// Give up confirming standby after this long: at least the node's drain time
     #[arg(long, env = "ELECTOR_FORCE_STANDBY_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub timeout: Duration,
@@ -355,6 +452,20 @@ pub struct ForceStandbyArgs {
 }
 
 impl ForceStandbyArgs {
+    /// Takes the timing flags not given (`explicit`: the clap ids given) from `--profile`.
+    pub fn apply_profile(&mut self, explicit: &BTreeSet<String>) {
+        let profile = self.profile.timing();
+        if !explicit.contains("node_timeout") {
+            self.node_timeout.node_timeout = profile.node_timeout;
+        }
+        if !explicit.contains("block_interval") {
+            self.chain.block_interval = profile.block_interval;
+        }
+        if !explicit.contains("confirm_poll_interval") {
+            self.confirm_poll.confirm_poll_interval = profile.confirm_poll_interval;
+        }
+    }
+
     /// Our value: `--value`, else the host name (as the run command).
     pub fn value(&self) -> String {
         self.value.clone().unwrap_or_else(host_name)
@@ -365,11 +476,13 @@ impl ForceStandbyArgs {
         node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
         self.etcd.validate()?;
         positive("--node-timeout", self.node_timeout.node_timeout)?;
+        positive("--block-interval", self.chain.block_interval)?;
         positive(
             "--confirm-poll-interval",
             self.confirm_poll.confirm_poll_interval,
         )?;
         positive("--timeout", self.timeout)?;
+        self.custody.load()?;
         self.fence.validate()
     }
 }
@@ -380,6 +493,43 @@ pub enum LogFormat {
     Human,
     Json,
 }
+
+/// `--profile`: a named timing, the defaults of every timing flag not given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// The defaults: a 10 s lease.
+    #[default]
+    Default,
+    /// The fast profile of docs/safety.md: a 7 s lease, 300 ms etcd timings, for an etcd
+    /// that answers within 300 ms.
+    Fast,
+}
+
+impl Profile {
+    /// The profile's timing, every derived value included.
+    pub fn timing(self) -> Timing {
+        match self {
+            Profile::Default => Timing::default(),
+            Profile::Fast => Timing::fast_profile(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Fast => "fast",
+        }
+    }
+}
+
+/// `--profile`'s help: what the fast profile sets (a test keeps it equal to
+/// `Timing::fast_profile()`).
+pub const PROFILE_HELP: &str = "Timing profile: the default of every timing flag not given \
+    (a flag or ELECTOR_* variable wins over it). default: a 10s lease. fast: --ttl 7s \
+    --keepalive-interval 300ms --etcd-timeout 300ms --safety-margin 600ms --node-timeout 150ms \
+    --confirm-poll-interval 100ms --restart-bound 2s --node-lost-after 5s, for an etcd that \
+    answers within 300ms (failover after a crash in about 18s instead of 24s). Give every \
+    replica the same";
 
 /// The running elector's flags (no subcommand; also `elector check`).
 #[derive(Args, Debug, Clone)]
@@ -408,6 +558,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub security: EtcdSecurity,
 
+    #[arg(long, env = "ELECTOR_PROFILE", value_enum, default_value = "default", help = PROFILE_HELP, help_heading = "Timing")]
+    pub profile: Profile,
+
     /// Lease TTL requested from etcd; failover after a crash takes about this plus the activation delay
     #[arg(long, env = "ELECTOR_TTL", value_parser = duration, default_value = "10s", help_heading = "Timing")]
     pub ttl: Duration,
@@ -418,9 +571,9 @@ pub struct RunArgs {
     // (every later flag here names its heading).
     #[command(flatten, next_help_heading = "Timing")]
     pub etcd_timeout: EtcdTimeout,
-    /// Longest time the node keeps reporting active after activate=false (its round)
-    #[arg(long, env = "ELECTOR_DRAIN_BOUND", value_parser = duration, default_value = "5s", help_heading = "Timing")]
-    pub drain_bound: Duration,
+    /// Longest time after activate=false reaches the node until it made its last signature and reads standby [default: 2 x --block-interval + --unmatched-event-interval, 5.1s]
+    #[arg(long, env = "ELECTOR_DRAIN_BOUND", value_parser = duration, help_heading = "Timing")]
+    pub drain_bound: Option<Duration>,
     /// Largest clock rate difference between this host and etcd (0.01 = 1%)
     #[arg(
         long,
@@ -459,16 +612,36 @@ pub struct RunArgs {
     /// How long a leader waits for a named handover target to be next in line
     #[arg(long, env = "ELECTOR_HANDOVER_TIMEOUT", value_parser = duration, default_value = "30s", help_heading = "Timing")]
     pub handover_timeout: Duration,
-    /// Directory where the elector keeps its current term, so that after a crash its restart ends that term early [default: $STATE_DIRECTORY, set by systemd's StateDirectory=]
+    /// Directory where the elector keeps (and locks) its current term, so that after a crash its restart or force-standby ends that term early [default: $STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/elector for root, else $XDG_STATE_HOME/elector or ~/.local/state/elector]
     #[arg(long, env = "ELECTOR_STATE_DIR", help_heading = "Operations")]
     pub state_dir: Option<PathBuf>,
+    /// Do not start the watcher process that commands the node standby when this elector dies or hangs; only for setups where something else does (the watcher is off anyway under systemd, `elector supervise`, and as a container's PID 1)
+    #[arg(long, env = "ELECTOR_NO_WATCHER", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Operations")]
+    pub no_watcher: bool,
     /// A leader whose node has not read active for this long gives way to another candidate (after proving the node standby)
     #[arg(long, env = "ELECTOR_NODE_LOST_AFTER", value_parser = duration, default_value = "10s", help_heading = "Timing")]
     pub node_lost_after: Duration,
 
+    #[command(flatten)]
+    pub chain: ChainSlot,
+    #[command(flatten)]
+    pub custody: KeyCustodyArgs,
+    /// How far into a slot a node that prepares still signs for it (iotex-core's toleratedOvertime)
+    #[arg(long, env = "ELECTOR_TOLERATED_OVERTIME", value_parser = duration, default_value = "2s", help_heading = "Chain")]
+    pub tolerated_overtime: Duration,
+    /// How often the node retries a consensus event that matches nothing (iotex-core's unmatchedEventInterval)
+    #[arg(long, env = "ELECTOR_UNMATCHED_EVENT_INTERVAL", value_parser = duration, default_value = "100ms", help_heading = "Chain")]
+    pub unmatched_event_interval: Duration,
+    /// Largest difference between two replicas' wall clocks, by which their nodes place slots (NTP)
+    #[arg(long, env = "ELECTOR_MAX_CLOCK_OFFSET", value_parser = duration, default_value = "100ms", help_heading = "Chain")]
+    pub max_clock_offset: Duration,
+
     // Listed under "Operations" (the later flags name their headings).
     #[command(flatten, next_help_heading = "Operations")]
     pub fence: FenceArgs,
+    /// The node's config.yaml, read at start: what does not fit the HA setup (system.active, the admin port, with key custody the placeholder producer key) is logged, and a fingerprint of its network.masterKey (never the key) is published so that replicas sharing a p2p identity are flagged; `elector check` judges it in full
+    #[arg(long, env = "ELECTOR_NODE_CONFIG", help_heading = "Operations")]
+    pub node_config: Option<PathBuf>,
     /// Address of the /status, /metrics and /healthz server, or "off"
     #[arg(long, env = "ELECTOR_STATUS_ADDR", default_value = "127.0.0.1:9901", value_parser = status_addr, help_heading = "Operations")]
     pub status_addr: StatusAddr,
@@ -485,7 +658,35 @@ pub struct RunArgs {
         help_heading = "Operations"
     )]
     pub log_format: LogFormat,
+
+    /// The timing flags given on the command line or as `ELECTOR_*` variables (by clap id,
+    /// `ttl`, `node_timeout`, ...): the others take `--profile`'s values. Filled by
+    /// [`crate::cli::parse`].
+    #[arg(skip)]
+    pub explicit: BTreeSet<String>,
 }
+
+/// The timing flags a profile sets, by clap id (the field's name), with their flag: every
+/// timing flag but the two derived ones (`--drain-bound`, `--activation-delay`).
+pub const PROFILE_FLAGS: [(&str, &str); 17] = [
+    ("ttl", "--ttl"),
+    ("keepalive_interval", "--keepalive-interval"),
+    ("etcd_timeout", "--etcd-timeout"),
+    ("max_clock_drift", "--max-clock-drift"),
+    ("safety_margin", "--safety-margin"),
+    ("node_timeout", "--node-timeout"),
+    ("node_check_interval", "--node-check-interval"),
+    ("confirm_poll_interval", "--confirm-poll-interval"),
+    ("probe_interval", "--probe-interval"),
+    ("unready_threshold", "--unready-threshold"),
+    ("restart_bound", "--restart-bound"),
+    ("handover_timeout", "--handover-timeout"),
+    ("node_lost_after", "--node-lost-after"),
+    ("block_interval", "--block-interval"),
+    ("tolerated_overtime", "--tolerated-overtime"),
+    ("unmatched_event_interval", "--unmatched-event-interval"),
+    ("max_clock_offset", "--max-clock-offset"),
+];
 
 /// `--status-addr`: an address, or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -517,13 +718,98 @@ fn positive(flag: &str, value: Duration) -> Result<(), String> {
 }
 
 impl RunArgs {
-    /// The timing configuration, validated against docs/safety.md.
-    pub fn timing(&self) -> Result<Timing, String> {
-        let mut timing = Timing {
+    /// Takes the timing flags not given (`explicit` holds the clap ids of those given) from
+    /// `--profile`, and remembers which were given.
+    pub fn apply_profile(&mut self, explicit: BTreeSet<String>) {
+        let profile = self.profile.timing();
+        let default = |id: &str| !explicit.contains(id);
+        if default("ttl") {
+            self.ttl = profile.lease_ttl;
+        }
+        if default("keepalive_interval") {
+            self.keepalive_interval = profile.keepalive_interval;
+        }
+        if default("etcd_timeout") {
+            self.etcd_timeout.etcd_timeout = profile.etcd_request_timeout;
+        }
+        if default("max_clock_drift") {
+            self.max_clock_drift = profile.max_clock_drift;
+        }
+        if default("safety_margin") {
+            self.safety_margin = profile.safety_margin;
+        }
+        if default("node_timeout") {
+            self.node_timeout.node_timeout = profile.node_timeout;
+        }
+        if default("node_check_interval") {
+            self.node_check_interval = profile.node_check_interval;
+        }
+        if default("confirm_poll_interval") {
+            self.confirm_poll.confirm_poll_interval = profile.confirm_poll_interval;
+        }
+        if default("probe_interval") {
+            self.probe_interval = profile.probe_interval;
+        }
+        if default("unready_threshold") {
+            self.unready_threshold = profile.unready_threshold;
+        }
+        if default("restart_bound") {
+            self.restart_bound = profile.restart_bound;
+        }
+        if default("handover_timeout") {
+            self.handover_timeout = profile.handover_timeout;
+        }
+        if default("node_lost_after") {
+            self.node_lost_after = profile.node_lost_after;
+        }
+        if default("block_interval") {
+            self.chain.block_interval = profile.block_interval;
+        }
+        if default("tolerated_overtime") {
+            self.tolerated_overtime = profile.tolerated_overtime;
+        }
+        if default("unmatched_event_interval") {
+            self.unmatched_event_interval = profile.unmatched_event_interval;
+        }
+        if default("max_clock_offset") {
+            self.max_clock_offset = profile.max_clock_offset;
+        }
+        self.explicit = explicit;
+    }
+
+    /// The timing flags given that override a value of `--profile fast` (for a warning: a
+    /// replica meant to run the profile does not quite).
+    pub fn profile_overrides(&self) -> Vec<&'static str> {
+        if self.profile == Profile::Default {
+            return Vec::new();
+        }
+        let Ok(ours) = self.timing() else {
+            return Vec::new();
+        };
+        let profile = self.profile.timing();
+        crate::cli::timing_values(&ours)
+            .into_iter()
+            .zip(crate::cli::timing_values(&profile))
+            .filter(|((_, a), (_, b))| a != b)
+            .filter_map(|((name, _), _)| crate::cli::flag_of_field(name))
+            .filter(|flag| {
+                PROFILE_FLAGS
+                    .iter()
+                    .any(|(id, f)| f == flag && self.explicit.contains(*id))
+                    || (*flag == "--drain-bound" && self.drain_bound.is_some())
+                    || (*flag == "--activation-delay" && self.activation_delay.is_some())
+            })
+            .collect()
+    }
+
+    /// The timing before the derived values: every flag as given or defaulted, the drain
+    /// bound and the activation delay zero.
+    pub fn base_timing(&self) -> Timing {
+        Timing {
             lease_ttl: self.ttl,
             keepalive_interval: self.keepalive_interval,
             etcd_request_timeout: self.etcd_timeout.etcd_timeout,
-            drain_bound: self.drain_bound,
+            drain_bound: Duration::ZERO,
             max_clock_drift: self.max_clock_drift,
             safety_margin: self.safety_margin,
             node_timeout: self.node_timeout.node_timeout,
@@ -535,23 +821,43 @@ impl RunArgs {
             activation_delay: Duration::ZERO,
             handover_timeout: self.handover_timeout,
             node_lost_after: self.node_lost_after,
-        };
-        timing.activation_delay = self
-            .activation_delay
-            .unwrap_or_else(|| timing.minimum_activation_delay());
-        timing.validate().map_err(|e| e.to_string())?;
-        Ok(timing)
+            block_interval: self.chain.block_interval,
+            tolerated_overtime: self.tolerated_overtime,
+            unmatched_event_interval: self.unmatched_event_interval,
+            max_clock_offset: self.max_clock_offset,
+        }
+    }
+
+    /// The timing configuration, validated against docs/safety.md. An error names the
+    /// inequality, the flags in it with their values, and a value of one flag that works
+    /// ([`crate::cli::explain_timing`]).
+    pub fn timing(&self) -> Result<Timing, String> {
+        let timing = derive_timing(self.base_timing(), self.drain_bound, self.activation_delay);
+        match timing.validate() {
+            Ok(()) => Ok(timing),
+            Err(error) => Err(crate::cli::explain_timing(&error, self)),
+        }
     }
 
     /// What is allowed but probably not meant; logged as warnings at start-up and printed by
     /// `elector check`.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        let overrides = self.profile_overrides();
+        if !overrides.is_empty() {
+            warnings.push(format!(
+                "--profile {} is overridden by {} (given as flags or ELECTOR_* variables): this \
+                 replica does not run the profile as it is; every replica of the election must \
+                 run the same timing (elector status flags TIMING-MISMATCH)",
+                self.profile.as_str(),
+                overrides.join(", ")
+            ));
+        }
         if self.ttl > TTL_WARN_ABOVE {
             warnings.push(format!(
                 "--ttl {} is above {}: after a crash, failover takes about the TTL plus the \
                  activation delay, which grows with the TTL (about twice the TTL in all); a TTL \
-                 of 10s (the default) or 3s (the fast profile) is usual",
+                 of 10s (the default) or 7s (--profile fast) is usual",
                 humantime::format_duration(self.ttl),
                 humantime::format_duration(TTL_WARN_ABOVE)
             ));
@@ -574,22 +880,65 @@ impl RunArgs {
         &self.election.key
     }
 
-    /// Checks what clap cannot: URLs and the key; normalizes the etcd endpoints.
+    /// Checks what clap cannot: URLs and the key; normalizes the etcd endpoints. The first
+    /// problem found (see [`RunArgs::problems`] for all of them).
     pub fn validate(&mut self) -> Result<(), String> {
-        check_endpoints(&mut self.endpoints.etcd)?;
-        node_url("--iotex-admin", &self.node.iotex_admin, "/ha")?;
-        node_url("--iotex-probe", &self.iotex_probe, "/readiness")?;
-        check_key(&self.election.key)?;
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of the flags, each one line naming its flag: URLs, the key, the value,
+    /// the registry refresh, the key custody files, the fence, and the timing. Normalizes the
+    /// etcd endpoints.
+    pub fn problems(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut note = |checked: Result<(), String>| {
+            if let Err(problem) = checked {
+                problems.push(problem);
+            }
+        };
+        note(check_endpoints(&mut self.endpoints.etcd));
+        note(node_url("--iotex-admin", &self.node.iotex_admin, "/ha").map(drop));
+        note(node_url("--iotex-probe", &self.iotex_probe, "/readiness").map(drop));
+        note(check_key(&self.election.key));
         if self.value().is_empty() {
-            return Err("--value: must not be empty".into());
+            note(Err("--value: must not be empty".into()));
         }
         if self.registry_refresh < crate::registry::MIN_WRITE_GAP {
-            return Err(format!(
+            note(Err(format!(
                 "--registry-refresh: must be at least {} (the registry writes at most once a second)",
                 humantime::format_duration(crate::registry::MIN_WRITE_GAP)
-            ));
+            )));
         }
-        self.fence.validate()
+        note(self.custody.load().map(drop));
+        note(self.fence.validate());
+        if let Some(path) = &self.node_config {
+            note(crate::node_config::NodeConfig::read(path).map(drop));
+        }
+        note(self.timing().map(drop));
+        problems
+    }
+
+    /// What the node's configuration must agree with, from these flags.
+    pub fn node_config_expectations<'a>(
+        &'a self,
+        custody: Option<&'a crate::custody::KeyCustody>,
+        others: Option<&'a [(String, String)]>,
+    ) -> crate::node_config::Expected<'a> {
+        let port = |url: &str| {
+            url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.port_or_known_default())
+        };
+        crate::node_config::Expected {
+            admin_port: port(&self.node.iotex_admin),
+            probe_port: port(&self.iotex_probe),
+            custody,
+            others,
+            election_key: self.key(),
+        }
     }
 
     /// The connection flags alone, as the operator commands take them.
@@ -611,6 +960,18 @@ impl RunArgs {
     }
 }
 
+/// `base` with its derived values: the drain bound (`--drain-bound`, else the consensus tail)
+/// and the activation delay (`--activation-delay`, else the smallest safe one).
+pub fn derive_timing(
+    mut base: Timing,
+    drain_bound: Option<Duration>,
+    activation_delay: Option<Duration>,
+) -> Timing {
+    base.drain_bound = drain_bound.unwrap_or_else(|| base.consensus_tail());
+    base.activation_delay = activation_delay.unwrap_or_else(|| base.minimum_activation_delay());
+    base
+}
+
 /// This host's name: the default `--value`, and the host in the registry record.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -619,6 +980,21 @@ pub fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "default".to_string())
+}
+
+/// The hidden `elector watch`: the watcher process a bare-run elector starts beside itself
+/// (`watcher` in the binary). Not for operators: the elector passes these.
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// The elector process to watch (the parent): killed if its pings stop
+    #[arg(long)]
+    pub elector_pid: u32,
+    /// Kill the elector when it sends no ping for this long
+    #[arg(long, value_parser = duration)]
+    pub watchdog: Duration,
+    /// The elector's flags, as `elector` took them (ELECTOR_* variables are inherited)
+    #[arg(last = true, value_name = "ELECTOR FLAGS")]
+    pub elector: Vec<String>,
 }
 
 /// `elector supervise`: its own flags, then the elector's after `--`.

@@ -40,12 +40,13 @@ fn go_flags_work() {
 #[test]
 fn conventional_flags_and_lists() {
     let a = run(
-        "--etcd http://a:2379,http://b:2379 --ttl 3s --keepalive-interval 300ms --etcd-timeout 300ms --drain-bound 700ms --safety-margin 500ms --node-timeout 150ms --confirm-poll-interval 100ms --restart-bound 2s",
+        "--etcd http://a:2379,http://b:2379 --ttl 7s --keepalive-interval 300ms --etcd-timeout 300ms --safety-margin 600ms --node-timeout 150ms --confirm-poll-interval 100ms --restart-bound 2s",
     );
     assert_eq!(a.endpoints().len(), 2);
     let t = a.timing().unwrap();
-    assert_eq!(t.lease_ttl, Duration::from_secs(3));
+    assert_eq!(t.lease_ttl, Duration::from_secs(7));
     assert_eq!(t.activation_delay, t.minimum_activation_delay());
+    assert_eq!(t.drain_bound, t.consensus_tail());
 }
 
 #[test]
@@ -66,6 +67,9 @@ fn bad_input_is_one_line() {
         ("--bogus", "--bogus"),
         ("--iotex-admin 127.0.0.1:9009", "is not an http:// URL"),
         ("--ttl 9s", "renewal_window"),
+        ("--drain-bound 5s", "drain_covers_consensus_tail"),
+        // The drain follows the slot (10.1 s): the 10 s lease is too short for it.
+        ("--block-interval 5s", "renewal_window"),
         (
             "--safety-margin 100ms",
             "margin_covers_standby_confirmation",
@@ -75,7 +79,7 @@ fn bad_input_is_one_line() {
             "activation_delay_covers_dead_leader",
         ),
         (
-            "--activation-delay 8.5s",
+            "--activation-delay 11s",
             "activation_delay_covers_early_revocation",
         ),
         ("--status-addr nowhere", "not an address"),
@@ -347,9 +351,9 @@ fn the_readme_typo_is_refused_with_the_fix() {
 #[test]
 fn check_takes_the_running_elector_flags() {
     match operation(
-        "check -etcd=127.0.0.1:2379 --iotexAdmin=http://127.0.0.1:9019 --ttl 3s \
-         --keepalive-interval 300ms --etcd-timeout 300ms --drain-bound 700ms \
-         --safety-margin 500ms --node-timeout 150ms --confirm-poll-interval 100ms \
+        "check -etcd=127.0.0.1:2379 --iotexAdmin=http://127.0.0.1:9019 --ttl 7s \
+         --keepalive-interval 300ms --etcd-timeout 300ms \
+         --safety-margin 600ms --node-timeout 150ms --confirm-poll-interval 100ms \
          --restart-bound 2s --node-lost-after 5s --status-addr off --log-format json",
     ) {
         Operation::Check(a) => {
@@ -363,6 +367,37 @@ fn check_takes_the_running_elector_flags() {
     // The elector's start-up checks apply.
     assert!(error("check --ttl 9s").contains("renewal_window"));
     assert!(error("check --iotex-probe http://").contains("--iotex-probe"));
+}
+
+#[test]
+fn the_chain_flags_move_the_drain_and_the_delays() {
+    // Before the Wake upgrade: 5 s slots. The drain follows (2 x 5 s + 100 ms); a 10 s lease
+    // cannot hold it, nor a 14 s one; a 17 s one can.
+    let e = error("--block-interval 5s --ttl 14s");
+    assert!(e.contains("renewal_window"), "{e}");
+    let t = run("--block-interval 5s --ttl 17s").timing().unwrap();
+    assert_eq!(t.drain_bound, Duration::from_millis(10_100));
+    assert_eq!(t.block_interval, Duration::from_secs(5));
+    assert!(t.handover_delay() > Timing::default().handover_delay());
+    let t = run("--tolerated-overtime 1s --unmatched-event-interval 50ms --max-clock-offset 10ms")
+        .timing()
+        .unwrap();
+    assert_eq!(t.tolerated_overtime, Duration::from_secs(1));
+    assert_eq!(t.drain_bound, Duration::from_millis(5050));
+    assert_eq!(t.max_clock_offset, Duration::from_millis(10));
+}
+
+#[test]
+fn key_custody_takes_all_three_files_or_none() {
+    assert!(run("").custody.load().unwrap().is_none());
+    let e = error("--producer-key-file /nonexistent/key");
+    assert!(e.contains("all three"), "{e}");
+    let e = error(
+        "--producer-key-file /nonexistent/a --placeholder-key-file /nonexistent/b \
+         --admin-token-file /nonexistent/c",
+    );
+    assert!(e.contains("--producer-key-file /nonexistent/a"), "{e}");
+    assert!(!e.contains('\n'), "{e:?}");
 }
 
 #[test]
@@ -384,4 +419,208 @@ fn the_registry_refresh_defaults_to_the_registry_constant_and_refuses_sub_second
     );
     let refused = error("--registry-refresh 200ms");
     assert!(refused.contains("--registry-refresh"), "{refused}");
+}
+
+#[test]
+fn the_log_format_of_a_line_that_does_not_parse_is_found_anyway() {
+    for line in [
+        "--log-format json --ttl=nonsense",
+        "-log-format=json --no-such-flag",
+        "--ttl 1s --log-format=JSON",
+        "supervise -- --log-format json --ttl x",
+    ] {
+        assert_eq!(
+            requested_log_format(&args(line), None),
+            LogFormat::Json,
+            "{line}"
+        );
+    }
+    assert_eq!(
+        requested_log_format(&args("--ttl=x"), Some("json")),
+        LogFormat::Json
+    );
+    // The command line wins over the variable, as clap takes them.
+    assert_eq!(
+        requested_log_format(&args("--log-format human"), Some("json")),
+        LogFormat::Human
+    );
+    assert_eq!(
+        requested_log_format(&args("--log-format"), None),
+        LogFormat::Human
+    );
+    assert_eq!(
+        requested_log_format(&args("--value log-format=json"), None),
+        LogFormat::Human
+    );
+}
+
+#[test]
+fn the_fast_profile_is_one_flag_and_a_flag_given_wins() {
+    let fast = run("--profile fast");
+    assert_eq!(fast.timing().unwrap(), Timing::fast_profile());
+    assert!(fast.profile_overrides().is_empty());
+    assert_eq!(
+        run("--profile default").timing().unwrap(),
+        Timing::default()
+    );
+    let mixed = run("--profile fast --ttl 8s -node-lost-after=6s");
+    let t = mixed.timing().unwrap();
+    assert_eq!(t.lease_ttl, Duration::from_secs(8));
+    assert_eq!(t.node_lost_after, Duration::from_secs(6));
+    assert_eq!(
+        t.keepalive_interval,
+        Timing::fast_profile().keepalive_interval
+    );
+    assert_eq!(mixed.profile_overrides(), ["--ttl", "--node-lost-after"]);
+    // `elector check` and `force-standby` take it too.
+    match operation("check --profile fast") {
+        Operation::Check(a) => assert_eq!(a.run.timing().unwrap(), Timing::fast_profile()),
+        other => panic!("{other:?}"),
+    }
+    match operation("force-standby --profile fast") {
+        Operation::ForceStandby(a) => {
+            assert_eq!(a.node_timeout.node_timeout, Duration::from_millis(150));
+            assert_eq!(
+                a.confirm_poll.confirm_poll_interval,
+                Duration::from_millis(100)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match operation("force-standby --profile fast --node-timeout 200ms") {
+        Operation::ForceStandby(a) => {
+            assert_eq!(a.node_timeout.node_timeout, Duration::from_millis(200))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `--profile`'s help says exactly what the fast profile changes.
+#[test]
+fn the_profile_help_lists_the_fast_profile() {
+    let default = timing_values(&Timing::default());
+    let fast = timing_values(&Timing::fast_profile());
+    let mut changed = 0;
+    for ((field, d), (_, f)) in default.iter().zip(&fast) {
+        // The activation delay follows from the others.
+        if d == f || *field == "activation_delay" {
+            continue;
+        }
+        changed += 1;
+        let flag = flag_of_field(field).expect("a flag");
+        let said = format!("{flag} {f}");
+        assert!(
+            crate::cli::flags::PROFILE_HELP.contains(&said),
+            "the help lacks {said:?}"
+        );
+    }
+    assert_eq!(
+        crate::cli::flags::PROFILE_HELP.matches(" --").count() + 1,
+        changed + 1,
+        "the help names a flag the profile does not change"
+    );
+}
+
+/// A migration from the Go elector needs one run: every mistake of the line is reported at
+/// once, each with its fix.
+#[test]
+fn every_go_spelling_mistake_is_reported_at_once() {
+    let e = error(
+        "-etcd=127.0.0.1:2379 -iotexAdmin=http://localhost:9009/ha \
+         -iotexProbe=http://localhost:8080/health -key=iotex-server -value=a",
+    );
+    assert!(e.starts_with("3 problems: (1) --iotex-admin: "), "{e}");
+    assert!(e.contains("appends /ha: http://localhost:9009"), "{e}");
+    assert!(e.contains("(2) --iotex-probe: "), "{e}");
+    assert!(
+        e.contains("appends /readiness: http://localhost:8080"),
+        "{e}"
+    );
+    assert!(
+        e.contains("(3) --key: \"iotex-server\" does not start with '/'"),
+        "{e}"
+    );
+    assert!(e.contains("Write --key /iotex-server"), "{e}");
+    assert!(!e.contains('\n'), "{e:?}");
+
+    // The Go compose form: a bare iotex=, and a URL problem after it, in one run.
+    let e = error("elector -etcd=http://etcd iotex=http://127.0.0.1:9009 -key=/iotex-server");
+    assert!(
+        e.starts_with("2 problems: (1) \"iotex=http://127.0.0.1:9009\""),
+        "{e}"
+    );
+    assert!(e.contains("write -iotexAdmin=http://127.0.0.1:9009"), "{e}");
+    assert!(e.contains("-key and -value"), "{e}");
+    assert!(e.contains("(2) --etcd: \"http://etcd\" has no port"), "{e}");
+
+    // The first Go elector's -iotex, with or without `=`.
+    for line in [
+        "-iotex=http://127.0.0.1:9009",
+        "-iotex http://127.0.0.1:9009",
+    ] {
+        let e = error(line);
+        assert!(e.contains("first Go elector's flag"), "{line}: {e}");
+        assert!(
+            e.contains("write -iotexAdmin=http://127.0.0.1:9009"),
+            "{line}: {e}"
+        );
+    }
+    let e = error("-iotex -key=/k");
+    assert!(e.contains("write -iotexAdmin=URL"), "{e}");
+    // A key is taken as written when it has its slash.
+    assert_eq!(run("-key=/iotex-server").key(), "/iotex-server");
+    let e = error("status --key iotex-server");
+    assert!(e.contains("does not start with '/'"), "{e}");
+}
+
+/// An unsafe timing names the flags in the inequality with their real values, and a value of
+/// one flag that works: giving it makes the line pass.
+#[test]
+fn timing_errors_name_the_flag_and_a_value_that_works() {
+    let e = error("-ttl=3s");
+    assert!(e.contains("renewal_window"), "{e}");
+    assert!(e.contains("--ttl 3.000s"), "{e}");
+    // The real difference, not one clamped at zero.
+    assert!(e.contains("= -3.630s must exceed"), "{e}");
+    for line in [
+        "-ttl=3s",
+        "--ttl 9s",
+        "--profile fast --ttl 5s",
+        "--block-interval 5s",
+        "--safety-margin 100ms",
+        "--activation-delay 1s",
+        "--drain-bound 5s",
+        "--node-lost-after 1s",
+        "--node-timeout 900ms",
+    ] {
+        let e = error(line);
+        let advice = e
+            .split("; set ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}: no advice in {e}"));
+        let mut words = advice.split(' ');
+        let flag = words.next().expect("a flag");
+        // humantime writes 13s 700ms: take the value up to the parenthesis.
+        let value: String = words
+            .take_while(|w| !w.starts_with('('))
+            .collect::<Vec<_>>()
+            .join("");
+        // The line with that flag's value replaced (or the flag added).
+        let name = flag.trim_start_matches('-');
+        let mut kept: Vec<&str> = Vec::new();
+        let mut words = line.split_whitespace();
+        while let Some(word) = words.next() {
+            let bare = word.trim_start_matches('-');
+            if bare == name {
+                words.next();
+            } else if !bare.starts_with(&format!("{name}=")) {
+                kept.push(word);
+            }
+        }
+        let mended = format!("{} {flag} {value}", kept.join(" "));
+        assert!(
+            matches!(parse(args(&mended)), Parsed::Run(_)),
+            "{line}: the advice {flag} {value} does not pass: {e}"
+        );
+    }
 }

@@ -132,10 +132,29 @@ pub fn node_url(flag: &str, raw: &str, endpoint: &str) -> Result<String, String>
     Ok(text.to_string())
 }
 
+/// The election key: an etcd key path, `/name` (the Go elector's default is
+/// `/iotex-server`).
+///
+/// A key without its leading slash is refused, not normalized: etcd's `iotex-server/...` and
+/// `/iotex-server/...` are two different elections, so replicas (or Go electors) that spell
+/// it differently never see each other and each elects a leader of its own. Adding the slash
+/// silently would split the election the same way whenever some replica, or a Go elector
+/// still running during a migration, really uses the key without it; only the operator
+/// knows which spelling the others use.
 pub(super) fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.ends_with('/') {
         return Err(format!(
             "--key: {key:?} must be non-empty and not end with '/'"
+        ));
+    }
+    if !key.starts_with('/') {
+        return Err(format!(
+            "--key: {key:?} does not start with '/': etcd keys {key}/... and /{key}/... are two \
+             different elections, whose leaders never see each other. Write --key /{key} on \
+             every replica (the usual form; the Go elector's default is /iotex-server); a Go \
+             elector started with -key={key} campaigns in the other one (`etcdctl get --prefix \
+             --keys-only {key}/` lists its candidates): stop it and force its node standby \
+             before ours starts"
         ));
     }
     Ok(())

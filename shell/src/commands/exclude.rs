@@ -1,6 +1,7 @@
 //! `elector exclude`: takes a replica out of the election for maintenance (rule
 //! `excluded_replica` in the core) and waits until etcd shows it left.
 
+use super::records::{Expect, wait_for_records};
 use super::{Connection, connect, fail};
 use elector::cli::{ExcludeArgs, host_name};
 use elector::etcd::{Excluded, ExclusionJson};
@@ -18,7 +19,20 @@ pub async fn exclude(args: ExcludeArgs) -> u8 {
         Ok(connection) => connection,
         Err(line) => return fail(&line),
     };
-    match run_exclude(&connection, &args, tokio::signal::ctrl_c()).await {
+    let (first, registered) = match before_storing(&connection, &args).await {
+        Ok(read) => read,
+        // Nothing was stored.
+        Err(line) => return fail(&format!("exclude: {line}")),
+    };
+    match run_exclude(
+        &connection,
+        &args,
+        first,
+        registered,
+        tokio::signal::ctrl_c(),
+    )
+    .await
+    {
         Ok(line) => {
             elector::outln!("{line}");
             0
@@ -28,6 +42,36 @@ pub async fn exclude(args: ExcludeArgs) -> u8 {
             args.value
         )),
     }
+}
+
+/// What is read before anything is stored: the election and the registered values; refuses a
+/// value no replica has, unless `--force`.
+async fn before_storing(
+    connection: &Connection,
+    args: &ExcludeArgs,
+) -> Result<(Observation, Vec<String>), String> {
+    let election = &connection.election;
+    let first = election.list().await.map_err(|e| e.to_string())?;
+    let registered: Vec<String> = match election.list_members().await {
+        Ok(members) => members.into_iter().map(|m| m.name).collect(),
+        Err(e) if args.force => {
+            elector::errln!(
+                "elector exclude: warning: cannot read the member registry ({e}); excluding \
+                 anyway (--force)"
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot read the member registry ({e}), which tells whether a replica has \
+                 this value; --force excludes it anyway"
+            ));
+        }
+    };
+    if !args.force {
+        known_value(&args.value, &first, &registered)?;
+    }
+    Ok((first, registered))
 }
 
 /// Who runs the command, for the record: `user@host`.
@@ -116,6 +160,8 @@ fn progress(start: Start, value: &str, observation: &Observation) -> Progress {
 async fn run_exclude(
     connection: &Connection,
     args: &ExcludeArgs,
+    first: Observation,
+    registered: Vec<String>,
     interrupted: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> Result<String, String> {
     tokio::pin!(interrupted);
@@ -126,11 +172,11 @@ async fn run_exclude(
         at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         reason: args.reason.clone(),
     };
-    let first = election.list().await.map_err(|e| e.to_string())?;
     let stored = election
         .exclude(value, &exclusion)
         .await
         .map_err(|e| e.to_string())?;
+    let new_exclusion = stored == Excluded::New;
     let mut said = match stored {
         Excluded::New => format!("{value} excluded"),
         Excluded::Already(Some(old)) => format!(
@@ -163,23 +209,39 @@ async fn run_exclude(
     if let Some(warning) = alone_warning(&first, value) {
         elector::errln!("elector: {warning}");
     }
-    if args.no_wait || start == Start::Absent {
+    if args.no_wait {
         return Ok(format!("{value} is excluded"));
     }
     let started = Instant::now();
     let deadline = started + args.timeout;
+    if start == Start::Absent {
+        let wanted = records_to_wait_for(value, None, &registered);
+        // An exclusion stored before: its record may say so from before, too.
+        let after = if new_exclusion { first.revision } else { 0 };
+        let line = format!("{value} is excluded");
+        return Ok(records_rewritten(connection, &wanted, after, line, started).await);
+    }
     let mut last_error: Option<String>;
+    // The last revision at which the replica still held a key: records written after it
+    // describe the exclusion.
+    let mut before = first.revision;
     loop {
         match election.list().await {
             Ok(observation) => {
                 last_error = None;
                 match progress(start, value, &observation) {
-                    Progress::Waiting => {}
+                    Progress::Waiting => before = observation.revision,
                     Progress::Done(line) => {
-                        return Ok(format!(
-                            "{line} (after {:.2}s)",
-                            started.elapsed().as_secs_f64()
-                        ));
+                        let new_leader = match start {
+                            Start::Leads(_) => {
+                                observation.candidates.first().map(|c| c.value.as_str())
+                            }
+                            _ => None,
+                        };
+                        let wanted = records_to_wait_for(value, new_leader, &registered);
+                        return Ok(
+                            records_rewritten(connection, &wanted, before, line, started).await,
+                        );
                     }
                     Progress::Failed(line) => return Err(line),
                 }
@@ -204,6 +266,102 @@ async fn run_exclude(
         let _ = write!(reason, "; last etcd error: {error}");
     }
     Err(reason)
+}
+
+/// Refuses to exclude a value no replica has (no registry record, no candidate key): most
+/// likely a typo, which would exclude nothing and stay stored for good. Names the values that
+/// exist, and the closest.
+fn known_value(
+    value: &str,
+    observation: &Observation,
+    registered: &[String],
+) -> Result<(), String> {
+    let mut known: Vec<&str> = registered
+        .iter()
+        .map(String::as_str)
+        .chain(observation.candidates.iter().map(|c| c.value.as_str()))
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    if known.contains(&value) {
+        return Ok(());
+    }
+    let mut near: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|k| distance(k, value) <= 2)
+        .collect();
+    near.sort_by_key(|k| distance(k, value));
+    Err(format!(
+        "no replica has the value {value:?} (no registry record, no candidate key){}: an \
+         exclusion of it would exclude nothing{}; give --force to store it anyway (for a \
+         replica that has not started yet)",
+        match near.first() {
+            Some(near) => format!("; did you mean {near:?}?"),
+            None => String::new(),
+        },
+        if known.is_empty() {
+            String::new()
+        } else {
+            format!(" (replicas: {})", known.join(", "))
+        }
+    ))
+}
+
+/// Edit distance (insertions, deletions, substitutions) between two short values.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The records an exclusion changes: the excluded replica's (it reads itself excluded) and,
+/// when it led, the new leader's; only those with a record.
+fn records_to_wait_for(
+    value: &str,
+    new_leader: Option<&str>,
+    registered: &[String],
+) -> Vec<(String, Expect)> {
+    let mut wanted = vec![(value.to_owned(), Expect::Excluded)];
+    if let Some(new) = new_leader {
+        wanted.push((new.to_owned(), Expect::Leads));
+    }
+    wanted.retain(|(v, _)| registered.iter().any(|r| r == v));
+    wanted
+}
+
+/// `line`, once the records in `wanted` were rewritten after `before` (bounded by
+/// [`super::handover::RECORDS_WAIT`]); a record that lags is said on stderr.
+async fn records_rewritten(
+    connection: &Connection,
+    wanted: &[(String, Expect)],
+    before: i64,
+    line: String,
+    started: Instant,
+) -> String {
+    let line = format!("{line} (after {:.2}s)", started.elapsed().as_secs_f64());
+    if wanted.is_empty() {
+        return line;
+    }
+    let deadline = Instant::now() + super::handover::RECORDS_WAIT;
+    match wait_for_records(connection, wanted, before, deadline).await {
+        Ok(records) => format!("{line}; {records}"),
+        Err(lag) => {
+            elector::errln!("elector exclude: warning: {lag}");
+            line
+        }
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +396,7 @@ mod tests {
         clean.handover_record = Some(HandoverRecord {
             from: a.id,
             value: "a".into(),
+            key_withdrawn: false,
         });
         match progress(started, "a", &clean) {
             Progress::Done(line) => assert!(line.contains("b leads now"), "{line}"),
@@ -259,11 +418,53 @@ mod tests {
         stale.handover_record = Some(HandoverRecord {
             from: b.id,
             value: "b".into(),
+            key_withdrawn: false,
         });
         assert!(matches!(
             progress(started, "a", &stale),
             Progress::Failed(_)
         ));
+    }
+
+    /// `elector exclude nod2`: no replica has it; refused with the closest value.
+    #[test]
+    fn a_value_no_replica_has_is_refused_with_the_nearest() {
+        let running = observation(vec![candidate(1, 10, "node1"), candidate(2, 11, "node2")]);
+        let registered = vec!["node1".to_owned(), "node2".to_owned(), "node3".to_owned()];
+        assert!(known_value("node2", &running, &registered).is_ok());
+        // Registered but not campaigning (stopped, unready): known.
+        assert!(known_value("node3", &running, &registered).is_ok());
+        // A Go elector's value: a candidate without a record, known too.
+        let with_go = observation(vec![candidate(1, 10, "default")]);
+        assert!(known_value("default", &with_go, &[]).is_ok());
+        let e = known_value("nod2", &running, &registered).unwrap_err();
+        assert!(e.contains("no replica has the value \"nod2\""), "{e}");
+        assert!(e.contains("did you mean \"node2\"?"), "{e}");
+        assert!(e.contains("(replicas: node1, node2, node3)"), "{e}");
+        assert!(e.contains("--force"), "{e}");
+        let e = known_value("replica-x", &running, &registered).unwrap_err();
+        assert!(!e.contains("did you mean"), "{e}");
+        assert_eq!(distance("nod2", "node2"), 1);
+        assert_eq!(distance("", "ab"), 2);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn an_exclusion_waits_for_the_records_of_the_replicas_it_moves() {
+        let registered = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            records_to_wait_for("a", Some("b"), &registered),
+            [
+                ("a".to_owned(), Expect::Excluded),
+                ("b".to_owned(), Expect::Leads)
+            ]
+        );
+        // A Go elector taking over has no record to wait for; nor has a forced unknown value.
+        assert_eq!(
+            records_to_wait_for("a", Some("go"), &registered),
+            [("a".to_owned(), Expect::Excluded)]
+        );
+        assert!(records_to_wait_for("typo", None, &registered).is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `elector handover`: asks the leader to hand over cleanly and waits until etcd shows it did.
 
+use super::records::{Expect, wait_for_records};
 use super::{Connection, connect, fail};
 use elector::cli::HandoverArgs;
 use elector_core::{Candidate, Observation};
@@ -92,10 +93,16 @@ fn plan(observation: &Observation, to: Option<&str>) -> Result<Start, String> {
 /// Go elector or an `etcdctl elect` candidate that will never hand over or step aside: fail at
 /// once, naming it, instead of waiting `--timeout` for nothing. `registered` is the values
 /// with a record.
+///
+/// The successor must be one of ours too, unless `force`: the target (`--to`), or the next in
+/// line. A Go elector activates its node the moment it leads, without waiting out its
+/// predecessor's last slot; an `etcdctl elect` candidate has no node behind it, so nothing
+/// signs until its lease ends.
 fn handover_needs_electors(
     plan: &Plan,
     observation: &Observation,
     registered: &[String],
+    force: bool,
 ) -> Result<(), String> {
     let is_ours = |value: &str| registered.iter().any(|r| r == value);
     let never = "a Go elector or an `etcdctl elect` candidate, which never honours a handover \
@@ -121,6 +128,30 @@ fn handover_needs_electors(
                 ));
             }
         }
+    }
+    let successor = match &plan.target {
+        Some(target) => observation.candidates.iter().find(|c| c.value == *target),
+        None => observation.candidates.get(1),
+    };
+    if let Some(successor) = successor
+        && !force
+        && !is_ours(&successor.value)
+    {
+        return Err(format!(
+            "{} (lease {:x}), {}, has no elector registry record: it is a Go elector or an \
+             `etcdctl elect` candidate. A Go elector activates its node the moment it leads, \
+             without waiting out its predecessor's last slot (a height and round may be signed \
+             twice); an etcdctl candidate has no node behind it (nothing signs until its lease \
+             ends). Hand over to a replica whose elector runs (`elector status` shows them), or \
+             give --force to hand over anyway",
+            successor.value,
+            successor.id.lease,
+            if plan.target.is_some() {
+                "the target"
+            } else {
+                "the next in line"
+            }
+        ));
     }
     Ok(())
 }
@@ -225,16 +256,23 @@ async fn run_handover(
         Start::Request(plan) => plan,
         Start::NothingToDo(line) => return Ok(line),
     };
-    // Without a readable registry (an older elector's role lacks the read, etcd hiccups) the
-    // request is made anyway: the wait then says why it failed, as before.
+    // Without a readable registry nothing tells an elector of ours from a Go elector or an
+    // etcdctl candidate: refused, unless --force.
     match election.list_members().await {
         Ok(members) => {
             let registered: Vec<String> = members.into_iter().map(|m| m.name).collect();
-            handover_needs_electors(&plan, &first, &registered)?;
+            handover_needs_electors(&plan, &first, &registered, args.force)?;
         }
-        Err(e) => elector::errln!(
-            "elector handover: warning: cannot read the member registry ({e}); asking anyway"
+        Err(e) if args.force => elector::errln!(
+            "elector handover: warning: cannot read the member registry ({e}); asking anyway \
+             (--force)"
         ),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the member registry ({e}): it tells the electors of this release \
+                 from Go electors and etcdctl candidates; --force asks anyway"
+            ));
+        }
     }
     let started = Instant::now();
     let deadline = started + args.timeout;
@@ -251,6 +289,9 @@ async fn run_handover(
     );
     let mut last: Option<Observation> = None;
     let mut last_error: Option<String>;
+    // The last revision at which the old leader still held its key: records written after it
+    // describe the handover.
+    let mut before = first.revision;
     loop {
         tokio::select! {
             _ = &mut interrupted => {
@@ -263,8 +304,18 @@ async fn run_handover(
             Ok(observation) => {
                 last_error = None;
                 match progress(&plan, &observation, revision) {
-                    Progress::Waiting => {}
-                    Progress::Done(line) => return Ok(with_elapsed(line, started)),
+                    Progress::Waiting => before = observation.revision,
+                    Progress::Done(line) => {
+                        return Ok(records_rewritten(
+                            connection,
+                            &plan,
+                            &observation,
+                            before,
+                            line,
+                            started,
+                        )
+                        .await);
+                    }
                     Progress::Failed(line) => {
                         withdraw(connection, revision).await;
                         return Err(line);
@@ -283,7 +334,7 @@ async fn run_handover(
     if let Ok(observation) = election.list().await
         && let Progress::Done(line) = progress(&plan, &observation, revision)
     {
-        return Ok(with_elapsed(line, started));
+        return Ok(records_rewritten(connection, &plan, &observation, before, line, started).await);
     }
     let mut reason = timeout_reason(&plan, last.as_ref(), started.elapsed());
     if let Some(error) = last_error {
@@ -294,6 +345,41 @@ async fn run_handover(
 
 fn with_elapsed(line: String, started: Instant) -> String {
     format!("{line} (after {:.2}s)", started.elapsed().as_secs_f64())
+}
+
+/// How long a finished handover waits for the registry records of the old and the new leader
+/// to say so (each writes a change within about a second).
+pub(crate) const RECORDS_WAIT: Duration = Duration::from_secs(10);
+
+/// After the handover (`done`, seen in `now`): waits until the old leader's record says it
+/// left the lead and the new leader's that it leads, both written after revision `before`,
+/// so that `elector status` right after shows the new roles. The handover happened either
+/// way: a record that lags is said on stderr.
+async fn records_rewritten(
+    connection: &Connection,
+    plan: &Plan,
+    now: &Observation,
+    before: i64,
+    done: String,
+    started: Instant,
+) -> String {
+    let mut wanted = vec![(plan.leader.value.clone(), Expect::LeftTheLead)];
+    if let Some(new) = now.candidates.first() {
+        wanted.push((new.value.clone(), Expect::Leads));
+    }
+    let registered: Vec<String> = match connection.election.list_members().await {
+        Ok(members) => members.into_iter().map(|m| m.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    // A forced handover to a Go or etcdctl candidate: it has no record to wait for.
+    wanted.retain(|(value, _)| registered.contains(value));
+    match wait_for_records(connection, &wanted, before, Instant::now() + RECORDS_WAIT).await {
+        Ok(line) => format!("{}; {line}", with_elapsed(done, started)),
+        Err(line) => {
+            elector::errln!("elector handover: warning: {line}");
+            with_elapsed(done, started)
+        }
+    }
 }
 
 /// Deletes our handover request, only if it is still ours (its mod revision): a leader that
@@ -356,19 +442,59 @@ mod tests {
             leader: a.clone(),
             target: target.map(str::to_string),
         };
-        assert!(handover_needs_electors(&to(None), &all, &registered(&["a", "b", "c"])).is_ok());
-        let e = handover_needs_electors(&to(None), &all, &registered(&["b", "c"])).unwrap_err();
+        assert!(
+            handover_needs_electors(&to(None), &all, &registered(&["a", "b", "c"]), false).is_ok()
+        );
+        let e =
+            handover_needs_electors(&to(None), &all, &registered(&["b", "c"]), false).unwrap_err();
         assert!(
             e.contains("the leader a (lease 1)") && e.contains("etcdctl elect"),
             "{e}"
         );
         // b stands between the leader and the target c and would never step aside.
-        let e =
-            handover_needs_electors(&to(Some("c")), &all, &registered(&["a", "c"])).unwrap_err();
+        let e = handover_needs_electors(&to(Some("c")), &all, &registered(&["a", "c"]), false)
+            .unwrap_err();
         assert!(e.contains("b (lease 2) is ahead of c"), "{e}");
-        // Behind the target, or with no target, an unregistered candidate is no obstacle.
-        assert!(handover_needs_electors(&to(Some("b")), &all, &registered(&["a", "b"])).is_ok());
-        assert!(handover_needs_electors(&to(None), &all, &registered(&["a"])).is_ok());
+        // Behind the target, an unregistered candidate is no obstacle.
+        assert!(
+            handover_needs_electors(&to(Some("b")), &all, &registered(&["a", "b"]), false).is_ok()
+        );
+    }
+
+    /// `handover --to` an `etcdctl elect` candidate (or a Go elector), or to the next in line
+    /// when it is one, is refused unless --force: nothing would sign, or a Go elector would
+    /// activate without waiting out the last slot.
+    #[test]
+    fn an_unregistered_successor_is_refused_unless_forced() {
+        let a = candidate(1, 10, "a");
+        let b = candidate(2, 11, "default");
+        let c = candidate(3, 12, "c");
+        let all = observation(vec![a.clone(), b.clone(), c.clone()]);
+        let registered = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        let to = |target: Option<&str>| Plan {
+            leader: a.clone(),
+            target: target.map(str::to_string),
+        };
+        let e =
+            handover_needs_electors(&to(Some("default")), &all, &registered(&["a", "c"]), false)
+                .unwrap_err();
+        assert!(
+            e.contains("default (lease 2), the target, has no elector registry record"),
+            "{e}"
+        );
+        assert!(e.contains("--force"), "{e}");
+        let e =
+            handover_needs_electors(&to(None), &all, &registered(&["a", "c"]), false).unwrap_err();
+        assert!(e.contains("the next in line"), "{e}");
+        assert!(
+            handover_needs_electors(&to(Some("default")), &all, &registered(&["a", "c"]), true)
+                .is_ok()
+        );
+        assert!(handover_needs_electors(&to(None), &all, &registered(&["a", "c"]), true).is_ok());
+        assert!(
+            handover_needs_electors(&to(Some("c")), &all, &registered(&["a", "c"]), false).is_err(),
+            "default is ahead of c and never steps aside, forced or not"
+        );
     }
 
     #[test]
@@ -399,6 +525,7 @@ mod tests {
         done.handover_record = Some(HandoverRecord {
             from: a.id,
             value: "a".into(),
+            key_withdrawn: false,
         });
         assert!(matches!(progress(&plan, &done, 50), Progress::Done(_)));
         // a vanished without a record: a crash, not a handover.
@@ -409,6 +536,7 @@ mod tests {
         stale.handover_record = Some(HandoverRecord {
             from: b.id,
             value: "b".into(),
+            key_withdrawn: false,
         });
         assert!(matches!(progress(&plan, &stale, 50), Progress::Failed(_)));
         // The target left.

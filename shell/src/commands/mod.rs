@@ -1,6 +1,7 @@
-//! The operator commands, one file each: [`check`], [`status`], [`handover`], [`exclude`],
-//! [`include`], [`force_standby`]; [`run`], the elector itself (no subcommand); and [`supervise`], the
-//! parent that runs the elector as its child where no systemd unit can.
+//! The operator commands, one file each: [`check`], [`status`], [`history`], [`handover`],
+//! [`exclude`], [`include`], [`force_standby`]; [`run`], the elector itself (no subcommand);
+//! and [`supervise`], the parent that runs the elector as its child where no systemd unit can.
+//! Beside them, `records`: waiting for the registry records a command changed.
 //!
 //! The operator commands read and write the election through the same adapter as the running
 //! elector ([`Election`]), and reach the node through the same `NodeClient`. Every etcd call
@@ -12,7 +13,9 @@ pub mod check;
 pub mod exclude;
 pub mod force_standby;
 pub mod handover;
+pub mod history;
 pub mod include;
+mod records;
 pub mod run;
 pub mod status;
 pub mod supervise;

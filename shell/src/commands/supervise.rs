@@ -60,14 +60,17 @@ const WATCHDOG_DEFAULT: Duration = Duration::from_secs(1);
 const WATCHDOG_MIN: Duration = Duration::from_millis(300);
 /// Until its first ping the child is starting (process start, flag checks, runtime); one that
 /// has not pinged by then hangs before its loop ever ran.
-const FIRST_PING_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_PING_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long a stop waits for the child after passing SIGTERM on, unless it asks for more time
 /// (`EXTEND_TIMEOUT_USEC`, which a live elector sends while it works towards standby). Above
 /// the default shutdown bound (8.8 s).
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Bound on reaping a child after SIGKILL (a process in uninterruptible sleep).
-const REAP_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const REAP_WAIT: Duration = Duration::from_secs(5);
+/// The start of the abstract name of the supervisor's notify socket: how the elector tells
+/// `elector supervise` from systemd in its `NOTIFY_SOCKET` (`@` marks an abstract name).
+pub(crate) const SOCKET_PREFIX: &str = "elector-supervise/";
 /// Largest notification datagram read; the elector's are far smaller.
 const DATAGRAM_MAX: usize = 4096;
 
@@ -89,15 +92,20 @@ pub async fn supervise(args: SuperviseArgs) -> u8 {
             return 0;
         }
         Parsed::Error(line) => {
-            elector::errln!("elector: {line}");
+            let child: Vec<String> = std::iter::once("elector".to_string())
+                .chain(args.elector.clone())
+                .collect();
+            let env = std::env::var("ELECTOR_LOG_FORMAT").ok();
+            let format = cli::requested_log_format(&child, env.as_deref());
+            logging::fatal(format, &line, EXIT_USAGE);
             return EXIT_USAGE;
         }
     };
-    logging::init(run.log_format, "info");
+    logging::init(run.log_format, "info", Some(&run.value()));
     let watchdog = match watchdog_for(args.watchdog, &run) {
         Ok(watchdog) => watchdog,
         Err(line) => {
-            elector::errln!("elector: supervise: {line}");
+            logging::fatal(run.log_format, &format!("supervise: {line}"), EXIT_USAGE);
             return EXIT_USAGE;
         }
     };
@@ -151,7 +159,7 @@ fn exec_unsupervised(child_args: &[String]) -> u8 {
 
 /// The watchdog interval: `--watchdog`, else the longest up to [`WATCHDOG_DEFAULT`] that fits
 /// `--restart-bound` (inequality `watchdog_within_restart_bound`). An error is one line.
-fn watchdog_for(asked: Option<Duration>, run: &RunArgs) -> Result<Duration, String> {
+pub(crate) fn watchdog_for(asked: Option<Duration>, run: &RunArgs) -> Result<Duration, String> {
     if let Some(watchdog) = asked {
         systemd::check_restart_bound(watchdog, run.node_timeout.node_timeout, run.restart_bound)?;
         return Ok(watchdog);
@@ -177,11 +185,15 @@ fn watchdog_for(asked: Option<Duration>, run: &RunArgs) -> Result<Duration, Stri
 
 /// `elector force-standby`'s flags, from the child's: what systemd's `ExecStopPost=` gets from
 /// the shared environment file.
-fn force_standby_args(run: &RunArgs, timeout: Duration) -> ForceStandbyArgs {
+pub(crate) fn force_standby_args(run: &RunArgs, timeout: Duration) -> ForceStandbyArgs {
     ForceStandbyArgs {
         node: run.node.clone(),
+        custody: run.custody.clone(),
         node_timeout: run.node_timeout.clone(),
+        chain: run.chain.clone(),
         confirm_poll: run.confirm_poll.clone(),
+        // The child's timing flags have their profile's values already.
+        profile: run.profile,
         timeout,
         fence: run.fence.clone(),
         value: Some(run.value()),
@@ -198,7 +210,7 @@ fn bind_notify_socket() -> Result<(UnixDatagram, String), String> {
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let name = format!("elector-supervise/{}/{unique}", std::process::id());
+    let name = format!("{SOCKET_PREFIX}{}/{unique}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
         .map_err(|e| e.to_string())?;
     let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).map_err(|e| e.to_string())?;
@@ -587,7 +599,7 @@ async fn reap(child: &mut Child) {
 }
 
 /// An exit status as a person reads it: `exit status 1`, `killed by signal 9 (SIGKILL)`.
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => {

@@ -2,6 +2,7 @@
 //! and hands the election to the executor. Until then every etcd command fails at once with
 //! "not connected", so the core keeps the node standby.
 
+use super::log_throttle::Every;
 use crate::etcd::Election;
 use crate::status::Metrics;
 use std::future::Future;
@@ -20,7 +21,8 @@ pub trait Connect: Send + Sync + 'static {
 /// timing's retry cap (`Timing::etcd_retry_max`) against an etcd that stays away.
 const CONNECT_RETRY_MIN: Duration = Duration::from_millis(200);
 
-/// Connects to etcd, retrying with backoff and saying why, until it succeeds; then publishes
+/// Connects to etcd, retrying with backoff and saying why (at most once per
+/// [`super::log_throttle::LOG_REPEAT_EVERY`]), until it succeeds; then publishes
 /// the election on `out`. Ends when it has connected once (the election's calls reconnect by
 /// themselves after that). `timeouts` is the request timeout of every call and the largest
 /// pause between retries, of this loop and of the election's observer.
@@ -34,6 +36,7 @@ pub(crate) async fn connect_loop<E: Connect>(
 ) {
     let (request_timeout, retry_max) = timeouts;
     let mut backoff = CONNECT_RETRY_MIN;
+    let mut log = Every::default();
     loop {
         match etcd.connect().await {
             Ok(client) => {
@@ -47,11 +50,17 @@ pub(crate) async fn connect_loop<E: Connect>(
             }
             Err(reason) => {
                 metrics.etcd.failed(&reason);
-                warn!(
-                    retry_in_ms = backoff.as_millis() as u64,
-                    reason = %reason,
-                    "etcd unreachable, node held in standby"
-                );
+                if let Some(left_out) = log.due(tokio::time::Instant::now()) {
+                    warn!(
+                        retry_in_ms = backoff.as_millis() as u64,
+                        reason = %reason,
+                        "etcd unreachable, node held in standby{}",
+                        match left_out {
+                            0 => String::new(),
+                            n => format!(" ({n} more failed attempts since the last line)"),
+                        }
+                    );
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(retry_max);
             }

@@ -8,7 +8,7 @@ use crate::fence::Fence;
 use crate::node::{HttpGet, NodeClient};
 use crate::state::StateFile;
 use crate::status::{Metrics, NodeCallKind};
-use elector_core::{Command, Input, NodeCall};
+use elector_core::{Command, Input, NodeCall, NodeKeys};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -206,22 +206,38 @@ pub(crate) fn spawn_node_worker<T: HttpGet>(
             let (kind, result) = match call {
                 NodeCall::SetActive => (
                     NodeCallKind::Activate,
-                    node.set_mode(true).await.map(|()| None),
+                    node.set_mode(true).await.map(|()| (None, None)),
                 ),
                 NodeCall::SetStandby => (
                     NodeCallKind::Deactivate,
-                    node.set_mode(false).await.map(|()| None),
+                    node.set_mode(false).await.map(|()| (None, None)),
                 ),
-                NodeCall::ReadMode => (NodeCallKind::ReadMode, node.read_mode().await.map(Some)),
+                NodeCall::ReadMode => (
+                    NodeCallKind::ReadMode,
+                    node.read_mode().await.map(|active| (Some(active), None)),
+                ),
+                NodeCall::InstallKey => (NodeCallKind::InstallKey, keys(node.install_key().await)),
+                NodeCall::WithdrawKey => {
+                    (NodeCallKind::WithdrawKey, keys(node.withdraw_key().await))
+                }
+                NodeCall::ReadKeys => (NodeCallKind::ReadKeys, keys(node.read_keys().await)),
             };
             metrics.observe_node_call(kind, started.elapsed());
             let input = match result {
-                Ok(active) => {
+                Ok((active, keys)) => {
                     metrics.node.succeeded();
                     if let Some(active) = active {
                         metrics.set_node_mode(active);
                     }
-                    Input::NodeCallDone { id, call, active }
+                    if let Some(keys) = keys {
+                        metrics.set_node_keys(keys);
+                    }
+                    Input::NodeCallDone {
+                        id,
+                        call,
+                        active,
+                        keys,
+                    }
                 }
                 Err(reason) => {
                     metrics.count_node_failure();
@@ -235,4 +251,11 @@ pub(crate) fn spawn_node_worker<T: HttpGet>(
         }
     });
     calls
+}
+
+/// A key call's answer as the node worker passes it on: what the node lists.
+fn keys(
+    result: Result<NodeKeys, crate::node::KeyCallError>,
+) -> Result<(Option<bool>, Option<NodeKeys>), String> {
+    result.map(|keys| (None, Some(keys))).map_err(|e| e.reason)
 }

@@ -8,7 +8,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::timeout;
-use tracing::info;
 
 /// How to reach etcd in production.
 #[derive(Clone)]
@@ -115,14 +114,9 @@ pub async fn connect_reporting_version(opts: &EtcdOptions) -> Result<(Client, St
     // The first call also establishes the connection: it gets the same bound.
     let mut maintenance = client.maintenance_client();
     match timeout(connect_bound, maintenance.status()).await {
-        Ok(Ok(status)) => {
-            info!(
-                endpoints = %endpoints,
-                server_version = status.version(),
-                "etcd answers"
-            );
-            Ok((client, status.version().to_owned()))
-        }
+        // Not logged here: the elector opens several connections (the election's, the
+        // registry's, the start-up check of --key), and says once that etcd answers.
+        Ok(Ok(status)) => Ok((client, status.version().to_owned())),
         Ok(Err(error)) => Err(classify_connect_error(opts, &endpoints, &error)),
         Err(_) => Err(unreachable(format!(
             "no answer within {}",

@@ -133,6 +133,35 @@ impl Election {
         Ok(ttl)
     }
 
+    /// Renews `lease` once over a keep-alive stream of its own, closed again right after the
+    /// answer, and says whether the lease still exists. For a lease renewed rarely (the
+    /// registry's, once per `--registry-refresh`), where [`Election::keep_alive_once`]'s kept
+    /// stream would be wrong: a stream left open between two renewals sits idle on its
+    /// connection, the connection's HTTP/2 pings (one per keep-alive interval while a stream is
+    /// open, [`super::pings_for`]) then go unanswered by data, and etcd (gRPC's keep-alive
+    /// enforcement, `--grpc-keepalive-min-time`, 5 s by default) takes more than two such pings
+    /// in that time for abuse and closes the connection (GOAWAY `too_many_pings`). The next
+    /// renewal over the kept stream then failed with `channel closed`, every other refresh, on
+    /// a healthy etcd. Without an open stream a connection is not pinged at all.
+    ///
+    /// One round trip: etcd-client's `keep_alive` sends the first keep-alive itself and reads
+    /// its answer (TTL 0: the lease is gone).
+    pub async fn renew_once(&self, lease: LeaseId) -> Result<bool, EtcdError> {
+        let operation = || format!("keep-alive of lease {lease:x}");
+        let mut leases = self.shared.client.lease_client();
+        let renewed = self
+            .bounded(operation, async move {
+                match leases.keep_alive(lease).await {
+                    // Both halves are dropped here: the stream ends with this call.
+                    Ok((_keeper, _answers)) => Ok(true),
+                    Err(error) if is_lease_not_found(&error) => Ok(false),
+                    Err(error) => Err(error),
+                }
+            })
+            .await?;
+        Ok(renewed)
+    }
+
     /// One transaction: if `create_revision(key) == 0` put `value` (with `options`), else
     /// read the key. How a candidate key and an exclusion are created without overwriting.
     pub(super) async fn put_if_absent(
@@ -275,6 +304,7 @@ impl Election {
                 from_lease: record.from.lease,
                 from_create_revision: record.from.create_revision,
                 value: record.value,
+                key_withdrawn: record.key_withdrawn,
             })
             .map_err(|error| EtcdError::Failed {
                 operation: format!("handover from candidate {key}"),

@@ -24,6 +24,11 @@ pub(super) struct HandoverRecordJson {
     pub(super) from_lease: i64,
     pub(super) from_create_revision: i64,
     pub(super) value: String,
+    /// Key custody: the operator's key was withdrawn from the node before the record. Written
+    /// only when true, so a record without custody reads as before; an older elector ignores
+    /// it (and waits the longer slot wait, which is safe).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) key_withdrawn: bool,
 }
 
 /// The handover request as stored in etcd. A missing `to` means "the next in line".
@@ -249,6 +254,7 @@ impl Election {
                     create_revision: json.from_create_revision,
                 },
                 value: json.value,
+                key_withdrawn: json.key_withdrawn,
             }),
             Err(error) => {
                 warn!(
@@ -386,14 +392,22 @@ mod tests {
 
     #[test]
     fn the_wire_formats_are_stable() {
-        let record = HandoverRecordJson {
+        let mut record = HandoverRecordJson {
             from_lease: 0x694d_7f1a,
             from_create_revision: 42,
             value: "node-a".to_owned(),
+            key_withdrawn: false,
         };
         assert_eq!(
             serde_json::to_string(&record).ok().as_deref(),
             Some(r#"{"from_lease":1766686490,"from_create_revision":42,"value":"node-a"}"#)
+        );
+        record.key_withdrawn = true;
+        assert_eq!(
+            serde_json::to_string(&record).ok().as_deref(),
+            Some(
+                r#"{"from_lease":1766686490,"from_create_revision":42,"value":"node-a","key_withdrawn":true}"#
+            )
         );
         let request: Result<HandoverRequestJson, _> = serde_json::from_str("{}");
         assert!(matches!(request, Ok(HandoverRequestJson { to: None })));

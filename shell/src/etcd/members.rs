@@ -9,13 +9,15 @@ use super::{Election, EtcdError};
 use elector_core::LeaseId;
 use etcd_client::{GetOptions, PutOptions};
 
-/// One key read under a registry prefix: the part of the key after the prefix, its value, and
-/// the lease it is attached to (0 for none).
+/// One key read under a registry prefix: the part of the key after the prefix, its value, the
+/// lease it is attached to (0 for none) and the revision that wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrefixEntry {
     pub name: String,
     pub value: Vec<u8>,
     pub lease: LeaseId,
+    /// The revision that last wrote the key (its mod revision).
+    pub revision: i64,
 }
 
 /// Whether a key under the election's watched prefix is a registry record: writes of records
@@ -82,6 +84,7 @@ impl Election {
                     .into_owned(),
                 value: kv.value().to_vec(),
                 lease: kv.lease(),
+                revision: kv.mod_revision(),
             })
             .collect())
     }

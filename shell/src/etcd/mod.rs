@@ -36,14 +36,15 @@
 //! In files: [`connect`] (endpoints, TLS, auth), [`layout`] (key names, what is a candidate,
 //! the stored JSON), [`placement`] (the start-up check that `--key` does not nest inside
 //! another election), [`election`] (the calls the core's commands make), [`members`] (the
-//! registry's and the exclusions' keys), [`exclusion`] (the operators' exclusions) and
-//! [`observer`]
+//! registry's and the exclusions' keys), [`exclusion`] (the operators' exclusions),
+//! [`history`] (the election's past, replayed for `elector history`) and [`observer`]
 //! (reading and watching the election for the core). This file: the [`Election`] handle, the
 //! errors, and the bound every call goes through.
 
 mod connect;
 mod election;
 mod exclusion;
+mod history;
 mod layout;
 mod members;
 mod observer;
@@ -53,6 +54,7 @@ pub use connect::{
     EtcdOptions, check_options, connect, connect_reporting_version, lease_revocation_bug, pings_for,
 };
 pub use exclusion::Excluded;
+pub use history::{KeyChange, KeyHistory};
 pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use members::{PrefixEntry, is_member_key};
 pub use observer::OBSERVE_RECHECK_PERIOD;

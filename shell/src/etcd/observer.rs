@@ -8,7 +8,7 @@ use etcd_client::{WatchOptions, WatchResponse};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// How often [`Election::observe`] re-reads the election and asks the watch for a progress
 /// report, whether or not the watch reported anything. A watch on an HTTP/2 connection can
@@ -55,7 +55,8 @@ impl Election {
                 ObserveEnd::ReceiverGone => return,
                 ObserveEnd::Failed(reason) => reason,
             };
-            warn!(
+            // The driver logs the failure it is sent (throttled with etcd's other failures).
+            debug!(
                 key = %self.shared.key,
                 %reason,
                 retry_in = ?backoff,

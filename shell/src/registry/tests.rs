@@ -97,6 +97,8 @@ fn the_record_copies_the_snapshot_and_says_when() {
         host: "host-a".to_owned(),
         status_url: Some("http://host-a:9901/status".to_owned()),
         refresh: DEFAULT_REFRESH,
+        timing: TimingRecord::new("default", &Timing::default()),
+        node_key_fingerprint: Some("5f3a".to_owned()),
     };
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_100);
     let record = MemberRecord::new(&snapshot, &context, 0x1a, Some(Duration::from_secs(3)), now);
@@ -133,6 +135,11 @@ fn the_record_copies_the_snapshot_and_says_when() {
         "candidate_lease",
         "refresh_seconds",
         "written_at",
+        "excluded",
+        "node_error",
+        "timing",
+        "node_key_fingerprint",
+        "recent_transitions",
     ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
@@ -147,6 +154,8 @@ fn an_unknown_mode_and_a_wildcard_address_are_spelled_out() {
         host: "h".to_owned(),
         status_url: None,
         refresh: DEFAULT_REFRESH,
+        timing: TimingRecord::new("default", &Timing::default()),
+        node_key_fingerprint: None,
     };
     let record = MemberRecord::new(&snapshot, &context, 1, None, SystemTime::now());
     assert_eq!(record.node_mode, "unknown");
@@ -155,4 +164,82 @@ fn an_unknown_mode_and_a_wildcard_address_are_spelled_out() {
     assert_eq!(status_url(any, "host-a"), "http://host-a:9901/status");
     let one: SocketAddr = "10.0.0.5:9901".parse().expect("an address");
     assert_eq!(status_url(one, "host-a"), "http://10.0.0.5:9901/status");
+}
+
+/// The record publishes the timing by value; two timings compare flag by flag, in the units
+/// an operator writes.
+#[test]
+fn timings_are_published_and_compared_by_flag() {
+    let default = TimingRecord::new("default", &Timing::default());
+    let fast = TimingRecord::new("fast", &Timing::fast_profile());
+    assert_eq!(default.values["lease_ttl_ms"], 10_000);
+    assert_eq!(default.values["max_clock_drift"], 0.01);
+    assert_eq!(default.values["unready_threshold"], 3);
+    assert!(default.differences(&default).is_empty());
+    let differences = default.differences(&fast);
+    assert!(
+        differences.contains(&("--ttl".to_owned(), "10s".to_owned(), "7s".to_owned())),
+        "{differences:?}"
+    );
+    assert!(
+        differences
+            .iter()
+            .any(|(flag, _, _)| flag == "--activation-delay"),
+        "{differences:?}"
+    );
+    // Only the values count: the same timing under another profile name is the same.
+    let renamed = TimingRecord::new("fast", &Timing::default());
+    assert!(default.differences(&renamed).is_empty());
+    // A value only one side publishes (another release) is a difference.
+    let mut older = default.clone();
+    older.values.remove("max_clock_offset_ms");
+    assert_eq!(
+        default.differences(&older),
+        [(
+            "--max-clock-offset".to_owned(),
+            "100ms".to_owned(),
+            "unset".to_owned()
+        )]
+    );
+    // Stored and read back as JSON.
+    let back: TimingRecord =
+        serde_json::from_str(&serde_json::to_string(&fast).expect("JSON")).expect("readable");
+    assert_eq!(back, fast);
+}
+
+/// A record written before these fields existed still reads.
+#[test]
+fn an_older_record_still_reads() {
+    let old = r#"{"value":"a","role":"standby","role_reason":"r","node_mode":"standby",
+        "readiness":"ready","version":"0.1.0","host":"h","lease":"1","refresh_seconds":30,
+        "written_at":"2026-01-01T00:00:00Z"}"#;
+    let record: MemberRecord = serde_json::from_str(old).expect("an older record reads");
+    assert!(!record.excluded && record.timing.is_none() && record.recent_transitions.is_empty());
+}
+
+/// A published timing reads back whole; a replica with a shorter activation delay than its
+/// predecessor's timing needs is told apart.
+#[test]
+fn a_published_timing_reads_back_and_judges_a_takeover() {
+    let default = TimingRecord::new("default", &Timing::default());
+    let fast = TimingRecord::new("fast", &Timing::fast_profile());
+    assert_eq!(default.timing(), Some(Timing::default()));
+    assert_eq!(fast.timing(), Some(Timing::fast_profile()));
+    // A fast-profile replica taking over from a default one activates too early.
+    let needed = fast.too_short_after(&default).expect("too short");
+    assert_eq!(needed, Timing::default().activation_delay);
+    assert_eq!(default.too_short_after(&fast), None);
+    assert_eq!(default.too_short_after(&default), None);
+    // With the default's activation delay, a fast replica may take over safely.
+    let covered = Timing {
+        activation_delay: Timing::default().activation_delay,
+        ..Timing::fast_profile()
+    };
+    assert_eq!(
+        TimingRecord::new("fast", &covered).too_short_after(&default),
+        None
+    );
+    let mut partial = default.clone();
+    partial.values.remove("lease_ttl_ms");
+    assert_eq!(partial.timing(), None);
 }

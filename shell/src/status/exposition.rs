@@ -181,6 +181,15 @@ impl Status {
                 age.as_secs_f64(),
             );
         }
+        if let Some(count) = m.timing_mismatch() {
+            gauge(
+                o,
+                "elector_timing_mismatch",
+                "Registered replicas whose published timing differs from this elector's (every \
+                 replica must run the same timing flags; elector status names the flags).",
+                count as f64,
+            );
+        }
         if let Some(snapshot) = snapshot.as_ref().filter(|s| s.election_revision.is_some()) {
             gauge(
                 o,
@@ -206,6 +215,19 @@ impl Status {
             "Last mode read from the node: 1 active, 0 standby, -1 unknown.",
             mode,
         );
+        if let Some(keys) = match m.node_keys.load(Ordering::Relaxed) {
+            2 => Some(1.0),
+            1 => Some(0.0),
+            _ => None,
+        } {
+            gauge(
+                o,
+                "elector_node_operator_key",
+                "Key custody: 1 while the node last listed the operator's key, 0 only its \
+                 placeholder.",
+                keys,
+            );
+        }
         if let Some(age) = m.node_mode_age() {
             gauge(
                 o,

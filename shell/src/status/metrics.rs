@@ -119,14 +119,21 @@ pub enum NodeCallKind {
     Deactivate,
     ReadMode,
     Readiness,
+    /// Key custody's `/producer-keys` calls.
+    InstallKey,
+    WithdrawKey,
+    ReadKeys,
 }
 
 impl NodeCallKind {
-    pub(super) const ALL: [NodeCallKind; 4] = [
+    pub(super) const ALL: [NodeCallKind; 7] = [
         NodeCallKind::Activate,
         NodeCallKind::Deactivate,
         NodeCallKind::ReadMode,
         NodeCallKind::Readiness,
+        NodeCallKind::InstallKey,
+        NodeCallKind::WithdrawKey,
+        NodeCallKind::ReadKeys,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -134,6 +141,9 @@ impl NodeCallKind {
             NodeCallKind::Deactivate => "deactivate",
             NodeCallKind::ReadMode => "read_mode",
             NodeCallKind::Readiness => "readiness",
+            NodeCallKind::InstallKey => "install_key",
+            NodeCallKind::WithdrawKey => "withdraw_key",
+            NodeCallKind::ReadKeys => "read_keys",
         }
     }
 }
@@ -144,7 +154,7 @@ pub struct Metrics {
     pub(super) keepalive_latency: Histogram,
     pub(super) keepalive_last_micros: AtomicU64,
     pub(super) keepalive_failures: AtomicU64,
-    pub(super) node_latency: [Histogram; 4],
+    pub(super) node_latency: [Histogram; 7],
     pub(super) node_failures: AtomicU64,
     pub(super) fences: AtomicU64,
     pub(super) fence_successes: AtomicU64,
@@ -159,7 +169,13 @@ pub struct Metrics {
     pub(super) etcd_silence_bound_micros: AtomicU64,
     /// 0 unknown, 1 standby, 2 active.
     pub(super) node_mode: AtomicU64,
+    /// Key custody: what `/producer-keys` last listed: 0 unknown, 1 the placeholder, 2 the
+    /// operator's key.
+    pub(super) node_keys: AtomicU64,
     pub(super) node_mode_read_at: Mutex<Option<tokio::time::Instant>>,
+    /// Registered replicas whose published timing differs from ours, at the registry's last
+    /// read of the records; `u64::MAX` before the first read.
+    pub(super) timing_mismatch: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -180,12 +196,28 @@ impl Default for Metrics {
             probe: CallHealth::default(),
             etcd_silence_bound_micros: AtomicU64::new(DEFAULT_ETCD_SILENCE_BOUND.as_micros() as u64),
             node_mode: AtomicU64::new(0),
+            node_keys: AtomicU64::new(0),
             node_mode_read_at: Mutex::new(None),
+            timing_mismatch: AtomicU64::new(u64::MAX),
         }
     }
 }
 
 impl Metrics {
+    /// The registry read the other replicas' records: `count` publish a timing other than
+    /// ours.
+    pub fn set_timing_mismatch(&self, count: u64) {
+        self.timing_mismatch.store(count, Ordering::Relaxed);
+    }
+
+    /// Registered replicas whose timing differs from ours; `None` before the first read.
+    pub fn timing_mismatch(&self) -> Option<u64> {
+        match self.timing_mismatch.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            count => Some(count),
+        }
+    }
+
     pub fn count_transition(&self) {
         self.transitions.fetch_add(1, Ordering::Relaxed);
     }
@@ -239,6 +271,14 @@ impl Metrics {
             .node_mode_read_at
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    }
+    /// Key custody: what the node listed last.
+    pub fn set_node_keys(&self, keys: elector_core::NodeKeys) {
+        let value = match keys {
+            elector_core::NodeKeys::Placeholder => 1,
+            elector_core::NodeKeys::Operator => 2,
+        };
+        self.node_keys.store(value, Ordering::Relaxed);
     }
     /// Time since the last answered read of the node's mode.
     pub fn node_mode_age(&self) -> Option<Duration> {

@@ -239,3 +239,33 @@ fn an_exclusion_shows_in_status_and_metrics() {
         None
     );
 }
+
+/// `/status` says which release answers, how old the node read is, and the recent role
+/// changes; `/metrics` has the timing comparison once the registry made one.
+#[test]
+fn status_reports_the_version_and_metrics_the_timing_comparison() {
+    let status = status();
+    let snapshot = status.snapshot().expect("a snapshot");
+    assert_eq!(snapshot.version, crate::cli::VERSION);
+    let body = serde_json::to_value(&snapshot).expect("JSON");
+    assert_eq!(body["version"], crate::cli::VERSION);
+    assert!(body.get("node_mode_read_ms_ago").is_some(), "{body}");
+    assert!(body["recent_transitions"].is_array(), "{body}");
+    // Before the registry compared the timings: no sample (unknown is not 0).
+    let text = status.render_metrics();
+    assert!(!text.contains("elector_timing_mismatch"), "{text}");
+    status.metrics.set_timing_mismatch(2);
+    let text = status.render_metrics();
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        sample_value(&samples, "elector_timing_mismatch", &[]),
+        Some(2.0)
+    );
+    // The node read's age follows the read.
+    status.metrics.set_node_mode(false);
+    let age = status
+        .snapshot()
+        .and_then(|s| s.node_mode_read_ms_ago)
+        .expect("an age after a read");
+    assert!(age < 1000, "{age}");
+}
