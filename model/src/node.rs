@@ -229,6 +229,8 @@ pub struct NodeModel {
     active: bool,
     round: Round,
     keys: Vec<String>,
+    /// A `PUT /producer-keys` replaced the keys since the process started.
+    keys_replaced: bool,
     lock: RwLock,
     /// The latest block this node has: committed by its own consensus or synced.
     tip: Tip,
@@ -246,6 +248,9 @@ pub struct NodeModel {
     network_done: Duration,
     // what the checks read
     history: Vec<Transition>,
+    /// Every change of "active as the delegate": reported active and holding the operator's
+    /// key (see [`NodeModel::delegate_history`]).
+    delegate_history: Vec<Transition>,
     signatures: Vec<Signature>,
 }
 
@@ -267,6 +272,7 @@ impl NodeModel {
                 start: config.chain.genesis,
             },
             keys: config.keys.clone(),
+            keys_replaced: false,
             lock: RwLock::default(),
             tip: config.chain.tip_at(now.saturating_sub(config.sync_lag)),
             fsm: fsm::Fsm::default(),
@@ -277,6 +283,10 @@ impl NodeModel {
             runnable: VecDeque::new(),
             network_done: now,
             history: vec![(now, config.start_active)],
+            delegate_history: vec![(
+                now,
+                config.start_active && config.keys.contains(&config.operator),
+            )],
             signatures: Vec::new(),
             config,
         };
@@ -303,6 +313,13 @@ impl NodeModel {
         self.next_ticket += 1;
         if self.down {
             self.answers.insert(ticket, Answer::Dropped);
+            return ticket;
+        }
+        if let Request::ProducerKeysGet | Request::ProducerKeysPut { .. } = request
+            && let Some(answer) = self.fault_answer()
+        {
+            // One admin server: a fault on it hits `/producer-keys` as it hits `/ha`.
+            self.answers.insert(ticket, answer);
             return ticket;
         }
         match request {
@@ -333,23 +350,22 @@ impl NodeModel {
         }
     }
 
-    fn start_ha(&mut self, ticket: Ticket, activate: Option<String>) {
+    /// What the admin server answers under the injected fault, before any handler runs.
+    fn fault_answer(&self) -> Option<Answer> {
         match self.fault {
-            AdminFault::None => {}
+            AdminFault::None => None,
             AdminFault::Status500 => {
-                let reply = Reply::new(500, "internal server error\n");
-                self.answers.insert(ticket, Answer::Reply(reply));
-                return;
+                Some(Answer::Reply(Reply::new(500, "internal server error\n")))
             }
-            AdminFault::GarbageBody => {
-                self.answers
-                    .insert(ticket, Answer::Reply(Reply::new(200, GARBAGE_BODY)));
-                return;
-            }
-            AdminFault::Hang => {
-                self.answers.insert(ticket, Answer::Hang);
-                return;
-            }
+            AdminFault::GarbageBody => Some(Answer::Reply(Reply::new(200, GARBAGE_BODY))),
+            AdminFault::Hang => Some(Answer::Hang),
+        }
+    }
+
+    fn start_ha(&mut self, ticket: Ticket, activate: Option<String>) {
+        if let Some(answer) = self.fault_answer() {
+            self.answers.insert(ticket, answer);
+            return;
         }
         // Go's `Query().Get` gives "" for a missing parameter, so an empty value is a read.
         let value = activate.unwrap_or_default().to_lowercase();
@@ -426,6 +442,8 @@ impl NodeModel {
                     return;
                 }
                 self.keys = keys;
+                self.keys_replaced = true;
+                self.record_mode();
                 self.unlock(holder);
                 let reply = Reply::new(200, self.keys_json());
                 self.finish(ticket, reply);
@@ -553,12 +571,15 @@ impl NodeModel {
     /// The process restarts at `now` configured `system.active: start_active`: requests in
     /// flight get no answer, consensus starts over (its blocks are kept), readiness is
     /// reported again from the next block. Faults stay: they belong to the test.
+    /// The producer keys come from the configuration again: a key put in at run time is gone.
     pub fn restart(&mut self, now: Duration, start_active: bool) {
         self.advance(now);
         self.drop_process();
         self.down = false;
         self.start_active = start_active;
         self.active = start_active;
+        self.keys = self.config.keys.clone();
+        self.keys_replaced = false;
         self.record_mode();
         self.boot();
     }
@@ -708,6 +729,27 @@ impl NodeModel {
         &self.history
     }
 
+    /// Whether the node holds the operator's key from its configuration: it started with it
+    /// and no `PUT /producer-keys` replaced its keys since.
+    pub fn holds_configured_operator_key(&self) -> bool {
+        !self.keys_replaced && self.keys.contains(&self.config.operator)
+    }
+
+    /// Every change of "active as the delegate", oldest first: reported active (see
+    /// [`NodeModel::mode_history`]) while holding the operator's key. Without key custody the
+    /// node always holds it and this is the mode history; with it, a standby activated by hand
+    /// while holding only a placeholder is not active as the delegate: it cannot sign.
+    pub fn delegate_history(&self) -> &[Transition] {
+        &self.delegate_history
+    }
+
+    /// The configuration's producer keys change from the next (re)start on: an operator's
+    /// edit of the node's config (or a mistake in it, such as the operator's key on a standby
+    /// under key custody).
+    pub fn configure_keys(&mut self, keys: Vec<String>) {
+        self.config.keys = keys;
+    }
+
     /// Every consensus message this node signed and broadcast, oldest first.
     pub fn signatures(&self) -> &[Signature] {
         &self.signatures
@@ -722,6 +764,10 @@ impl NodeModel {
         let mode = self.reported_mode() && !self.down;
         if self.history.last().map(|&(_, m)| m) != Some(mode) {
             self.history.push((self.now, mode));
+        }
+        let delegate = mode && self.keys.contains(&self.config.operator);
+        if self.delegate_history.last().map(|&(_, m)| m) != Some(delegate) {
+            self.delegate_history.push((self.now, delegate));
         }
     }
 

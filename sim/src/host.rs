@@ -9,6 +9,7 @@ use crate::schedule::{FENCE_TIMEOUT, FenceOutcome, FenceSetup};
 use crate::trace::{Recorder, sim_now};
 use crate::transport::{ADMIN_PORT, ETCD_PORT, NodeCell, PROBE_PORT, SimConnect, TurmoilHttp};
 use elector::clock::{Clock, TokioClock};
+use elector::custody::{KeyCustody, ProducerKey};
 use elector::driver::{Control, Driver, Fence, FenceFuture};
 use elector::node::{NodeClient, NodeTimeouts};
 use elector::standby::{DeadTermEnding, ForceStandby};
@@ -23,6 +24,21 @@ use tokio::sync::mpsc;
 
 /// The election key, as in production.
 pub const KEY: &str = "/iotex-server";
+
+/// The nodes' admin token (`IOTEX_ADMIN_TOKEN`) under key custody.
+pub(crate) const ADMIN_TOKEN: &str = "sim-admin-token";
+
+/// The operator's producer key, shared by every replica: a fixed key, so that its address is
+/// the one the product derives.
+pub(crate) fn operator_key() -> ProducerKey {
+    ProducerKey::parse(&"11".repeat(32)).expect("a valid fixed key")
+}
+
+/// Replica `index`'s placeholder key under key custody: a key of its own, no delegate's.
+pub(crate) fn placeholder_key(index: usize) -> ProducerKey {
+    let byte = 0x20 + (index % 0x40) as u8;
+    ProducerKey::parse(&format!("{byte:02x}").repeat(32)).expect("a valid fixed key")
+}
 
 /// What an elector host's software runs when the world (re)starts it.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -63,6 +79,8 @@ pub(crate) struct ElectorHost {
     pub(crate) start_delay: Duration,
     pub(crate) timing: Timing,
     pub(crate) mutation: elector_core::Mutation,
+    /// Key custody (the elector and its `ExecStopPost=` alike).
+    pub(crate) custody: bool,
     pub(crate) slot: Arc<ElectorSlot>,
     pub(crate) node: Arc<NodeCell>,
     pub(crate) fence: FenceSetup,
@@ -108,12 +126,20 @@ impl ElectorHost {
     }
 
     fn node_client(&self) -> NodeClient<TurmoilHttp> {
-        NodeClient::new(
+        let client = NodeClient::new(
             TurmoilHttp,
             &self.admin_url(),
             &format!("http://node-{}:{PROBE_PORT}", self.index),
             NodeTimeouts::of(&self.timing),
-        )
+        );
+        if !self.custody {
+            return client;
+        }
+        client.with_custody(KeyCustody::new(
+            operator_key(),
+            placeholder_key(self.index),
+            ADMIN_TOKEN,
+        ))
     }
 
     /// systemd's `ExecStopPost=`: what `elector force-standby` does with the elector's
@@ -123,8 +149,7 @@ impl ElectorHost {
     async fn stop_post(self: &Arc<Self>) -> Result<Vec<String>, String> {
         ForceStandby {
             node: self.node_client(),
-            // The simulated nodes have no key custody (their model has no /producer-keys).
-            key_custody: false,
+            key_custody: self.custody,
             admin: self.admin_url(),
             timeout: FORCE_STANDBY_TIMEOUT,
             confirm_poll_interval: self.timing.confirm_poll_interval,
@@ -148,6 +173,7 @@ impl ElectorHost {
         let clock = TokioClock::with_rate(self.rate);
         let mut settings = Settings::new(self.value.clone(), self.timing.clone());
         settings.mutation = self.mutation;
+        settings.key_custody = self.custody;
         // `--state-dir`: the term a crashed previous process left (rule `end_dead_term`).
         let state = self.state_file();
         match state.load() {

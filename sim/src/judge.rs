@@ -11,8 +11,12 @@ use crate::world::Samples;
 use elector_model::node::Transition;
 use std::time::Duration;
 
-/// Whether `node`'s admin endpoint failed (an admin fault, a restart, the persistent fault) at
-/// some time in `[from, to]`: then standby could not be confirmed by a read.
+/// Whether `node`'s admin endpoint failed (an admin fault, a restart, the persistent fault) or
+/// someone else set its mode or keys (an activation by hand, a late key replacement) at some
+/// time in `[from, to]`: then standby could not be confirmed by a read in time. (A node
+/// activated by hand while its elector waits out the drain of its own `activate=false` reads
+/// like a node that did not take the command: it is commanded again a drain bound after the
+/// acknowledgement, close to the fence deadline.)
 fn node_troubled(
     scenario: &Scenario,
     victim: Option<&Victim>,
@@ -22,7 +26,11 @@ fn node_troubled(
 ) -> bool {
     let transient = scenario.faults.iter().any(|f| {
         let hit = match f.kind {
-            FaultKind::Admin { node, .. } | FaultKind::NodeRestart { node, .. } => node,
+            FaultKind::Admin { node, .. }
+            | FaultKind::NodeRestart { node, .. }
+            | FaultKind::BootsWithOperatorKey { node, .. }
+            | FaultKind::KeysLate { node, .. }
+            | FaultKind::HandActivation { node } => node,
             _ => return false,
         };
         hit == node && f.at <= to && f.heal >= from

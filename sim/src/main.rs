@@ -39,9 +39,13 @@ struct Args {
     replicas: Option<usize>,
     /// A planted bug of the core: none, no-safety-margin, resign-before-standby-confirmed,
     /// resign-when-fence-starts, exclusion-skips-proof, short-activation-delay,
-    /// handover-skips-slot-wait.
+    /// handover-skips-slot-wait, resign-before-key-withdrawal-confirmed,
+    /// install-key-before-gate.
     #[arg(long, default_value = "none")]
     mutation: String,
+    /// Key custody on every replica (on), on none (off), or drawn per seed (mixed: half).
+    #[arg(long, default_value = "mixed")]
+    custody: String,
     /// Never break a documented assumption (no drift or restart beyond the bound, no
     /// misconfigured active start, a fence that always succeeds at once).
     #[arg(long)]
@@ -76,11 +80,19 @@ fn options(args: &Args) -> Result<Options, String> {
         )
     })?;
     let mutation = MutationChoice::parse(&args.mutation).ok_or_else(|| {
+        let names: Vec<&str> = MutationChoice::ALL.iter().map(|m| m.name()).collect();
         format!(
-            "unknown mutation {:?}: none, no-safety-margin, resign-before-standby-confirmed, resign-when-fence-starts, exclusion-skips-proof, short-activation-delay or handover-skips-slot-wait",
-            args.mutation
+            "unknown mutation {:?}: one of {}",
+            args.mutation,
+            names.join(", ")
         )
     })?;
+    let custody = match args.custody.as_str() {
+        "on" => Some(true),
+        "off" => Some(false),
+        "mixed" => None,
+        other => return Err(format!("unknown --custody {other:?}: on, off or mixed")),
+    };
     if let Some(r) = args.replicas
         && !(2..=5).contains(&r)
     {
@@ -99,6 +111,7 @@ fn options(args: &Args) -> Result<Options, String> {
         profile,
         replicas: args.replicas,
         mutation,
+        custody,
         break_assumptions: !args.no_break,
         tick: Duration::from_millis(args.tick_ms),
         min_duration: Duration::from_secs(args.min_duration),

@@ -49,6 +49,15 @@ impl Outcome {
         );
         let _ = writeln!(
             out,
+            "  key custody: {}",
+            if s.custody {
+                "on (nodes start with their placeholder; the leader installs the operator's key)"
+            } else {
+                "off"
+            }
+        );
+        let _ = writeln!(
+            out,
             "schedule ({} faults{}):",
             s.faults.len(),
             if s.persistent.is_some() {

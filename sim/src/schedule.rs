@@ -131,9 +131,24 @@ pub enum MutationChoice {
     ExclusionSkipsProof,
     ShortActivationDelay,
     HandoverSkipsSlotWait,
+    ResignBeforeKeyWithdrawalConfirmed,
+    InstallKeyBeforeGate,
 }
 
 impl MutationChoice {
+    /// Every choice, in the order `--help` lists them.
+    pub const ALL: [MutationChoice; 9] = [
+        MutationChoice::None,
+        MutationChoice::NoSafetyMargin,
+        MutationChoice::ResignBeforeStandbyConfirmed,
+        MutationChoice::ResignWhenFenceStarts,
+        MutationChoice::ExclusionSkipsProof,
+        MutationChoice::ShortActivationDelay,
+        MutationChoice::HandoverSkipsSlotWait,
+        MutationChoice::ResignBeforeKeyWithdrawalConfirmed,
+        MutationChoice::InstallKeyBeforeGate,
+    ];
+
     pub fn to_core(self) -> Mutation {
         Mutation {
             no_safety_margin: self == MutationChoice::NoSafetyMargin,
@@ -143,8 +158,9 @@ impl MutationChoice {
             activation_delay_ignores_early_revocation: self == MutationChoice::ShortActivationDelay,
             handover_skips_slot_wait: self == MutationChoice::HandoverSkipsSlotWait,
             fence_success_survives_active_read: false,
-            resign_before_key_withdrawal_confirmed: false,
-            install_key_before_gate: false,
+            resign_before_key_withdrawal_confirmed: self
+                == MutationChoice::ResignBeforeKeyWithdrawalConfirmed,
+            install_key_before_gate: self == MutationChoice::InstallKeyBeforeGate,
         }
     }
 
@@ -157,21 +173,15 @@ impl MutationChoice {
             MutationChoice::ExclusionSkipsProof => "exclusion-skips-proof",
             MutationChoice::ShortActivationDelay => "short-activation-delay",
             MutationChoice::HandoverSkipsSlotWait => "handover-skips-slot-wait",
+            MutationChoice::ResignBeforeKeyWithdrawalConfirmed => {
+                "resign-before-key-withdrawal-confirmed"
+            }
+            MutationChoice::InstallKeyBeforeGate => "install-key-before-gate",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [
-            MutationChoice::None,
-            MutationChoice::NoSafetyMargin,
-            MutationChoice::ResignBeforeStandbyConfirmed,
-            MutationChoice::ResignWhenFenceStarts,
-            MutationChoice::ExclusionSkipsProof,
-            MutationChoice::ShortActivationDelay,
-            MutationChoice::HandoverSkipsSlotWait,
-        ]
-        .into_iter()
-        .find(|m| m.name() == name)
+        Self::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -182,6 +192,8 @@ pub struct Options {
     /// Number of replicas; drawn from 2..=5 when not set.
     pub replicas: Option<usize>,
     pub mutation: MutationChoice,
+    /// Key custody on every replica (`Some(true)`), on none, or drawn per seed (`None`).
+    pub custody: Option<bool>,
     /// Also draw faults that break a documented assumption (drift or restart beyond the bound,
     /// a misconfigured active start) or may break one (a fence that is absent, fails, times
     /// out or is late: it breaks one only if a node it had to stop outlived its elector's
@@ -200,6 +212,7 @@ impl Default for Options {
             profile: ProfileChoice::Mixed,
             replicas: None,
             mutation: MutationChoice::None,
+            custody: None,
             break_assumptions: true,
             tick: Duration::from_millis(5),
             min_duration: Duration::from_secs(120),
@@ -285,6 +298,19 @@ pub enum FaultKind {
     /// its step-down deadline (`leader_fails`): its node is then commanded standby by its
     /// supervisor, within `restart_bound`. The elector restarts at `heal`.
     EarlyRevocation { leader_fails: Option<LeaderFailure> },
+    /// Key custody only: someone on the host activates this node by hand (`curl
+    /// .../ha?activate=true`). Its node holds the placeholder unless this replica leads: it
+    /// must sign nothing as the delegate, and its elector commands it back (by `heal`).
+    HandActivation { node: usize },
+    /// Key custody only: the node's process dies and comes back after `down`, standby, with
+    /// the operator's key in its configuration by mistake; the configuration is fixed at
+    /// `heal` (a later restart holds the placeholder). Its elector must withdraw the key
+    /// unless it leads.
+    BootsWithOperatorKey { node: usize, down: Duration },
+    /// Key custody only: every `PUT /producer-keys` waits `delay` before its handler runs (a
+    /// starved process) until `heal`: the elector's call times out and the replacement still
+    /// lands afterwards.
+    KeysLate { node: usize, delay: Duration },
 }
 
 /// The cut-off leader's elector failing after etcd revoked its lease early.
@@ -323,6 +349,9 @@ impl FaultKind {
                 leader_fails: Some(LeaderFailure { hang: false, .. }),
             } => "early-revocation+crash",
             FaultKind::EarlyRevocation { .. } => "early-revocation+hang",
+            FaultKind::HandActivation { .. } => "hand-activation",
+            FaultKind::BootsWithOperatorKey { .. } => "boots-with-operator-key",
+            FaultKind::KeysLate { .. } => "keys-late",
         }
     }
 }
@@ -406,6 +435,22 @@ impl fmt::Display for FaultKind {
                     )?;
                 }
                 Ok(())
+            }
+            FaultKind::HandActivation { node } => {
+                write!(f, "node-{node} activated by hand (curl /ha?activate=true)")
+            }
+            FaultKind::BootsWithOperatorKey { node, down } => write!(
+                f,
+                "node-{node} process dies, back after {} standby with the operator's key in its \
+                 config",
+                secs(*down)
+            ),
+            FaultKind::KeysLate { node, delay } => {
+                write!(
+                    f,
+                    "node-{node} runs every PUT /producer-keys {} late",
+                    secs(*delay)
+                )
             }
         }
     }
@@ -596,6 +641,10 @@ pub struct Scenario {
     /// The lambda of turmoil's exponential latency curve (smaller: a heavier tail).
     pub latency_curve: f64,
     pub electors: Vec<ElectorSetup>,
+    /// Key custody on every replica (`--producer-key-file`, `--placeholder-key-file`,
+    /// `--admin-token-file`): the nodes start with their placeholder and serve
+    /// `/producer-keys`; the custody faults are drawn only then.
+    pub custody: bool,
     pub chain: ChainSetup,
     pub nodes: Vec<NodeSetup>,
     pub fence: FenceSetup,
@@ -713,6 +762,22 @@ impl Scenario {
             faults.push(lag);
             faults.sort_by_key(|f| (f.at, f.heal));
         }
+        // Key custody came later still: its own stream.
+        let mut custody_rng = root.fork(8);
+        let drawn = custody_rng.chance(CUSTODY_CHANCE);
+        let custody = options.custody.unwrap_or(drawn);
+        if custody {
+            let drawn = draw_custody_faults(&mut custody_rng, &timing, replicas);
+            let kept: Vec<Fault> = drawn
+                .iter()
+                .filter(|f| {
+                    options.break_assumptions || !hand_activation_of_a_misconfigured_node(f, &drawn)
+                })
+                .cloned()
+                .collect();
+            faults.extend(kept);
+            faults.sort_by_key(|f| (f.at, f.heal));
+        }
         let persistent = extra
             .chance(PERSISTENT_CHANCE)
             .then(|| draw_persistent(&mut extra, &timing, replicas));
@@ -747,6 +812,7 @@ impl Scenario {
             latency_max,
             latency_curve,
             electors,
+            custody,
             chain,
             nodes,
             fence,
@@ -864,6 +930,57 @@ fn draw_faults(rng: &mut Rng, timing: &Timing, replicas: usize, options: &Option
     }
     faults.sort_by_key(|f| (f.at, f.heal));
     faults
+}
+
+/// The share of runs with key custody on.
+pub const CUSTODY_CHANCE: f64 = 0.5;
+
+/// Key custody's faults: none to three of them, anywhere in the faults' window, overlapping
+/// anything (they are faults of the node and its host, which no other fault rules out).
+fn draw_custody_faults(rng: &mut Rng, timing: &Timing, replicas: usize) -> Vec<Fault> {
+    let ms = Duration::from_millis;
+    let count = rng.weighted(&[1, 2, 2, 1]);
+    (0..count)
+        .map(|_| {
+            let at = rng.millis(ms(2_000), ms(70_000));
+            let node = rng.range(0, replicas as u64 - 1) as usize;
+            let (kind, length) = match rng.weighted(&[2, 1, 1]) {
+                // Until its elector has surely read and corrected it.
+                0 => (FaultKind::HandActivation { node }, timing.lease_ttl),
+                1 => {
+                    let down = rng.millis(Duration::ZERO, ms(3_000));
+                    (
+                        FaultKind::BootsWithOperatorKey { node, down },
+                        down + rng.millis(ms(500), ms(5_000)),
+                    )
+                }
+                _ => {
+                    let delay = rng.millis(ms(500), ms(8_000));
+                    (
+                        FaultKind::KeysLate { node, delay },
+                        rng.millis(ms(1_000), timing.lease_ttl * 2),
+                    )
+                }
+            };
+            Fault {
+                at,
+                heal: at + length,
+                kind,
+            }
+        })
+        .collect()
+}
+
+/// Whether `fault` activates by hand a node that some drawn fault restarts with the operator's
+/// key in its configuration: a broken assumption of key custody (the standby's configuration
+/// holds its placeholder), drawn only when assumptions may be broken.
+fn hand_activation_of_a_misconfigured_node(fault: &Fault, faults: &[Fault]) -> bool {
+    let FaultKind::HandActivation { node } = fault.kind else {
+        return false;
+    };
+    faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::BootsWithOperatorKey { node: n, .. } if n == node))
 }
 
 /// The share of runs in which an operator excludes one replica for a while.

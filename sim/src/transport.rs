@@ -4,12 +4,12 @@
 
 use crate::trace::{Recorder, sim_now};
 use elector::driver::Connect;
-use elector::node::{HttpAnswer, HttpGet};
+use elector::node::{HttpAnswer, HttpGet, HttpMethod, HttpRequest};
 use elector_model::node::{
     AdminFault, Answer, NodeConfig, NodeModel, Reply, Request as ModelRequest, Signature, Ticket,
     Transition,
 };
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -54,21 +54,43 @@ impl Connect for SimConnect {
     }
 }
 
-/// One HTTP/1.1 GET per connection over turmoil's TCP, bounded by the timeout as a whole
+/// One HTTP/1.1 request per connection over turmoil's TCP, bounded by the timeout as a whole
 /// (connect, request, answer). A call that times out is dropped with its connection.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TurmoilHttp;
 
 impl HttpGet for TurmoilHttp {
     async fn get(&self, url: &str, timeout: Duration) -> Result<HttpAnswer, String> {
-        match tokio::time::timeout(timeout, get_once(url)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
-        }
+        bounded(timeout, request_once(HttpMethod::Get, url, None, None)).await
+    }
+
+    async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpAnswer, String> {
+        let call = request_once(
+            request.method,
+            &request.url,
+            Some(&request.bearer),
+            request.json.as_deref(),
+        );
+        bounded(timeout, call).await
     }
 }
 
-async fn get_once(url: &str) -> Result<HttpAnswer, String> {
+async fn bounded(
+    timeout: Duration,
+    call: impl Future<Output = Result<HttpAnswer, String>>,
+) -> Result<HttpAnswer, String> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    }
+}
+
+async fn request_once(
+    method: HttpMethod,
+    url: &str,
+    bearer: Option<&str>,
+    json: Option<&str>,
+) -> Result<HttpAnswer, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
     let authority = uri
         .authority()
@@ -82,24 +104,35 @@ async fn get_once(url: &str) -> Result<HttpAnswer, String> {
         .await
         .map_err(|e| format!("connect to {authority}: {e}"))?;
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(|e| format!("http handshake with {authority}: {e}"))?;
-    let request = Request::get(path)
-        .header(hyper::header::HOST, authority.as_str())
-        .body(Empty::new())
+    let mut request = Request::builder()
+        .method(method.as_str())
+        .uri(path)
+        .header(hyper::header::HOST, authority.as_str());
+    if let Some(token) = bearer {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if json.is_some() {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let body = Full::new(Bytes::from(json.unwrap_or_default().to_owned()));
+    let request = request
+        .body(body)
         .map_err(|e| format!("request {url}: {e}"))?;
+    let method = method.as_str();
     let exchange = async move {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("GET {url}: body: {e}"))?
+            .map_err(|e| format!("{method} {url}: body: {e}"))?
             .to_bytes();
         // Dropping the sender here lets the connection finish.
         drop(sender);
@@ -138,6 +171,12 @@ struct NodeState {
     /// handed to the model without a fault (it lands, even if its client gives up), and the
     /// process's (re)starts with their configured mode. `(when, active)`.
     commands: Vec<(Duration, bool)>,
+    /// `IOTEX_ADMIN_TOKEN`: set, the node serves `/producer-keys` (iotex-core v2.5.0 with key
+    /// custody); unset, it answers 404 there like an older node.
+    admin_token: Option<String>,
+    /// A `PUT /producer-keys` is held this long before its handler runs (a starved process):
+    /// the elector's call may time out and the replacement still lands afterwards.
+    keys_delay: Duration,
 }
 
 impl NodeCell {
@@ -151,6 +190,8 @@ impl NodeCell {
                 dead_for_good: false,
                 base_fault: AdminFault::None,
                 commands: vec![(Duration::ZERO, start_active)],
+                admin_token: None,
+                keys_delay: Duration::ZERO,
             }),
             changed: Notify::new(),
             recorder,
@@ -215,6 +256,31 @@ impl NodeCell {
     pub fn set_persistent_admin_fault(&self, now: Duration, fault: AdminFault) {
         self.lock().base_fault = fault;
         self.set_admin_fault(now, fault);
+    }
+
+    /// The node serves `/producer-keys` behind this token (key custody).
+    pub fn set_admin_token(&self, token: &str) {
+        self.lock().admin_token = Some(token.to_owned());
+    }
+
+    /// From now on every `PUT /producer-keys` is held `delay` before it runs.
+    pub fn set_keys_delay(&self, delay: Duration) {
+        self.lock().keys_delay = delay;
+    }
+
+    /// The configuration's producer keys from the next (re)start on (see the node model).
+    pub fn configure_keys(&self, keys: Vec<String>) {
+        self.lock().model.configure_keys(keys);
+    }
+
+    /// Someone on the host runs `curl .../ha?activate=true` against this node: the elector
+    /// did not send it. Returns at once; the node carries it out as any other request.
+    pub fn activate_by_hand(&self, now: Duration) {
+        let request = ModelRequest::Ha {
+            activate: Some("true".to_owned()),
+        };
+        let ticket = self.submit(now, request);
+        self.lock().model.abandon(ticket);
     }
 
     /// From now on `activate=true` answers 500 without effect (see the node model).
@@ -286,9 +352,12 @@ impl NodeCell {
         self.lock().commands.clone()
     }
 
-    /// Every change of the mode a read would report.
+    /// Every change of "active as the delegate": the mode a read would report, while the
+    /// node holds the operator's key. Without key custody it always does, and this is the
+    /// mode's history; with it, a standby activated by hand holds only its placeholder and
+    /// cannot sign: the never-two-active check does not count it.
     pub fn history(&self) -> Vec<Transition> {
-        self.lock().model.mode_history().to_vec()
+        self.lock().model.delegate_history().to_vec()
     }
 
     /// Everything the node signed and broadcast, across its process's restarts.
@@ -301,7 +370,16 @@ impl NodeCell {
     fn submit(&self, now: Duration, request: ModelRequest) -> Ticket {
         let activate = match &request {
             ModelRequest::Ha { activate } => activate.clone().filter(|v| !v.is_empty()),
-            _ => None,
+            ModelRequest::ProducerKeysPut { keys } => {
+                let keys = keys.join(",");
+                self.recorder.record(
+                    now,
+                    self.name.clone(),
+                    format!("<- PUT /producer-keys [{keys}]"),
+                );
+                None
+            }
+            ModelRequest::ProducerKeysGet => None,
         };
         let (ticket, outcome) = self.change(now, |state| {
             let fault = state.model.admin_fault();
@@ -490,6 +568,7 @@ async fn handle(
             }
             Ok(answer(state.model.handle_probe(now, &path)))
         }
+        Endpoint::Admin if path == "/producer-keys" => producer_keys(cell, request).await,
         Endpoint::Admin => {
             if path != "/ha" {
                 return Ok(answer(Reply::new(404, "404 page not found\n")));
@@ -502,14 +581,78 @@ async fn handle(
                 .find(|(key, _)| *key == "activate")
                 .map(|(_, value)| value.to_owned());
             let ticket = cell.submit(now, ModelRequest::Ha { activate });
-            match cell.answer(ticket).await {
-                Answer::Reply(reply) => Ok(answer(reply)),
-                Answer::Dropped => Err(NoAnswer),
-                Answer::Hang => {
-                    cell.hang().await;
-                    Err(NoAnswer)
-                }
-            }
+            respond(cell, ticket).await
         }
     }
+}
+
+/// Waits for the model's answer to `ticket` and sends it (or none).
+async fn respond(cell: &NodeCell, ticket: Ticket) -> Result<Response<Full<Bytes>>, NoAnswer> {
+    match cell.answer(ticket).await {
+        Answer::Reply(reply) => Ok(answer(reply)),
+        Answer::Dropped => Err(NoAnswer),
+        Answer::Hang => {
+            cell.hang().await;
+            Err(NoAnswer)
+        }
+    }
+}
+
+/// `/producer-keys` as iotex-core v2.5.0 serves it: the admin token (`Authorization: Bearer`
+/// or `X-Admin-Token`) or 401; `GET` lists the operator addresses, `PUT {"private_keys":
+/// [hex...]}` replaces the keys (the model takes their addresses, derived as the product
+/// derives them); other methods 405. Without a token configured the node has no such
+/// endpoint (404), like iotex-core before v2.5.0.
+async fn producer_keys(
+    cell: &NodeCell,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, NoAnswer> {
+    let (token, delay) = {
+        let state = cell.lock();
+        (state.admin_token.clone(), state.keys_delay)
+    };
+    let Some(token) = token else {
+        return Ok(answer(Reply::new(404, "404 page not found\n")));
+    };
+    let headers = request.headers();
+    let sent = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-admin-token").and_then(|v| v.to_str().ok()));
+    if sent != Some(token.as_str()) {
+        return Ok(answer(Reply::new(401, "unauthorized\n")));
+    }
+    let model_request = match *request.method() {
+        hyper::Method::GET => ModelRequest::ProducerKeysGet,
+        hyper::Method::PUT => {
+            let body = request.into_body().collect().await.map_err(|_| NoAnswer)?;
+            match addresses_of(&body.to_bytes()) {
+                Ok(keys) => ModelRequest::ProducerKeysPut { keys },
+                Err(why) => return Ok(answer(Reply::new(400, format!("{why}\n")))),
+            }
+        }
+        _ => return Ok(answer(Reply::new(405, "method not allowed\n"))),
+    };
+    if matches!(model_request, ModelRequest::ProducerKeysPut { .. }) && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let ticket = cell.submit(sim_now(), model_request);
+    respond(cell, ticket).await
+}
+
+/// The addresses of the keys in a `PUT /producer-keys` body.
+fn addresses_of(body: &[u8]) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Put {
+        private_keys: Vec<String>,
+    }
+    let put: Put = serde_json::from_slice(body).map_err(|e| format!("bad body: {e}"))?;
+    if put.private_keys.is_empty() {
+        return Err("no key".to_owned());
+    }
+    put.private_keys
+        .iter()
+        .map(|hex| elector::custody::ProducerKey::parse(hex).map(|k| k.address().to_owned()))
+        .collect()
 }

@@ -28,6 +28,11 @@ pub enum BrokenKind {
     /// to fence its node (its admin endpoint failed): the fence runs at the lease deadline,
     /// which the activation delay does not cover (docs/safety.md, "etcd ends A's lease early").
     FencedAfterEarlyRevocation,
+    /// Key custody: a node whose configuration held the operator's key (a standby is
+    /// configured with its placeholder) was activated by hand: it signs from its own
+    /// configuration, before or without its elector (docs/safety.md, key custody's
+    /// assumptions).
+    HandActivatedWithOperatorKey,
 }
 
 impl BrokenKind {
@@ -38,6 +43,9 @@ impl BrokenKind {
             BrokenKind::MisconfiguredActiveStart => "misconfigured active start",
             BrokenKind::UnstoppedAtLeaseExpiry => "fence did not stop node at lease expiry",
             BrokenKind::FencedAfterEarlyRevocation => "fenced after an early revocation",
+            BrokenKind::HandActivatedWithOperatorKey => {
+                "activated by hand with the operator key in its config"
+            }
         }
     }
 }

@@ -12,7 +12,10 @@
 //! does and how it is undone read together.
 
 use crate::etcd_model::EtcdModel;
-use crate::host::{ElectorHost, ElectorSlot, FenceCall, HostMode, KEY, lock};
+use crate::host::{
+    ADMIN_TOKEN, ElectorHost, ElectorSlot, FenceCall, HostMode, KEY, lock, operator_key,
+    placeholder_key,
+};
 use crate::schedule::{
     Direction, FaultKind, LeaderFailure, PersistentKind, Scenario, Target, secs,
 };
@@ -26,9 +29,6 @@ use etcd_client::proto::{PbDeleteRequest, PbPutRequest};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
-
-/// The delegate's operator key, which every replica holds.
-pub const OPERATOR: &str = "io1operator";
 
 /// Latency between an elector and its node: the same host in production.
 const NODE_LINK_LATENCY: Duration = Duration::from_millis(1);
@@ -184,6 +184,10 @@ impl<'a> World<'a> {
             .simulation_duration(scenario.duration + Duration::from_secs(3600))
             .min_message_latency(scenario.latency_min)
             .max_message_latency(scenario.latency_max)
+            // turmoil panics when a host's socket buffer overflows (64 segments by default);
+            // a real kernel applies back-pressure instead. Five electors' messages held for a
+            // few seconds and then delivered at once overflowed etcd's.
+            .tcp_capacity(4096)
             .build();
         sim.set_message_latency_curve(scenario.latency_curve);
         let mut world = World {
@@ -224,12 +228,19 @@ impl<'a> World<'a> {
         // One chain for every node: the same slots, heights and rounds everywhere.
         let chain = scenario.chain.chain();
         for (i, setup) in scenario.nodes.iter().enumerate() {
-            // Configured standby (`system.active: false`), holding the operator key, not ready
-            // until its first sync ends.
-            let mut config = NodeConfig::standby(chain.clone(), OPERATOR);
+            // Configured standby (`system.active: false`), holding the operator key (with key
+            // custody its placeholder, and serving `/producer-keys`), not ready until its
+            // first sync ends.
+            let mut config = NodeConfig::standby(chain.clone(), operator_key().address());
+            if scenario.custody {
+                config.keys = vec![placeholder_key(i).address().to_owned()];
+            }
             config.sync_lag = setup.sync_lag;
             config.ready = false;
             let cell = NodeCell::new(format!("node-{i}"), config, recorder.clone());
+            if scenario.custody {
+                cell.set_admin_token(ADMIN_TOKEN);
+            }
             let served = cell.clone();
             world
                 .sim
@@ -249,6 +260,7 @@ impl<'a> World<'a> {
                 start_delay: setup.start_delay,
                 timing: timing.clone(),
                 mutation: scenario.mutation.to_core(),
+                custody: scenario.custody,
                 slot: slot.clone(),
                 node: world.nodes[i].clone(),
                 fence: scenario.fence.clone(),
@@ -765,6 +777,39 @@ impl<'a> World<'a> {
             FaultKind::Unready { node } => self.nodes[node].set_ready(now, false),
             FaultKind::Admin { node, fault } => self.nodes[node].set_admin_fault(now, fault),
             FaultKind::SyncLag { node, lag } => self.nodes[node].set_sync_lag(now, lag),
+            FaultKind::HandActivation { node } => {
+                if self.scenario.custody
+                    && self.nodes[node].read(|m| m.holds_configured_operator_key())
+                {
+                    self.broken.push(Broken {
+                        kind: BrokenKind::HandActivatedWithOperatorKey,
+                        detail: format!(
+                            "node-{node}, started with the operator's key in its config, activated \
+                             by hand at {}",
+                            secs(now)
+                        ),
+                        replica: node,
+                        from: now,
+                    });
+                }
+                self.nodes[node].activate_by_hand(now);
+            }
+            FaultKind::BootsWithOperatorKey { node, .. } if self.nodes[node].is_dead_for_good() => {
+                self.note(now, format!("node-{node}"), "already dead for good");
+            }
+            FaultKind::BootsWithOperatorKey { node, down } => {
+                self.nodes[node].configure_keys(vec![operator_key().address().to_owned()]);
+                self.nodes[node].kill(now);
+                self.note(now, format!("node-{node}"), "process died");
+                self.schedule(
+                    now + down,
+                    Action::NodeStart {
+                        node,
+                        active: false,
+                    },
+                );
+            }
+            FaultKind::KeysLate { node, delay } => self.nodes[node].set_keys_delay(delay),
         }
     }
 
@@ -986,6 +1031,16 @@ impl<'a> World<'a> {
                 say("");
                 let lag = self.scenario.nodes[node].sync_lag;
                 self.nodes[node].set_sync_lag(now, lag);
+            }
+            FaultKind::HandActivation { .. } => {}
+            FaultKind::BootsWithOperatorKey { node, .. } => {
+                say("(ready; config fixed)");
+                self.nodes[node].configure_keys(vec![placeholder_key(node).address().to_owned()]);
+                self.nodes[node].set_ready(now, true);
+            }
+            FaultKind::KeysLate { node, .. } => {
+                say("");
+                self.nodes[node].set_keys_delay(Duration::ZERO);
             }
         }
     }

@@ -386,3 +386,77 @@ fn persistent_faults_are_checked_for_takeover_or_stuck_report() {
     assert!(outcome.stuck_to_the_end, "seed {seed}");
     assert!(outcome.stuck_reports > 0, "seed {seed}");
 }
+
+/// With key custody's planted bug "resign before the key withdrawal is confirmed", a leader
+/// that demotes counts the withdrawal of the operator's key as proof of standby as soon as it
+/// sent it, not once the node listed only the placeholder: when the withdrawal fails (the
+/// node's admin endpoint answers 500 or hangs) the lead is given away while the node still
+/// holds the key and signs. The search, with custody on every replica, must find it by a
+/// double sign within a bounded number of seeds, and the same seeds without the bug must be
+/// clean.
+#[test]
+fn the_search_finds_the_planted_resign_before_key_withdrawal_confirmed_bug() {
+    let options = Options {
+        mutation: MutationChoice::ResignBeforeKeyWithdrawalConfirmed,
+        custody: Some(true),
+        break_assumptions: false,
+        ..Options::default()
+    };
+    let (seed, ran) = first_double_sign(&options, 0..);
+    assert!(
+        Scenario::generate(seed, &options).custody,
+        "seed {seed} runs with key custody"
+    );
+    control(&options, &ran);
+}
+
+/// With key custody's planted bug "install the key before the gate", a new leader puts the
+/// operator's key into its node as soon as it leads, before rule `activation_gate` (here:
+/// `wait_out_last_slot` after a clean handover) lets it activate. A node that is active
+/// anyway, activated by hand while its replica takes over, then signs the slot its
+/// predecessor signed. Built: replica 0 leads and hands over to replica 1 at 40 s; node-1 is
+/// activated by hand at one of a few moments around the takeover. With the bug one of them
+/// gives a double sign; without it none does (node-1 holds only its placeholder until the gate
+/// opens), and the hand activation is corrected.
+#[test]
+fn the_simulation_catches_the_planted_install_key_before_gate_bug() {
+    let ready_1 = Duration::from_secs(6);
+    let scenario = |mutation, offset_ms: u64| {
+        let faults = vec![
+            Fault {
+                at: Duration::from_secs(40),
+                heal: Duration::from_secs(40),
+                kind: FaultKind::HandoverRequest {
+                    elector: 0,
+                    to: Some(1),
+                },
+            },
+            Fault {
+                at: Duration::from_millis(40_000 + offset_ms),
+                heal: Duration::from_millis(50_000 + offset_ms),
+                kind: FaultKind::HandActivation { node: 1 },
+            },
+        ];
+        let mut s = directed(0, mutation, ready_1, faults);
+        s.custody = true;
+        s
+    };
+    let offsets: Vec<u64> = (0..16).map(|i| i * 250).collect();
+    let found = offsets.iter().find(|&&offset| {
+        let outcome = simulate(&scenario(MutationChoice::InstallKeyBeforeGate, offset));
+        !outcome.unexplained_double_signs().is_empty()
+    });
+    let Some(&found) = found else {
+        panic!("no double sign with the planted bug at any of the offsets {offsets:?}");
+    };
+    for &offset in offsets.iter().filter(|&&o| o <= found) {
+        let fixed = simulate(&scenario(MutationChoice::None, offset));
+        assert_eq!(
+            fixed.verdict(),
+            Verdict::Pass,
+            "hand activation {offset} ms after the handover, without the planted bug: {:?}\n{}",
+            fixed.problems(),
+            fixed.render(false)
+        );
+    }
+}

@@ -89,9 +89,11 @@ impl Elector {
             self.fencing.end_episode();
             if let Some(term) = self.term.as_mut()
                 && term.active_evidence_at.is_none()
+                && term.gate_passed
             {
                 // Rule `give_way_when_node_lost` counts from the term's first attempt to
-                // make the node sign: a key that cannot be installed is a lost node.
+                // make the node sign: a key that cannot be installed is a lost node. (Only the
+                // planted bug `install_key_before_gate` installs before the gate.)
                 term.active_evidence_at = Some(self.now);
             }
             let id = self.node_call(NodeCall::InstallKey);

@@ -130,11 +130,14 @@ pub struct Mutation {
     pub fence_success_survives_active_read: bool,
     /// Breaks rule `lead_may_be_given_away` under key custody: the withdrawal counts as proof
     /// as soon as it is sent, not once the node listed only the placeholder. Found by the
-    /// simulation's signature check (a withdrawal that failed or lands late).
+    /// simulation's signature check when a withdrawal fails
+    /// (`the_search_finds_the_planted_resign_before_key_withdrawal_confirmed_bug`).
     pub resign_before_key_withdrawal_confirmed: bool,
     /// Breaks rule `install_key_last`: the operator's key goes in as soon as we lead, before
     /// the activation gate. A node activated by hand or booted active then signs the
-    /// predecessor's slot. Found by the simulation's signature check.
+    /// predecessor's slot. Found by the simulation's signature check
+    /// (`the_simulation_catches_the_planted_install_key_before_gate_bug`: a standby activated
+    /// by hand while its replica takes over).
     pub install_key_before_gate: bool,
 }
 

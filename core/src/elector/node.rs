@@ -290,12 +290,13 @@ impl Elector {
     /// rule `node_active_allowed` (under the planted bug `install_key_before_gate`, already
     /// before the activation gate).
     pub(super) fn key_installation_allowed(&self) -> bool {
+        #[cfg(any(test, feature = "mutation"))]
+        if self.settings.mutation.install_key_before_gate && self.custody.enabled {
+            // Installed before the gate, and kept there until the gate opens.
+            return self.node_active_allowed() || self.node_may_become_active(false);
+        }
         if !self.custody.enabled || self.custody.install_acked {
             return self.node_active_allowed();
-        }
-        #[cfg(any(test, feature = "mutation"))]
-        if self.settings.mutation.install_key_before_gate {
-            return self.node_may_become_active(false);
         }
         self.node_may_become_active(true)
     }

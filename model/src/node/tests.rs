@@ -285,6 +285,55 @@ fn a_placeholder_key_signs_nothing_and_the_operator_key_signs_once_installed() {
 }
 
 #[test]
+fn a_restart_takes_the_keys_from_the_configuration_again() {
+    let mut config = NodeConfig::standby(chain(), OPERATOR);
+    config.keys = vec!["io1placeholder".into()];
+    let mut node = NodeModel::new(config, ms(0));
+    let put = Request::ProducerKeysPut {
+        keys: vec![OPERATOR.into()],
+    };
+    call(&mut node, ms(1_000), put);
+    assert_eq!(node.keys(), [OPERATOR]);
+    node.restart(ms(2_000), false);
+    assert_eq!(
+        node.keys(),
+        ["io1placeholder"],
+        "the key put in at run time is gone"
+    );
+    // A config mistake: the operator's key in a standby's config.
+    node.configure_keys(vec![OPERATOR.into()]);
+    node.restart(ms(3_000), false);
+    assert_eq!(node.keys(), [OPERATOR]);
+}
+
+#[test]
+fn admin_faults_hit_producer_keys_too() {
+    let mut node = standby_node(ms(0));
+    node.set_admin_fault(AdminFault::Status500);
+    let (answer, _) = call(&mut node, ms(1_000), Request::ProducerKeysGet);
+    assert_eq!(reply(answer).status, 500);
+    node.set_admin_fault(AdminFault::Hang);
+    let ticket = node.submit(ms(1_000), Request::ProducerKeysPut { keys: vec![] });
+    assert_eq!(node.take_answer(ticket), Some(Answer::Hang));
+    assert_eq!(node.keys(), [OPERATOR], "a hung request has no effect");
+}
+
+#[test]
+fn active_as_the_delegate_needs_the_operator_key() {
+    let mut config = NodeConfig::standby(chain(), OPERATOR);
+    config.keys = vec!["io1placeholder".into()];
+    let mut node = NodeModel::new(config, ms(0));
+    set(&mut node, ms(1_000), true);
+    assert!(node.reported_mode());
+    assert!(node.delegate_history().iter().all(|&(_, active)| !active));
+    let put = Request::ProducerKeysPut {
+        keys: vec![OPERATOR.into()],
+    };
+    let (_, installed) = call(&mut node, ms(2_000), put);
+    assert_eq!(node.delegate_history().last(), Some(&(installed, true)));
+}
+
+#[test]
 fn readiness_changes_when_a_block_arrives() {
     let mut node = standby_node(ms(0));
     assert_eq!(node.handle_probe(ms(0), "/readiness").status, 503);
