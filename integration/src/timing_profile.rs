@@ -43,15 +43,6 @@ impl TimingProfile {
         }
     }
 
-    /// The stand-in nodes' consensus round: a deactivated node reads active for up to this
-    /// long. Within the profile's drain bound.
-    pub fn round(self) -> Duration {
-        match self {
-            TimingProfile::Default => Duration::from_secs(2),
-            TimingProfile::Fast | TimingProfile::Functional => Duration::from_millis(500),
-        }
-    }
-
     /// The elector flags of this profile ([`timing_flags`] of [`TimingProfile::timing`]).
     pub fn flags(self) -> Vec<String> {
         timing_flags(&self.timing())
@@ -82,6 +73,7 @@ pub fn timing_flags(timing: &Timing) -> Vec<String> {
         flag("restart-bound", &duration(timing.restart_bound)),
         flag("handover-timeout", &duration(timing.handover_timeout)),
         flag("node-lost-after", &duration(timing.node_lost_after)),
+        flag("block-interval", &duration(timing.block_interval)),
     ];
     if timing.activation_delay != timing.minimum_activation_delay() {
         flags.push(flag("activation-delay", &duration(timing.activation_delay)));
@@ -121,10 +113,6 @@ mod tests {
             TimingProfile::Functional,
         ] {
             assert_eq!(parsed(profile.flags()), profile.timing(), "{profile:?}");
-            assert!(
-                profile.round() <= profile.timing().drain_bound,
-                "{profile:?}"
-            );
         }
     }
 

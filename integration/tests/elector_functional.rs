@@ -15,7 +15,7 @@ use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, elector_command, http_get};
 use elector_integration::standin::{StandIn, StandInOptions};
-use elector_model::flag_node::AdminFault;
+use elector_model::node::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -657,8 +657,7 @@ async fn a_key_nested_inside_another_election_is_refused() {
         "127.0.0.1:0".parse().expect("an address"),
         StandInOptions {
             start_active: true,
-            round: Duration::ZERO,
-            ready: true,
+            ..StandInOptions::default()
         },
     )
     .await

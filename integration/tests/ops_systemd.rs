@@ -8,7 +8,7 @@
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
 use elector_integration::host::elector_binary;
-use elector_model::flag_node::AdminFault;
+use elector_model::node::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -182,10 +182,7 @@ async fn supervised_leader() -> (Cluster, Supervised) {
     let defaults = ClusterOptions::default();
     let cluster = Cluster::start_with(ClusterOptions {
         nodes: 2,
-        // Nodes that deactivate at once: the time to standby measured below is the time to
-        // the command, without a consensus round.
         standin: StandInOptions {
-            round: Duration::ZERO,
             ..defaults.standin.clone()
         },
         ..defaults
