@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn the_functional_profile_keeps_the_fast_lease() {
         let timing = TimingProfile::Functional.timing();
-        assert_eq!(timing.lease_ttl, Duration::from_secs(3));
+        assert_eq!(timing.lease_ttl, Timing::fast_profile().lease_ttl);
         assert_eq!(timing.probe_interval, Duration::from_millis(200));
         timing.validate().expect("the functional profile is safe");
     }

@@ -470,8 +470,8 @@ fn seconds(d: Duration) -> String {
 fn shutdown_bound_is_quoted_as_computed_and_stop_timeouts_leave_room_for_a_fence() {
     let bound = Timing::default().shutdown_grace();
     let fast = Timing::fast_profile().shutdown_grace();
-    assert_eq!(seconds(bound), "8.8 s");
-    assert_eq!(seconds(fast), "1.95 s");
+    assert_eq!(seconds(bound), "8.9 s");
+    assert_eq!(seconds(fast), "6.45 s");
     for path in [
         "README.md",
         "docs/operations.md",

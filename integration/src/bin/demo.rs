@@ -38,7 +38,7 @@ const NAMES: [&str; 3] = ["a", "b", "c"];
 const KEY: &str = "/iotex-demo";
 /// Bound on every wait for something the elector should do.
 const WAIT: Duration = Duration::from_secs(60);
-/// Bound on the SIGTERM'd elector's exit (its own bound is 8.8 s at the default timing).
+/// Bound on the SIGTERM'd elector's exit (its own bound is 8.9 s at the default timing).
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
 /// The timeline: what happened when, on the demo's clock.
