@@ -676,6 +676,10 @@ async fn a_key_nested_inside_another_election_is_refused() {
         "/outer/inner",
         "--value",
         "inner-a",
+        // Like the replica set's electors, it stands for one that systemd or `elector
+        // supervise` runs: the profile's 1 s restart bound leaves no room for the watchdog of
+        // a bare run's own watcher, which the elector rightly refuses before this check.
+        "--no-watcher",
     ];
     let flags = PROFILE.flags();
     args.extend(flags.iter().map(String::as_str));
