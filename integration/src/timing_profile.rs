@@ -9,15 +9,18 @@ use std::time::Duration;
 /// within the timing's drain bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimingProfile {
-    /// The elector's defaults: TTL 10 s, drain bound 5 s, activation delay 8.9 s; 2 s rounds.
+    /// The elector's defaults: TTL 10 s, drain bound 5.1 s, activation delay 13.7 s; 2.5 s
+    /// slots.
     Default,
-    /// The 3 s lease profile of docs/safety.md for nodes that drain within 700 ms (what the
-    /// deploy files' fast drop-in sets); 500 ms rounds.
+    /// The fast profile of docs/safety.md for a low-latency etcd (what the deploy files' fast
+    /// drop-in sets): TTL 7 s, activation delay 10.6 s; 2.5 s slots.
     Fast,
     /// The functional tests' profile: the fast profile with quicker probes and node checks (a
     /// test sees a turned-unready node in a fraction of a second), a 1 s restart bound, a
-    /// wider safety margin (600 ms: room for a loaded 2-core runner), a 10 s handover timeout
-    /// and the default node-lost bound; 500 ms rounds.
+    /// 600 ms safety margin (room for a loaded 2-core runner), a 10 s handover timeout and
+    /// the default node-lost bound: TTL 7 s, activation delay 9.6 s; 2.5 s slots. The
+    /// restart bound leaves no room for a bare run's own watcher: its electors run with
+    /// `--no-watcher`, standing for supervised ones.
     Functional,
 }
 

@@ -572,18 +572,28 @@ mod tests {
     #[test]
     fn profiles_match_docs_safety() {
         let fast = ProfileBounds::fast();
-        assert_eq!(fast.ttl(), Duration::from_secs(3));
-        assert_eq!(fast.timing.activation_delay, Duration::from_millis(2800));
+        assert_eq!(fast.ttl(), Duration::from_secs(7));
+        assert_eq!(fast.timing.activation_delay, Duration::from_millis(10_600));
         let default = ProfileBounds::default_timing();
         assert_eq!(default.ttl(), Duration::from_secs(10));
-        assert_eq!(default.timing.activation_delay, Duration::from_millis(8900));
+        assert_eq!(
+            default.timing.activation_delay,
+            Duration::from_millis(13_700)
+        );
+        // The sentence of docs/safety.md that states both delays.
+        let safety = include_str!("../../../docs/safety.md").replace('\n', " ");
+        assert!(
+            safety.contains("13.7 s with the defaults, 10.6 s with the fast profile"),
+            "docs/safety.md states other activation delays"
+        );
+        // 10 s + 7 s − (300 ms keep-alive + 300 ms etcd timeout); 10 s + 7 s × (1 − 0.01).
         assert_eq!(
             fast.earliest_expiry_after_cut(Duration::from_secs(10)),
-            Duration::from_millis(12_400)
+            Duration::from_millis(16_400)
         );
         assert_eq!(
             fast.lease_deadline_after_cut(Duration::from_secs(10)),
-            Duration::from_millis(12_970)
+            Duration::from_millis(16_930)
         );
     }
 

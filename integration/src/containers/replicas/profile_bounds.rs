@@ -35,13 +35,13 @@ impl ProfileBounds {
         }
     }
 
-    /// The defaults (10 s lease, 8.9 s activation delay), nodes with 2.5 s slots.
+    /// The defaults (10 s lease, 13.7 s activation delay), nodes with 2.5 s slots.
     pub fn default_timing() -> ProfileBounds {
         ProfileBounds::of("default", TimingProfile::Default)
     }
 
-    /// docs/safety.md's profile for nodes that drain within 700 ms (3 s lease), nodes with
-    /// 500 ms rounds.
+    /// docs/safety.md's fast profile for a low-latency etcd (7 s lease, 10.6 s activation
+    /// delay), nodes with 2.5 s slots.
     pub fn fast() -> ProfileBounds {
         ProfileBounds::of("fast", TimingProfile::Fast)
     }
