@@ -257,9 +257,21 @@ fn assert_took_over_cleanly(cluster: &Cluster, i: usize) {
 
 /// 4. Reconciliation: a follower's node activated behind the elector's back is commanded
 ///    standby again; the leader's node restarted in standby is activated again.
+///
+///    A restarted node reports itself ready again only from its next block, up to one block
+///    interval later: the electors here count enough failed probes before a node is unready
+///    (two block intervals' worth) that the restart alone does not make the leader hand over,
+///    which it rightly does for a node that stays unready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn electors_reconcile_their_nodes() {
-    let cluster = Cluster::start().await;
+    let mut timing = PROFILE.timing();
+    let probes = (2 * timing.block_interval).as_millis() / timing.probe_interval.as_millis();
+    timing.unready_threshold = u32::try_from(probes).expect("a small count") + 1;
+    let cluster = Cluster::start_with(ClusterOptions {
+        timing,
+        ..ClusterOptions::default()
+    })
+    .await;
     let leader = cluster.wait_for_single_leader(SETTLE).await;
     let follower = others(&cluster, leader)[0];
 
