@@ -12,11 +12,14 @@
 //! panic the directory is kept and the tail of every elector's log is printed (set
 //! `CLUSTER_KEEP_LOGS=1` to keep the logs of passing tests too).
 //!
-//! The dual-active monitor ([`Cluster::assert_never_two_active`]) puts the mode histories of
-//! all stand-ins on one time line and fails if two nodes were ever effectively active at the
-//! same instant (the deactivation tail counts as active), with the check the simulation and
-//! the demo use too (`elector_model::history::dual_active`). Activations a test makes on
-//! purpose behind the electors' backs ([`Cluster::activate_behind_the_back`]) are excused.
+//! The safety monitor ([`Cluster::assert_never_two_active`]) judges first what the property is
+//! about: the stand-ins' signatures (they share the wall clock and so one chain), failing if
+//! two replicas ever signed the same height and round (`elector_model::history::double_signs`);
+//! then, second, it puts the mode histories of all stand-ins on one time line and fails if two
+//! nodes were ever active at the same instant (a round still in progress counts as active),
+//! with the check the simulation and the demo use too (`elector_model::history::dual_active`).
+//! Activations a test makes on purpose behind the electors' backs
+//! ([`Cluster::activate_behind_the_back`]) are excused, with what their nodes signed then.
 //!
 //! Blocking etcd operations run under `block_in_place`: use a multi-threaded runtime
 //! (`#[tokio::test(flavor = "multi_thread")]`).
@@ -40,7 +43,7 @@ use tempfile::TempDir;
 /// The election key every elector of a cluster uses.
 pub const KEY: &str = "/iotex-server";
 
-/// The timing of every elector of a cluster and the consensus round of its stand-ins.
+/// The timing of every elector of a cluster (its block interval is the stand-ins').
 pub const PROFILE: TimingProfile = TimingProfile::Functional;
 
 /// The lease TTL of [`PROFILE`].
@@ -48,10 +51,9 @@ pub fn ttl() -> Duration {
     PROFILE.timing().lease_ttl
 }
 
-/// The stand-ins' consensus round of [`PROFILE`]: a deactivated node reads active for up to
-/// this long, within the profile's drain bound.
-pub fn round() -> Duration {
-    PROFILE.round()
+/// The stand-ins' block interval, the one [`PROFILE`] assumes: a slot.
+pub fn block_interval() -> Duration {
+    PROFILE.timing().block_interval
 }
 
 /// Bound for anything the cluster must reach by itself (an election, a failover, a restart
@@ -72,7 +74,8 @@ const LOG_TAIL_LINES: usize = 40;
 pub struct ClusterOptions {
     /// Number of replicas: stand-in nodes, each with an elector.
     pub nodes: usize,
-    /// How every stand-in starts. Its `round` is [`round`]`()` unless changed.
+    /// How every stand-in starts: by default standby, ready, [`block_interval`]`()`, our
+    /// delegate proposing every slot.
     pub standin: StandInOptions,
     /// Whether etcd serves when the electors start. If not, etcd is started once to reserve
     /// its ports and stopped again; [`Cluster::start_etcd`] brings it up on the same ports.
@@ -104,9 +107,8 @@ impl Default for ClusterOptions {
         ClusterOptions {
             nodes: 3,
             standin: StandInOptions {
-                start_active: false,
-                round: round(),
-                ready: true,
+                block_interval: block_interval(),
+                ..StandInOptions::default()
             },
             etcd_running: true,
             go_flags: Vec::new(),
@@ -339,7 +341,7 @@ impl Cluster {
             .find_map(|value| value.trim().parse().ok())
     }
 
-    /// Replicas whose node is effectively active now (a deactivation tail counts).
+    /// Replicas whose node is active now (a round still in progress counts).
     pub fn active_nodes(&self) -> Vec<usize> {
         self.set.active()
     }

@@ -12,23 +12,26 @@
 //! named after the key and the value.
 //!
 //! A crashed host's node is replaced by a new one (a new *life*); every life's mode history
-//! stays, so that [`ReplicaSet::overlap`] checks the whole run with the simulation's
-//! dual-active check. Every process is killed when its replica set is dropped, on success,
+//! and signatures stay, so that [`ReplicaSet::double_signs`] judges the whole run with the
+//! simulation's check of the property (no height and round signed by two replicas), and
+//! [`ReplicaSet::overlap`] with its dual-active check. The stand-ins run on the wall clock and
+//! share one chain (see [`crate::standin`]), so their signatures are comparable as they are. Every process is killed when its replica set is dropped, on success,
 //! error or panic.
 
 mod replica;
 
 pub use replica::Replica;
-use replica::{Candidate, NodeLife, epoch_of};
+use replica::{Candidate, NodeLife};
 
 use crate::etcd_process::EtcdProcess;
 use crate::go_election::GoCandidate;
 use crate::host::{Guarded, elector_command, free_port, http_get};
-use crate::standin::{StandIn, StandInOptions};
+use crate::standin::{ClockAnchor, StandIn, StandInOptions};
 use crate::timing_profile::{TimingProfile, timing_flags};
 use anyhow::{Context, Result, bail};
 use elector_core::Timing;
-use elector_model::history::{History, dual_active};
+use elector_model::history::{DoubleSign, History, double_signs, dual_active};
+use elector_model::node::Signature;
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -74,7 +77,7 @@ pub struct ReplicaSet {
     host: Host,
     key: String,
     timing: Timing,
-    /// How nodes started from now on start (round, start mode, readiness).
+    /// How nodes started from now on start (block interval, start mode, readiness, keys).
     node_options: StandInOptions,
     /// The flag style of replicas added from now on.
     flags: FlagStyle,
@@ -91,17 +94,18 @@ pub struct ReplicaSet {
 
 impl ReplicaSet {
     /// No replicas yet; electors will run `profile`'s timing, told the rest in `flags` style;
-    /// nodes start standby and ready, with the profile's consensus round.
+    /// nodes start standby and ready, on the block interval the profile's timing assumes,
+    /// our delegate proposing every slot.
     pub fn new(host: Host, key: String, profile: TimingProfile, flags: FlagStyle) -> Self {
+        let timing = profile.timing();
         ReplicaSet {
             host,
             key,
-            timing: profile.timing(),
             node_options: StandInOptions {
-                start_active: false,
-                round: profile.round(),
-                ready: true,
+                block_interval: timing.block_interval,
+                ..StandInOptions::default()
             },
+            timing,
             flags,
             replicas: Vec::new(),
             state_root: None,
@@ -158,10 +162,10 @@ impl ReplicaSet {
         Ok(Some(dir))
     }
 
-    /// Nodes started from now on have consensus rounds of `round` (it must stay within the
-    /// timing's drain bound for the elector's guarantee to hold).
-    pub fn set_round(&mut self, round: Duration) {
-        self.node_options.round = round;
+    /// Nodes started from now on have this block interval (the electors' timing must assume
+    /// the same one for their guarantee to hold).
+    pub fn set_block_interval(&mut self, block_interval: Duration) {
+        self.node_options.block_interval = block_interval;
     }
 
     /// Nodes started from now on start so.
@@ -222,11 +226,11 @@ impl ReplicaSet {
         let standin = StandIn::start(any, any, self.node_options.clone())
             .await
             .context("starting a stand-in node")?;
-        let epoch = epoch_of(&standin);
         self.replicas[i].lives.push(NodeLife {
             standin: Some(standin),
-            epoch,
+            anchor: ClockAnchor::now(),
             history: None,
+            signatures: None,
         });
         Ok(())
     }
@@ -414,10 +418,9 @@ impl ReplicaSet {
         };
         let life = replica.lives.last_mut().context("no node")?;
         if let Some(node) = life.standin.take() {
-            let state = node.state();
-            let mut history = state.history;
-            history.push((state.now, false));
-            life.history = Some(history);
+            node.kill();
+            life.history = Some(node.state().history);
+            life.signatures = Some(node.signatures());
             node.shutdown().await;
         }
         Ok(killed_at)
@@ -459,7 +462,7 @@ impl ReplicaSet {
                     .iter()
                     .rev()
                     .find(|(_, active)| *active)
-                    .map(|(at, _)| life.epoch + *at)
+                    .map(|(at, _)| life.instant_of(*at))
                     .unwrap_or_else(Instant::now);
                 return Ok((one, became));
             }
@@ -480,7 +483,7 @@ impl ReplicaSet {
         life.history()
             .iter()
             .filter(|(_, active)| !active)
-            .map(|(at, _)| life.epoch + *at)
+            .map(|(at, _)| life.instant_of(*at))
             .rfind(|at| *at >= since)
     }
 
@@ -501,6 +504,28 @@ impl ReplicaSet {
             .flat_map(|r| r.lives.iter())
             .map(|life| life.history_on(&self.host))
             .collect()
+    }
+
+    /// Everything replica `i`'s node lives signed so far, on the model's clock.
+    pub fn replica_signatures(&self, i: usize) -> Vec<Signature> {
+        self.replicas[i]
+            .lives
+            .iter()
+            .flat_map(NodeLife::signatures)
+            .collect()
+    }
+
+    /// Every replica's signatures (index: replica), for [`double_signs`].
+    pub fn signatures(&self) -> Vec<Vec<Signature>> {
+        (0..self.replicas.len())
+            .map(|i| self.replica_signatures(i))
+            .collect()
+    }
+
+    /// The property: every height and round two replicas signed with the same key, over the
+    /// whole run so far (every life of every node). Empty when safe.
+    pub fn double_signs(&self) -> Vec<DoubleSign> {
+        double_signs(&self.signatures())
     }
 
     /// Total time two nodes of this set were active at once over the whole run so far, and

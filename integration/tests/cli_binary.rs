@@ -349,7 +349,7 @@ fn a_long_ttl_is_warned_about() {
     assert!(stdout.contains("warn  --ttl 2m is above 1m"), "{stdout}");
     assert!(
         // The activation delay covers a lease etcd ended early, so it grows with the TTL.
-        stdout.contains("failover after a crash  ≈ 240.5s"),
+        stdout.contains("failover after a crash  ≈ 245.3s"),
         "{stdout}"
     );
 }

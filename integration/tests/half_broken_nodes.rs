@@ -18,8 +18,8 @@
 //! durations. The measured durations are printed (`--nocapture`).
 
 use elector_core::{STUCK_REPORT_INTERVAL, Timing};
-use elector_integration::cluster::{Cluster, ClusterOptions, PROFILE, SETTLE, log_text, round};
-use elector_model::flag_node::AdminFault;
+use elector_integration::cluster::{Cluster, ClusterOptions, PROFILE, SETTLE, log_text};
+use elector_model::node::AdminFault;
 use std::time::Duration;
 
 /// `--node-lost-after` of these tests: the fast profile's (`Timing::fast_profile()`), which the
@@ -191,8 +191,9 @@ async fn assert_keeps_the_lead(cluster: &Cluster, leader: usize) {
 ///     hands over cleanly and exits 0.
 ///
 ///     Bound after the repair: the activate=false retry (node_timeout + confirm poll), the
-///     node's round (its tail), the confirming read, the resignation and the successor's
-///     watch and activation (two etcd timeouts, a keep-alive interval), plus [`SLACK`].
+///     node's consensus tail, the confirming read, the resignation, the successor's watch and
+///     its wait for the predecessor's last slot (the handover delay) and activation (two etcd
+///     timeouts, a keep-alive interval), plus [`SLACK`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_admin_and_sigterm_without_fence_keeps_the_lead_until_repaired() {
     let t = timing();
@@ -213,8 +214,9 @@ async fn hung_admin_and_sigterm_without_fence_keeps_the_lead_until_repaired() {
     // The operator repairs the node's admin endpoint.
     let bound = t.node_timeout
         + t.confirm_poll_interval
-        + round()
+        + t.consensus_tail()
         + t.confirm_poll_interval
+        + t.handover_delay()
         + 2 * t.etcd_request_timeout
         + t.keepalive_interval
         + SLACK;

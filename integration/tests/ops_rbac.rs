@@ -4,7 +4,7 @@
 //!
 //! Run `cargo build -p elector` first. Every wait is bounded; processes are killed on drop.
 
-use elector_integration::cluster::{PROFILE, SETTLE, round};
+use elector_integration::cluster::{PROFILE, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{self, elector_binary};
 use elector_integration::standin::{StandIn, StandInOptions};
@@ -83,17 +83,9 @@ impl Drop for Replica {
 
 async fn replica(endpoint: &str, value: &'static str) -> Replica {
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    let node = StandIn::start(
-        local,
-        local,
-        StandInOptions {
-            start_active: false,
-            round: round(),
-            ready: true,
-        },
-    )
-    .await
-    .expect("starting a stand-in node");
+    let node = StandIn::start(local, local, StandInOptions::default())
+        .await
+        .expect("starting a stand-in node");
     let admin = format!("http://{}", node.admin_addr());
     let probe = format!("http://{}", node.probe_addr());
     let mut args = vec![

@@ -8,7 +8,7 @@
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
 use elector_integration::host::elector_binary;
-use elector_model::flag_node::AdminFault;
+use elector_model::node::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -166,13 +166,30 @@ fn the_unit_and_its_environment_file_agree() {
     assert_eq!(unit_setting("EnvironmentFile"), "/etc/elector/elector.env");
     assert!(unit_setting("ExecStart").ends_with("/elector"));
     let watchdog = humantime::parse_duration(&unit_setting("WatchdogSec")).expect("WatchdogSec");
+    // The timing the file gives: its profile (the default one unless ELECTOR_PROFILE is set),
+    // with the timing variables it sets on top (they are commented out as shipped), as the
+    // elector's own parser makes it.
     let env = env_file();
-    let bound = humantime::parse_duration(&env["ELECTOR_RESTART_BOUND"]).expect("restart bound");
-    let node_timeout = env
-        .get("ELECTOR_NODE_TIMEOUT")
-        .map_or(Duration::from_millis(300), |t| {
-            humantime::parse_duration(t).expect("node timeout")
-        });
+    let mut line = vec![
+        "elector".to_owned(),
+        "--iotex-admin=http://127.0.0.1:1".to_owned(),
+        "--iotex-probe=http://127.0.0.1:1".to_owned(),
+        "--value=v".to_owned(),
+    ];
+    for (variable, flag) in [
+        ("ELECTOR_PROFILE", "profile"),
+        ("ELECTOR_RESTART_BOUND", "restart-bound"),
+        ("ELECTOR_NODE_TIMEOUT", "node-timeout"),
+    ] {
+        if let Some(value) = env.get(variable) {
+            line.push(format!("--{flag}={value}"));
+        }
+    }
+    let timing = match elector::cli::parse(line.clone()) {
+        elector::cli::Parsed::Run(cli) => cli.run.timing().expect("a valid timing"),
+        _ => panic!("the environment file's timing does not parse: {line:?}"),
+    };
+    let (bound, node_timeout) = (timing.restart_bound, timing.node_timeout);
     // LOOP_STALL + WatchdogSec + STOP_POST_START + node timeout (shell/src/systemd.rs,
     // watchdog_within_restart_bound), and the stop timeout after it when a hang meets a stop
     // (stop_within_restart_bound).
@@ -180,11 +197,11 @@ fn the_unit_and_its_environment_file_agree() {
     let needed = LOOP_STALL + watchdog + Duration::from_millis(100) + node_timeout;
     assert!(
         needed <= bound,
-        "WatchdogSec={watchdog:?} does not fit ELECTOR_RESTART_BOUND={bound:?}"
+        "WatchdogSec={watchdog:?} does not fit the restart bound {bound:?}"
     );
     assert!(
         needed + stop <= bound,
-        "WatchdogSec={watchdog:?} + TimeoutStopSec={stop:?} do not fit ELECTOR_RESTART_BOUND={bound:?}"
+        "WatchdogSec={watchdog:?} + TimeoutStopSec={stop:?} do not fit the restart bound {bound:?}"
     );
     // force-standby asks for more time as ExecStopPost=: systemd must listen to it.
     assert_eq!(unit_setting("NotifyAccess"), "all");

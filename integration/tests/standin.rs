@@ -1,31 +1,42 @@
-//! The stand-in node over real HTTP: `/ha` reads and writes, the deactivation tail, ignored
-//! values, faults, probes, restarts, the control endpoints, and the binary. Every wait is
-//! bounded.
+//! The stand-in node over real HTTP, serving iotex-core's node model: `/ha` reads and writes,
+//! the deactivation that waits for the slot in progress, ignored values, faults, probes,
+//! restarts, `/producer-keys`, the control endpoints and signatures (two stand-ins share one
+//! chain, so their signatures are judged together), and the binary. Every wait is bounded.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use elector_integration::standin::{StandIn, StandInOptions};
-use elector_model::flag_node::{AdminFault, GARBAGE_BODY};
+use elector_integration::standin::{
+    StandIn, StandInOptions, TEST_OPERATOR_KEY, TEST_PLACEHOLDER_KEY, test_operator,
+    test_placeholder,
+};
+use elector_model::history::double_signs;
+use elector_model::node::{AdminFault, GARBAGE_BODY};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// Bound for anything that should happen promptly.
-const PROMPT: Duration = Duration::from_secs(5);
+/// Bound for anything that should happen promptly: a few 2.5 s slots (a deactivation waits
+/// for the slot in progress to start, a round in progress ends within one).
+const PROMPT: Duration = Duration::from_secs(10);
 
 fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-async fn start(start_active: bool, round: Duration, ready: bool) -> StandIn {
+async fn start(start_active: bool, ready: bool) -> StandIn {
     let options = StandInOptions {
         start_active,
-        round,
         ready,
+        ..StandInOptions::default()
     };
     StandIn::start(local(), local(), options).await.unwrap()
+}
+
+/// The modes of the state's history, without times.
+fn modes(standin: &StandIn) -> Vec<bool> {
+    standin.state().history.iter().map(|&(_, m)| m).collect()
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and body, or `None` if no complete
@@ -36,10 +47,25 @@ async fn try_request(
     target: &str,
     limit: Duration,
 ) -> Option<(u16, String)> {
+    try_send(addr, method, target, "", "", limit).await
+}
+
+/// Like [`try_request`], with extra header lines (each ending in CRLF) and a body.
+async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &str,
+    body: &str,
+    limit: Duration,
+) -> Option<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let request =
-            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.unwrap();
@@ -72,6 +98,17 @@ async fn read_mode(standin: &StandIn) -> bool {
     }
 }
 
+/// Reads `/ha` until it says `active`, within [`PROMPT`] (a round in progress ends first).
+async fn wait_mode(standin: &StandIn, active: bool) {
+    timeout(PROMPT, async {
+        while read_mode(standin).await != active {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("/ha never read active={active}"));
+}
+
 /// `/ha?activate=<value>`, checking the node's empty 200.
 async fn write_mode(standin: &StandIn, value: &str) {
     let answer = get(standin.admin_addr(), &format!("/ha?activate={value}")).await;
@@ -86,19 +123,20 @@ async fn control(standin: &StandIn, target: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn reads_and_writes_like_the_node() {
-    let standin = start(false, Duration::ZERO, true).await;
+    let standin = start(false, true).await;
     assert!(!read_mode(&standin).await);
 
     write_mode(&standin, "true").await;
     assert!(read_mode(&standin).await);
+    // activate=false may wait for the slot in progress; the round in progress ends later.
     write_mode(&standin, "false").await;
-    assert!(!read_mode(&standin).await);
+    wait_mode(&standin, false).await;
 
     // Values are lower-cased and URL-decoded; the method is not checked.
     write_mode(&standin, "TRUE").await;
     assert!(read_mode(&standin).await);
     write_mode(&standin, "%66alse").await;
-    assert!(!read_mode(&standin).await);
+    wait_mode(&standin, false).await;
     assert_eq!(
         request(standin.admin_addr(), "POST", "/ha?activate=True").await,
         (200, String::new())
@@ -118,7 +156,7 @@ async fn reads_and_writes_like_the_node() {
 #[tokio::test]
 async fn other_values_are_ignored_with_an_empty_200() {
     for start_active in [false, true] {
-        let standin = start(start_active, Duration::ZERO, true).await;
+        let standin = start(start_active, true).await;
         for value in ["1", "0", "yes", "no", "on", "tru", "%20true", "true+"] {
             write_mode(&standin, value).await;
             assert_eq!(read_mode(&standin).await, start_active, "activate={value}");
@@ -128,55 +166,95 @@ async fn other_values_are_ignored_with_an_empty_200() {
         for target in ["/ha?activate=true;", "/ha?activate=f%ZZalse"] {
             assert_eq!(get(standin.admin_addr(), target).await, read, "{target}");
         }
-        assert_eq!(
-            standin.state().history,
-            vec![(Duration::ZERO, start_active)]
-        );
+        assert_eq!(modes(&standin), [start_active]);
+        standin.shutdown().await;
+    }
+}
+
+/// An active node signs on the slot grid (our delegate proposes every slot); after
+/// `activate=false` it still finishes what it started, and then signs nothing more: no slot
+/// it signs for starts later than one slot (and a retry) after a read said standby.
+#[tokio::test]
+async fn an_active_node_signs_its_slots_and_stops_after_a_standby_read() {
+    let standin = start(false, true).await;
+    write_mode(&standin, "true").await;
+    timeout(PROMPT, async {
+        while standin
+            .signatures()
+            .iter()
+            .filter(|s| s.kind.as_str() == "proposal")
+            .count()
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("two proposals signed within a few slots");
+    write_mode(&standin, "false").await;
+    wait_mode(&standin, false).await;
+    let standby_read = standin.state().now;
+    let count = standin.signatures().len();
+    // Three more slots: nothing new beyond the last slot the model allows.
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    let slot = Duration::from_millis(2_500);
+    let late: Vec<_> = standin
+        .signatures()
+        .into_iter()
+        .filter(|s| s.slot > standby_read + slot + Duration::from_millis(100))
+        .collect();
+    assert!(late.is_empty(), "signed after the standby read: {late:?}");
+    assert!(standin.signatures().len() >= count);
+
+    let signatures = control(&standin, "/control/signatures").await;
+    let list = signatures.as_array().expect("a list");
+    assert_eq!(list.len(), standin.signatures().len());
+    let first = &list[0];
+    for field in ["height", "round", "time_ms", "slot_ms"] {
+        assert!(first[field].is_u64(), "{field} in {first}");
+    }
+    assert_eq!(first["kind"], "proposal");
+    assert_eq!(first["key"], test_operator().as_str());
+    let state = control(&standin, "/control/state").await;
+    assert_eq!(state["signatures"], list.len());
+    let history = state["history"].as_array().unwrap();
+    let modes: Vec<bool> = history.iter().map(|e| e[1].as_bool().unwrap()).collect();
+    assert_eq!(modes, [false, true, false]);
+    standin.shutdown().await;
+}
+
+/// Every stand-in computes the same chain from the wall clock: two active at once sign the
+/// same heights and rounds, which `double_signs` reports.
+#[tokio::test]
+async fn two_active_stand_ins_double_sign() {
+    let a = start(false, true).await;
+    let b = start(false, true).await;
+    write_mode(&a, "true").await;
+    write_mode(&b, "true").await;
+    let found = timeout(PROMPT, async {
+        loop {
+            let found = double_signs(&[a.signatures(), b.signatures()]);
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a double sign within a few slots");
+    assert_eq!(found[0].nodes, (0, 1));
+    // A standby node signs nothing.
+    let c = start(false, true).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert!(c.signatures().is_empty());
+    for standin in [a, b, c] {
         standin.shutdown().await;
     }
 }
 
 #[tokio::test]
-async fn reads_say_active_until_the_round_ends() {
-    const ROUND_MS: u64 = 1_000;
-    let standin = start(true, Duration::from_millis(ROUND_MS), true).await;
-    let mut changes = standin.subscribe();
-
-    // Deactivate 100 ms into a round, so the tail is long enough to see over HTTP.
-    let now_ms = standin.state().now.as_millis() as u64;
-    let until_100_ms_into_next_round = ROUND_MS - now_ms % ROUND_MS + 100;
-    tokio::time::sleep(Duration::from_millis(until_100_ms_into_next_round)).await;
-    let deactivated_at = standin.state().now;
-    write_mode(&standin, "false").await;
-    assert!(
-        read_mode(&standin).await,
-        "the round in progress keeps the node active"
-    );
-
-    // The tail ends on a round boundary, by itself, without any request.
-    let (at, active) = timeout(PROMPT, changes.recv()).await.unwrap().unwrap();
-    assert!(!active);
-    assert_eq!(
-        at.as_nanos() % Duration::from_millis(ROUND_MS).as_nanos(),
-        0,
-        "{at:?}"
-    );
-    assert!(at > deactivated_at && at <= deactivated_at + Duration::from_millis(ROUND_MS));
-    assert!(!read_mode(&standin).await);
-
-    let state = control(&standin, "/control/state").await;
-    let end_ms = at.as_millis() as u64;
-    assert_eq!(
-        state["history"],
-        serde_json::json!([[0, true], [end_ms, false]])
-    );
-    assert_eq!(state["active"], false);
-    standin.shutdown().await;
-}
-
-#[tokio::test]
 async fn status_500_fault() {
-    let standin = start(false, Duration::ZERO, true).await;
+    let standin = start(false, true).await;
     control(&standin, "/control/fault?admin=500").await;
     for target in ["/ha", "/ha?activate=true"] {
         assert_eq!(get(standin.admin_addr(), target).await.0, 500, "{target}");
@@ -188,7 +266,7 @@ async fn status_500_fault() {
 
 #[tokio::test]
 async fn garbage_fault() {
-    let standin = start(true, Duration::ZERO, true).await;
+    let standin = start(true, true).await;
     let state = control(&standin, "/control/fault?admin=garbage").await;
     assert_eq!(state["fault"], "garbage");
     let (status, body) = get(standin.admin_addr(), "/ha").await;
@@ -202,7 +280,7 @@ async fn garbage_fault() {
 
 #[tokio::test]
 async fn hang_fault_never_answers_and_changes_nothing() {
-    let standin = start(true, Duration::ZERO, true).await;
+    let standin = start(true, true).await;
     standin.set_admin_fault(AdminFault::Hang);
     let limit = Duration::from_millis(300);
     let admin = standin.admin_addr();
@@ -221,7 +299,7 @@ async fn hang_fault_never_answers_and_changes_nothing() {
     let state = control(&standin, "/control/fault?admin=none").await;
     assert_eq!(state["fault"], "none");
     assert!(read_mode(&standin).await, "hung requests have no effect");
-    assert_eq!(standin.state().history, vec![(Duration::ZERO, true)]);
+    assert_eq!(modes(&standin), [true]);
 
     // Shutdown closes the hung connection instead of waiting for it.
     timeout(PROMPT, standin.shutdown()).await.unwrap();
@@ -235,15 +313,22 @@ async fn hang_fault_never_answers_and_changes_nothing() {
 
 #[tokio::test]
 async fn probes() {
-    let standin = start(false, Duration::ZERO, false).await;
+    let standin = start(false, false).await;
     let probe = standin.probe_addr();
     assert_eq!(get(probe, "/liveness").await, (200, "OK".to_string()));
     assert_eq!(get(probe, "/readiness").await, (503, "FAIL".to_string()));
     assert_eq!(get(probe, "/health").await, (503, "FAIL".to_string()));
 
-    let state = control(&standin, "/control/ready?value=true").await;
-    assert_eq!(state["ready"], true);
-    assert_eq!(get(probe, "/readiness").await, (200, "OK".to_string()));
+    // Readiness is evaluated per block: it turns from the next block on.
+    control(&standin, "/control/ready?value=true").await;
+    timeout(PROMPT, async {
+        while get(probe, "/readiness").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("ready from the next block on");
+    assert_eq!(control(&standin, "/control/state").await["ready"], true);
     assert_eq!(
         get(probe, "/health?verbose=1").await,
         (200, "OK".to_string())
@@ -254,9 +339,16 @@ async fn probes() {
     assert_eq!(status, 200);
     assert!(metrics.contains("\niotex_standin_ready 1\n"), "{metrics}");
     assert!(metrics.contains("\niotex_standin_active 0\n"), "{metrics}");
+    assert!(metrics.contains("iotex_consensus_height "), "{metrics}");
 
     standin.set_ready(false);
-    assert_eq!(get(probe, "/readiness").await, (503, "FAIL".to_string()));
+    timeout(PROMPT, async {
+        while get(probe, "/readiness").await.0 != 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("unready from the next block on");
     // The probe port serves no admin endpoints, and the other way round.
     assert_eq!(get(probe, "/ha").await.0, 404);
     assert_eq!(get(probe, "/control/state").await.0, 404);
@@ -266,10 +358,8 @@ async fn probes() {
 
 #[tokio::test]
 async fn restart_takes_the_configured_start_mode() {
-    let standin = start(false, Duration::from_secs(60), true).await;
+    let standin = start(false, true).await;
     write_mode(&standin, "true").await;
-    write_mode(&standin, "false").await;
-    assert!(read_mode(&standin).await, "in the tail of a 60 s round");
 
     // A restart drops the round in progress.
     let state = control(&standin, "/control/restart?active=false").await;
@@ -284,20 +374,23 @@ async fn restart_takes_the_configured_start_mode() {
     );
     assert!(read_mode(&standin).await);
     write_mode(&standin, "false").await;
+    wait_mode(&standin, false).await;
     control(&standin, "/control/restart").await;
     assert!(read_mode(&standin).await);
 
     // In-process, the same.
     standin.restart(false);
     assert!(!read_mode(&standin).await);
-    let modes: Vec<bool> = standin.state().history.iter().map(|&(_, m)| m).collect();
-    assert_eq!(modes, [false, true, false, true, false]);
+    let modes = modes(&standin);
+    assert_eq!(modes.first(), Some(&false));
+    assert_eq!(modes.last(), Some(&false));
+    assert!(modes.windows(2).all(|w| w[0] != w[1]), "{modes:?}");
     standin.shutdown().await;
 }
 
 #[tokio::test]
 async fn refused_activation_answers_500_and_changes_nothing() {
-    let standin = start(false, Duration::ZERO, true).await;
+    let standin = start(false, true).await;
     let state = control(&standin, "/control/fault?activate=refuse").await;
     assert_eq!(state["activate_fault"], "refuse");
     assert_eq!(state["fault"], "none", "the admin fault is left as it was");
@@ -309,12 +402,12 @@ async fn refused_activation_answers_500_and_changes_nothing() {
         !read_mode(&standin).await,
         "a refused activation has no effect"
     );
-    assert_eq!(standin.state().history, vec![(Duration::ZERO, false)]);
+    assert_eq!(modes(&standin), [false]);
 
     // Reads and deactivation still work: an active node (restarted active) can be demoted.
     standin.restart(true);
     write_mode(&standin, "false").await;
-    assert!(!read_mode(&standin).await);
+    wait_mode(&standin, false).await;
 
     // An admin fault takes precedence; clearing both restores activation.
     let state = control(&standin, "/control/fault?admin=hang&activate=refuse").await;
@@ -333,8 +426,7 @@ async fn refused_activation_answers_500_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_killed_node_stops_signing_and_answers_nothing() {
-    // Active, with 5 s rounds: a deactivation would leave a tail; a death leaves none.
-    let standin = start(true, Duration::from_secs(5), true).await;
+    let standin = start(true, true).await;
     let admin = standin.admin_addr();
     let probe = standin.probe_addr();
     // An idle keep-alive connection, and a request hung by the admin fault.
@@ -347,15 +439,12 @@ async fn a_killed_node_stops_signing_and_answers_nothing() {
 
     let state = control(&standin, "/control/kill").await;
     assert_eq!(state["alive"], false);
-    assert_eq!(
-        state["active"], false,
-        "signing stops at once, no round tail"
-    );
+    assert_eq!(state["active"], false, "signing stops at once");
     assert_eq!(state["ready"], false);
     let state = standin.state();
     assert!(!state.active && !state.alive);
-    let modes: Vec<bool> = state.history.iter().map(|&(_, m)| m).collect();
-    assert_eq!(modes, [true, false]);
+    assert_eq!(modes(&standin), [true, false]);
+    let signed = standin.signatures().len();
 
     // Open connections close without an answer; new ones are refused, on both listeners.
     for (name, stream) in [("idle", &mut idle), ("hung", &mut hung)] {
@@ -368,35 +457,43 @@ async fn a_killed_node_stops_signing_and_answers_nothing() {
         let connect = timeout(PROMPT, TcpStream::connect(addr)).await.unwrap();
         assert!(connect.is_err(), "{addr} still accepts connections");
     }
-    // The model goes on: its history is still there for the checker.
+    // The model goes on: its history is still there for the checker, and it signs nothing.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert_eq!(standin.state().history, state.history);
+    assert_eq!(standin.signatures().len(), signed);
     timeout(PROMPT, standin.shutdown()).await.unwrap();
 }
 
 #[tokio::test]
 async fn control_endpoints() {
-    let standin = start(false, Duration::from_secs(5), true).await;
+    let standin = start(false, true).await;
     let admin = standin.admin_addr();
 
     let state = control(&standin, "/control/state").await;
     assert_eq!(state["active"], false);
-    assert_eq!(state["ready"], true);
     assert_eq!(state["fault"], "none");
     assert_eq!(state["activate_fault"], "none");
     assert_eq!(state["alive"], true);
     assert_eq!(state["start_active"], false);
-    assert_eq!(state["history"], serde_json::json!([[0, false]]));
-    assert!(state["now_ms"].is_u64());
+    assert_eq!(state["operator"], test_operator().as_str());
+    assert_eq!(state["keys"], serde_json::json!([test_operator()]));
+    assert_eq!(state["signatures"], 0);
+    let now = state["now_ms"].as_u64().unwrap();
+    assert_eq!(state["history"].as_array().unwrap().len(), 1);
+    assert!(state["history"][0][0].as_u64().unwrap() <= now);
 
     // POST works like GET.
     let (status, body) = request(admin, "POST", "/control/ready?value=false").await;
     assert_eq!(status, 200);
-    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(state["ready"], false);
+    serde_json::from_str::<serde_json::Value>(&body).unwrap();
     for fault in ["500", "garbage", "hang", "none"] {
         let state = control(&standin, &format!("/control/fault?admin={fault}")).await;
         assert_eq!(state["fault"], fault);
     }
+    assert_eq!(
+        control(&standin, "/control/signatures").await,
+        serde_json::json!([])
+    );
 
     for bad in [
         "/control/ready",
@@ -415,19 +512,82 @@ async fn control_endpoints() {
     assert_eq!(get(admin, "/control").await.0, 404);
     // Nothing changed by the bad requests.
     let state = control(&standin, "/control/state").await;
-    assert_eq!(state["ready"], false);
     assert_eq!(state["activate_fault"], "none");
     assert_eq!(state["alive"], true);
     standin.shutdown().await;
 }
 
+/// `/producer-keys` as iotex-core v2.5.0 serves it: 404 without an admin token configured;
+/// with one, 401 without the token, 405 for other methods, `GET` lists addresses and `PUT`
+/// replaces the keys (addresses derived as the elector derives them). A node holding only a
+/// placeholder signs nothing, even active.
+#[tokio::test]
+async fn producer_keys_need_the_token_and_replace_the_keys() {
+    let without = start(false, true).await;
+    assert_eq!(get(without.admin_addr(), "/producer-keys").await.0, 404);
+    without.shutdown().await;
+
+    let standin = StandIn::start(
+        local(),
+        local(),
+        StandInOptions {
+            admin_token: Some("s3cret".into()),
+            ..StandInOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let admin = standin.admin_addr();
+    let send = async |method: &str, headers: &str, body: &str| {
+        try_send(admin, method, "/producer-keys", headers, body, PROMPT)
+            .await
+            .expect("an answer")
+    };
+    let bearer = "Authorization: Bearer s3cret\r\n";
+    assert_eq!(send("GET", "", "").await.0, 401);
+    assert_eq!(
+        send("GET", "Authorization: Bearer nope\r\n", "").await.0,
+        401
+    );
+    assert_eq!(send("POST", bearer, "").await.0, 405);
+    assert_eq!(send("DELETE", bearer, "").await.0, 405);
+    let listed = |body: &str| -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        serde_json::from_value(json["operator_addresses"].clone()).unwrap()
+    };
+    let (status, body) = send("GET", bearer, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed(&body), [test_operator()]);
+
+    let put = format!("{{\"private_keys\":[\"{TEST_PLACEHOLDER_KEY}\"]}}");
+    let (status, body) = send("PUT", "X-Admin-Token: s3cret\r\n", &put).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(listed(&body), [test_placeholder()]);
+    assert_eq!(standin.state().keys, [test_placeholder()]);
+    assert_eq!(
+        send("PUT", bearer, "{\"private_keys\":[\"zz\"]}").await.0,
+        400
+    );
+    assert_eq!(send("PUT", bearer, "not json").await.0, 400);
+
+    // Active with the placeholder only: nothing signed with the operator's key.
+    write_mode(&standin, "true").await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert!(standin.signatures().is_empty());
+    let put = format!("{{\"private_keys\":[\"{TEST_OPERATOR_KEY}\"]}}");
+    let (status, body) = send("PUT", bearer, &put).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(listed(&body), [test_operator()]);
+    standin.shutdown().await;
+}
+
 #[tokio::test]
 async fn subscribers_hear_every_mode_change_in_order() {
-    let standin = start(false, Duration::ZERO, true).await;
+    let standin = start(false, true).await;
     let mut changes = standin.subscribe();
     write_mode(&standin, "true").await;
     write_mode(&standin, "true").await;
-    write_mode(&standin, "false").await;
+    standin.restart(false);
     standin.restart(true);
     let mut heard = Vec::new();
     for _ in 0..3 {
@@ -435,7 +595,7 @@ async fn subscribers_hear_every_mode_change_in_order() {
     }
     let modes: Vec<bool> = heard.iter().map(|&(_, m)| m).collect();
     assert_eq!(modes, [true, false, true]);
-    assert_eq!(standin.state().history[1..], heard[..]);
+    assert_eq!(standin.state().history[1..4], heard[..]);
     standin.shutdown().await;
 }
 
@@ -447,10 +607,11 @@ async fn the_binary_serves_logs_changes_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--probe",
             "127.0.0.1:0",
-            "--round",
-            "0s",
+            "--block-interval",
+            "2.5s",
             "--unready",
         ])
+        .env_remove("IOTEX_ADMIN_TOKEN")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -476,14 +637,24 @@ async fn the_binary_serves_logs_changes_and_stops_on_sigterm() {
     let probe = addr_after("probe http://");
 
     assert_eq!(get(probe, "/readiness").await.0, 503);
+    assert_eq!(get(admin, "/producer-keys").await.0, 404);
     assert_eq!(
         get(admin, "/ha").await,
         (200, "{\"active\":false}\n".to_string())
     );
     assert_eq!(get(admin, "/ha?activate=true").await, (200, String::new()));
     assert!(next_line().await.ends_with("mode active"));
+    // An active node signs, and the binary logs it.
+    let mut signed = next_line().await;
+    while !signed.contains(" signed height ") {
+        signed = next_line().await;
+    }
     assert_eq!(get(admin, "/ha?activate=false").await, (200, String::new()));
-    assert!(next_line().await.ends_with("mode standby"));
+    let mut line = next_line().await;
+    while !line.ends_with("mode standby") {
+        assert!(line.contains(" signed height "), "{line}");
+        line = next_line().await;
+    }
 
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
@@ -493,5 +664,8 @@ async fn the_binary_serves_logs_changes_and_stops_on_sigterm() {
     assert!(killed.success());
     let status = timeout(PROMPT, child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
-    assert!(next_line().await.contains("stopped on SIGTERM"));
+    let mut line = next_line().await;
+    while !line.contains("stopped on SIGTERM") {
+        line = next_line().await;
+    }
 }

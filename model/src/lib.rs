@@ -18,6 +18,5 @@
 //! feature into an `elector` built in the same invocation.
 
 pub mod chain;
-pub mod flag_node;
 pub mod history;
 pub mod node;

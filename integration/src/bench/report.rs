@@ -614,13 +614,13 @@ pub(super) fn fmt_ms_precise(v: f64) -> String {
     format!("{:.2} ms", v * 1000.0)
 }
 
-/// A profile as the report's table names it: TTL, activation delay and stand-in round.
+/// A profile as the report's table names it: TTL, activation delay and the stand-ins' slot.
 fn describe(profile: TimingProfile) -> String {
     let t = profile.timing();
     format!(
-        "TTL {}, activation delay {}, stand-in round {}",
+        "TTL {}, activation delay {}, stand-in slot {}",
         secs(t.lease_ttl),
         secs(t.activation_delay),
-        secs(profile.round())
+        secs(t.block_interval)
     )
 }

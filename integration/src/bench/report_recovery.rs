@@ -92,7 +92,7 @@ fn elector_crash_row(
         let _ = writeln!(o, "| {name} | {label} | 0 (all failed) | | | | | | | | | |");
         return;
     };
-    let target = profile.round().as_secs_f64() + ELECTOR_CRASH_SLACK;
+    let target = profile.timing().block_interval.as_secs_f64() + ELECTOR_CRASH_SLACK;
     let gaps = summarize(&e.values(recovery, |t| t.gap));
     let _ = writeln!(
         o,

@@ -3,13 +3,15 @@
 //! Starts a local etcd (from PATH, loopback, temp dir), three stand-in nodes and three real
 //! `elector` processes (a [`ReplicaSet`]); kills the active replica's elector and node (a
 //! crashed host), shows the takeover, sends SIGTERM to the new leader (a clean handover), and
-//! prints a timeline with the measured times and whether two nodes were ever active at once.
+//! prints a timeline with the measured times, whether two replicas ever signed the same height
+//! and round (the property), and whether two nodes were ever active at once.
 //! Everything it started is stopped on the way out, also on failure.
 
 use anyhow::{Result, bail};
 use clap::Parser;
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
+use elector_integration::standin::StandInOptions;
 use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::dual_active;
 use std::path::PathBuf;
@@ -26,17 +28,17 @@ struct Args {
     /// Use the fast timing profile (3 s lease) instead of the defaults (10 s lease)
     #[arg(long)]
     fast: bool,
-    /// Consensus round of the stand-in nodes: how long a node stays active after activate=false
-    /// [default: 2s, or 500ms with --fast; it must stay within the elector's drain bound]
-    #[arg(long, value_parser = humantime::parse_duration)]
-    round: Option<Duration>,
+    /// Proposers in the stand-in nodes' chain: 1 makes our delegate propose every slot (the
+    /// worst case for double signs), 24 is mainnet
+    #[arg(long, default_value_t = 1)]
+    delegates: u64,
 }
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 const KEY: &str = "/iotex-demo";
 /// Bound on every wait for something the elector should do.
 const WAIT: Duration = Duration::from_secs(60);
-/// Bound on the SIGTERM'd elector's exit (its own bound is 8.8 s at the default timing).
+/// Bound on the SIGTERM'd elector's exit (its own bound is 8.9 s at the default timing).
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
 /// The timeline: what happened when, on the demo's clock.
@@ -79,7 +81,6 @@ async fn run(args: Args) -> Result<()> {
     } else {
         TimingProfile::Default
     };
-    let round = args.round.unwrap_or(profile.round());
     if !args.elector.exists() {
         bail!(
             "{} not found: run `make build` first",
@@ -91,11 +92,12 @@ async fn run(args: Args) -> Result<()> {
     let timing = profile.timing();
     println!(
         "elector demo: etcd {} (from PATH), key {KEY}, 3 replicas, lease TTL {}, activation \
-         delay {}, node round {:.1}s",
+         delay {}, node slots {} ({} delegate(s))",
         etcd.endpoint(),
         seconds(timing.lease_ttl),
         seconds(timing.activation_delay),
-        round.as_secs_f64()
+        seconds(timing.block_interval),
+        args.delegates,
     );
     println!("  elector logs: {}", logs.path().display());
     let timeline = Timeline {
@@ -109,8 +111,14 @@ async fn run(args: Args) -> Result<()> {
     };
     // The Go elector's flags, to show that they work as they were.
     let mut set = ReplicaSet::new(host, KEY.to_owned(), profile, FlagStyle::Go);
-    set.set_round(round);
+    set.set_node_options(StandInOptions {
+        block_interval: timing.block_interval,
+        delegates: args.delegates,
+        ..StandInOptions::default()
+    });
     let outcome = scenario(&mut set, &etcd, &timeline).await;
+    let double_signs = set.double_signs();
+    let signatures: usize = set.signatures().iter().map(Vec::len).sum();
     let (overlap_report, end) = (dual_active(&set.histories(), timeline.at()), timeline.at());
     set.shutdown().await;
     let (failover, gap) = outcome?;
@@ -125,6 +133,17 @@ async fn run(args: Args) -> Result<()> {
         "  clean handover:   gap {:.3}s, overlap 0s",
         gap.as_secs_f64()
     );
+    if double_signs.is_empty() {
+        println!("  double signs:     none ({signatures} signatures of 3 nodes judged)");
+    } else {
+        for d in &double_signs {
+            println!("  DOUBLE SIGN:      {d}");
+        }
+        bail!(
+            "two replicas signed the same height and round; elector logs are in {}",
+            logs.keep().display()
+        );
+    }
     if overlap_report.is_empty() {
         println!(
             "  dual-active:      never (3 node histories checked over {:.1}s)",
@@ -200,7 +219,7 @@ async fn scenario(
     let standby_at = set.went_standby(second, term_at).unwrap_or(active_at);
     let gap = active_at.saturating_duration_since(standby_at);
     timeline.say(format!(
-        "node {third_name} active: {:.2}s after SIGTERM; node {second_name} went standby {:.2}s after SIGTERM (its round), gap with no active node {:.3}s",
+        "node {third_name} active: {:.2}s after SIGTERM; node {second_name} went standby {:.2}s after SIGTERM (its round in progress), gap with no active node {:.3}s",
         active_at.saturating_duration_since(term_at).as_secs_f64(),
         standby_at.saturating_duration_since(term_at).as_secs_f64(),
         gap.as_secs_f64()

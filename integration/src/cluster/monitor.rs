@@ -1,10 +1,14 @@
-//! The dual-active monitor of a [`Cluster`]: every node's mode history on the cluster's time
-//! line, activations a test made on purpose excused, checked with the simulation's
-//! `elector_model::history::dual_active`.
+//! The safety monitor of a [`Cluster`]: first every replica's signatures, judged with the
+//! simulation's `elector_model::history::double_signs` (the property: no height and round
+//! signed by two replicas); second every node's mode history on the cluster's time line,
+//! checked with `elector_model::history::dual_active`. Activations a test made on purpose are
+//! excused, and what their nodes signed while so activated.
 
 use super::Cluster;
 use crate::host::http_get;
-use elector_model::history::{History, Overlap, dual_active};
+use crate::standin::ClockAnchor;
+use elector_model::history::{DoubleSign, History, Overlap, double_signs, dual_active};
+use elector_model::node::Signature;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -87,6 +91,65 @@ impl Cluster {
         (histories, self.elapsed())
     }
 
+    /// Whether replica `i`'s signature at model time `at` falls in an excused activation: from
+    /// the request to the end of the active interval it began, plus the consensus tail (two
+    /// slots and a retry: what a node still signs after a deactivation).
+    fn excused_signature(&self, i: usize, at_on_clock: Duration) -> bool {
+        let injected = self.injected.lock().unwrap_or_else(|p| p.into_inner());
+        let host = self.set.host();
+        let history = self.set.replica_history(i);
+        let tail = 2 * super::block_interval() + Duration::from_millis(100);
+        injected.iter().filter(|inj| inj.node == i).any(|inj| {
+            let from = host.on_clock(inj.from);
+            let ended = history
+                .iter()
+                .find(|&&(t, active)| !active && t >= from)
+                .map(|&(t, _)| t + tail);
+            at_on_clock >= from && ended.is_none_or(|end| at_on_clock <= end)
+        })
+    }
+
+    /// Every replica's signatures (index: replica), those of excused activations left out.
+    pub fn signatures(&self) -> Vec<Vec<Signature>> {
+        let anchor = ClockAnchor::now();
+        let host = self.set.host();
+        self.set
+            .signatures()
+            .into_iter()
+            .enumerate()
+            .map(|(i, signatures)| {
+                signatures
+                    .into_iter()
+                    .filter(|s| !self.excused_signature(i, host.on_clock(anchor.instant_of(s.at))))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every height and round two replicas signed so far, excused activations left out.
+    /// [`Cluster::assert_never_two_active`] fails unless this is empty.
+    pub fn double_signs(&self) -> Vec<DoubleSign> {
+        double_signs(&self.signatures())
+    }
+
+    /// The property alone: panics if two replicas signed the same height and round.
+    pub fn assert_no_double_sign(&self) {
+        let found = self.double_signs();
+        if found.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for double in &found {
+            let _ = writeln!(text, "{double}");
+        }
+        let (histories, end) = self.histories();
+        panic!(
+            "DOUBLE SIGN ({} height(s) and round(s) signed by two replicas):\n{text}{}",
+            found.len(),
+            describe_histories(&histories, end)
+        );
+    }
+
     /// Every span so far during which two or more nodes were effectively active (times since
     /// the cluster started), excused activations left out. [`Cluster::assert_never_two_active`]
     /// fails unless this is empty.
@@ -95,14 +158,15 @@ impl Cluster {
         dual_active(&histories, end)
     }
 
-    /// The dual-active monitor: panics if two nodes were effectively active at one instant at
-    /// any time since the cluster started, with the simulation's safety check
+    /// The safety monitor: panics, first, if two replicas signed the same height and round
+    /// ([`Cluster::assert_no_double_sign`], the property); second, if two nodes were active at
+    /// one instant at any time since the cluster started, with the simulation's check
     /// ([`elector_model::history::dual_active`]).
     ///
-    /// The stand-ins' histories are put on one time line through their epochs, which are known
-    /// to a few microseconds; a clean handover leaves a gap of several network round trips
-    /// (standby confirmed, etcd transaction, watch, activation), milliseconds at least.
+    /// The stand-ins' histories share the wall clock; a clean handover leaves a gap of at
+    /// least the predecessor's last slot.
     pub fn assert_never_two_active(&self) {
+        self.assert_no_double_sign();
         let (histories, end) = self.histories();
         let found = dual_active(&histories, end);
         let mut text = String::new();

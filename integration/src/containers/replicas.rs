@@ -1,6 +1,7 @@
 //! Replicas for the Docker tests: an elector beside a stand-in node, recording the node's
-//! mode history, and the one check every case makes with it, never two active
-//! ([`elector_model::history::dual_active`], the simulation's checker).
+//! signatures and mode history, and the checks every case makes with them: first no height
+//! and round signed by two replicas ([`elector_model::history::double_signs`]), then never two
+//! active ([`elector_model::history::dual_active`]), the simulation's checkers.
 //!
 //! - [`HostReplicas`]: electors as processes on the host (the binary cargo built, see
 //!   [`elector_binary`]) beside in-process stand-in nodes; they reach etcd through the ports
@@ -25,7 +26,8 @@ use crate::host::{elector_binary, http_get_ok};
 use crate::replica_set::{FlagStyle, Host, ReplicaSet};
 use crate::timing_profile::timing_flags;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use elector_model::history::{History, dual_active};
+use elector_model::history::{History, double_signs, dual_active};
+use elector_model::node::{SignKind, Signature};
 use futures_util::future::try_join_all;
 use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
@@ -81,7 +83,7 @@ impl HostReplicas {
             FlagStyle::Conventional,
         );
         set.set_timing(profile.timing.clone());
-        set.set_round(profile.round);
+        set.set_block_interval(profile.timing.block_interval);
         for name in NAMES.iter().take(endpoints.len()) {
             set.add_replica((*name).to_owned(), false).await?;
         }
@@ -194,9 +196,12 @@ impl HostReplicas {
             .map(|(at, _)| *at)
     }
 
-    /// The never-two-active check over every history so far.
+    /// The safety checks over the whole run so far: first no height and round signed by two
+    /// replicas, then never two active.
     pub fn check_never_two_active(&self) -> Result<()> {
-        check_never_two_active(&self.histories(), self.now(), &NAMES[..self.len()])
+        let names = &NAMES[..self.len()];
+        check_no_double_sign(&self.set.signatures(), names)?;
+        check_never_two_active(&self.histories(), self.now(), names)
     }
 
     /// Kills replica `i`'s elector with SIGKILL (its log stays readable).
@@ -232,6 +237,20 @@ impl Drop for HostReplicas {
             eprintln!("{}", self.log_tails(40));
         }
     }
+}
+
+/// Fails if two replicas (index: replica) signed the same height and round; names the nodes.
+pub fn check_no_double_sign(signatures: &[Vec<Signature>], names: &[&str]) -> Result<()> {
+    let found = double_signs(signatures);
+    if let Some(first) = found.first() {
+        bail!(
+            "DOUBLE SIGN: {} and {}: {first} ({} in all)",
+            names.get(first.nodes.0).unwrap_or(&"?"),
+            names.get(first.nodes.1).unwrap_or(&"?"),
+            found.len()
+        );
+    }
+    Ok(())
 }
 
 /// Fails unless no two of `histories` overlap in activity before `end`; names the nodes.
@@ -283,7 +302,7 @@ impl ContainerReplicas {
         let elector = super::elector_image();
         let origin = Instant::now();
         let origin_wall = SystemTime::now();
-        let round = humantime::format_duration(profile.round).to_string();
+        let block_interval = humantime::format_duration(profile.timing.block_interval).to_string();
         let nodes = try_join_all(NAMES.iter().take(count).map(|name| {
             GenericImage::new(stand_in.name.clone(), stand_in.tag.clone())
                 .with_wait_for(WaitFor::message_on_stderr(STAND_IN_READY))
@@ -291,7 +310,7 @@ impl ContainerReplicas {
                 .with_network(network.name())
                 .with_labels(labels())
                 .with_startup_timeout(Duration::from_secs(30))
-                .with_cmd(["--round", round.as_str()])
+                .with_cmd(["--block-interval", block_interval.as_str()])
                 .start()
         }))
         .await
@@ -429,9 +448,23 @@ impl ContainerReplicas {
             .map(|(at, _)| *at))
     }
 
-    /// The never-two-active check over every history so far.
+    /// Every node's signatures, from the stand-ins' logs (index: replica).
+    pub async fn signatures(&self) -> Result<Vec<Vec<Signature>>> {
+        let mut all = Vec::new();
+        for replica in &self.replicas {
+            let lines = logs_with_times(&self.docker, replica.node.id()).await?;
+            let signatures = stand_in_signatures(&lines)
+                .with_context(|| format!("the signatures of node {}", replica.name))?;
+            all.push(signatures);
+        }
+        Ok(all)
+    }
+
+    /// The safety checks over the whole run so far: first no height and round signed by two
+    /// replicas (from the stand-ins' logs), then never two active.
     pub async fn check_never_two_active(&self) -> Result<()> {
         let names: Vec<&str> = self.replicas.iter().map(|r| r.name).collect();
+        check_no_double_sign(&self.signatures().await?, &names)?;
         check_never_two_active(&self.histories().await?, self.now(), &names)
     }
 
@@ -455,15 +488,18 @@ impl ContainerReplicas {
 }
 
 /// A stand-in node's mode history from its log (the `stand-in-node` binary's lines:
-/// `... started standby ...`, then `<seconds>s mode active|standby` per change), on a clock
-/// starting at `origin`. The node's own times are used, anchored at the engine's time of its
-/// start line.
+/// `... started standby ...`, then `<seconds since the UNIX epoch>s mode active|standby` per
+/// change), on a clock starting at `origin`. The start is the engine's time of the start line;
+/// the changes carry the node's own times (the wall clock, shared with the host).
 pub fn stand_in_history(lines: &[super::LogLine], origin: SystemTime) -> Result<History> {
     let start = lines
         .iter()
         .find(|line| line.text.contains(STAND_IN_READY))
         .ok_or_else(|| anyhow!("no start line in the stand-in's log"))?;
     let epoch = start.at.duration_since(origin).unwrap_or(Duration::ZERO);
+    let origin = origin
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut history = vec![(epoch, start.text.contains("started active"))];
     for line in lines {
         let Some(rest) = line.text.strip_prefix("stand-in-node: ") else {
@@ -483,9 +519,49 @@ pub fn stand_in_history(lines: &[super::LogLine], origin: SystemTime) -> Result<
             "standby" => false,
             other => bail!("bad mode {other:?} in {:?}", line.text),
         };
-        history.push((epoch + Duration::from_secs_f64(seconds), active));
+        let at = Duration::from_secs_f64(seconds).saturating_sub(origin);
+        history.push((at, active));
     }
     Ok(history)
+}
+
+/// A stand-in node's signatures from its log (`<seconds>s signed height H round R <kind>`),
+/// on the model's clock (since the UNIX epoch).
+pub fn stand_in_signatures(lines: &[super::LogLine]) -> Result<Vec<Signature>> {
+    let mut signatures = Vec::new();
+    for line in lines {
+        let Some(rest) = line.text.strip_prefix("stand-in-node: ") else {
+            continue;
+        };
+        let Some((seconds, signed)) = rest.split_once("s signed ") else {
+            continue;
+        };
+        let bad = || anyhow!("bad signature line {:?}", line.text);
+        let words: Vec<&str> = signed.split_whitespace().collect();
+        let ["height", height, "round", round, kind] = words[..] else {
+            return Err(bad());
+        };
+        let kind = [
+            SignKind::Proposal,
+            SignKind::ProposalEndorsement,
+            SignKind::LockEndorsement,
+            SignKind::CommitEndorsement,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .ok_or_else(bad)?;
+        let at = Duration::from_secs_f64(seconds.parse().map_err(|_| bad())?);
+        signatures.push(Signature {
+            at,
+            height: height.parse().map_err(|_| bad())?,
+            round: round.parse().map_err(|_| bad())?,
+            slot: Duration::ZERO,
+            kind,
+            // The operator's: a stand-in signs with no other key.
+            key: "operator".to_owned(),
+        });
+    }
+    Ok(signatures)
 }
 
 #[cfg(test)]
@@ -496,18 +572,28 @@ mod tests {
     #[test]
     fn profiles_match_docs_safety() {
         let fast = ProfileBounds::fast();
-        assert_eq!(fast.ttl(), Duration::from_secs(3));
-        assert_eq!(fast.timing.activation_delay, Duration::from_millis(2800));
+        assert_eq!(fast.ttl(), Duration::from_secs(7));
+        assert_eq!(fast.timing.activation_delay, Duration::from_millis(10_600));
         let default = ProfileBounds::default_timing();
         assert_eq!(default.ttl(), Duration::from_secs(10));
-        assert_eq!(default.timing.activation_delay, Duration::from_millis(8900));
+        assert_eq!(
+            default.timing.activation_delay,
+            Duration::from_millis(13_700)
+        );
+        // The sentence of docs/safety.md that states both delays.
+        let safety = include_str!("../../../docs/safety.md").replace('\n', " ");
+        assert!(
+            safety.contains("13.7 s with the defaults, 10.6 s with the fast profile"),
+            "docs/safety.md states other activation delays"
+        );
+        // 10 s + 7 s − (300 ms keep-alive + 300 ms etcd timeout); 10 s + 7 s × (1 − 0.01).
         assert_eq!(
             fast.earliest_expiry_after_cut(Duration::from_secs(10)),
-            Duration::from_millis(12_400)
+            Duration::from_millis(16_400)
         );
         assert_eq!(
             fast.lease_deadline_after_cut(Duration::from_secs(10)),
-            Duration::from_millis(12_970)
+            Duration::from_millis(16_930)
         );
     }
 
@@ -522,19 +608,33 @@ mod tests {
             line(
                 250,
                 "stand-in-node: admin http://127.0.0.1:9009 probe http://127.0.0.1:8080 \
-                 started standby, ready, round 500ms",
+                 started standby, ready, block interval 2s 500ms",
             ),
-            line(3300, "stand-in-node: 3.010s mode active"),
+            line(3300, "stand-in-node: 1003.010s mode active"),
             line(9000, "something else"),
-            line(9800, "stand-in-node: 9.500s mode standby"),
+            line(
+                9100,
+                "stand-in-node: 1009.050s signed height 7 round 0 proposal",
+            ),
+            line(9800, "stand-in-node: 1009.500s mode standby"),
         ];
         assert_eq!(
             stand_in_history(&lines, origin).unwrap(),
             vec![
                 (Duration::from_millis(250), false),
-                (Duration::from_millis(3260), true),
-                (Duration::from_millis(9750), false),
+                (Duration::from_millis(3010), true),
+                (Duration::from_millis(9500), false),
             ]
+        );
+        let signatures = stand_in_signatures(&lines).unwrap();
+        assert_eq!(signatures.len(), 1);
+        assert_eq!(
+            (
+                signatures[0].height,
+                signatures[0].round,
+                signatures[0].kind
+            ),
+            (7, 0, SignKind::Proposal)
         );
         let lossy = [
             lines[0].clone(),

@@ -4,8 +4,9 @@
 use super::{FlagStyle, Host};
 use crate::go_election::GoCandidate;
 use crate::host::Guarded;
-use crate::standin::StandIn;
+use crate::standin::{ClockAnchor, StandIn};
 use elector_model::history::History;
+use elector_model::node::Signature;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -14,14 +15,17 @@ use std::time::Instant;
 /// One life of a stand-in node; a crashed host's node is replaced by a new one.
 pub(super) struct NodeLife {
     pub(super) standin: Option<StandIn>,
-    /// The stand-in's epoch on this process's clock: its history times are relative to it.
-    pub(super) epoch: Instant,
-    /// Its history once stopped (a stopped node is inactive).
+    /// This process's clock and the stand-ins' (the wall clock) read together: what puts its
+    /// history on the run's clock.
+    pub(super) anchor: ClockAnchor,
+    /// Its history once stopped (a stopped node is inactive), on the model's clock.
     pub(super) history: Option<History>,
+    /// What it signed, once stopped.
+    pub(super) signatures: Option<Vec<Signature>>,
 }
 
 impl NodeLife {
-    /// Its history so far, on its own clock.
+    /// Its history so far, on the model's clock (since the UNIX epoch).
     pub(super) fn history(&self) -> History {
         match (&self.history, &self.standin) {
             (Some(h), _) => h.clone(),
@@ -30,23 +34,27 @@ impl NodeLife {
         }
     }
 
+    /// When model time `at` was, on this process's clock.
+    pub(super) fn instant_of(&self, at: std::time::Duration) -> Instant {
+        self.anchor.instant_of(at)
+    }
+
     /// Its history so far, on the run's clock.
     pub(super) fn history_on(&self, host: &Host) -> History {
-        let offset = host.on_clock(self.epoch);
         self.history()
             .into_iter()
-            .map(|(t, a)| (t + offset, a))
+            .map(|(t, a)| (host.on_clock(self.instant_of(t)), a))
             .collect()
     }
-}
 
-/// The stand-in's epoch on our clock: its state's `now` was taken between our two clock
-/// reads, so the midpoint is off by at most half their distance (microseconds).
-pub(super) fn epoch_of(node: &StandIn) -> Instant {
-    let before = Instant::now();
-    let now = node.state().now;
-    let after = Instant::now();
-    before + (after - before) / 2 - now
+    /// Everything it signed so far (model times).
+    pub(super) fn signatures(&self) -> Vec<Signature> {
+        match (&self.signatures, &self.standin) {
+            (Some(s), _) => s.clone(),
+            (None, Some(n)) => n.signatures(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// How a replica takes part in the election.

@@ -20,10 +20,9 @@ pub struct ProfileBounds {
     pub name: &'static str,
     /// The profile it starts from.
     pub profile: TimingProfile,
-    /// The electors' timing: the profile's, unless a test changes it.
+    /// The electors' timing: the profile's, unless a test changes it. Its block interval is
+    /// the stand-in nodes'.
     pub timing: elector_core::Timing,
-    /// The stand-in nodes' consensus round: within the drain bound.
-    pub round: Duration,
 }
 
 impl ProfileBounds {
@@ -33,17 +32,16 @@ impl ProfileBounds {
             name,
             profile,
             timing: profile.timing(),
-            round: profile.round(),
         }
     }
 
-    /// The defaults (10 s lease, 8.9 s activation delay), nodes with 2 s rounds.
+    /// The defaults (10 s lease, 13.7 s activation delay), nodes with 2.5 s slots.
     pub fn default_timing() -> ProfileBounds {
         ProfileBounds::of("default", TimingProfile::Default)
     }
 
-    /// docs/safety.md's profile for nodes that drain within 700 ms (3 s lease), nodes with
-    /// 500 ms rounds.
+    /// docs/safety.md's fast profile for a low-latency etcd (7 s lease, 10.6 s activation
+    /// delay), nodes with 2.5 s slots.
     pub fn fast() -> ProfileBounds {
         ProfileBounds::of("fast", TimingProfile::Fast)
     }
