@@ -98,6 +98,12 @@ pub struct ClusterOptions {
     /// The `--etcd` endpoints of every elector, when not empty (a multi-member cluster
     /// started by the test); otherwise the cluster's own single etcd.
     pub etcd_endpoints: Vec<String>,
+    /// Electors run bare, as an operator starts them by hand: with their watcher (otherwise
+    /// `--no-watcher`: they stand for supervised electors).
+    pub bare: bool,
+    /// Electors use the elector's default state directory (no `--state-dir`, no
+    /// `ELECTOR_STATE_DIR`); otherwise each start gets a fresh private one.
+    pub default_state_dir: bool,
 }
 
 impl Default for ClusterOptions {
@@ -117,6 +123,8 @@ impl Default for ClusterOptions {
             timing: PROFILE.timing(),
             extra_args: Vec::new(),
             etcd_endpoints: Vec::new(),
+            bare: false,
+            default_state_dir: false,
         }
     }
 }
@@ -162,6 +170,8 @@ impl Cluster {
         let mut set = ReplicaSet::new(host, KEY.to_owned(), PROFILE, FlagStyle::Conventional);
         set.set_timing(options.timing.clone());
         set.set_node_options(options.standin.clone());
+        set.set_watcher(options.bare);
+        set.set_default_state_dir(options.default_state_dir);
         let marker = options.fence_marker.then(|| {
             let log = dir.path().join("fence-{value}.log");
             format!("echo \"$ELECTOR_FENCE_REASON\" >> '{}'", log.display())
@@ -290,6 +300,19 @@ impl Cluster {
     pub async fn supervisor_forces_standby(&self, i: usize) -> bool {
         let admin = self.node(i).admin_addr();
         matches!(http_get(admin, "/ha?activate=false").await, Ok((200, _)))
+    }
+
+    /// The process id of replica `i`'s elector (the process the operator started), while it
+    /// runs.
+    pub fn elector_pid(&self, i: usize) -> Option<u32> {
+        self.set.replica(i).elector_pid()
+    }
+
+    /// Sends `sig` to replica `i`'s elector (SIGSTOP for a hang, SIGKILL without reaping).
+    pub fn signal_elector(&self, i: usize, sig: libc::c_int) {
+        if let Err(e) = self.set.signal_elector(i, sig) {
+            panic!("sending signal {sig} to elector {i}: {e:#}");
+        }
     }
 
     /// Sends SIGTERM to replica `i`'s elector: the graceful path.

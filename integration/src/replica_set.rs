@@ -90,6 +90,12 @@ pub struct ReplicaSet {
     fence_cmd: Option<String>,
     /// More arguments for every elector, after the others.
     extra_args: Vec<String>,
+    /// Electors keep their bare-run watcher (no `--no-watcher`): they stand for electors an
+    /// operator started by hand, not under systemd or `elector supervise`.
+    watcher: bool,
+    /// Electors get no state directory from the fixture (no `--state-dir`, no
+    /// `ELECTOR_STATE_DIR`): they use the elector's default one.
+    default_state_dir: bool,
 }
 
 impl ReplicaSet {
@@ -111,7 +117,21 @@ impl ReplicaSet {
             state_root: None,
             fence_cmd: None,
             extra_args: Vec::new(),
+            watcher: false,
+            default_state_dir: false,
         }
+    }
+
+    /// Electors started from now on keep their bare-run watcher (`true`), as when an operator
+    /// starts `elector` by hand; by default they run with `--no-watcher`.
+    pub fn set_watcher(&mut self, watcher: bool) {
+        self.watcher = watcher;
+    }
+
+    /// Electors started from now on use the elector's default state directory (`true`): no
+    /// `--state-dir` flag and no `ELECTOR_STATE_DIR`.
+    pub fn set_default_state_dir(&mut self, default: bool) {
+        self.default_state_dir = default;
     }
 
     /// Electors started from now on are given these etcd endpoints (comma separated), e.g.
@@ -276,7 +296,7 @@ impl ReplicaSet {
         // finds nothing of its previous process (the slow path after a crash), and electors
         // of tests running side by side never share the default directory's locks.
         // (A test that passes its own `--state-dir` in the extra arguments keeps it.)
-        if !self.extra_args.iter().any(|a| a == "--state-dir") {
+        if !self.default_state_dir && !self.extra_args.iter().any(|a| a == "--state-dir") {
             let dir = match self.state_dir(i)? {
                 Some(dir) => dir,
                 None => crate::host::private_state_dir(),
@@ -294,8 +314,10 @@ impl ReplicaSet {
         }
         // These electors stand for ones that systemd or `elector supervise` runs: a kill is a
         // crash of the whole supervised host unless a test runs ExecStopPost's command itself.
-        // The bare-run watcher has tests of its own (bare_run.rs).
-        args.push("--no-watcher".to_owned());
+        // The bare-run watcher has tests of its own (bare_run.rs), which keep it.
+        if !self.watcher {
+            args.push("--no-watcher".to_owned());
+        }
         args.extend(self.extra_args.iter().cloned());
         Ok(args)
     }
@@ -321,7 +343,11 @@ impl ReplicaSet {
             .append(true)
             .open(&replica.log)
             .with_context(|| format!("opening {}", replica.log.display()))?;
-        let child = elector_command(&self.host.elector)
+        let mut command = elector_command(&self.host.elector);
+        if self.default_state_dir {
+            command.env_remove("ELECTOR_STATE_DIR");
+        }
+        let child = command
             .args(args)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")

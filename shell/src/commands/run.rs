@@ -360,7 +360,8 @@ async fn lock_state(
 ) -> Result<(Option<StateFile>, Option<state::StateLock>), String> {
     let Some(state) = state else {
         warn!(
-            "no state directory (no --state-dir, no $STATE_DIRECTORY, no home directory): after a              crash of this elector its term expires with its lease"
+            "no state directory (no --state-dir, no $STATE_DIRECTORY, no home directory): after a \
+             crash of this elector its term expires with its lease"
         );
         return Ok((None, None));
     };
