@@ -126,3 +126,54 @@ async fn force_standby_after_a_crash_ends_the_dead_term() {
     cluster.assert_never_two_active();
     cluster.assert_no_panics();
 }
+
+/// Rule `end_dead_term` for a term of this process that an etcd outage interrupted: etcd stops
+/// while a leader is active; the leader demotes its node in time and gives its lease up at its
+/// deadline, but cannot delete its key or write its record while etcd is down (and etcd, once
+/// back, resets every lease to its TTL). When etcd answers again the old leader ends that term
+/// itself, with a handover record, so its successor activates once the last slot is past
+/// instead of waiting for the lease to expire and then its activation delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_an_etcd_outage_interrupted_is_ended_when_etcd_returns() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.wait_for_single_leader(SETTLE).await;
+    wait_for_three_candidates(&cluster, leader).await;
+
+    cluster.stop_etcd();
+    cluster
+        .wait_until("every elector to give its lease up", SETTLE, async || {
+            for i in 0..cluster.len() {
+                match cluster.status(i).await {
+                    Some(s) if s["lease_id"].is_null() => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await;
+    assert!(
+        cluster.active_nodes().is_empty(),
+        "a node active without etcd"
+    );
+    cluster.start_etcd();
+    let back = std::time::Instant::now();
+    let new = cluster.wait_for_single_leader(SETTLE).await;
+    eprintln!(
+        "{} active {:.1}s after etcd came back",
+        cluster.value(new),
+        back.elapsed().as_secs_f64()
+    );
+    assert!(
+        !cluster.log_messages(leader, "ended the term").is_empty(),
+        "the old leader did not end its interrupted term:\n{}",
+        cluster.log(leader)
+    );
+    assert!(
+        activated_after_clean_handover(&cluster, new),
+        "the new leader waited as after a crash:\n{}",
+        cluster.log(new)
+    );
+    cluster.assert_no_double_sign();
+    cluster.assert_never_two_active();
+    cluster.assert_no_panics();
+}
