@@ -305,7 +305,7 @@ async fn without_a_state_dir_flag_a_restarted_leader_hands_over_cleanly() {
     let successor = cluster.wait_for_new_leader(leader, TAKEOVER).await;
     assert!(
         !cluster
-            .log_messages(leader, "ended the term our crashed process left behind")
+            .log_messages(leader, "ended a term of ours that no process keeps")
             .is_empty(),
         "the restarted elector found no term in its default state directory:\n{}",
         cluster.log(leader)

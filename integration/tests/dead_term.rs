@@ -1,7 +1,7 @@
 //! Rule `end_dead_term` with the real binary: when the leader's elector is killed (kill -9)
 //! while its node is active, its restart, or `elector force-standby` run as systemd's
 //! `ExecStopPost=`, ends the dead term in etcd once the node is confirmed standby, with a
-//! handover record, so that the next leader activates at once instead of waiting for the
+//! handover record, so that the next leader activates once its last slot is past instead of waiting for the
 //! lease to expire and then its activation delay. Run `cargo build -p elector` first.
 //!
 //! What is asserted is behaviour, not speed: the successor says it activated at once because
@@ -68,7 +68,7 @@ async fn a_restarted_elector_ends_its_dead_term_and_the_successor_activates_at_o
 
     assert!(
         !cluster
-            .log_messages(leader, "ended the term our crashed process left behind")
+            .log_messages(leader, "ended a term of ours that no process keeps")
             .is_empty(),
         "the restarted elector did not end its dead term:\n{}",
         cluster.log(leader)
@@ -130,9 +130,12 @@ async fn force_standby_after_a_crash_ends_the_dead_term() {
 /// Rule `end_dead_term` for a term of this process that an etcd outage interrupted: etcd stops
 /// while a leader is active; the leader demotes its node in time and gives its lease up at its
 /// deadline, but cannot delete its key or write its record while etcd is down (and etcd, once
-/// back, resets every lease to its TTL). When etcd answers again the old leader ends that term
-/// itself, with a handover record, so its successor activates once the last slot is past
-/// instead of waiting for the lease to expire and then its activation delay.
+/// back, resets every lease to its TTL, so the key would stand for another TTL). When etcd
+/// answers again the old leader ends that term itself, with a handover record. Who leads next
+/// depends on which candidate keys the others' own lapsed terms leave: a successor that was
+/// directly behind the old leader activates once the last slot is past; one whose key came
+/// later (the old leader itself among them) waits its activation delay, still a lease TTL
+/// sooner than without the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_term_an_etcd_outage_interrupted_is_ended_when_etcd_returns() {
     let mut cluster = Cluster::start().await;
@@ -159,19 +162,16 @@ async fn a_term_an_etcd_outage_interrupted_is_ended_when_etcd_returns() {
     let back = std::time::Instant::now();
     let new = cluster.wait_for_single_leader(SETTLE).await;
     eprintln!(
-        "{} active {:.1}s after etcd came back",
+        "{} (old leader {}) active {:.1}s after etcd came back",
         cluster.value(new),
+        cluster.value(leader),
         back.elapsed().as_secs_f64()
     );
+    let ended = cluster.log_messages(leader, "ended a term of ours that no process keeps");
     assert!(
-        !cluster.log_messages(leader, "ended the term").is_empty(),
-        "the old leader did not end its interrupted term:\n{}",
+        ended.iter().any(|line| line["record"] == true),
+        "the old leader did not end its interrupted term with a handover record:\n{}",
         cluster.log(leader)
-    );
-    assert!(
-        activated_after_clean_handover(&cluster, new),
-        "the new leader waited as after a crash:\n{}",
-        cluster.log(new)
     );
     cluster.assert_no_double_sign();
     cluster.assert_never_two_active();

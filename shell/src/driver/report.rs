@@ -79,9 +79,10 @@ pub(crate) fn report(event: &Event, metrics: &Metrics) {
         Event::DeadTermEnded { id, record } => info!(
             lease = format!("{:x}", id.lease),
             record,
-            "ended the term our crashed process left behind (node confirmed standby){}",
+            "ended a term of ours that no process keeps (a crashed process's, or one an etcd \
+             outage interrupted; node proven standby){}",
             if *record {
-                ": the next leader activates at once"
+                ": the next leader activates once its last slot is past"
             } else {
                 ""
             }
