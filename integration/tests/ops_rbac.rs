@@ -97,6 +97,9 @@ async fn replica(endpoint: &str, value: &'static str) -> Replica {
         value,
         "--status-addr",
         "off",
+        // The functional profile's restart bound leaves no room for a bare run's watcher:
+        // these electors stand for supervised ones.
+        "--no-watcher",
     ];
     let flags = PROFILE.flags();
     args.extend(flags.iter().map(String::as_str));
