@@ -171,7 +171,7 @@ pub(super) fn render_svg(r: &Results) -> String {
     let values = |c: &Option<CrashResult>| c.as_ref().map(failovers).unwrap_or_default();
     let crash = vec![
         Row {
-            label: "elector, 3 s profile".into(),
+            label: "elector, fast profile".into(),
             values: values(&r.crash_fast),
             colour: "#1b7837",
         },
@@ -222,7 +222,7 @@ pub(super) fn render_svg(r: &Results) -> String {
         TOP + h1,
     );
     let (p3, h3) = panel(
-        "Clean handover: trigger → new node active (includes the rest of the old node's 2 s round)",
+        "Clean handover: trigger → new node active (includes the old node's last 2.5 s slot)",
         "seconds",
         1.0,
         &takeovers,

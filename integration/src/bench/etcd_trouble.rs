@@ -5,8 +5,8 @@
 //! up). Then the whole cluster is frozen for increasing lengths until the leader demotes: the
 //! longest etcd-wide outage it rode through.
 
-use super::SETTLE;
 use super::etcd_cluster::{EtcdCluster, MEMBERS};
+use super::{SETTLE, SetCheck};
 use crate::replica_set::{FlagStyle, Host, ReplicaSet};
 use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
@@ -69,8 +69,7 @@ pub(super) struct TroubleResult {
     pub(super) profile: TimingProfile,
     pub(super) members: Vec<MemberTrouble>,
     pub(super) outages: Vec<Outage>,
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
+    pub(super) check: SetCheck,
     pub(super) wall: Duration,
     pub(super) error: Option<String>,
 }
@@ -144,8 +143,7 @@ pub(super) async fn etcd_trouble_phase(
         profile,
         members: Vec::new(),
         outages: Vec::new(),
-        overlap: Duration::ZERO,
-        histories: 0,
+        check: SetCheck::default(),
         wall: Duration::ZERO,
         error: None,
     };
@@ -156,7 +154,7 @@ pub(super) async fn etcd_trouble_phase(
         let mut set = ReplicaSet::new(host, key, profile, FlagStyle::Conventional);
         set.set_etcd_endpoints(etcd.endpoints());
         let outcome = trouble(&mut etcd, &mut set, profile, &mut result).await;
-        (result.overlap, result.histories) = set.overlap();
+        result.check = SetCheck::of(&set);
         set.shutdown().await;
         outcome
     }

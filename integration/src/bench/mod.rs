@@ -49,6 +49,7 @@ mod machine;
 mod procfs;
 mod report;
 mod report_recovery;
+mod report_slots;
 mod scale;
 mod sim;
 mod stats;
@@ -83,9 +84,70 @@ use tally::Tally;
 /// Bound on reaching a state the cluster should reach by itself (an election, a failover).
 const SETTLE: Duration = Duration::from_secs(90);
 
-/// What [`ReplicaSet::overlap`] says of a finished set: the total time two nodes were active
-/// at once, and the number of node histories checked.
-type SetOverlap = (Duration, usize);
+/// What a finished set's nodes say about the one property: the total time two nodes were
+/// active at once ([`ReplicaSet::overlap`], a proxy) and the slots signed by two replicas
+/// ([`ReplicaSet::double_signs`], the property itself), with how much each check read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SetCheck {
+    pub(super) overlap: Duration,
+    pub(super) histories: usize,
+    pub(super) signatures: usize,
+    pub(super) double_signs: usize,
+}
+
+impl SetCheck {
+    fn of(set: &ReplicaSet) -> SetCheck {
+        let (overlap, histories) = set.overlap();
+        let signatures = set.signatures();
+        SetCheck {
+            overlap,
+            histories,
+            signatures: signatures.iter().map(Vec::len).sum(),
+            double_signs: elector_model::history::double_signs(&signatures).len(),
+        }
+    }
+
+    fn add(&mut self, other: SetCheck) {
+        self.overlap += other.overlap;
+        self.histories += other.histories;
+        self.signatures += other.signatures;
+        self.double_signs += other.double_signs;
+    }
+
+    /// No slot signed twice and never two nodes active: anything else fails the run.
+    pub(super) fn clean(&self) -> bool {
+        self.double_signs == 0 && self.overlap.is_zero()
+    }
+
+    /// A table cell: slots signed twice / time two nodes were active, "0 / 0" when clean.
+    pub(super) fn cell(&self) -> String {
+        if self.clean() {
+            "0 / 0".to_owned()
+        } else {
+            format!(
+                "**{} / {:.3} s**",
+                self.double_signs,
+                self.overlap.as_secs_f64()
+            )
+        }
+    }
+
+    /// For the report: "no slot signed twice (412 signatures), dual-active never (12 node
+    /// histories)".
+    pub(super) fn describe(&self) -> String {
+        let signed = if self.double_signs == 0 {
+            "no slot signed twice".to_owned()
+        } else {
+            format!("**{} slot(s) signed twice**", self.double_signs)
+        };
+        format!(
+            "{signed} ({} signatures), dual-active {} ({} node histories)",
+            self.signatures,
+            tally::fmt_overlap(self.overlap),
+            self.histories
+        )
+    }
+}
 
 /// The environment every replica set shares.
 struct Env {
@@ -106,23 +168,23 @@ impl Env {
     }
 
     /// Runs `scenario` on `clusters` replica sets at once, set `c` on the key
-    /// `/bench/<name>-<c>`; returns each outcome with the set's overlap (total time two nodes
-    /// were active at once, and the node histories checked). Every set is shut down.
+    /// `/bench/<name>-<c>`; returns each outcome with the set's [`SetCheck`]. Every set is
+    /// shut down.
     async fn in_parallel<T>(
         &self,
         name: &str,
         profile: TimingProfile,
         clusters: usize,
         scenario: impl AsyncFn(&mut ReplicaSet, usize) -> T,
-    ) -> Vec<(T, SetOverlap)> {
+    ) -> Vec<(T, SetCheck)> {
         let scenario = &scenario;
         join_all((0..clusters).map(|c| async move {
             let key = format!("/bench/{name}-{c}");
             let mut set = ReplicaSet::new(self.host(), key, profile, FlagStyle::Conventional);
             let outcome = scenario(&mut set, c).await;
-            let overlap = set.overlap();
+            let check = SetCheck::of(&set);
             set.shutdown().await;
-            (outcome, overlap)
+            (outcome, check)
         }))
         .await
     }
@@ -382,14 +444,14 @@ async fn run(args: Args) -> Result<()> {
         || results
             .etcd_trouble
             .iter()
-            .any(|r| r.error.is_some() || !r.overlap.is_zero())
+            .any(|r| r.error.is_some() || !r.check.clean())
         || [&results.elector_crash_default, &results.elector_crash_fast]
             .iter()
             .any(|r| r.as_ref().is_some_and(Tally::failed));
     if failed {
         let kept = logs.keep();
         bail!(
-            "some trials failed or overlapped; elector logs kept in {}",
+            "some trials failed, overlapped or signed a slot twice; elector logs kept in {}",
             kept.display()
         );
     }

@@ -6,7 +6,6 @@ use super::cli::Args;
 use super::crash::{CrashResult, after_expiry, expiries, failovers};
 use super::handover::{Handover, handover_values};
 use super::stats::{median, secs, summarize};
-use super::tally::fmt_overlap;
 use crate::timing_profile::TimingProfile;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,7 +139,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     row(
         &mut o,
-        format!("elector, 3 s profile ({})", describe(TimingProfile::Fast)),
+        format!("elector, fast profile ({})", describe(TimingProfile::Fast)),
         &r.crash_fast,
         false,
     );
@@ -172,10 +171,11 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
             ),
         ),
         (
-            "elector, 3 s profile",
+            "elector, fast profile",
             &r.crash_fast,
             format!(
-                "TTL 3 s − (0–0.3 s) + sweep; then activation delay {}",
+                "TTL {} − time since the last keep-alive + sweep; then activation delay {}",
+                secs(TimingProfile::Fast.timing().lease_ttl),
                 delay(TimingProfile::Fast)
             ),
         ),
@@ -215,7 +215,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     let mut notes = Vec::new();
     for (name, c) in [
         ("defaults", &r.crash_default),
-        ("3 s profile", &r.crash_fast),
+        ("fast profile", &r.crash_fast),
         ("etcdctl elect", &r.baseline),
     ] {
         if let Some(c) = c {
@@ -239,16 +239,20 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     let _ = writeln!(o, "## Clean handover and unready leader\n\n{tag}");
     let _ = writeln!(
         o,
-        "Default timing, stand-in round 2 s (a node finishes its round after `activate=false`). \
-         *Gap*: from the old node inactive (its round finished) to the new node active: time \
-         with no active node. *Overlap*: time with two active nodes, from \
-         `elector_model::history::dual_active` over every node history of the run. *Trigger → \
-         active* includes the old node's round.\n"
+        "Default timing; stand-in nodes that follow iotex-core's consensus code with 2.5 s \
+         slots and our delegate the proposer of every slot (the worst case): `activate=false` \
+         is held until the next slot starts, and the node still signs what it prepared. \
+         *Gap*: from the old node inactive to the new node active: time with no active node; \
+         the successor's first signature must fall in a later round than the old node's last \
+         (docs/safety.md, `slot_clearance`). *Signed twice*: heights and rounds signed by two \
+         replicas, from `elector_model::history::double_signs` over every node's signatures; \
+         *overlap*: time with two active nodes, from `dual_active`. *Trigger → active* \
+         includes the old node's last slot.\n"
     );
     if let Some(h) = &r.handover {
         let _ = writeln!(
             o,
-            "| trigger | trials | gap min | gap median | gap p95 | gap max | overlap | trigger → old node inactive, median | trigger → new node active, median (max) | exit codes |"
+            "| trigger | trials | gap min | gap median | gap p95 | gap max | signed twice / overlap | trigger → old node inactive, median | trigger → new node active, median (max) | exit codes |"
         );
         let _ = writeln!(
             o,
@@ -277,11 +281,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                         fmt_ms(s.median),
                         fmt_ms(s.p95),
                         fmt_ms(s.max),
-                        if h.overlap.is_zero() {
-                            "0".into()
-                        } else {
-                            fmt_ms(h.overlap.as_secs_f64())
-                        },
+                        h.check.cell(),
                         median(&handover_values(h, kind, |t| t.standby))
                             .map(fmt_s)
                             .unwrap_or_default(),
@@ -310,6 +310,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
         let _ = writeln!(o, "Not run in this invocation.\n");
     }
 
+    super::report_slots::render_slot_cost(&mut o, r);
     super::report_recovery::render_etcd_trouble(&mut o, r, &tag);
     super::report_recovery::render_lease_tradeoff(&mut o, r);
 
@@ -448,12 +449,8 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
                     format!("{:.1}% of a core", s.electors_cpu_share * 100.0),
                 ],
                 [
-                    "dual-active".to_owned(),
-                    format!(
-                        "{} ({} node histories)",
-                        fmt_overlap(s.overlap),
-                        s.histories
-                    ),
+                    "slots signed twice; dual-active".to_owned(),
+                    s.check.describe(),
                 ],
             ];
             for row in &rows {

@@ -9,12 +9,11 @@ use super::etcd_trouble::{Trouble, TroubleResult};
 use super::report::{fmt_ms, fmt_s};
 use super::sim::SimSpeed;
 use super::stats::{median, secs, summarize};
-use super::tally::fmt_overlap;
 use crate::timing_profile::TimingProfile;
 use anyhow::Result;
 use std::fmt::Write as _;
 
-/// What the elector-crash recovery should cost beyond the node's own round: about one
+/// What the elector-crash recovery should cost beyond the node's last slot: about one
 /// second of etcd calls and the successor's next observation (the faster-recovery goal).
 const ELECTOR_CRASH_SLACK: f64 = 1.0;
 
@@ -32,17 +31,18 @@ pub(super) fn render_elector_crash(o: &mut String, r: &Results, tag: &str) {
          activation delay. Two replicas per cluster, both electors with a `--state-dir`; each \
          round runs both recoveries (after ExecStopPost the supervisor starts the elector \
          again, as the standby). *Trigger → active*: the kill until the other node is active. \
-         *Gap*: the old node inactive (its round finished) until the new one is active. \
-         *Overlap*: two nodes active at once, from `elector_model::history::dual_active` over \
-         every node history. *Target*: the node's round + {} (about 3 s with the default \
-         2 s round, where a crashed host takes the lease TTL and the activation delay), \
-         met when the median is within it.\n",
+         *Gap*: the old node inactive (its last slot finished) until the new one is active. \
+         *Signed twice / overlap*: heights and rounds signed by two replicas \
+         (`elector_model::history::double_signs`) and time with two nodes active \
+         (`dual_active`), over every node. *Target*: a slot + {} (3.5 s with 2.5 s slots, \
+         where a crashed host takes the lease TTL and the activation delay), met when the \
+         median is within it.\n",
         secs(RESTART_AFTER),
         fmt_s(ELECTOR_CRASH_SLACK),
     );
     let _ = writeln!(
         o,
-        "| profile | recovery | trials | trigger → active: min | median | p95 | max | target (median) | kill → old node inactive, median | gap median (max) | overlap | crashed host, median |"
+        "| profile | recovery | trials | trigger → active: min | median | p95 | max | target (median) | kill → old node inactive, median | gap median (max) | signed twice / overlap | crashed host, median |"
     );
     let _ = writeln!(
         o,
@@ -113,11 +113,7 @@ fn elector_crash_row(
             .unwrap_or_default(),
         gaps.map(|g| format!("{} ({})", fmt_ms(g.median), fmt_ms(g.max)))
             .unwrap_or_default(),
-        if e.overlap.is_zero() {
-            "0".to_owned()
-        } else {
-            fmt_ms(e.overlap.as_secs_f64())
-        },
+        e.check.cell(),
         host_crash
             .as_ref()
             .and_then(|c| median(&failovers(c)))
@@ -134,7 +130,7 @@ pub(super) fn render_sim_builds(o: &mut String, r: &Results, args: &Args) {
     let _ = writeln!(
         o,
         "At the CI seed set's settings (`make sim-ci`: `--profile mixed`, each seed drawing the \
-         default or the 3 s profile, `--tick-ms {}`), {} seeds in each build of \
+         default or the fast profile, `--tick-ms {}`), {} seeds in each build of \
          `elector-sim`: the release build `make sim-ci` runs, and the build the tests run in \
          (cargo's dev profile, `cargo build -p elector-sim`, what `cargo test -p elector-sim` \
          compiles the simulation with). Simulated seconds per wall second, all cores together:\n",
@@ -242,9 +238,8 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
          client's balanced channel can reconnect to it and send the next keep-alive there, and \
          when it is the raft leader the others must first elect a new one (etcd's election \
          timeout, 1 s by default) before any member renews a lease. All of it must fit in the \
-         leader's window from its last acknowledged keep-alive to its step-down point (3.4 s \
-         with the defaults, 1.67 s with the 3 s profile; docs/safety.md, \
-         `dead_connection_replaced`); when it does not, the leader demotes in time and another \
+         leader's window from its last acknowledged keep-alive to its step-down point \
+         (docs/safety.md, `dead_connection_replaced`); when it does not, the leader demotes in time and another \
          replica takes over: a needless failover, never two active nodes. A demotion *by etcd* \
          has another cause: etcd before 3.4.31 revokes every lease when a frozen raft leader \
          is thawed (etcd issue #15247), the active replica's included; the electors then warn \
@@ -304,11 +299,10 @@ pub(super) fn render_etcd_trouble(o: &mut String, r: &Results, tag: &str) {
         .iter()
         .map(|t| {
             format!(
-                "{}: {:.0} s wall, dual-active {} ({} node histories checked){}",
+                "{}: {:.0} s wall, {}{}",
                 profile_name(t.profile),
                 t.wall.as_secs_f64(),
-                fmt_overlap(t.overlap),
-                t.histories,
+                t.check.describe(),
                 t.error
                     .as_ref()
                     .map(|e| format!("; **failed**: {e}"))
@@ -330,7 +324,7 @@ fn bold_unless_zero(n: usize) -> String {
 fn profile_name(profile: TimingProfile) -> &'static str {
     match profile {
         TimingProfile::Default => "defaults",
-        TimingProfile::Fast => "3 s profile",
+        TimingProfile::Fast => "fast profile",
         TimingProfile::Functional => "functional profile",
     }
 }
@@ -358,7 +352,7 @@ pub(super) fn render_lease_tradeoff(o: &mut String, r: &Results) {
          its lease alive, and must have its node drained before the lease could expire: it \
          steps down at its last acknowledged keep-alive + TTL − (drain bound + safety margin). \
          So an etcd outage rides through up to about TTL − drain bound − safety margin − the \
-         time since the last keep-alive ({} with the defaults, {} with the 3 s profile, less up \
+         time since the last keep-alive ({} with the defaults, {} with the fast profile, less up \
          to one keep-alive period): the longer the TTL, the longer the outages ridden \
          through. A successor may activate only once the lease of a leader that vanished has \
          expired (up to a TTL) and the activation delay has passed, which covers a dead \
@@ -384,7 +378,7 @@ pub(super) fn render_lease_tradeoff(o: &mut String, r: &Results) {
     );
     let _ = writeln!(
         o,
-        "| 3 s profile | {} | {} | {} | a dedicated, healthy etcd cluster on a low-latency network (one zone), nodes that drain within 700 ms, and a block producer for whom every second of downtime costs; accept that an etcd stall of a couple of seconds moves leadership |",
+        "| fast profile | {} | {} | {} | a dedicated, healthy etcd cluster on a low-latency network (one zone), and a block producer for whom every second of downtime costs; accept that an etcd stall of a couple of seconds moves leadership |",
         secs(TimingProfile::Fast.timing().lease_ttl),
         measured(&r.crash_fast),
         ride(TimingProfile::Fast)

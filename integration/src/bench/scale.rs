@@ -4,7 +4,7 @@ use super::etcd::{EtcdWindow, etcd_counters};
 use super::footprint::keepalive_counters;
 use super::procfs::{cpu_time, status_kb};
 use super::stats::summarize;
-use super::{Env, SETTLE};
+use super::{Env, SETTLE, SetCheck};
 use crate::replica_set::{FlagStyle, Replica, ReplicaSet};
 use crate::timing_profile::TimingProfile;
 use anyhow::Result;
@@ -24,8 +24,7 @@ pub(super) struct Scale {
     pub(super) keepalives_per_s: f64,
     pub(super) electors_cpu_share: f64,
     pub(super) startup: f64,
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
+    pub(super) check: SetCheck,
 }
 
 pub(super) async fn scale_phase(env: &Env, clusters: usize, window: Duration) -> Result<Scale> {
@@ -96,10 +95,10 @@ async fn scale_clusters(env: &Env, all: &mut [ReplicaSet], window: Duration) -> 
             means.push(ds / dc);
         }
     }
-    let (overlap, histories) = all.iter().fold((Duration::ZERO, 0), |acc, c| {
-        let (o, h) = c.overlap();
-        (acc.0 + o, acc.1 + h)
-    });
+    let mut check = SetCheck::default();
+    for set in all.iter() {
+        check.add(SetCheck::of(set));
+    }
     let means_summary = summarize(&means).unwrap_or_default();
     Ok(Scale {
         electors: ports.len(),
@@ -111,7 +110,6 @@ async fn scale_clusters(env: &Env, all: &mut [ReplicaSet], window: Duration) -> 
         keepalives_per_s: count / seconds,
         electors_cpu_share: cpu_after.saturating_sub(cpu_before).as_secs_f64() / seconds,
         startup,
-        overlap,
-        histories,
+        check,
     })
 }

@@ -2,7 +2,7 @@
 //! run at once, each adding its trials, and the phase adds up trials, errors and the
 //! dual-active check of every set in one [`Tally`].
 
-use super::{Env, SETTLE};
+use super::{Env, SETTLE, SetCheck};
 use crate::replica_set::ReplicaSet;
 use crate::timing_profile::TimingProfile;
 use anyhow::Result;
@@ -16,10 +16,9 @@ pub(super) struct Tally<T> {
     pub(super) clusters: usize,
     /// Rounds of trials in each set.
     pub(super) rounds: usize,
-    /// Total time two nodes of one set were active at once (zero unless something is wrong).
-    pub(super) overlap: Duration,
-    /// Node histories the dual-active check read.
-    pub(super) histories: usize,
+    /// Slots signed twice and time two nodes were active at once, over all sets (zero unless
+    /// something is wrong).
+    pub(super) check: SetCheck,
     pub(super) wall: Duration,
     /// One line per replica set that failed; its trials before the failure still count.
     pub(super) errors: Vec<String>,
@@ -31,8 +30,7 @@ impl<T> Default for Tally<T> {
             trials: Vec::new(),
             clusters: 0,
             rounds: 0,
-            overlap: Duration::ZERO,
-            histories: 0,
+            check: SetCheck::default(),
             wall: Duration::ZERO,
             errors: Vec::new(),
         }
@@ -65,26 +63,27 @@ impl Env {
             wall: started.elapsed(),
             ..Tally::default()
         };
-        for ((mut trials, outcome), (overlap, histories)) in outcomes {
+        for ((mut trials, outcome), check) in outcomes {
             tally.trials.append(&mut trials);
             if let Err(e) = outcome {
                 tally.errors.push(format!("{e:#}"));
             }
-            tally.overlap += overlap;
-            tally.histories += histories;
+            tally.check.add(check);
         }
         tally
     }
 }
 
 impl<T> Tally<T> {
-    /// Whether a replica set failed or two nodes were ever active at once: the run fails.
+    /// Whether a replica set failed, a slot was signed twice or two nodes were ever active at
+    /// once: the run fails.
     pub(super) fn failed(&self) -> bool {
-        !self.errors.is_empty() || !self.overlap.is_zero()
+        !self.errors.is_empty() || !self.check.clean()
     }
 
-    /// How the phase ran and what the dual-active check found, for the report: "3 clusters at
-    /// once, 4 rounds, 120 s wall, dual-active never (12 node histories checked)".
+    /// How the phase ran and what the checks found, for the report: "3 clusters at once, 4
+    /// rounds, 120 s wall, no slot signed twice (96 signatures), dual-active never (12 node
+    /// histories)".
     pub(super) fn summary(&self) -> String {
         let failed = if self.errors.is_empty() {
             String::new()
@@ -96,13 +95,11 @@ impl<T> Tally<T> {
             )
         };
         format!(
-            "{} clusters at once, {} round(s), {:.0} s wall, dual-active {} ({} node histories \
-             checked){failed}",
+            "{} clusters at once, {} round(s), {:.0} s wall, {}{failed}",
             self.clusters,
             self.rounds,
             self.wall.as_secs_f64(),
-            fmt_overlap(self.overlap),
-            self.histories,
+            self.check.describe(),
         )
     }
 }
