@@ -34,17 +34,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::collections::BTreeSet;
 
-/// `elector --version`: the package version, and a loud mark on a build with the tests'
-/// planted bugs compiled in (`elector_core::PLANTED_BUGS_COMPILED`), which must never run in
-/// production; `make` refuses to install such a binary.
-pub const VERSION: &str = if elector_core::PLANTED_BUGS_COMPILED {
-    concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (TEST BUILD: planted bugs compiled in; never run it in production)"
-    )
-} else {
-    env!("CARGO_PKG_VERSION")
-};
+pub use crate::VERSION;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -16,10 +16,9 @@ mod log_throttle;
 mod report;
 
 pub use crate::fence::{Fence, FenceFuture};
-pub use connect::Connect;
 
 use crate::clock::Clock;
-use crate::etcd::Election;
+use crate::etcd::{Connect, Election};
 use crate::node::{HttpGet, NodeClient};
 use crate::state::StateFile;
 use crate::status::Status;

@@ -15,6 +15,18 @@
 //!
 //! The binary (`main.rs`) adds the commands, one file each under `commands/`.
 
+/// `elector --version`: the package version, and a loud mark on a build with the tests'
+/// planted bugs compiled in (`elector_core::PLANTED_BUGS_COMPILED`), which must never run in
+/// production; `make` refuses to install such a binary.
+pub const VERSION: &str = if elector_core::PLANTED_BUGS_COMPILED {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (TEST BUILD: planted bugs compiled in; never run it in production)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 pub mod cli;
 pub mod clock;
 pub mod custody;

@@ -9,13 +9,10 @@ mod commands;
 mod systemd;
 mod watcher;
 
-use commands::EXIT_FAILED;
+use commands::{EXIT_FAILED, EXIT_USAGE};
 use elector::cli::{self, LogFormat, Operation, Parsed};
 use elector::logging;
 use std::process::ExitCode;
-
-/// Exit code for bad flags, as clap and the Go flag package use.
-const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

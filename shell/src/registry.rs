@@ -41,7 +41,7 @@
 //! `Put` 0.03/s (the refresh) and `LeaseKeepAlive` 1.00 to 1.04/s.
 
 use crate::cli::{TimingValue, flag_of_field, timing_values};
-use crate::driver::Connect;
+use crate::etcd::Connect;
 use crate::etcd::{Election, EtcdError};
 use crate::status::{Snapshot, Status};
 use elector_core::{LeaseId, Timing};

@@ -8,7 +8,7 @@
 //! It lives in the library, behind the node's [`HttpGet`] and etcd's [`Connect`] seams, so that
 //! the simulation runs the very code the binary runs as its modeled `ExecStopPost=`.
 
-use crate::driver::Connect;
+use crate::etcd::Connect;
 use crate::etcd::Election;
 use crate::fence::Fence;
 use crate::node::{HttpGet, NodeClient};

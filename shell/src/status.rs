@@ -12,7 +12,6 @@ mod server;
 pub use exposition::{Labels, Sample, parse_exposition, sample_value};
 pub use metrics::{
     CallHealth, DEFAULT_ETCD_SILENCE_BOUND, Histogram, LATENCY_BUCKETS, Metrics, NodeCallKind,
-    etcd_silence_bound,
 };
 pub use server::{bind, serve};
 
@@ -184,7 +183,7 @@ impl Status {
             })
             .unwrap_or_default();
         inner.snapshot = Some(Snapshot {
-            version: crate::cli::VERSION,
+            version: crate::VERSION,
             role: role.as_str(),
             role_reason: core.role_reason().to_string(),
             key: self.key.clone(),

@@ -235,7 +235,11 @@ pub fn loop_alive(loop_age: Duration) -> bool {
 
 /// Keeps systemd informed until the process exits: `READY=1` once, `STATUS=` on role
 /// changes, `WATCHDOG=1` every half `watchdog` while the driver loop is alive.
-pub async fn supervise(notifier: Arc<dyn Notify>, watchdog: Option<Duration>, status: Arc<Status>) {
+pub async fn keep_informed(
+    notifier: Arc<dyn Notify>,
+    watchdog: Option<Duration>,
+    status: Arc<Status>,
+) {
     let ping_every = watchdog.map(|w| w / 2);
     let tick = ping_every.map_or(STATUS_TICK, |p| p.min(STATUS_TICK));
     let mut ticks = tokio::time::interval(tick);

@@ -12,7 +12,7 @@
 //!   reach it), with the read end of a pipe as its stdin. The elector is the pipe's only
 //!   writer: its end is closed on exec, so no command it runs holds it.
 //! - Over the pipe the elector speaks the systemd notify protocol (the same task writes it,
-//!   [`crate::systemd::supervise`]), one notification per write, each ending in a NUL byte (a
+//!   [`crate::systemd::keep_informed`]), one notification per write, each ending in a NUL byte (a
 //!   write of at most `PIPE_BUF` bytes is atomic): `WATCHDOG=1` every half watchdog while its
 //!   driver loop runs, and [`STANDBY_PROVEN`] when it exits with its node proven standby.
 //! - The elector's death closes the pipe: the watcher reads end-of-file at once and, unless
@@ -39,6 +39,7 @@ use crate::commands::force_standby::command_standby;
 use crate::commands::supervise::{
     self, Backoff, FIRST_PING_WITHIN, REAP_WAIT, describe, force_standby_args, parse_notice,
 };
+use crate::commands::{EXIT_FAILED, EXIT_USAGE};
 use crate::systemd::Notify;
 use elector::cli::{self, Parsed, RunArgs, WatchArgs};
 use elector::logging;
@@ -61,11 +62,6 @@ pub const STANDBY_PROVEN: &str = "STANDBY_PROVEN=1";
 /// After the elector died, how long the watcher tries to confirm standby (then the fence
 /// runs): `elector force-standby`'s and `elector supervise`'s default.
 const STANDBY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Exit code for bad flags, as the elector's.
-const EXIT_USAGE: u8 = 2;
-/// Exit code when the node could not be confirmed standby.
-const EXIT_FAILED: u8 = 1;
 
 /// What commands this elector's node standby when the elector dies or hangs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

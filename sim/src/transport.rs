@@ -3,7 +3,7 @@
 //! [`serve_node`]).
 
 use crate::trace::{Recorder, sim_now};
-use elector::driver::Connect;
+use elector::etcd::Connect;
 use elector::node::{HttpAnswer, HttpGet, HttpMethod, HttpRequest};
 use elector_model::node::{
     AdminFault, Answer, NodeConfig, NodeModel, Reply, Request as ModelRequest, Signature, Ticket,

@@ -414,6 +414,10 @@ fn a_long_ttl_is_allowed_with_a_warning() {
 fn the_registry_refresh_defaults_to_the_registry_constant_and_refuses_sub_second() {
     assert_eq!(run("").registry_refresh, crate::registry::DEFAULT_REFRESH);
     assert_eq!(
+        super::flags::REGISTRY_REFRESH_MIN,
+        crate::registry::MIN_WRITE_GAP
+    );
+    assert_eq!(
         run("--registry-refresh 5s").registry_refresh,
         Duration::from_secs(5)
     );

@@ -5,7 +5,7 @@
 
 use super::{connect, fail};
 use elector::cli::{EtcdArgs, ForceStandbyArgs};
-use elector::driver::Connect;
+use elector::etcd::Connect;
 use elector::node::{NodeClient, NodeTimeouts, ReqwestTransport};
 use elector::standby::{DeadTermEnding, ForceStandby};
 use elector::state::{StateFile, state_dir};

@@ -25,8 +25,11 @@ use elector::etcd::{self, Election};
 use etcd_client::Client;
 use std::time::Duration;
 
-/// Exit code of a failed operator command.
+/// Exit code of a failed command: an operator command that did not do what it was asked, a
+/// node that could not be confirmed standby, a child that had to be killed.
 pub const EXIT_FAILED: u8 = 1;
+/// Exit code for bad flags or configuration, as clap and the Go flag package use.
+pub const EXIT_USAGE: u8 = 2;
 
 /// A connection to the election, for an operator command.
 pub(crate) struct Connection {

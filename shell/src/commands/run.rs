@@ -6,8 +6,8 @@ use crate::systemd::{self, Notify};
 use crate::watcher::{self, Protection};
 use elector::cli::{RunArgs, StatusAddr, host_name};
 use elector::clock::{Clock, TokioClock};
-use elector::driver::{Connect, Control, Driver};
-use elector::etcd::{self, EtcdOptions};
+use elector::driver::{Control, Driver};
+use elector::etcd::{self, Connect, EtcdOptions};
 use elector::node::{NodeClient, NodeTimeouts, ReqwestTransport};
 use elector::node_config::{self, NodeConfig};
 use elector::registry::{self, RecordContext};
@@ -135,14 +135,14 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
     let status = Status::new(args.key(), &value);
     status
         .metrics
-        .set_etcd_silence_bound(status::etcd_silence_bound(timing.etcd_request_timeout));
+        .set_etcd_silence_bound(etcd::silence_bound(timing.etcd_request_timeout));
     if let Some(notifier) = &notifier {
         info!(
             socket = notifier.target(),
             watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
             "systemd notifications on"
         );
-        tokio::spawn(systemd::supervise(
+        tokio::spawn(systemd::keep_informed(
             notifier.clone(),
             watchdog,
             status.clone(),
@@ -220,7 +220,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
                 watchdog_ms = every.as_millis() as u64,
                 "watcher process started"
             );
-            tokio::spawn(systemd::supervise(
+            tokio::spawn(systemd::keep_informed(
                 link.clone(),
                 Some(every),
                 status.clone(),

@@ -26,6 +26,7 @@
 //! about one child; its unit tests sit below it.
 
 use super::force_standby::command_standby;
+use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::systemd;
 use elector::cli::{self, ForceStandbyArgs, Parsed, RunArgs, SuperviseArgs};
 use elector::logging;
@@ -38,11 +39,6 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::{error, info, warn};
-
-/// Exit code for bad flags or configuration, as the elector's.
-const EXIT_USAGE: u8 = 2;
-/// Exit code when the child had to be killed or its node forced standby on a stop.
-const EXIT_FAILED: u8 = 1;
 
 /// Pause before the first restart: short, since a restarted elector forces its node standby
 /// first thing and stays out of the election until then.

@@ -3,19 +3,12 @@
 //! "not connected", so the core keeps the node standby.
 
 use super::log_throttle::Every;
-use crate::etcd::Election;
+use crate::etcd::{Connect, Election};
 use crate::status::Metrics;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
-
-/// How the driver gets an etcd client: `etcd::connect` in production, a turmoil channel in
-/// the simulation. Called again after a failure, with backoff.
-pub trait Connect: Send + Sync + 'static {
-    fn connect(&self) -> impl Future<Output = Result<etcd_client::Client, String>> + Send;
-}
 
 /// First backoff between etcd connection attempts: quick at first, then doubling up to the
 /// timing's retry cap (`Timing::etcd_retry_max`) against an etcd that stays away.

@@ -5,9 +5,17 @@ use super::{EtcdError, describe};
 use elector_core::Timing;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::timeout;
+
+/// The seam through which the driver, the registry and `force-standby` get an etcd
+/// client: `etcd::connect` in production, a turmoil channel in
+/// the simulation. Called again after a failure, with backoff.
+pub trait Connect: Send + Sync + 'static {
+    fn connect(&self) -> impl Future<Output = Result<etcd_client::Client, String>> + Send;
+}
 
 /// How to reach etcd in production.
 #[derive(Clone)]

@@ -51,13 +51,14 @@ mod observer;
 mod placement;
 
 pub use connect::{
-    EtcdOptions, check_options, connect, connect_reporting_version, lease_revocation_bug, pings_for,
+    Connect, EtcdOptions, check_options, connect, connect_reporting_version, lease_revocation_bug,
+    pings_for,
 };
 pub use exclusion::Excluded;
 pub use history::{KeyChange, KeyHistory};
 pub use layout::{ExclusionJson, ForeignKey, foreign_reason};
 pub use members::{PrefixEntry, is_member_key};
-pub use observer::OBSERVE_RECHECK_PERIOD;
+pub use observer::{OBSERVE_RECHECK_PERIOD, silence_bound};
 pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosing_election};
 
 use crate::status::CallHealth;

@@ -15,6 +15,14 @@ use tracing::debug;
 /// stall silently (after a partition, say); this bounds how long a missed change stays hidden.
 pub const OBSERVE_RECHECK_PERIOD: Duration = Duration::from_secs(2);
 
+/// How long etcd may stay silent before the elector reports it unreachable
+/// (`elector_etcd_connected`), for a request timeout: every elector makes at least one etcd
+/// call per [`OBSERVE_RECHECK_PERIOD`] (the election re-read), each bounded by the request
+/// timeout, plus a keep-alive or watch call in flight when etcd went away.
+pub fn silence_bound(etcd_request_timeout: Duration) -> Duration {
+    OBSERVE_RECHECK_PERIOD + 2 * etcd_request_timeout
+}
+
 /// A watch that has not answered during this many recheck periods in a row, although it was
 /// asked for a progress report at each, is taken for dead and re-established.
 const WATCH_SILENT_PERIODS: u32 = 2;
@@ -232,4 +240,17 @@ fn same_election(a: &Observation, b: &Observation) -> bool {
         && a.handover_record == b.handover_record
         && a.handover_request == b.handover_request
         && a.excluded == b.excluded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_default_silence_bound_is_that_of_the_default_request_timeout() {
+        assert_eq!(
+            silence_bound(Duration::from_secs(1)),
+            crate::status::DEFAULT_ETCD_SILENCE_BOUND
+        );
+    }
 }

@@ -7,17 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long after the last successful etcd call `elector_etcd_connected` (and `/status`'s
-/// `etcd_connected`) still say 1, unless set with [`Metrics::set_etcd_silence_bound`]
-/// ([`etcd_silence_bound`] of the default 1 s request timeout): every elector makes at least
-/// one etcd call per [`crate::etcd::OBSERVE_RECHECK_PERIOD`] (the election re-read), each
-/// bounded by the request timeout, so a longer silence means etcd does not answer.
+/// `etcd_connected`) still say 1, unless set with [`Metrics::set_etcd_silence_bound`]: the
+/// etcd adapter's `etcd::silence_bound` of the default 1 s request timeout (its test checks
+/// that they agree). Passed in, not imported, so that metrics depend on nothing above them.
 pub const DEFAULT_ETCD_SILENCE_BOUND: Duration = Duration::from_secs(4);
-
-/// The silence bound for a request timeout: one election re-read period plus two request
-/// timeouts (the re-read, and a keep-alive or watch call in flight when etcd went away).
-pub fn etcd_silence_bound(etcd_request_timeout: Duration) -> Duration {
-    crate::etcd::OBSERVE_RECHECK_PERIOD + 2 * etcd_request_timeout
-}
 
 /// Upper bounds of the latency histograms, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
