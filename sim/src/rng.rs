@@ -3,6 +3,18 @@
 
 use std::time::Duration;
 
+/// SplitMix64's increment: 2^64 divided by the golden ratio.
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's step as a function: the output that follows state `x`. A fixed, well-mixed
+/// function of `x`, also for values that must follow from the seed without a stream.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(GOLDEN_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to draw fault schedules.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
@@ -18,15 +30,13 @@ impl Rng {
     /// An independent stream for one purpose, so that adding draws for one purpose does not
     /// shift the draws of another.
     pub fn fork(&mut self, purpose: u64) -> Rng {
-        Rng::new(self.next_u64() ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        Rng::new(self.next_u64() ^ purpose.wrapping_mul(GOLDEN_GAMMA))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        let out = splitmix64(self.0);
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        out
     }
 
     /// Uniform in [0, 1).

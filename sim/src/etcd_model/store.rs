@@ -256,7 +256,7 @@ struct IdGen {
 impl IdGen {
     fn new(member_id: u64, seed: u64) -> Self {
         // Some millisecond in 2023–2026, fixed by the seed.
-        let unix_ms = 1_680_000_000_000 + splitmix64(seed) % 100_000_000_000;
+        let unix_ms = 1_680_000_000_000 + crate::rng::splitmix64(seed) % 100_000_000_000;
         IdGen {
             prefix: (member_id & 0xffff) << 48,
             suffix: (unix_ms & ((1 << 40) - 1)) << 8,
@@ -267,14 +267,6 @@ impl IdGen {
         self.suffix = self.suffix.wrapping_add(1);
         self.prefix | (self.suffix & ((1 << 48) - 1))
     }
-}
-
-/// A fixed, well-mixed function of the seed (no RNG crate needed).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The whole state of the model etcd. It outlives server restarts.
