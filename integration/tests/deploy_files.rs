@@ -27,6 +27,7 @@
 use elector_core::Timing;
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
 use elector_integration::host::elector_binary;
+use elector_integration::notify_socket::receive;
 use elector_integration::timing_profile::TimingProfile;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
@@ -540,30 +541,6 @@ fn value_after(args: &[String], flag: &str) -> String {
         .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
     args[at + 1].clone()
 }
-
-/// What arrived on the notify socket until `until` holds or `bound` passed.
-fn receive(
-    socket: &UnixDatagram,
-    bound: Duration,
-    mut until: impl FnMut(&[(Instant, String)]) -> bool,
-) -> Vec<(Instant, String)> {
-    let deadline = Instant::now() + bound;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("a read timeout");
-    while Instant::now() < deadline && !until(&received) {
-        if let Ok(n) = socket.recv(&mut buffer) {
-            received.push((
-                Instant::now(),
-                String::from_utf8_lossy(&buffer[..n]).into_owned(),
-            ));
-        }
-    }
-    received
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {

@@ -8,6 +8,7 @@
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE};
 use elector_integration::host::elector_binary;
+use elector_integration::notify_socket::receive;
 use elector_model::node::AdminFault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
@@ -360,30 +361,6 @@ fn spawn_notified(args: &[String], socket: &Path, watchdog_usec: &str, stderr: S
         .spawn()
         .expect("starting the elector")
 }
-
-/// What arrived on the socket, with arrival times, until `until` holds or `bound` passed.
-fn receive(
-    socket: &UnixDatagram,
-    bound: Duration,
-    mut until: impl FnMut(&[(Instant, String)]) -> bool,
-) -> Vec<(Instant, String)> {
-    let deadline = Instant::now() + bound;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("a read timeout");
-    while Instant::now() < deadline && !until(&received) {
-        if let Ok(n) = socket.recv(&mut buffer) {
-            received.push((
-                Instant::now(),
-                String::from_utf8_lossy(&buffer[..n]).into_owned(),
-            ));
-        }
-    }
-    received
-}
-
 fn has(received: &[(Instant, String)], needle: &str) -> Option<usize> {
     received.iter().position(|(_, m)| m.contains(needle))
 }

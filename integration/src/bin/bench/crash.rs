@@ -5,9 +5,9 @@
 use super::etcd::KeyWatch;
 use super::tally::{Tally, elect_one_of_two};
 use super::{Env, SETTLE};
-use crate::replica_set::ReplicaSet;
-use crate::timing_profile::TimingProfile;
 use anyhow::Result;
+use elector_integration::replica_set::ReplicaSet;
+use elector_integration::timing_profile::TimingProfile;
 use std::time::Duration;
 
 /// One crash: kill -> the other node active, in seconds.

@@ -2,9 +2,9 @@
 //! when etcd expired a lease.
 
 use super::procfs::{cpu_time, find_pid};
-use crate::etcd_process::EtcdProcess;
-use crate::host::http_get;
 use anyhow::{Context, Result, bail};
+use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::host::http_get;
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

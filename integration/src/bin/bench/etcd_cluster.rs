@@ -3,9 +3,9 @@
 //! again on its data directory; the raft leader is found with the maintenance status API.
 //! Every member is killed when the cluster is dropped.
 
-use crate::host::Guarded;
-use crate::host::{free_port, http_get};
 use anyhow::{Context, Result, bail};
+use elector_integration::host::Guarded;
+use elector_integration::host::{free_port, http_get};
 use etcd_client::Client;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -7,9 +7,9 @@
 
 use super::etcd_cluster::{EtcdCluster, MEMBERS};
 use super::{SETTLE, SetCheck};
-use crate::replica_set::{FlagStyle, Host, ReplicaSet};
-use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
+use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
+use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::History;
 use etcd_client::GetOptions;
 use std::path::Path;

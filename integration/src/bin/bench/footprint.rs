@@ -4,10 +4,10 @@
 use super::etcd::{EtcdWindow, etcd_counters, metric_total};
 use super::procfs::{cpu_time, status_kb};
 use super::{Env, SETTLE};
-use crate::host::http_get;
-use crate::replica_set::{FlagStyle, ReplicaSet};
-use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
+use elector_integration::host::http_get;
+use elector_integration::replica_set::{FlagStyle, ReplicaSet};
+use elector_integration::timing_profile::TimingProfile;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 

@@ -5,9 +5,9 @@ use super::crash::jitter;
 use super::stats::signed_seconds;
 use super::tally::{Tally, elect_one_of_two};
 use super::{Env, SETTLE};
-use crate::replica_set::ReplicaSet;
-use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
+use elector_integration::replica_set::ReplicaSet;
+use elector_integration::timing_profile::TimingProfile;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! `make bench` (the `bench` binary runs [`run_cli`]): failover, handover and footprint of the
+//! `make bench`: failover, handover and footprint of the
 //! elector, measured on this machine against a real local etcd and stand-in nodes, side by side
 //! with etcd's Go election (`etcdctl elect`, the code the Go elector uses). Writes
 //! `docs/benchmarks.md` and the chart `docs/benchmarks.svg`.
@@ -7,7 +7,7 @@
 //! - `idle`: etcd's own CPU with no client, for reference;
 //! - `crash-default`, `crash-fast`: kill -9 of the active replica's elector and node (a
 //!   crashed host), time until the other node is active, at the default timing and with the
-//!   3 s lease profile. Many two-replica clusters on distinct keys run at once;
+//!   fast (7 s lease) profile. Many two-replica clusters on distinct keys run at once;
 //! - `elector-crash-default`, `elector-crash-fast`: kill -9 of the leader's elector alone, its
 //!   node and host alive, then either the elector restarted after 1 s or `elector
 //!   force-standby` at once, both with `--state-dir` (rule `end_dead_term`): time until the
@@ -32,7 +32,8 @@
 //!
 //! One module per phase; [`cli`] is the command line, [`procfs`] what /proc says, [`etcd`] the
 //! shared etcd, [`report`] the markdown and [`chart`] the SVG. Every phase runs its replicas
-//! as [`crate::replica_set::ReplicaSet`]s.
+//! as [`elector_integration::replica_set::ReplicaSet`]s. A binary of its own, so
+//! that no test binary compiles it.
 
 mod chart;
 mod cli;
@@ -54,16 +55,18 @@ mod scale;
 mod sim;
 mod stats;
 mod tally;
+mod units;
 
-pub use cli::Args;
+use clap::Parser;
+use cli::Args;
 
-use crate::replica_set::{FlagStyle, Host, ReplicaSet};
-use crate::timing_profile::TimingProfile;
 use anyhow::{Context, Result, bail};
 use chart::render_svg;
 use cli::ALL_PHASES;
 use crash::{CrashResult, baseline_phase, crash_phase, failovers};
 use elector_crash::{ElectorCrashResult, elector_crash_phase};
+use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
+use elector_integration::timing_profile::TimingProfile;
 use etcd::{Etcd, EtcdWindow};
 use etcd_trouble::{TroubleResult, etcd_trouble_phase, profile_tag};
 use footprint::{Footprint, footprint_phase};
@@ -88,11 +91,11 @@ const SETTLE: Duration = Duration::from_secs(90);
 /// active at once ([`ReplicaSet::overlap`], a proxy) and the slots signed by two replicas
 /// ([`ReplicaSet::double_signs`], the property itself), with how much each check read.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct SetCheck {
-    pub(super) overlap: Duration,
-    pub(super) histories: usize,
-    pub(super) signatures: usize,
-    pub(super) double_signs: usize,
+struct SetCheck {
+    overlap: Duration,
+    histories: usize,
+    signatures: usize,
+    double_signs: usize,
 }
 
 impl SetCheck {
@@ -115,12 +118,12 @@ impl SetCheck {
     }
 
     /// No slot signed twice and never two nodes active: anything else fails the run.
-    pub(super) fn clean(&self) -> bool {
+    fn clean(&self) -> bool {
         self.double_signs == 0 && self.overlap.is_zero()
     }
 
     /// A table cell: slots signed twice / time two nodes were active, "0 / 0" when clean.
-    pub(super) fn cell(&self) -> String {
+    fn cell(&self) -> String {
         if self.clean() {
             "0 / 0".to_owned()
         } else {
@@ -134,7 +137,7 @@ impl SetCheck {
 
     /// For the report: "no slot signed twice (412 signatures), dual-active never (12 node
     /// histories)".
-    pub(super) fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let signed = if self.double_signs == 0 {
             "no slot signed twice".to_owned()
         } else {
@@ -503,5 +506,13 @@ pub async fn run_cli(args: Args) -> Result<()> {
         outcome = run(args) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if let Err(e) = run_cli(Args::parse()).await {
+        eprintln!("bench failed: {e:#}");
+        std::process::exit(1);
     }
 }

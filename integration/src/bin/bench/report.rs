@@ -6,26 +6,10 @@ use super::cli::Args;
 use super::crash::{CrashResult, after_expiry, expiries, failovers};
 use super::handover::{Handover, handover_values};
 use super::stats::{median, secs, summarize};
-use crate::timing_profile::TimingProfile;
+use super::units::{fmt_bytes, fmt_ms, fmt_s};
+use elector_integration::timing_profile::TimingProfile;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-pub(super) fn fmt_s(v: f64) -> String {
-    if v.abs() < 10.0 {
-        format!("{v:.2} s")
-    } else {
-        format!("{v:.1} s")
-    }
-}
-
-pub(super) fn fmt_ms(v: f64) -> String {
-    format!("{:.0} ms", v * 1000.0)
-}
-
-pub(super) fn fmt_bytes(b: u64) -> String {
-    let mib = b as f64 / 1024.0 / 1024.0;
-    format!("{mib:.1} MiB")
-}
 
 pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     let m = &r.machine;

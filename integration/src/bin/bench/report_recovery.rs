@@ -1,16 +1,16 @@
 //! The report's sections on recovery: the elector crash on a live host, etcd trouble
-//! ride-through and the lease TTL's trade-off, and the simulation's speed in both builds. Called by [`super::report::render_markdown`] in the document's order.
+//! ride-through and the lease TTL's trade-off, and the simulation's speed in both builds. Called by the report in the document's order.
 
 use super::Results;
 use super::cli::Args;
 use super::crash::{CrashResult, failovers};
 use super::elector_crash::{ElectorCrashResult, RESTART_AFTER, Recovery};
 use super::etcd_trouble::{Trouble, TroubleResult};
-use super::report::{fmt_ms, fmt_s};
 use super::sim::SimSpeed;
 use super::stats::{median, secs, summarize};
-use crate::timing_profile::TimingProfile;
+use super::units::{fmt_ms, fmt_s};
 use anyhow::Result;
+use elector_integration::timing_profile::TimingProfile;
 use std::fmt::Write as _;
 
 /// What the elector-crash recovery should cost beyond the node's last slot: about one

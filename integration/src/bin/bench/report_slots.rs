@@ -7,7 +7,7 @@ use super::crash::failovers;
 use super::elector_crash::Recovery;
 use super::handover::{Handover, handover_values};
 use super::stats::median;
-use crate::timing_profile::TimingProfile;
+use elector_integration::timing_profile::TimingProfile;
 use std::fmt::Write as _;
 
 /// A mainnet delegate proposes about one slot in this many (24 active delegates).

@@ -5,9 +5,9 @@ use super::footprint::keepalive_counters;
 use super::procfs::{cpu_time, status_kb};
 use super::stats::summarize;
 use super::{Env, SETTLE, SetCheck};
-use crate::replica_set::{FlagStyle, Replica, ReplicaSet};
-use crate::timing_profile::TimingProfile;
 use anyhow::Result;
+use elector_integration::replica_set::{FlagStyle, Replica, ReplicaSet};
+use elector_integration::timing_profile::TimingProfile;
 use futures_util::future::join_all;
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,9 @@
 //! dual-active check of every set in one [`Tally`].
 
 use super::{Env, SETTLE, SetCheck};
-use crate::replica_set::ReplicaSet;
-use crate::timing_profile::TimingProfile;
 use anyhow::Result;
+use elector_integration::replica_set::ReplicaSet;
+use elector_integration::timing_profile::TimingProfile;
 use std::time::{Duration, Instant};
 
 /// A phase's trials over all its replica sets, and what went wrong in them.
