@@ -175,9 +175,7 @@ bench: build
 ## sim-ci: the simulation's CI seed set (part of `make test`): SIM_CI_SEEDS seeds from 0, each
 ## drawing its timing profile (10 s lease, 7 s, or 7 s with a 1 s restart bound) and its faults,
 ## judged by the nodes' double signs, at a SIM_CI_TICK_MS step, in the optimized elector-sim
-## binary: about 410 s of CPU on this machine shared with other builds (about 0.2 s of one
-## core per seed when idle before the node model, which costs about 10 % more;
-## docs/testing.md). 10 ms keeps host-to-host latency far under the 200 ms poll and 300 ms
+## binary (its cost: docs/benchmarks.md, "the simulation's speed"). 10 ms keeps host-to-host latency far under the 200 ms poll and 300 ms
 ## node timeout; the planted-bug tests still run at 5 ms. It
 ## runs after product-check, whose release dependencies it reuses. Exits non-zero on any
 ## violation or simulation error, printing each failing seed's replay command, and when fewer

@@ -16,9 +16,8 @@
 //! The methods block (they wait for processes); call them from a multi-threaded tokio runtime
 //! or from `spawn_blocking`, so the runtime's other tasks go on meanwhile.
 //!
-//! Over 600 lines for one job: one etcd process's life (ports, data directory, TLS material,
-//! start, stop, restart, pause, `etcdctl`), kept together because every method depends on how
-//! the process was started.
+//! One etcd process's life (ports, data directory, TLS material, start, stop, restart, pause,
+//! `etcdctl`): every method depends on how the process was started.
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs::OpenOptions;

@@ -18,9 +18,8 @@
 //! signatures together. A task advances the model to each of its wake-ups (timers, the end
 //! of a `prepare()` sleep, the network's blocks) and whenever a request arrives.
 //!
-//! Over 600 lines for one job: the stand-in node's two servers, its fault switches and the
-//! glue between the model's tickets and HTTP make one program that the tests, the demo and
-//! the container image run.
+//! The stand-in node's two servers, its fault switches and the glue between the model's
+//! tickets and HTTP make one program that the tests, the demo and the container image run.
 
 use std::io;
 use std::net::SocketAddr;

@@ -390,7 +390,7 @@ mod tests {
         assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamp}");
         assert_eq!(lines[1]["kind"], "etcd keep-alive");
         assert_eq!(lines[1]["lease"], "1a");
-        // The replica's value on every line, and the target last, as before.
+        // The replica's value on every line, and the target last.
         for line in &lines {
             assert_eq!(line["value"], "replica-a", "{line}");
             assert!(line["target"].as_str().is_some(), "{line}");

@@ -143,7 +143,7 @@ impl<T: HttpGet, E: Connect> ForceStandby<T, E> {
     /// remembers it as ours (rule `end_dead_term` of the core), so that the next leader need
     /// not wait for its lease to expire. Only with the state's lock: a live elector holding it
     /// owns that term, and nothing in etcd is touched. Bounded; says what it did. Any failure
-    /// only means the next leader waits as before.
+    /// only means the next leader waits for the lease to expire and the activation delay.
     async fn end_dead_term_after_crash(&self, read: bool, withdrawn: bool) -> String {
         let Some(ending) = &self.dead_term else {
             return "no --state-dir: any term left in etcd ends with its lease".into();

@@ -215,7 +215,7 @@ impl StateFile {
 
     /// The term the previous process remembered, if the file is there and names this election
     /// and value. `Err` says why a file that is there cannot be used (it is then ignored: the
-    /// dead term, if any, expires with its lease as before).
+    /// dead term, if any, expires with its lease).
     pub fn load(&self) -> Result<Option<RememberedTerm>, String> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,

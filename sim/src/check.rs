@@ -55,12 +55,11 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 /// block (iotex-core evaluates readiness per block), up to `block_interval` + the block's
 /// commit time (a fifth of a slot) + its sync lag (at most 300 ms) = 3.3 s later; then a probe
 /// (1 s) and a campaign (two request timeouts) make it a leader within 6.3 s, well inside
-/// the others. The old leader's drain (`drain_bound`, 5.1 s since the slot became 2.5 s)
+/// the others. The old leader's drain (`drain_bound`, 5.1 s with 2.5 s slots)
 /// happens before its lease runs out or its record is written, inside the first two paths.
 ///
-/// With the default timing: max(11.5 s, 9 s, 11.8 s) + 13.84 s + 1 s + 0.3 s + 1 s = 27.9 s
-/// (22.8 s with the 8.9 s activation delay and 5 s drain before the node model); with the
-/// 7 s fast profile: max(8.5 s, 4.7 s, 9.55 s) + 10.71 s + 1 s + 0.15 s + 1 s = 22.4 s; with
+/// With the default timing: max(11.5 s, 9 s, 11.8 s) + 13.84 s + 1 s + 0.3 s + 1 s = 27.9 s;
+/// with the 7 s fast profile: max(8.5 s, 4.7 s, 9.55 s) + 10.71 s + 1 s + 0.15 s + 1 s = 22.4 s; with
 /// quick-restart (its 9.6 s delay): 21.4 s. The search reports the slowest recovery it saw
 /// next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
@@ -127,8 +126,8 @@ pub fn restart_span(timing: &Timing) -> Duration {
 ///   activates its node;
 /// - [`LIVENESS_SLACK`].
 ///
-/// With the default timing: 11.41 + 9.29 + 10 + 2 + 13.84 + 1.3 + 1 = 48.8 s (43.9 s with the
-/// 8.9 s activation delay and 5 s drain before the node model); with the 7 s fast profile:
+/// With the default timing: 11.41 + 9.29 + 10 + 2 + 13.84 + 1.3 + 1 = 48.8 s; with the 7 s
+/// fast profile:
 /// 6.21 + 6.67 + 10 + 0.6 + 10.71 + 1.15 + 1 = 36.3 s; quick-restart (9.6 s delay): 35.3 s.
 /// When the fence cannot succeed
 /// (absent, failing, timing out) and the node cannot be read, the leader must instead keep the

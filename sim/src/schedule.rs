@@ -723,8 +723,8 @@ impl Scenario {
         let ready_at: Vec<Duration> = (0..replicas)
             .map(|_| setup.millis(Duration::ZERO, Duration::from_secs(3)))
             .collect();
-        // Drawn as before the fence outcomes existed, so that the transient schedules of old
-        // seeds stay what they were; the new draws come from their own stream.
+        // The fence outcomes and later additions draw from streams of their own, so that a
+        // seed's transient schedule does not shift when a new kind of draw is added.
         let configured = !(options.break_assumptions && setup.chance(0.1));
         let quick = setup.millis(Duration::ZERO, Duration::from_millis(300));
         let latency_max = Duration::from_millis(*setup.pick(&[2, 10, 25, 50]));

@@ -7,9 +7,9 @@
 //! etcd-client and the real `NodeClient`), and `node-i`, serving the node model's `/ha` and
 //! `/readiness`. The simulation is driven with `Sim::step`.
 //!
-//! Over 600 lines for one job: every fault kind's start (`World::begin`) and heal
-//! (`World::end`) side by side with the supervisor actions they schedule, so that what a fault
-//! does and how it is undone read together.
+//! Every fault kind's start (`World::begin`) and heal (`World::end`) side by side with the
+//! supervisor actions they schedule, so that what a fault does and how it is undone read
+//! together.
 
 use crate::etcd_model::EtcdModel;
 use crate::host::{

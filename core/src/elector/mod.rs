@@ -111,13 +111,13 @@ pub struct Mutation {
     pub exclusion_skips_proof: bool,
     /// Breaks rule `activation_gate` (inequality `activation_delay_covers_early_revocation`):
     /// wait only what a dead previous leader needs, `(restart_bound + drain_bound) x (1 +
-    /// drift)`, as before that inequality existed. A previous leader that was cut off from etcd
+    /// drift)`. A previous leader that was cut off from etcd
     /// when etcd revoked its lease early is still active then. Found by the simulation's
     /// early-revocation fault (`the_search_finds_the_planted_short_activation_delay_bug`: two
     /// active nodes).
     pub activation_delay_ignores_early_revocation: bool,
-    /// Breaks rule `wait_out_last_slot`: a successor after a clean handover activates at once,
-    /// as before that rule existed. The predecessor's node broadcasts the proposal it signed
+    /// Breaks rule `wait_out_last_slot`: a successor after a clean handover activates at once.
+    /// The predecessor's node broadcasts the proposal it signed
     /// before its deactivation was accepted, and the successor's node, preparing within the
     /// tolerated overtime of that slot, signs the same height and round. Found by the core's
     /// property P0 (`property_check_catches_a_handover_that_skips_the_slot_wait`) and by the

@@ -36,9 +36,8 @@
 //! `property_check_catches_*` run the same check over a fixed, seeded set of scenarios with a
 //! planted bug (`Mutation`) and require a counterexample: proof that the check can fail.
 //!
-//! Over 600 lines for one job: the property checker, its scenario generator and the planted-bug
-//! tests that prove it can fail share one set of definitions; split, each part would re-declare
-//! them.
+//! The property checker, its scenario generator and the planted-bug tests that prove it can
+//! fail share one set of definitions.
 
 use super::scenario::{self, Scenario};
 use super::world::{self, World};

@@ -4,8 +4,8 @@
 //! command's `--help` lists its flags in its own order: a group is a run of flags that every
 //! command using it lists together.
 //!
-//! Over 600 lines of declarations only: every flag of every command once, with its variable,
-//! default and help; the logic that reads them is in `cli.rs`.
+//! Every flag of every command once, with its variable, default and help; the logic that
+//! reads them is in `cli.rs`.
 
 use super::urls::{check_endpoints, check_key, node_url};
 use crate::custody::KeyCustody;

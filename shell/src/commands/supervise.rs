@@ -21,9 +21,8 @@
 //! against `--restart-bound` at start-up (`watchdog_within_restart_bound`), since it sees the
 //! watchdog in `WATCHDOG_USEC`; the supervisor picks the longest watchdog that fits.
 //!
-//! Over 600 lines for one job, kept in one file: the supervisor's loop, its notify socket and
-//! watchdog, the forced standby after a death and the restart backoff are one state machine
-//! about one child; its unit tests sit below it.
+//! The supervisor's loop, its notify socket and watchdog, the forced standby after a death and
+//! the restart backoff are one state machine about one child; its unit tests sit below it.
 
 use super::force_standby::command_standby;
 use super::{EXIT_FAILED, EXIT_USAGE};

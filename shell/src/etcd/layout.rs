@@ -25,7 +25,7 @@ pub(super) struct HandoverRecordJson {
     pub(super) from_create_revision: i64,
     pub(super) value: String,
     /// Key custody: the operator's key was withdrawn from the node before the record. Written
-    /// only when true, so a record without custody reads as before; an older elector ignores
+    /// only when true, so a record without custody has no such field; an older elector ignores
     /// it (and waits the longer slot wait, which is safe).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) key_withdrawn: bool,

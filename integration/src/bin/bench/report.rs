@@ -1,5 +1,5 @@
-//! The markdown report (docs/benchmarks.md). One job, one long function: the report reads
-//! top to bottom as the document it writes, section by section.
+//! The markdown report (docs/benchmarks.md): it reads top to bottom as the document it
+//! writes, section by section.
 
 use super::Results;
 use super::cli::Args;

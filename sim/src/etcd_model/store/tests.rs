@@ -1,7 +1,7 @@
 //! Unit tests of the store and the watch set: etcd 3.4 behaviour, without gRPC or a clock.
 //!
-//! Over 600 lines of independent unit tests, one per etcd 3.4 behaviour the model claims; they
-//! share a few helpers at the top.
+//! Independent unit tests, one per etcd 3.4 behaviour the model claims; they share a few
+//! helpers at the top.
 
 use std::collections::VecDeque;
 use std::time::Duration;
