@@ -11,11 +11,11 @@
 //! costs CI minutes on 2 cores); its tests are independent and share only the cluster fixture.
 
 use elector::etcd::{Election, EtcdOptions, connect};
-use elector::status::{parse_exposition, sample_value};
 use elector_integration::cluster::{Cluster, ClusterOptions, KEY, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, elector_command, free_port};
 use elector_integration::timing_profile::TimingProfile;
+use elector_model::exposition::{parse_exposition, sample_value};
 use elector_model::history::{History, dual_active};
 use serde_json::Value;
 use std::time::Duration;

@@ -10,7 +10,9 @@
 //!   simulation serves it over turmoil (`elector-sim`); the stand-in node serves it over TCP
 //!   (`elector-integration`);
 //! - [`history`]: the checks on what the nodes did: [`history::double_signs`] (no height and
-//!   round signed by two replicas) and [`history::dual_active`] (no two nodes active at once).
+//!   round signed by two replicas) and [`history::dual_active`] (no two nodes active at once);
+//! - [`exposition`]: a strict reader of the Prometheus text format, for the tests that read
+//!   the elector's `/metrics`.
 //!
 //! It lives apart from `elector-sim` so that the real-world tests, and the binaries built
 //! with them (the stand-in node, the demo, the benchmark), never link the simulation: the
@@ -18,5 +20,6 @@
 //! feature into an `elector` built in the same invocation.
 
 pub mod chain;
+pub mod exposition;
 pub mod history;
 pub mod node;

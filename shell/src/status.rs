@@ -9,7 +9,6 @@ mod exposition;
 mod metrics;
 mod server;
 
-pub use exposition::{Labels, Sample, parse_exposition, sample_value};
 pub use metrics::{
     CallHealth, DEFAULT_ETCD_SILENCE_BOUND, Histogram, LATENCY_BUCKETS, Metrics, NodeCallKind,
 };

@@ -3,6 +3,7 @@
 use super::server::route;
 use super::*;
 use elector_core::{Settings, Timing};
+use elector_model::exposition::{parse_exposition, sample_value};
 use hyper::{Method, StatusCode};
 
 fn status() -> Arc<Status> {
