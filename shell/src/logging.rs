@@ -19,13 +19,46 @@
 use crate::cli::LogFormat;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
+
+/// At most one line per period: whether a line is due now, and how many were left out before
+/// it. The one throttle of repeated warnings: the driver's failures, the notify socket's, the
+/// registry's. (The foreign-key report in `etcd::layout` also logs on every change, so it
+/// keeps its own.)
+#[derive(Debug)]
+pub struct Every {
+    period: Duration,
+    last: Option<tokio::time::Instant>,
+    left_out: u32,
+}
+
+impl Every {
+    /// A throttle that lets one line through per `period`.
+    pub const fn new(period: Duration) -> Self {
+        Every {
+            period,
+            last: None,
+            left_out: 0,
+        }
+    }
+
+    /// `Some(left out since the last line)` if a line is due at `now` (it is then counted as
+    /// written), `None` if this one is to be left out.
+    pub fn due(&mut self, now: tokio::time::Instant) -> Option<u32> {
+        if self.last.is_some_and(|at| now < at + self.period) {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
 
 /// Fields the message of their event already says (`role` and `from` in `role candidate ->
 /// leader`, `kind` in `etcd keep-alive failed`): kept in JSON, left out of human lines.

@@ -43,6 +43,7 @@
 use crate::cli::{TimingValue, flag_of_field, timing_values};
 use crate::etcd::Connect;
 use crate::etcd::{Election, EtcdError};
+use crate::logging::Every;
 use crate::status::{Snapshot, Status};
 use elector_core::{LeaseId, Timing};
 use serde::{Deserialize, Serialize};
@@ -461,7 +462,7 @@ pub fn spawn<E: Connect>(
         election: None,
         lease: None,
         last_keep_alive: None,
-        last_failure_log: None,
+        failure_log: Every::new(FAILURE_LOG_EVERY),
         last_peer_read: None,
         timing_said: Vec::new(),
     };
@@ -482,7 +483,7 @@ struct Writer {
     election: Option<Election>,
     lease: Option<LeaseId>,
     last_keep_alive: Option<Instant>,
-    last_failure_log: Option<Instant>,
+    failure_log: Every,
     /// When the other replicas' records were last read (their timings compared with ours).
     last_peer_read: Option<Instant>,
     /// The timing differences last logged, to log a change once.
@@ -690,11 +691,7 @@ impl Writer {
     }
 
     fn log_failure(&mut self, now: Instant, reason: &str) {
-        if self
-            .last_failure_log
-            .is_none_or(|at| now >= at + FAILURE_LOG_EVERY)
-        {
-            self.last_failure_log = Some(now);
+        if self.failure_log.due(now).is_some() {
             warn!(
                 key = %self.key,
                 %reason,

@@ -248,13 +248,11 @@ pub async fn keep_informed(
     let mut last_status: Option<String> = None;
     let mut last_extend: Option<Instant> = None;
     let mut last_ping: Option<Instant> = None;
-    let mut last_warning: Option<Instant> = None;
+    let mut warnings = elector::logging::Every::new(WARN_EVERY);
     let mut send = |state: String| {
         if let Err(e) = notifier.notify(&state) {
-            let now = Instant::now();
-            if last_warning.is_none_or(|at| now >= at + WARN_EVERY) {
+            if warnings.due(Instant::now()).is_some() {
                 warn!(socket = notifier.target(), "notification failed: {e}");
-                last_warning = Some(now);
             }
         } else {
             debug!(state = %state.replace('\n', " "), "notified systemd");

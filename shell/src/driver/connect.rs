@@ -2,8 +2,9 @@
 //! and hands the election to the executor. Until then every etcd command fails at once with
 //! "not connected", so the core keeps the node standby.
 
-use super::log_throttle::Every;
+use super::log_throttle::LOG_REPEAT_EVERY;
 use crate::etcd::{Connect, Election};
+use crate::logging::Every;
 use crate::status::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub(crate) async fn connect_loop<E: Connect>(
 ) {
     let (request_timeout, retry_max) = timeouts;
     let mut backoff = CONNECT_RETRY_MIN;
-    let mut log = Every::default();
+    let mut log = Every::new(LOG_REPEAT_EVERY);
     loop {
         match etcd.connect().await {
             Ok(client) => {

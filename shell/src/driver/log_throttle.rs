@@ -6,6 +6,7 @@
 //! saying how many failures it left out; and once, at info level, when it answers again. The
 //! core still sees every failure.
 
+use crate::logging::Every;
 use elector_core::Input;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,27 +16,6 @@ use tracing::{info, warn};
 /// A dependency that keeps failing is logged at most this often (docs/operations.md,
 /// "Observe").
 pub(crate) const LOG_REPEAT_EVERY: Duration = Duration::from_secs(10);
-
-/// At most one line per [`LOG_REPEAT_EVERY`]: whether a line is due now, and how many were
-/// left out before it.
-#[derive(Debug, Default)]
-pub(crate) struct Every {
-    last: Option<Instant>,
-    left_out: u32,
-}
-
-impl Every {
-    /// `Some(left out since the last line)` if a line is due at `now` (it is then counted as
-    /// written), `None` if this one is to be left out.
-    pub(crate) fn due(&mut self, now: Instant) -> Option<u32> {
-        if self.last.is_some_and(|at| now < at + LOG_REPEAT_EVERY) {
-            self.left_out += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.left_out))
-    }
-}
 
 /// What a failing call depends on: its failures are one failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,13 +36,23 @@ impl Dependency {
 }
 
 /// One dependency's failures since its last line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Failing {
     every: Every,
     /// Failures left out since the last line, by kind.
     left_out: BTreeMap<&'static str, u32>,
     /// A warning was written since it last answered: its recovery is worth a line.
     warned: bool,
+}
+
+impl Default for Failing {
+    fn default() -> Self {
+        Failing {
+            every: Every::new(LOG_REPEAT_EVERY),
+            left_out: BTreeMap::new(),
+            warned: false,
+        }
+    }
 }
 
 /// The throttle of the driver's failure lines.
@@ -322,7 +312,7 @@ mod tests {
     #[test]
     fn every_lets_one_line_through_per_period_and_counts_the_rest() {
         let t0 = Instant::now();
-        let mut every = Every::default();
+        let mut every = Every::new(LOG_REPEAT_EVERY);
         assert_eq!(every.due(t0), Some(0));
         assert_eq!(every.due(t0 + Duration::from_secs(3)), None);
         assert_eq!(every.due(t0 + Duration::from_secs(9)), None);
