@@ -4,10 +4,9 @@ use super::records::{Expect, wait_for_records};
 use super::{Connection, connect, fail};
 use elector::cli::HandoverArgs;
 use elector_core::{Candidate, Observation};
-use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use std::fmt::Write as _;
 use std::time::Duration;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 /// How often `elector handover` re-reads the election while it waits.
 const HANDOVER_POLL: Duration = Duration::from_millis(100);
@@ -386,24 +385,15 @@ async fn records_rewritten(
 /// later took over must not act on a request nobody waits for any more.
 async fn withdraw(connection: &Connection, revision: i64) {
     let key = connection.election.handover_request_key();
-    let txn = Txn::new()
-        .when([Compare::mod_revision(
-            key.clone(),
-            CompareOp::Equal,
-            revision,
-        )])
-        .and_then([TxnOp::delete(key.clone(), None)]);
-    let mut kv = connection.client.kv_client();
-    match timeout(connection.request_timeout, kv.txn(txn)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => elector::errln!(
+    if let Err(e) = connection
+        .election
+        .withdraw_handover_request(revision)
+        .await
+    {
+        elector::errln!(
             "elector: warning: could not withdraw the handover request {key}: {e}; delete it \
              with `etcdctl del {key}`"
-        ),
-        Err(_) => elector::errln!(
-            "elector: warning: withdrawing the handover request {key} timed out; delete it with \
-             `etcdctl del {key}`"
-        ),
+        );
     }
 }
 

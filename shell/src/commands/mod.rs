@@ -23,7 +23,6 @@ pub mod supervise;
 use elector::cli::EtcdArgs;
 use elector::etcd::{self, Election};
 use etcd_client::Client;
-use std::time::Duration;
 
 /// Exit code of a failed command: an operator command that did not do what it was asked, a
 /// node that could not be confirmed standby, a child that had to be killed.
@@ -34,8 +33,8 @@ pub const EXIT_USAGE: u8 = 2;
 /// A connection to the election, for an operator command.
 pub(crate) struct Connection {
     pub(crate) client: Client,
+    /// The election, through the adapter's bounded calls (every call the commands make).
     pub(crate) election: Election,
-    pub(crate) request_timeout: Duration,
     /// What the member that answered the connection's status call said it runs.
     pub(crate) server_version: String,
 }
@@ -55,7 +54,6 @@ pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
     Ok(Connection {
         client,
         election,
-        request_timeout: options.request_timeout,
         server_version,
     })
 }

@@ -307,13 +307,9 @@ pub fn judge_answer(value: &str, key: &str, url: &str, status: u16, body: &str) 
 
 /// The lease's TTL left and granted TTL, or `None`s if etcd did not say (bounded call).
 async fn lease_ttl(connection: &Connection, lease: i64) -> (Option<i64>, Option<i64>) {
-    let mut leases = connection.client.lease_client();
-    match timeout(connection.request_timeout, leases.time_to_live(lease, None)).await {
-        Ok(Ok(answer)) => (
-            Some(answer.ttl()),
-            (answer.granted_ttl() > 0).then_some(answer.granted_ttl()),
-        ),
-        _ => (None, None),
+    match connection.election.lease_time_to_live(lease).await {
+        Ok((ttl, granted)) => (Some(ttl), (granted > 0).then_some(granted)),
+        Err(_) => (None, None),
     }
 }
 

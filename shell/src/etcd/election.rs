@@ -430,6 +430,39 @@ impl Election {
             })
     }
 
+    /// Withdraws the handover request written at `revision`, only if it is still that one: a
+    /// request written later is someone else's. Whether it was still there and deleted.
+    pub async fn withdraw_handover_request(&self, revision: i64) -> Result<bool, EtcdError> {
+        let key = self.handover_request_key();
+        let operation = || format!("withdrawal of handover request {key}");
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then([TxnOp::delete(key.clone(), None)]);
+        let mut kv = self.shared.client.kv_client();
+        let answer = self
+            .bounded(operation, async move { kv.txn(txn).await })
+            .await?;
+        Ok(answer.succeeded())
+    }
+
+    /// The TTL left and the granted TTL of `lease`, in seconds; `(0, 0)` or less when etcd
+    /// no longer knows it.
+    pub async fn lease_time_to_live(&self, lease: LeaseId) -> Result<(i64, i64), EtcdError> {
+        let operation = || format!("time-to-live of lease {lease:x}");
+        let mut leases = self.shared.client.lease_client();
+        let answer = self
+            .bounded(
+                operation,
+                async move { leases.time_to_live(lease, None).await },
+            )
+            .await?;
+        Ok((answer.ttl(), answer.granted_ttl()))
+    }
+
     /// Withdraws any pending handover request.
     pub async fn clear_handover_request(&self) -> Result<(), EtcdError> {
         let key = self.handover_request_key();
