@@ -6,13 +6,11 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Set this environment variable to run another `elector` binary (a release build, a
 /// candidate fix) than the workspace's.
@@ -20,9 +18,6 @@ pub const BINARY_VAR: &str = "ELECTOR_BIN";
 
 /// Bound on one HTTP exchange with a status server, a stand-in or etcd.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Largest answer [`http_get_blocking`] reads: status pages and metrics are far smaller.
-const HTTP_MAX_ANSWER: u64 = 1 << 20;
 
 /// The `elector` binary to run: `$ELECTOR_BIN` if set; else the workspace's of the running
 /// executable's build profile (`<target>/<profile>/deps/<test>` → `<target>/<profile>/elector`),
@@ -159,39 +154,31 @@ pub fn free_port() -> Result<u16> {
     bail!("no new free loopback port in {ATTEMPTS} attempts")
 }
 
-/// One `GET` on a fresh connection (HTTP/1.1, `Connection: close`), bounded by
-/// [`HTTP_TIMEOUT`]: the status code and body.
+/// One `GET` on a fresh connection, bounded by [`HTTP_TIMEOUT`]: the status code and body.
+/// A client per call, with no pool: tests run many tokio runtimes, and a pooled connection
+/// must not outlive the runtime that opened it.
 pub async fn http_get(addr: SocketAddr, target: &str) -> Result<(u16, String)> {
+    let url = format!("http://{addr}{target}");
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connect {addr}"))?;
-        stream
-            .write_all(request(addr, target).as_bytes())
-            .await
-            .context("write")?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.context("read")?;
-        parse_answer(&raw)
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let answer = client.get(&url).send().await?;
+        let status = answer.status().as_u16();
+        Ok::<_, reqwest::Error>((status, answer.text().await?))
     };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .map_err(|_| anyhow!("GET http://{addr}{target}: no answer within {HTTP_TIMEOUT:?}"))?
-        .with_context(|| format!("GET http://{addr}{target}"))
+    exchange.await.with_context(|| format!("GET {url}"))
 }
 
-/// [`http_get`] blocking the thread, for code outside an async runtime.
+/// [`http_get`] blocking the thread, for code outside an async runtime (a runtime of its own
+/// for the one call).
 pub fn http_get_blocking(addr: SocketAddr, target: &str) -> Result<(u16, String)> {
-    let exchange = || {
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-        stream.write_all(request(addr, target).as_bytes())?;
-        let mut raw = Vec::new();
-        stream.take(HTTP_MAX_ANSWER).read_to_end(&mut raw)?;
-        parse_answer(&raw)
-    };
-    exchange().with_context(|| format!("GET http://{addr}{target}"))
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("a runtime for one GET")?
+        .block_on(http_get(addr, target))
 }
 
 /// [`http_get`] that fails unless the answer is 200; the body.
@@ -200,49 +187,6 @@ pub async fn http_get_ok(addr: SocketAddr, target: &str) -> Result<String> {
         (200, body) => Ok(body),
         (status, body) => bail!("GET http://{addr}{target}: {status} {}", body.trim()),
     }
-}
-
-fn request(addr: SocketAddr, target: &str) -> String {
-    format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-}
-
-/// Status code and body of a whole answer.
-fn parse_answer(raw: &[u8]) -> Result<(u16, String)> {
-    let raw = String::from_utf8_lossy(raw);
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("incomplete answer: {raw:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("bad status line: {head:?}"))?;
-    Ok((status, dechunk(head, body)))
-}
-
-/// The body, decoded if the answer used chunked transfer encoding.
-fn dechunk(head: &str, body: &str) -> String {
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    if !chunked {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    // Each chunk consumes input, so this ends within the body's length.
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A child process, killed (SIGKILL) and reaped when dropped. Its exit status is kept once
@@ -338,7 +282,7 @@ impl Drop for Guarded {
 
 #[cfg(test)]
 mod tests {
-    use super::{dechunk, free_port, parse_answer};
+    use super::free_port;
 
     #[test]
     fn free_ports_are_not_given_twice() {
@@ -347,14 +291,5 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), ports.len());
-    }
-
-    #[test]
-    fn answers_parse_plain_and_chunked() {
-        let plain = parse_answer(b"HTTP/1.0 200 OK\r\n\r\nhello").unwrap();
-        assert_eq!(plain, (200, "hello".to_owned()));
-        let head = "HTTP/1.1 503 x\r\nTransfer-Encoding: chunked";
-        assert_eq!(dechunk(head, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
-        assert!(parse_answer(b"HTTP/1.1 200").is_err());
     }
 }

@@ -940,6 +940,8 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
 }
 
 /// Go's `url.QueryUnescape`: `%XX` escapes and `+` for space; `None` on a bad escape.
+/// Hand-written because the crates (`form_urlencoded`) keep a bad escape as text, where Go
+/// drops the pair, and the stand-in must answer as the node does.
 fn unescape(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
