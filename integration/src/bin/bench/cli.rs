@@ -39,7 +39,7 @@ pub struct Args {
     pub(super) crash_clusters: usize,
     #[arg(long, default_value_t = 2)]
     pub(super) crash_rounds: usize,
-    /// Crash failover, 3 s profile: clusters run at once, and trials each
+    /// Crash failover, fast profile: clusters run at once, and trials each
     #[arg(long, default_value_t = 10)]
     pub(super) fast_clusters: usize,
     #[arg(long, default_value_t = 2)]

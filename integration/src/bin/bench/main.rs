@@ -309,7 +309,7 @@ async fn run(args: Args) -> Result<()> {
         results.crash_default = Some(r);
     }
     if args.runs("crash-fast") {
-        step("crash failover, 3 s profile");
+        step("crash failover, fast profile");
         let r = crash_phase(
             &env,
             TimingProfile::Fast,
@@ -480,7 +480,7 @@ fn print_summary(r: &Results) {
         }
     };
     line("crash failover, default", &r.crash_default);
-    line("crash failover, 3 s", &r.crash_fast);
+    line("crash failover, fast", &r.crash_fast);
     line("etcdctl elect baseline", &r.baseline);
     if let Some(h) = &r.handover {
         for kind in [Handover::Sigterm, Handover::Command, Handover::Unready] {

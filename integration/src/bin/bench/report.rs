@@ -538,7 +538,7 @@ pub(super) fn render_markdown(r: &Results, args: &Args) -> String {
     );
     let _ = writeln!(
         o,
-        "| crash failover, 3 s profile | `--phases crash-fast --fast-clusters {} --fast-rounds {}` |",
+        "| crash failover, fast profile | `--phases crash-fast --fast-clusters {} --fast-rounds {}` |",
         args.fast_clusters, args.fast_rounds
     );
     let _ = writeln!(

@@ -13,9 +13,25 @@ use anyhow::Result;
 use elector_integration::timing_profile::TimingProfile;
 use std::fmt::Write as _;
 
-/// What the elector-crash recovery should cost beyond the node's last slot: about one
+/// What the elector-crash recovery should cost beyond the waits the slots impose: about one
 /// second of etcd calls and the successor's next observation (the faster-recovery goal).
 const ELECTOR_CRASH_SLACK: f64 = 1.0;
+
+/// The target of an elector-crash recovery, kill → the other node active: the restart (if
+/// any), `activate=false` held until the next slot starts (at most a slot), the successor's
+/// wait for that last slot to clear (`Timing::handover_delay`, rule `wait_out_last_slot`),
+/// and [`ELECTOR_CRASH_SLACK`]. A crashed host takes the lease TTL and the activation delay.
+fn elector_crash_target(profile: TimingProfile, recovery: Recovery) -> f64 {
+    let timing = profile.timing();
+    let restart = match recovery {
+        Recovery::Restart => RESTART_AFTER.as_secs_f64(),
+        Recovery::ExecStopPost => 0.0,
+    };
+    restart
+        + timing.block_interval.as_secs_f64()
+        + timing.handover_delay().as_secs_f64()
+        + ELECTOR_CRASH_SLACK
+}
 
 pub(super) fn render_elector_crash(o: &mut String, r: &Results, tag: &str) {
     let _ = writeln!(o, "## Elector crash on a live host\n\n{tag}");
@@ -34,10 +50,17 @@ pub(super) fn render_elector_crash(o: &mut String, r: &Results, tag: &str) {
          *Gap*: the old node inactive (its last slot finished) until the new one is active. \
          *Signed twice / overlap*: heights and rounds signed by two replicas \
          (`elector_model::history::double_signs`) and time with two nodes active \
-         (`dual_active`), over every node. *Target*: a slot + {} (3.5 s with 2.5 s slots, \
-         where a crashed host takes the lease TTL and the activation delay), met when the \
-         median is within it.\n",
+         (`dual_active`), over every node. *Target*: the restart (if any) + a slot \
+         (`activate=false` is held until the next slot starts) + the successor's wait for that \
+         slot to clear (`handover_delay`, {} with the defaults) + {}, where a crashed host \
+         takes the lease TTL and the activation delay; met when the median is within it.\n",
         secs(RESTART_AFTER),
+        fmt_s(
+            TimingProfile::Default
+                .timing()
+                .handover_delay()
+                .as_secs_f64()
+        ),
         fmt_s(ELECTOR_CRASH_SLACK),
     );
     let _ = writeln!(
@@ -92,7 +115,7 @@ fn elector_crash_row(
         let _ = writeln!(o, "| {name} | {label} | 0 (all failed) | | | | | | | | | |");
         return;
     };
-    let target = profile.timing().block_interval.as_secs_f64() + ELECTOR_CRASH_SLACK;
+    let target = elector_crash_target(profile, recovery);
     let gaps = summarize(&e.values(recovery, |t| t.gap));
     let _ = writeln!(
         o,
