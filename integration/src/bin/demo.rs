@@ -219,7 +219,7 @@ async fn scenario(
     let standby_at = set.went_standby(second, term_at).unwrap_or(active_at);
     let gap = active_at.saturating_duration_since(standby_at);
     timeline.say(format!(
-        "node {third_name} active: {:.2}s after SIGTERM; node {second_name} went standby {:.2}s after SIGTERM (its round in progress), gap with no active node {:.3}s",
+        "node {third_name} active: {:.2}s after SIGTERM; node {second_name} went standby {:.2}s after SIGTERM (the node holds activate=false until its slot in progress ends), gap with no active node {:.3}s",
         active_at.saturating_duration_since(term_at).as_secs_f64(),
         standby_at.saturating_duration_since(term_at).as_secs_f64(),
         gap.as_secs_f64()
