@@ -361,23 +361,9 @@ impl Election {
         Ok(answer.succeeded())
     }
 
-    /// Deletes the handover request if it is still the one with this mod revision: a newer
-    /// request (another `elector handover`) survives.
+    /// Deletes the handover request the leader acted on, if it is still that one.
     async fn clear_acted_on_request(&self, revision: i64) -> Result<(), EtcdError> {
-        let key = self.handover_request_key();
-        let operation = || "deletion of the handover request".to_string();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                revision,
-            )])
-            .and_then([TxnOp::delete(key, None)]);
-        let mut kv = self.shared.client.kv_client();
-        let answer = self
-            .bounded(operation, async move { kv.txn(txn).await })
-            .await?;
-        if answer.succeeded() {
+        if self.withdraw_handover_request(revision).await? {
             info!(revision, "handover request deleted: it has been acted on");
         }
         Ok(())
@@ -430,11 +416,12 @@ impl Election {
             })
     }
 
-    /// Withdraws the handover request written at `revision`, only if it is still that one: a
-    /// request written later is someone else's. Whether it was still there and deleted.
+    /// Deletes the handover request if it is still the one with this mod revision: a newer
+    /// request (another `elector handover`) survives. Whether it was deleted. The leader
+    /// clears the request it acted on with it, and `elector handover` its own on giving up.
     pub async fn withdraw_handover_request(&self, revision: i64) -> Result<bool, EtcdError> {
         let key = self.handover_request_key();
-        let operation = || format!("withdrawal of handover request {key}");
+        let operation = || format!("deletion of handover request {key}");
         let txn = Txn::new()
             .when([Compare::mod_revision(
                 key.clone(),
