@@ -59,8 +59,8 @@ pub const LIVENESS_SLACK: Duration = Duration::from_secs(1);
 /// happens before its lease runs out or its record is written, inside the first two paths.
 ///
 /// With the default timing: max(11.5 s, 9 s, 11.8 s) + 13.84 s + 1 s + 0.3 s + 1 s = 27.9 s;
-/// with the 7 s fast profile: max(8.5 s, 4.7 s, 9.55 s) + 10.71 s + 1 s + 0.15 s + 1 s = 22.4 s; with
-/// quick-restart (its 9.6 s delay): 21.4 s. The search reports the slowest recovery it saw
+/// with the 7 s fast profile: max(8.5 s, 4.7 s, 9.55 s) + 10.71 s + 1 s + 0.15 s + 1 s =
+/// 22.4 s; with quick-restart (its 9.6 s delay): 21.4 s. The search reports the slowest recovery it saw
 /// next to this bound.
 pub fn liveness_bound(timing: &Timing) -> Duration {
     let expiry = timing.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
@@ -127,8 +127,8 @@ pub fn restart_span(timing: &Timing) -> Duration {
 /// - [`LIVENESS_SLACK`].
 ///
 /// With the default timing: 11.41 + 9.29 + 10 + 2 + 13.84 + 1.3 + 1 = 48.8 s; with the 7 s
-/// fast profile:
-/// 6.21 + 6.67 + 10 + 0.6 + 10.71 + 1.15 + 1 = 36.3 s; quick-restart (9.6 s delay): 35.3 s.
+/// fast profile: 6.21 + 6.67 + 10 + 0.6 + 10.71 + 1.15 + 1 = 36.3 s; quick-restart (9.6 s
+/// delay): 35.3 s.
 /// When the fence cannot succeed
 /// (absent, failing, timing out) and the node cannot be read, the leader must instead keep the
 /// lead and report itself stuck (`/status`'s `stuck`) by the same bound: its first fence run

@@ -141,7 +141,8 @@
 //!   this command.
 //! - Options: `--profile default|fast|quick-restart|long-lease|mixed`, `--replicas N`,
 //!   `--mutation no-safety-margin|resign-before-standby-confirmed|resign-when-fence-starts|exclusion-skips-proof|short-activation-delay|handover-skips-slot-wait|resign-before-key-withdrawal-confirmed|install-key-before-gate`,
-//!   `--custody on|off|mixed` (key custody on every replica, none, or half the seeds), `--no-break` (keep every assumption: no drift or restart beyond the bound, a fence that
+//!   `--custody on|off|mixed` (key custody on every replica, none, or half the seeds),
+//!   `--no-break` (keep every assumption: no drift or restart beyond the bound, a fence that
 //!   succeeds), `--threads N`, `--stop-at-first`, `--verify-determinism`, `--tick-ms`,
 //!   `--min-duration`, `--require-passes PERCENT` (fail when fewer runs kept every
 //!   assumption).

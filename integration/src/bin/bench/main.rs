@@ -146,7 +146,7 @@ impl SetCheck {
         format!(
             "{signed} ({} signatures), dual-active {} ({} node histories)",
             self.signatures,
-            tally::fmt_overlap(self.overlap),
+            units::fmt_overlap(self.overlap),
             self.histories
         )
     }

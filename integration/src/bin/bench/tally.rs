@@ -104,15 +104,6 @@ impl<T> Tally<T> {
     }
 }
 
-/// A total dual-active time as the report shows it: `never`, or the time in bold.
-pub(super) fn fmt_overlap(overlap: Duration) -> String {
-    if overlap.is_zero() {
-        "never".to_owned()
-    } else {
-        format!("**{:.3} s**", overlap.as_secs_f64())
-    }
-}
-
 /// Two replicas, `a` and `b`, each with an elector (no status server); waits for the first
 /// election and returns the leader.
 pub(super) async fn elect_one_of_two(set: &mut ReplicaSet) -> Result<usize> {
