@@ -2,16 +2,14 @@
 //! The driver updates a snapshot after every step of the core; the server only reads it.
 //!
 //! In files: this one holds the snapshot ([`Status`]); [`metrics`] the counters, gauges and
-//! histograms the driver and the etcd adapter record; [`exposition`] the Prometheus text,
-//! written and read back; [`server`] the HTTP server.
+//! histograms the driver and the etcd adapter record; [`exposition`] the Prometheus text
+//! (encoded by the `prometheus` crate); [`server`] the HTTP server.
 
 mod exposition;
 mod metrics;
 mod server;
 
-pub use metrics::{
-    CallHealth, DEFAULT_ETCD_SILENCE_BOUND, Histogram, LATENCY_BUCKETS, Metrics, NodeCallKind,
-};
+pub use metrics::{CallHealth, DEFAULT_ETCD_SILENCE_BOUND, LATENCY_BUCKETS, Metrics, NodeCallKind};
 pub use server::{bind, serve};
 
 use elector_core::{Elector, Instant, Readiness, Role};

@@ -1,6 +1,8 @@
 //! systemd integration: readiness, status lines and watchdog pings over the `sd_notify(3)`
 //! datagram protocol, spoken directly (it is one `sendto` of `KEY=VALUE` lines to the Unix
-//! datagram socket named in `$NOTIFY_SOCKET`).
+//! datagram socket named in `$NOTIFY_SOCKET`): the `sd-notify` crate sends blocking, where a
+//! stalled systemd must not stall the loop that pings the watchdog, and takes no `@abstract`
+//! socket names.
 //!
 //! - `READY=1` once the driver loop runs and the node was confirmed standby (or the elector
 //!   went on past start-up), so `systemctl start` returns when the node is known standby.

@@ -1,7 +1,8 @@
 //! The counters, gauges and histograms of `/metrics`, and what is known of the health of each
 //! peer (etcd, the node, its probe), updated from any task without a lock on the hot path.
 
-use super::exposition::sample;
+use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{Registry, core::Collector};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,58 +17,6 @@ pub const DEFAULT_ETCD_SILENCE_BOUND: Duration = Duration::from_secs(4);
 pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
-
-/// A Prometheus histogram over [`LATENCY_BUCKETS`].
-pub struct Histogram {
-    /// Observations per bucket (not cumulative); the last one is above every bound.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    pub fn observe(&self, value: Duration) {
-        let seconds = value.as_secs_f64();
-        let index = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
-    /// `_bucket`, `_sum` and `_count` samples, with `labels` added to each.
-    pub(super) fn render(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
-        let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let le = LATENCY_BUCKETS
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
-            let mut with_le = labels.to_vec();
-            with_le.push(("le", &le));
-            sample(out, &format!("{name}_bucket"), &with_le, cumulative as f64);
-        }
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        sample(out, &format!("{name}_sum"), labels, sum);
-        // The +Inf bucket, so that a scrape never sees the two disagree.
-        sample(out, &format!("{name}_count"), labels, cumulative as f64);
-    }
-}
 
 /// What is known of the calls to one peer (etcd, the node's admin endpoint, its probe):
 /// when one last succeeded, and the last failure since. Recorded by the driver and the etcd
@@ -119,7 +68,7 @@ pub enum NodeCallKind {
 }
 
 impl NodeCallKind {
-    pub(super) const ALL: [NodeCallKind; 7] = [
+    const ALL: [NodeCallKind; 7] = [
         NodeCallKind::Activate,
         NodeCallKind::Deactivate,
         NodeCallKind::ReadMode,
@@ -141,18 +90,21 @@ impl NodeCallKind {
     }
 }
 
-/// Counters, gauges and histograms, updated from any task.
+/// Counters, gauges and histograms, updated from any task. The ones that count events live in
+/// [`Metrics::registry`]; what is read off the snapshot is added at each scrape
+/// (`exposition.rs`).
 pub struct Metrics {
-    pub(super) transitions: AtomicU64,
-    pub(super) keepalive_latency: Histogram,
-    pub(super) keepalive_last_micros: AtomicU64,
-    pub(super) keepalive_failures: AtomicU64,
-    pub(super) node_latency: [Histogram; 7],
-    pub(super) node_failures: AtomicU64,
-    pub(super) fences: AtomicU64,
-    pub(super) fence_successes: AtomicU64,
-    pub(super) fence_failures: AtomicU64,
-    pub(super) standby_unexpected: AtomicU64,
+    /// The counters and histograms below and the standard `process_*` metrics.
+    pub(super) registry: Registry,
+    transitions: IntCounter,
+    keepalive_latency: Histogram,
+    keepalive_last: Gauge,
+    keepalive_failures: IntCounter,
+    node_latency: HistogramVec,
+    node_failures: IntCounter,
+    fences: IntCounter,
+    fence_results: IntCounterVec,
+    standby_unexpected: IntCounter,
     /// Every etcd call of the election (keep-alives, reads, writes, the connection check).
     pub etcd: Arc<CallHealth>,
     /// The node's admin endpoint (`/ha`).
@@ -171,19 +123,101 @@ pub struct Metrics {
     pub(super) timing_mismatch: AtomicU64,
 }
 
+/// Registers `metric` in `registry` and hands it back. Names and help texts are constants of
+/// this file, checked by the tests: a registration cannot fail at run time.
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique and valid");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    registered(registry, IntCounter::new(name, help).expect("a valid name"))
+}
+
+fn latency(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())
+}
+
 impl Default for Metrics {
     fn default() -> Self {
+        let r = Registry::new();
+        let node_latency = registered(
+            &r,
+            HistogramVec::new(
+                latency(
+                    "elector_node_call_latency_seconds",
+                    "Duration of calls to the node (failed and timed-out ones included), by call.",
+                ),
+                &["call"],
+            )
+            .expect("a valid name"),
+        );
+        let fence_results = registered(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "elector_fence_results_total",
+                    "Fence actions finished, by result.",
+                ),
+                &["result"],
+            )
+            .expect("a valid name"),
+        );
+        // Every call and result from the start, at 0, so that rates never begin with a gap.
+        for kind in NodeCallKind::ALL {
+            node_latency.with_label_values(&[kind.as_str()]);
+        }
+        for result in ["success", "failure"] {
+            fence_results.with_label_values(&[result]);
+        }
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process_* names are unique");
         Metrics {
-            transitions: AtomicU64::new(0),
-            keepalive_latency: Histogram::default(),
-            keepalive_last_micros: AtomicU64::new(0),
-            keepalive_failures: AtomicU64::new(0),
-            node_latency: std::array::from_fn(|_| Histogram::default()),
-            node_failures: AtomicU64::new(0),
-            fences: AtomicU64::new(0),
-            fence_successes: AtomicU64::new(0),
-            fence_failures: AtomicU64::new(0),
-            standby_unexpected: AtomicU64::new(0),
+            transitions: counter(
+                &r,
+                "elector_role_transitions_total",
+                "Role changes since start.",
+            ),
+            keepalive_latency: registered(
+                &r,
+                Histogram::with_opts(latency(
+                    "elector_keepalive_latency_seconds",
+                    "Round trip of acknowledged keep-alives.",
+                ))
+                .expect("a valid name"),
+            ),
+            keepalive_last: registered(
+                &r,
+                Gauge::new(
+                    "elector_keepalive_last_latency_seconds",
+                    "Round trip of the last acknowledged keep-alive.",
+                )
+                .expect("a valid name"),
+            ),
+            keepalive_failures: counter(
+                &r,
+                "elector_keepalive_failures_total",
+                "Keep-alives that failed or timed out.",
+            ),
+            node_latency,
+            node_failures: counter(
+                &r,
+                "elector_node_call_failures_total",
+                "Node admin calls that failed, timed out or got an unexpected answer.",
+            ),
+            fences: counter(&r, "elector_fence_actions_total", "Fence actions started."),
+            fence_results,
+            standby_unexpected: counter(
+                &r,
+                "elector_node_standby_unexpected_total",
+                "Reads of standby from the leader's node after it was commanded active.",
+            ),
+            registry: r,
             etcd: Arc::default(),
             node: CallHealth::default(),
             probe: CallHealth::default(),
@@ -212,38 +246,33 @@ impl Metrics {
     }
 
     pub fn count_transition(&self) {
-        self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.transitions.inc();
     }
     pub fn observe_keepalive(&self, latency: Duration) {
-        self.keepalive_latency.observe(latency);
-        self.keepalive_last_micros
-            .store(latency.as_micros() as u64, Ordering::Relaxed);
+        self.keepalive_latency.observe(latency.as_secs_f64());
+        self.keepalive_last.set(latency.as_secs_f64());
     }
     pub fn count_keepalive_failure(&self) {
-        self.keepalive_failures.fetch_add(1, Ordering::Relaxed);
+        self.keepalive_failures.inc();
     }
     /// A node call ended (answered or not) after `latency`.
     pub fn observe_node_call(&self, kind: NodeCallKind, latency: Duration) {
-        let index = NodeCallKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or_default();
-        self.node_latency[index].observe(latency);
+        self.node_latency
+            .with_label_values(&[kind.as_str()])
+            .observe(latency.as_secs_f64());
     }
     pub fn count_node_failure(&self) {
-        self.node_failures.fetch_add(1, Ordering::Relaxed);
+        self.node_failures.inc();
     }
     pub fn count_fence(&self) {
-        self.fences.fetch_add(1, Ordering::Relaxed);
+        self.fences.inc();
     }
     pub fn count_fence_outcome(&self, success: bool) {
-        match success {
-            true => self.fence_successes.fetch_add(1, Ordering::Relaxed),
-            false => self.fence_failures.fetch_add(1, Ordering::Relaxed),
-        };
+        let result = if success { "success" } else { "failure" };
+        self.fence_results.with_label_values(&[result]).inc();
     }
     pub fn count_standby_unexpected(&self) {
-        self.standby_unexpected.fetch_add(1, Ordering::Relaxed);
+        self.standby_unexpected.inc();
     }
     /// How long etcd may stay silent before it counts as not connected (see
     /// [`DEFAULT_ETCD_SILENCE_BOUND`]).
@@ -281,9 +310,9 @@ impl Metrics {
             .map(|at| at.elapsed())
     }
     pub fn transitions(&self) -> u64 {
-        self.transitions.load(Ordering::Relaxed)
+        self.transitions.get()
     }
     pub fn fences(&self) -> u64 {
-        self.fences.load(Ordering::Relaxed)
+        self.fences.get()
     }
 }
