@@ -1,44 +1,21 @@
 //! The status server: `GET /status` (JSON), `/metrics`, `/healthz`, on `--status-addr`.
 
 use super::Status;
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-/// Serves `/status`, `/metrics` and `/healthz` on `addr` until the task is dropped.
+/// Serves `/status`, `/metrics` and `/healthz` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, status: Arc<Status>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!("status server: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let status = status.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let status = status.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(route(
-                            &status,
-                            request.method(),
-                            request.uri().path(),
-                        ))
-                    }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+    if let Err(e) = axum::serve(listener, router(status)).await {
+        warn!("status server stopped: {e}");
     }
 }
 
@@ -49,61 +26,47 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen on --status-addr {addr}: {e}"))
 }
 
-/// Answers one request. Only `GET` and `HEAD` (hyper leaves the body out) are served; other
-/// methods get 405 with `Allow: GET, HEAD`: nothing here changes anything.
-pub(super) fn route(status: &Status, method: &Method, path: &str) -> Response<Full<Bytes>> {
-    let reply = |code: StatusCode, kind: &str, body: String| {
-        Response::builder()
-            .status(code)
-            .header("content-type", kind)
-            .body(Full::new(Bytes::from(body)))
-            .expect("static response parts are valid")
-    };
-    if method != Method::GET && method != Method::HEAD {
-        let mut response = reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            format!("{method} is not allowed: the status server only serves GET and HEAD\n"),
-        );
-        response.headers_mut().insert(
-            "allow",
-            hyper::header::HeaderValue::from_static("GET, HEAD"),
-        );
-        return response;
+/// The routes. Only `GET` and `HEAD` are served, on every path: nothing here changes anything.
+pub(super) fn router(status: Arc<Status>) -> Router {
+    Router::new()
+        .route("/status", get(status_json))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "try /status, /metrics or /healthz\n") })
+        .layer(middleware::from_fn(only_get_and_head))
+        .with_state(status)
+}
+
+/// Other methods get 405 with `Allow: GET, HEAD`, on known and unknown paths alike.
+async fn only_get_and_head(request: Request, next: Next) -> Response {
+    let method = request.method();
+    if method == Method::GET || method == Method::HEAD {
+        return next.run(request).await;
     }
-    match path {
-        "/status" => match status.snapshot() {
-            Some(s) => reply(
-                StatusCode::OK,
-                "application/json",
-                serde_json::to_string_pretty(&s).unwrap_or_default() + "\n",
-            ),
-            None => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "starting\n".into(),
-            ),
-        },
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            status.render_metrics(),
-        ),
-        "/healthz" => {
-            if status.healthy() {
-                reply(StatusCode::OK, "text/plain", "ok\n".into())
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "driver loop stalled\n".into(),
-                )
-            }
+    let why = format!("{method} is not allowed: the status server only serves GET and HEAD\n");
+    let allow = [(header::ALLOW, "GET, HEAD")];
+    (StatusCode::METHOD_NOT_ALLOWED, allow, why).into_response()
+}
+
+async fn status_json(State(status): State<Arc<Status>>) -> Response {
+    match status.snapshot() {
+        Some(s) => {
+            let body = serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "try /status, /metrics or /healthz\n".into(),
-        ),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
     }
+}
+
+async fn metrics(State(status): State<Arc<Status>>) -> Response {
+    let kind = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    (kind, status.render_metrics()).into_response()
+}
+
+async fn healthz(State(status): State<Arc<Status>>) -> Response {
+    match status.healthy() {
+        true => (StatusCode::OK, "ok\n"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "driver loop stalled\n"),
+    }
+    .into_response()
 }

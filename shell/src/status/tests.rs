@@ -1,10 +1,12 @@
 //! `/metrics` as Prometheus reads it, `/status`, and the server's methods.
 
-use super::server::route;
+use super::server::router;
 use super::*;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use elector_core::{Settings, Timing};
 use elector_model::exposition::{parse_exposition, sample_value};
-use hyper::{Method, StatusCode};
+use tower::ServiceExt;
 
 fn status() -> Arc<Status> {
     let status = Status::new("/iotex-server", "replica \"a\"\n");
@@ -156,29 +158,38 @@ async fn etcd_connected_follows_recent_successes() {
     assert_eq!(metrics.etcd.error(), None);
 }
 
-#[test]
-fn only_get_and_head_are_served() {
+#[tokio::test]
+async fn only_get_and_head_are_served() {
     let status = status();
+    let answer = |method: Method, path: &str| {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty());
+        router(status.clone()).oneshot(request.expect("a valid request"))
+    };
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-        let response = route(&status, &method, "/metrics");
-        assert_eq!(
-            response.status(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{method}"
-        );
-        assert_eq!(
-            response.headers().get("allow").map(|v| v.as_bytes()),
-            Some(&b"GET, HEAD"[..])
-        );
+        for path in ["/metrics", "/nowhere"] {
+            let response = answer(method.clone(), path).await.expect("an answer");
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                response.headers().get("allow").map(|v| v.as_bytes()),
+                Some(&b"GET, HEAD"[..])
+            );
+        }
     }
     for method in [Method::GET, Method::HEAD] {
-        assert_eq!(route(&status, &method, "/metrics").status(), StatusCode::OK);
-        assert_eq!(route(&status, &method, "/status").status(), StatusCode::OK);
+        for path in ["/metrics", "/status", "/healthz"] {
+            let response = answer(method.clone(), path).await.expect("an answer");
+            assert_eq!(response.status(), StatusCode::OK, "{method} {path}");
+        }
     }
-    assert_eq!(
-        route(&status, &Method::GET, "/nowhere").status(),
-        StatusCode::NOT_FOUND
-    );
+    let response = answer(Method::GET, "/nowhere").await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[test]
