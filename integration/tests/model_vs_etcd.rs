@@ -1,5 +1,5 @@
-//! Differential test of the simulation's etcd model (`elector_sim::etcd_model`) against a real
-//! etcd process (Debian's 3.4.23 on PATH, and 3.5.1 under `make unit-etcd35`, see
+//! Differential test of the simulation's etcd model (`elector_sim::world::etcd_model`)
+//! against a real etcd process (Debian's 3.4.23 on PATH, and 3.5.1 under `make unit-etcd35`, see
 //! `etcd_process`): the same scripted sequences
 //! run through etcd-client against both, each producing a transcript of every field the
 //! elector reads, and the transcripts must be equal. So the simulation's verdicts carry over
@@ -39,7 +39,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use elector_integration::etcd_process::EtcdProcess;
-use elector_sim::etcd_model::EtcdModel;
+use elector_sim::world::etcd_model::EtcdModel;
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, LeaseGrantOptions,
     LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,

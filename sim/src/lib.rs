@@ -2,11 +2,11 @@
 //!
 //! Runs the shell's real driver (`elector::driver::Driver`, with the real `elector-core`, the
 //! real etcd adapter over etcd-client and the real node adapter) in a [turmoil] world, against
-//! a model etcd ([`etcd_model`]) and model iotex-core nodes ([`elector_model::node`], read
+//! a model etcd ([`world::etcd_model`]) and model iotex-core nodes ([`elector_model::node`], read
 //! from iotex-core's consensus code and shared with the real-world tests), under faults drawn
 //! from a seed, and judges what the nodes signed. Same seed, same run, same timeline.
 //!
-//! ## The world ([`world`], the elector host in [`host`], one run in [`run`])
+//! ## The world ([`world`], the elector host in [`world::host`], one run in [`seed::run`])
 //!
 //! - `etcd`: the model etcd (KV, Lease, Watch over gRPC; leases expire on etcd's own clock
 //!   with a 500 ms sweep; a restart keeps the data and resets leases to TTL + 1 s).
@@ -48,7 +48,7 @@
 //!
 //! ## Determinism
 //!
-//! A seed fixes the schedule ([`rng`], SplitMix64), turmoil's random numbers (latencies) and
+//! A seed fixes the schedule ([`seed::rng`], SplitMix64), turmoil's random numbers (latencies) and
 //! the model etcd's lease ids; the node model is deterministic. Three sources of run-to-run
 //! variation had to go: tokio's `select!` picks a random branch when several are ready (the
 //! shell's loops now say `biased;`); tokio's `watch` channel wakes its waiters in a random
@@ -60,7 +60,7 @@
 //! runs every seed twice in one process and compares the timelines; a test does the same for
 //! one seed.
 //!
-//! ## Faults ([`schedule`])
+//! ## Faults ([`seed::schedule`])
 //!
 //! Drawn from the seed: partitions elector-etcd (both ways, one way each way; one elector or
 //! all), hold/release delay spikes, latency rises, etcd crash and restart, elector crash and
@@ -83,7 +83,7 @@
 //! restarts and refuses `activate=true` from then on. Half of those runs have no transient
 //! fault after it.
 //!
-//! ## Verdicts ([`check`], [`judge`], [`verdict::Outcome`], rendered by [`render`])
+//! ## Verdicts ([`checker`]: [`checker::check`], [`checker::judge`], [`checker::verdict::Outcome`], rendered by [`seed::render`])
 //!
 //! - **Safety, the property**: no height and round is signed by two replicas with the operator
 //!   key ([`elector_model::history::double_signs`] over every signature of every node, across
@@ -97,7 +97,7 @@
 //!   profile, 21.4 s with quick-restart; the terms are itemized there) to the end of the run
 //!   (at least 20 s later); with a persistent fault, from at most
 //!   [`check::persistent_fault_bound`] after the later of the fault's start and that (48.8 s,
-//!   36.3 s and 35.3 s more; [`check::liveness_deadline`]). When the persistent fault's
+//!   36.3 s and 35.3 s more; [`checker::check::liveness_deadline`]). When the persistent fault's
 //!   replica cannot give the lead away (its node cannot be read and its fence cannot succeed),
 //!   it must instead lead and report itself stuck (`/status`'s `stuck`) over that span.
 //! - **During a persistent fault** on the leader's replica: from the persistent bound after
@@ -162,16 +162,6 @@
 //! already active, which is what queues the extra prepare of iotex-core's worst case. See
 //! `docs/safety.md`.
 
-pub mod check;
-pub mod etcd_model;
-pub mod host;
-pub mod judge;
-pub mod render;
-pub mod rng;
-pub mod run;
-pub mod schedule;
-pub mod search;
-pub mod trace;
-pub mod transport;
-pub mod verdict;
+pub mod checker;
+pub mod seed;
 pub mod world;

@@ -1,9 +1,9 @@
 //! `elector-sim`: searches many seeds, or replays one with its timeline. See the crate docs.
 
 use clap::Parser;
-use elector_sim::schedule::{MutationChoice, Options, ProfileChoice};
-use elector_sim::search::{replay_command, run_seed, search};
-use elector_sim::verdict::Verdict;
+use elector_sim::checker::verdict::Verdict;
+use elector_sim::seed::schedule::{MutationChoice, Options, ProfileChoice};
+use elector_sim::seed::search::{replay_command, run_seed, search};
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -10,18 +10,25 @@
 //! Every fault kind's start (`World::begin`) and heal (`World::end`) side by side with the
 //! supervisor actions they schedule, so that what a fault does and how it is undone read
 //! together.
+//!
+//! Beside it: the model etcd ([`etcd_model`]), the simulated elector host ([`host`]) and the
+//! connections over turmoil's network ([`transport`]).
 
-use crate::etcd_model::EtcdModel;
-use crate::host::{
+pub mod etcd_model;
+pub mod host;
+pub mod transport;
+
+use crate::checker::verdict::{Broken, BrokenKind, StatusSample, Victim};
+use crate::seed::schedule::{
+    Direction, FaultKind, LeaderFailure, PersistentKind, Scenario, Target, secs,
+};
+use crate::seed::trace::Recorder;
+use crate::world::etcd_model::EtcdModel;
+use crate::world::host::{
     ADMIN_TOKEN, ElectorHost, ElectorSlot, FenceCall, HostMode, KEY, lock, operator_key,
     placeholder_key,
 };
-use crate::schedule::{
-    Direction, FaultKind, LeaderFailure, PersistentKind, Scenario, Target, secs,
-};
-use crate::trace::Recorder;
-use crate::transport::{ETCD_PORT, NodeCell, serve_node};
-use crate::verdict::{Broken, BrokenKind, StatusSample, Victim};
+use crate::world::transport::{ETCD_PORT, NodeCell, serve_node};
 use elector::driver::Control;
 use elector_core::LeaseId;
 use elector_model::node::{AdminFault, NodeConfig};

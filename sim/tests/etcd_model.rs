@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use elector_sim::etcd_model::{EtcdModel, MIN_LEASE_TTL};
+use elector_sim::world::etcd_model::{EtcdModel, MIN_LEASE_TTL};
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
     TxnOp, WatchOptions, WatchResponse, WatchStream,

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use elector_sim::etcd_model::{EtcdModel, turmoil_client};
+use elector_sim::world::etcd_model::{EtcdModel, turmoil_client};
 use etcd_client::{Client, EventType, PutOptions, WatchOptions};
 use tokio::time::Instant;
 

@@ -8,14 +8,14 @@
 //! both ways.
 
 use elector_model::node::AdminFault;
-use elector_sim::check::{liveness_bound, liveness_deadline, persistent_fault_bound};
-use elector_sim::render::first_difference;
-use elector_sim::run::simulate;
-use elector_sim::schedule::{
+use elector_sim::checker::check::{liveness_bound, liveness_deadline, persistent_fault_bound};
+use elector_sim::checker::verdict::{BrokenKind, Expectation, Verdict};
+use elector_sim::seed::render::first_difference;
+use elector_sim::seed::run::simulate;
+use elector_sim::seed::schedule::{
     Fault, FaultKind, FenceOutcome, MutationChoice, Options, PersistentKind, ProfileChoice,
     SETTLE_WINDOW, Scenario,
 };
-use elector_sim::verdict::{BrokenKind, Expectation, Verdict};
 use std::time::Duration;
 
 /// The same seed gives the same run: schedule, every line of the timeline, every node's

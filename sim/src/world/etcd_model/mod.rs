@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use elector_sim::etcd_model::EtcdModel;
+//! use elector_sim::world::etcd_model::EtcdModel;
 //! let model = EtcdModel::new(7);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! tokio::spawn({

@@ -1,9 +1,9 @@
 //! Many seeds on every core, one simulation per thread at a time, and what they add up to.
 
-use crate::render::first_difference;
-use crate::run::simulate;
-use crate::schedule::{MutationChoice, Options, ProfileChoice, Scenario, secs};
-use crate::verdict::{BrokenKind, Expectation, Outcome, Verdict};
+use crate::checker::verdict::{BrokenKind, Expectation, Outcome, Verdict};
+use crate::seed::render::first_difference;
+use crate::seed::run::simulate;
+use crate::seed::schedule::{MutationChoice, Options, ProfileChoice, Scenario, secs};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -336,7 +336,7 @@ impl Summary {
         let _ = writeln!(out, "simulation errors:   {}", self.errors.len());
         write_failures(&mut out, &self.errors, options);
         for (profile, (recovery, seed)) in &self.slowest_recovery {
-            let bound = crate::check::liveness_bound(&profile_timing(profile));
+            let bound = crate::checker::check::liveness_bound(&profile_timing(profile));
             let _ = writeln!(
                 out,
                 "slowest recovery:    {} after the last heal ({profile} profile, seed {seed}; bound {})",
@@ -357,7 +357,7 @@ impl Summary {
                 out,
                 "slowest persistent-fault recovery: {} after the fault ({profile} profile, seed {seed}; bound {})",
                 secs(*recovery),
-                secs(crate::check::persistent_fault_bound(&timing))
+                secs(crate::checker::check::persistent_fault_bound(&timing))
             );
         }
         let _ = writeln!(
@@ -404,7 +404,7 @@ impl Summary {
 fn profile_timing(name: &str) -> elector_core::Timing {
     ProfileChoice::parse(name)
         .and_then(ProfileChoice::fixed)
-        .unwrap_or_else(crate::schedule::Profile::standard)
+        .unwrap_or_else(crate::seed::schedule::Profile::standard)
         .timing
 }
 

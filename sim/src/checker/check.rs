@@ -12,8 +12,8 @@
 //!   when it can prove its node standby (a read, or a fence that succeeds), and otherwise
 //!   reports itself stuck and keeps the lead.
 
-use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
-pub use crate::schedule::FENCE_TIMEOUT;
+pub use crate::seed::schedule::FENCE_TIMEOUT;
+use crate::world::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
 use elector_core::Timing;
 use elector_model::history::Overlap;
 use elector_model::node::Transition;
@@ -425,13 +425,13 @@ mod tests {
             standard > Duration::from_millis(48_800) && standard < Duration::from_millis(48_900),
             "{standard:?}"
         );
-        let fast = persistent_fault_bound(&crate::schedule::Profile::fast().timing);
+        let fast = persistent_fault_bound(&crate::seed::schedule::Profile::fast().timing);
         assert!(
             fast > Duration::from_millis(36_300) && fast < Duration::from_millis(36_400),
             "{fast:?}"
         );
         // The quick-restart profile's activation delay is 1 s shorter than the fast one's.
-        let quick = persistent_fault_bound(&crate::schedule::Profile::quick_restart().timing);
+        let quick = persistent_fault_bound(&crate::seed::schedule::Profile::quick_restart().timing);
         assert!(
             quick > Duration::from_millis(35_300) && quick < Duration::from_millis(35_400),
             "{quick:?}"
@@ -454,9 +454,9 @@ mod tests {
     fn liveness_bounds_of_the_profiles() {
         // The restart path is the longest of the three in every profile.
         for profile in [
-            crate::schedule::Profile::standard(),
-            crate::schedule::Profile::fast(),
-            crate::schedule::Profile::quick_restart(),
+            crate::seed::schedule::Profile::standard(),
+            crate::seed::schedule::Profile::fast(),
+            crate::seed::schedule::Profile::quick_restart(),
         ] {
             let t = &profile.timing;
             let expiry = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
@@ -475,12 +475,12 @@ mod tests {
             standard > Duration::from_millis(27_900) && standard < Duration::from_millis(28_000),
             "{standard:?}"
         );
-        let fast = liveness_bound(&crate::schedule::Profile::fast().timing);
+        let fast = liveness_bound(&crate::seed::schedule::Profile::fast().timing);
         assert!(
             fast > Duration::from_millis(22_400) && fast < Duration::from_millis(22_500),
             "{fast:?}"
         );
-        let quick = liveness_bound(&crate::schedule::Profile::quick_restart().timing);
+        let quick = liveness_bound(&crate::seed::schedule::Profile::quick_restart().timing);
         assert!(
             quick > Duration::from_millis(21_350) && quick < Duration::from_millis(21_450),
             "{quick:?}"

@@ -1,15 +1,15 @@
 //! One run: builds the `World` for a scenario, runs it under a trace recorder and a panic
 //! counter, and judges what it recorded into an [`Outcome`].
 
-use crate::check::{activations, leadership_changes, overlaps, settled};
-use crate::judge::{
+use crate::checker::check::{activations, leadership_changes, overlaps, settled};
+use crate::checker::judge::{
     fence_explained, fenced_after_early_revocation, judge_persistent, judge_stuck_at_end,
     unstopped_at_expiry,
 };
-use crate::schedule::Scenario;
-use crate::schedule::secs;
-use crate::trace::{Entry, Recorder, TraceSubscriber};
-use crate::verdict::{Broken, BrokenKind, Drain, Outcome};
+use crate::checker::verdict::{Broken, BrokenKind, Drain, Outcome};
+use crate::seed::schedule::Scenario;
+use crate::seed::schedule::secs;
+use crate::seed::trace::{Entry, Recorder, TraceSubscriber};
 use crate::world::{RunResult, Samples, World};
 use elector_model::history::{DoubleSign, Overlap, double_signs};
 use elector_model::node::{Signature, Transition};

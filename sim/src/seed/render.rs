@@ -2,8 +2,8 @@
 //! [`first_difference`], which tells where two renderings of one seed part (the determinism
 //! check).
 
-use crate::schedule::{FenceOutcome, secs};
-use crate::verdict::{Expectation, Outcome};
+use crate::checker::verdict::{Expectation, Outcome};
+use crate::seed::schedule::{FenceOutcome, secs};
 use elector_model::node::Signature;
 use std::time::Duration;
 

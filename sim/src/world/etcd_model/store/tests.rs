@@ -13,7 +13,7 @@ use etcd_client::proto::{
 use tokio::time::Instant;
 
 use super::*;
-use crate::etcd_model::watch::{WatchCreate, WatchSet};
+use crate::world::etcd_model::watch::{WatchCreate, WatchSet};
 
 fn put_req(key: &str, value: &str, lease: i64) -> PbPutRequest {
     PbPutRequest {

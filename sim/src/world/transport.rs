@@ -2,7 +2,7 @@
 //! client's HTTP GET ([`TurmoilHttp`]), and the node's admin and probe servers ([`NodeCell`],
 //! [`serve_node`]).
 
-use crate::trace::{Recorder, sim_now};
+use crate::seed::trace::{Recorder, sim_now};
 use elector::etcd::Connect;
 use elector::node::{HttpAnswer, HttpGet, HttpMethod, HttpRequest};
 use elector_model::node::{
@@ -47,7 +47,7 @@ impl Connect for SimConnect {
             .http2_keep_alive_interval(self.ping.0)
             .keep_alive_timeout(self.ping.1)
             .keep_alive_while_idle(false);
-        let channel = crate::etcd_model::turmoil_channel(&endpoint);
+        let channel = crate::world::etcd_model::turmoil_channel(&endpoint);
         etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
             .await
             .map_err(|e| format!("etcd client: {e}"))

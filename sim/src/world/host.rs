@@ -5,9 +5,11 @@
 //! the host's tasks; the world then (re)starts the host's software in the mode it sets:
 //! the elector, or its `ExecStopPost=`.
 
-use crate::schedule::{FENCE_TIMEOUT, FenceOutcome, FenceSetup};
-use crate::trace::{Recorder, sim_now};
-use crate::transport::{ADMIN_PORT, ETCD_PORT, NodeCell, PROBE_PORT, SimConnect, TurmoilHttp};
+use crate::seed::schedule::{FENCE_TIMEOUT, FenceOutcome, FenceSetup};
+use crate::seed::trace::{Recorder, sim_now};
+use crate::world::transport::{
+    ADMIN_PORT, ETCD_PORT, NodeCell, PROBE_PORT, SimConnect, TurmoilHttp,
+};
 use elector::clock::{Clock, TokioClock};
 use elector::custody::{KeyCustody, ProducerKey};
 use elector::driver::{Control, Driver, Fence, FenceFuture};

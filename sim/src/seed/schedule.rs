@@ -8,7 +8,7 @@
 //! the order it is made (profile, replicas, clocks, network, faults, fence outcomes), with the
 //! types it draws; spread over files, a new draw could silently reorder the others.
 
-use crate::rng::Rng;
+use crate::seed::rng::Rng;
 use elector_core::{Mutation, Timing};
 use elector_model::node::AdminFault;
 use std::fmt;
@@ -656,7 +656,7 @@ pub struct Scenario {
     pub last_heal: Duration,
     /// When exactly one node must be active and stay so (or, when the persistent fault's
     /// replica cannot give the lead away, that replica must report itself stuck): see
-    /// [`crate::check::liveness_deadline`].
+    /// [`crate::checker::check::liveness_deadline`].
     pub liveness_deadline: Duration,
     /// End of the run.
     pub duration: Duration,
@@ -797,8 +797,11 @@ impl Scenario {
             .chain([first_ready, first_start])
             .max()
             .unwrap_or_default();
-        let liveness_deadline =
-            crate::check::liveness_deadline(&timing, last_heal, persistent.as_ref().map(|p| p.at));
+        let liveness_deadline = crate::checker::check::liveness_deadline(
+            &timing,
+            last_heal,
+            persistent.as_ref().map(|p| p.at),
+        );
         let duration = options
             .min_duration
             .max(liveness_deadline + SETTLE_WINDOW)
@@ -1329,7 +1332,7 @@ mod tests {
                 assert!(p.fallback < s.replicas());
                 assert!(
                     s.liveness_deadline
-                        >= p.at + crate::check::persistent_fault_bound(&s.profile.timing)
+                        >= p.at + crate::checker::check::persistent_fault_bound(&s.profile.timing)
                 );
                 if p.quiet_after {
                     assert!(s.faults.iter().all(|f| f.at <= p.at), "{s:?}");

@@ -1,13 +1,15 @@
 //! The judgements that need more than the histories: whether a fence was explained by a
 //! node fault, whether the run broke the fence assumption at a lease expiry, and the
-//! persistent fault's check over the world's `/status` samples. [`crate::check`] holds the
-//! judgements from the histories alone; [`crate::run::simulate`] puts them together.
+//! persistent fault's check over the world's `/status` samples. [`crate::checker::check`] holds the
+//! judgements from the histories alone; [`crate::seed::run::simulate`] puts them together.
 
-use crate::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
-use crate::host::FenceCall;
-use crate::schedule::{FaultKind, Scenario, Target, secs};
-use crate::verdict::{Broken, BrokenKind, Expectation, PersistentReport, StatusSample, Victim};
+use crate::checker::verdict::{
+    Broken, BrokenKind, Expectation, PersistentReport, StatusSample, Victim,
+};
+use crate::seed::schedule::{FaultKind, Scenario, Target, secs};
 use crate::world::Samples;
+use crate::world::etcd_model::{ELECTION_TIMEOUT, SWEEP_INTERVAL};
+use crate::world::host::FenceCall;
 use elector_model::node::Transition;
 use std::time::Duration;
 
@@ -153,7 +155,7 @@ pub(crate) fn unstopped_at_expiry(
     // before it expired; a partition that healed before that may still have left the
     // elector's connection silently dead for up to the reconnect span.
     let renewed_within = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
-    let cut_off_within = renewed_within + crate::check::reconnect_span(t);
+    let cut_off_within = renewed_within + crate::checker::check::reconnect_span(t);
     for &(replica, expired) in expirations {
         let covered = expired + t.restart_bound + t.drain_bound;
         if covered < end
@@ -259,8 +261,8 @@ pub(crate) fn judge_persistent(
         .chain(first_up)
         .max()
         .unwrap_or_default();
-    let settled_from = heal_before + crate::check::liveness_bound(t);
-    let from = settled_from.max(p.at) + crate::check::persistent_fault_bound(t);
+    let settled_from = heal_before + crate::checker::check::liveness_bound(t);
+    let from = settled_from.max(p.at) + crate::checker::check::persistent_fault_bound(t);
     let until = scenario
         .faults
         .iter()
@@ -289,16 +291,16 @@ pub(crate) fn judge_persistent(
     let v = victim.node;
     match (expectation, window) {
         (Expectation::Active, Some((from, until))) => {
-            report.recovery = crate::check::active_since(histories, &others, from)
+            report.recovery = crate::checker::check::active_since(histories, &others, from)
                 .map(|s| s.saturating_sub(p.at));
-            if let Some(gap) = crate::check::first_gap(histories, &others, from, until) {
+            if let Some(gap) = crate::checker::check::first_gap(histories, &others, from, until) {
                 report.problem = Some(format!(
                     "PERSISTENT: no node other than node-{v} active at {} ({} after the {} fault on node-{v} began at {}; bound {} from {})",
                     secs(gap),
                     secs(gap.saturating_sub(p.at)),
                     p.kind.name(),
                     secs(p.at),
-                    secs(crate::check::persistent_fault_bound(t)),
+                    secs(crate::checker::check::persistent_fault_bound(t)),
                     secs(settled_from.max(p.at))
                 ));
             }
@@ -312,7 +314,7 @@ pub(crate) fn judge_persistent(
                 let leads = s.running && s.leading;
                 report.stuck_checked += usize::from(leads);
                 let other_active = || {
-                    crate::check::first_gap(
+                    crate::checker::check::first_gap(
                         histories,
                         &others,
                         s.at,

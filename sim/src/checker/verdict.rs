@@ -1,12 +1,12 @@
 //! What a run produced and what became of it: the [`Outcome`] and its [`Verdict`], the
 //! assumptions a run broke ([`Broken`]), and the persistent fault's check
-//! ([`PersistentReport`]). The judging itself is in [`crate::check`] (from the histories) and
-//! [`crate::judge`] (from the schedule and the world's samples); the text for people in
-//! [`crate::render`].
+//! ([`PersistentReport`]). The judging itself is in [`crate::checker::check`] (from the histories) and
+//! [`crate::checker::judge`] (from the schedule and the world's samples); the text for people in
+//! [`crate::seed::render`].
 
-use crate::check::Settled;
-use crate::schedule::{Scenario, secs};
-use crate::trace::Entry;
+use crate::checker::check::Settled;
+use crate::seed::schedule::{Scenario, secs};
+use crate::seed::trace::Entry;
 use elector_model::history::{DoubleSign, Overlap};
 use elector_model::node::{Signature, Transition};
 use std::time::Duration;
@@ -362,7 +362,7 @@ pub struct PersistentReport {
     /// The checked window `[from, until)`.
     pub window: Option<(Duration, Duration)>,
     /// No transient fault healed within the liveness bound before the fault: the recovery is
-    /// comparable with [`crate::check::persistent_fault_bound`].
+    /// comparable with [`crate::checker::check::persistent_fault_bound`].
     pub settled_at_start: bool,
     /// With [`Expectation::Active`]: from the fault's start to the start of the stretch in
     /// which another node was active through the window.

@@ -256,7 +256,7 @@ struct IdGen {
 impl IdGen {
     fn new(member_id: u64, seed: u64) -> Self {
         // Some millisecond in 2023–2026, fixed by the seed.
-        let unix_ms = 1_680_000_000_000 + crate::rng::splitmix64(seed) % 100_000_000_000;
+        let unix_ms = 1_680_000_000_000 + crate::seed::rng::splitmix64(seed) % 100_000_000_000;
         IdGen {
             prefix: (member_id & 0xffff) << 48,
             suffix: (unix_ms & ((1 << 40) - 1)) << 8,
