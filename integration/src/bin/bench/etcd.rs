@@ -1,7 +1,7 @@
 //! The etcd every phase shares: its process, metrics, candidate keys and a watch recording
 //! when etcd expired a lease.
 
-use super::procfs::{cpu_time, find_pid};
+use super::proc_stats::{cpu_time, find_pid};
 use anyhow::{Context, Result, bail};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::http_get;

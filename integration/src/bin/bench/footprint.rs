@@ -2,7 +2,7 @@
 //! elector.
 
 use super::etcd::{EtcdWindow, etcd_counters, metric_total};
-use super::procfs::{cpu_time, status_kb};
+use super::proc_stats::{cpu_time, resident_bytes};
 use super::{Env, SETTLE};
 use anyhow::{Context, Result, bail};
 use elector_integration::host::http_get;
@@ -90,15 +90,17 @@ async fn footprint_cluster(
     }
     let per_hour =
         |a: Duration, b: Duration| (b.saturating_sub(a)).as_secs_f64() / seconds * 3600.0;
+    let (leader_rss, leader_hwm) = resident_bytes(leader_pid)?;
+    let (standby_rss, standby_hwm) = resident_bytes(standby_pid)?;
     Ok(Footprint {
         window: seconds,
-        leader_rss: status_kb(leader_pid, "VmRSS")?,
-        standby_rss: status_kb(standby_pid, "VmRSS")?,
-        leader_hwm: status_kb(leader_pid, "VmHWM")?,
-        standby_hwm: status_kb(standby_pid, "VmHWM")?,
+        leader_rss,
+        standby_rss,
+        leader_hwm,
+        standby_hwm,
         leader_cpu_per_hour: per_hour(cpu_before.0, cpu_after.0),
         standby_cpu_per_hour: per_hour(cpu_before.1, cpu_after.1),
-        etcd: EtcdWindow::of(&before, &after, status_kb(env.etcd.pid, "VmRSS")?),
+        etcd: EtcdWindow::of(&before, &after, resident_bytes(env.etcd.pid)?.0),
         leader_keepalives_per_s: (ka_after.0.1 - ka_before.0.1) / seconds,
         standby_keepalives_per_s: (ka_after.1.1 - ka_before.1.1) / seconds,
         binary_size: std::fs::metadata(&env.elector)?.len(),

@@ -2,7 +2,7 @@
 
 use super::Env;
 use super::etcd::{EtcdWindow, etcd_counters};
-use super::procfs::status_kb;
+use super::proc_stats::resident_bytes;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -13,6 +13,6 @@ pub(super) async fn idle_phase(env: &Env, window: Duration) -> Result<EtcdWindow
     Ok(EtcdWindow::of(
         &before,
         &after,
-        status_kb(env.etcd.pid, "VmRSS")?,
+        resident_bytes(env.etcd.pid)?.0,
     ))
 }

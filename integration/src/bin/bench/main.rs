@@ -47,7 +47,7 @@ mod footprint;
 mod handover;
 mod idle;
 mod machine;
-mod procfs;
+mod proc_stats;
 mod report;
 mod report_recovery;
 mod report_slots;
@@ -74,7 +74,7 @@ use futures_util::future::join_all;
 use handover::{Handover, HandoverResult, handover_phase, handover_values};
 use idle::idle_phase;
 use machine::{Machine, machine};
-use procfs::{clock_ticks, cpu_time, load_average, machine_jiffies, own_cpu};
+use proc_stats::{cpu_time, load_average, machine_ticks, own_cpu, tick_seconds};
 use report::render_markdown;
 use scale::{Scale, scale_phase};
 use sim::{SimSpeed, criterion_results, sim_ci_speed, sim_phase};
@@ -261,7 +261,7 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let (busy0, total0) = machine_jiffies();
+    let (busy0, total0) = machine_ticks();
     let own0 = own_cpu();
     let mut results = Results {
         machine: machine(),
@@ -412,12 +412,12 @@ async fn run(args: Args) -> Result<()> {
     }
     results.criterion = criterion_results(&args.criterion_dir);
 
-    let (busy1, total1) = machine_jiffies();
+    let (busy1, total1) = machine_ticks();
     let wall = started.elapsed().as_secs_f64();
     results.wall = wall;
     results.load_end = load_average();
-    let machine_seconds = (total1 - total0) as f64 / clock_ticks();
-    let busy_seconds = (busy1 - busy0) as f64 / clock_ticks();
+    let machine_seconds = tick_seconds(total1 - total0);
+    let busy_seconds = tick_seconds(busy1 - busy0);
     let ours = (own_cpu().saturating_sub(own0) + etcd_cpu).as_secs_f64();
     if machine_seconds > 0.0 {
         results.busy_share = busy_seconds / machine_seconds;

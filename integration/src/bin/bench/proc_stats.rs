@@ -1,89 +1,70 @@
-//! What /proc says about a process and the machine: CPU time, memory, load.
+//! What /proc says about a process and the machine (CPU time, memory, load), read with the
+//! `procfs` crate.
 
 use anyhow::{Context, Result};
+use procfs::process::Process;
 use std::time::Duration;
 
-/// CPU time (user + system) of a process so far, from /proc/<pid>/stat.
+/// Seconds of `ticks` of the kernel's clock (`_SC_CLK_TCK`).
+pub(super) fn tick_seconds(ticks: u64) -> f64 {
+    ticks as f64 / procfs::ticks_per_second() as f64
+}
+
+/// CPU time (user + system) of a process so far.
 pub(super) fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let stat = Process::new(pid as i32)?
+        .stat()
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name may contain spaces; fields after it are plain.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc stat")?
-        .iter()
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+    Ok(Duration::from_secs_f64(tick_seconds(
+        stat.utime + stat.stime,
+    )))
 }
 
-pub(super) fn clock_ticks() -> f64 {
-    // SAFETY: sysconf reads a configuration value; no memory is passed.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as f64 } else { 100.0 }
-}
-
-/// A `kB` field of /proc/<pid>/status (`VmRSS`, `VmHWM`), in bytes.
-pub(super) fn status_kb(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+/// Resident memory of a process now (`VmRSS`) and at its peak (`VmHWM`), in bytes.
+pub(super) fn resident_bytes(pid: u32) -> Result<(u64, u64)> {
+    let status = Process::new(pid as i32)?
+        .status()
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kb = |v: Option<u64>, name| v.map(|kb| kb * 1024).context(format!("no {name}"));
+    Ok((kb(status.vmrss, "VmRSS")?, kb(status.vmhwm, "VmHWM")?))
 }
 
 /// The pid of the process whose command line contains `needle` (etcd's data directory).
 pub(super) fn find_pid(needle: &str) -> Option<u32> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
-        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        (pid != me && cmdline.contains(needle) && !cmdline.contains("etcdctl")).then_some(pid)
+    let me = std::process::id() as i32;
+    procfs::process::all_processes().ok()?.find_map(|process| {
+        let process = process.ok()?;
+        let cmdline = process.cmdline().ok()?.join(" ");
+        let found = process.pid != me && cmdline.contains(needle) && !cmdline.contains("etcdctl");
+        found.then_some(process.pid as u32)
     })
 }
 
-/// Busy and total jiffies of the whole machine, from /proc/stat.
-pub(super) fn machine_jiffies() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+/// Busy and total ticks of the whole machine's CPUs.
+pub(super) fn machine_ticks() -> (u64, u64) {
+    use procfs::CurrentSI as _;
+    let Ok(stats) = procfs::KernelStats::current() else {
         return (0, 0);
     };
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let t = stats.total;
+    let extra = [t.iowait, t.irq, t.softirq, t.steal];
+    let total = t.user + t.nice + t.system + t.idle + extra.iter().flatten().sum::<u64>();
+    let idle = t.idle + t.iowait.unwrap_or(0);
     (total - idle, total)
 }
 
 /// CPU used by this process and its reaped children.
 pub(super) fn own_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks: u64 = fields.get(11..15).map(|f| f.iter().sum()).unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
+    let ticks = Process::myself()
+        .and_then(|p| p.stat())
+        .map(|s| s.utime + s.stime + (s.cutime + s.cstime).max(0) as u64)
+        .unwrap_or(0);
+    Duration::from_secs_f64(tick_seconds(ticks))
 }
 
 pub(super) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
+    use procfs::Current as _;
+    procfs::LoadAverage::current()
+        .map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
         .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -2,7 +2,7 @@
 
 use super::etcd::{EtcdWindow, etcd_counters};
 use super::footprint::keepalive_counters;
-use super::procfs::{cpu_time, status_kb};
+use super::proc_stats::{cpu_time, resident_bytes};
 use super::stats::summarize;
 use super::{Env, SETTLE, SetCheck};
 use anyhow::Result;
@@ -103,7 +103,7 @@ async fn scale_clusters(env: &Env, all: &mut [ReplicaSet], window: Duration) -> 
     Ok(Scale {
         electors: ports.len(),
         clusters: all.len(),
-        etcd: EtcdWindow::of(&before, &after, status_kb(env.etcd.pid, "VmRSS")?),
+        etcd: EtcdWindow::of(&before, &after, resident_bytes(env.etcd.pid)?.0),
         keepalive_mean: if count > 0.0 { sum / count } else { 0.0 },
         keepalive_median_of_means: means_summary.median,
         keepalive_worst_mean: means_summary.max,
