@@ -8,7 +8,8 @@
 //! tail are printed.
 //!
 //! [`EtcdProcess::start_cluster`] starts the members of one multi-member cluster instead, each
-//! its own process that can be paused, stopped and started alone.
+//! its own process that can be paused, stopped or killed and started again alone;
+//! [`raft_leader`] says which member leads raft.
 //!
 //! [`EtcdProcess::start_new_tls`] serves clients over TLS only, with client certificates
 //! required, from a throw-away CA made with the `openssl` command ([`TestPki`]).
@@ -16,13 +17,14 @@
 //! The methods block (they wait for processes); call them from a multi-threaded tokio runtime
 //! or from `spawn_blocking`, so the runtime's other tasks go on meanwhile.
 //!
-//! One etcd process's life (ports, data directory, TLS material, start, stop, restart, pause,
-//! `etcdctl`): every method depends on how the process was started.
+//! One etcd process's life (ports, data directory, TLS material, start, stop, kill, restart,
+//! pause, `etcdctl`): every method depends on how the process was started.
 
+use crate::host::free_port;
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -36,6 +38,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one etcdctl run: its own `--command-timeout` plus start-up.
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on one member's answer to a status call.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The variable that names a directory holding another etcd release's `etcd` and `etcdctl`
 /// (`make unit-etcd35` sets it to etcd 3.5.1's): the tests of etcd's semantics run against
@@ -58,8 +62,10 @@ pub struct EtcdProcess {
     tls: Option<TestPki>,
     child: Option<Child>,
     paused: bool,
-    /// `--name` and `--initial-cluster`; `None`: a single-member cluster of its own.
-    member: Option<(String, String)>,
+    /// `--name`.
+    name: String,
+    /// `--initial-cluster`: this member alone, or every member of its cluster.
+    initial_cluster: String,
 }
 
 impl EtcdProcess {
@@ -75,52 +81,50 @@ impl EtcdProcess {
     }
 
     fn start_with(tls: Option<TestPki>) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("elector-etcd-")
-            .tempdir()
-            .context("creating etcd's temporary directory")?;
-        let (client_port, peer_port) = two_free_ports()?;
-        let mut etcd = EtcdProcess {
-            dir: Some(dir),
-            client_port,
-            peer_port,
-            tls,
-            child: None,
-            paused: false,
-            member: None,
-        };
+        let mut etcd = Self::unstarted("elector-test".to_owned(), tls, None)?;
         etcd.start()?;
         Ok(etcd)
     }
 
-    /// Starts the `size` members of one fresh plain-text cluster and waits until each serves
-    /// (has a leader). The first member is `members[0]`, and so on.
-    pub fn start_cluster(size: usize) -> Result<Vec<Self>> {
-        let mut members = Vec::with_capacity(size);
-        for _ in 0..size {
-            let dir = tempfile::Builder::new()
-                .prefix("elector-etcd-")
-                .tempdir()
-                .context("creating etcd's temporary directory")?;
-            let (client_port, peer_port) = two_free_ports()?;
-            members.push(EtcdProcess {
-                dir: Some(dir),
-                client_port,
-                peer_port,
-                tls: None,
-                child: None,
-                paused: false,
-                member: None,
-            });
+    /// A member not started yet, in a directory of its own (created in `keep_in` and left
+    /// there, or temporary) and on free ports, forming a cluster of its own.
+    fn unstarted(name: String, tls: Option<TestPki>, keep_in: Option<&Path>) -> Result<Self> {
+        let prefix = format!("elector-etcd-{name}-");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let dir = match keep_in {
+            Some(parent) => builder.disable_cleanup(true).tempdir_in(parent),
+            None => builder.tempdir(),
         }
+        .context("creating etcd's directory")?;
+        let peer_port = free_port()?;
+        Ok(EtcdProcess {
+            dir: Some(dir),
+            client_port: free_port()?,
+            peer_port,
+            tls,
+            child: None,
+            paused: false,
+            initial_cluster: format!("{name}=http://127.0.0.1:{peer_port}"),
+            name,
+        })
+    }
+
+    /// Starts the `size` members `m0`, `m1`, ... of one fresh plain-text cluster and waits
+    /// until each serves (has a leader). The first member is `members[0]`, and so on. Their
+    /// directories are temporary, or with `keep_in` created there and left after the members
+    /// are gone (for logs kept with others).
+    pub fn start_cluster(size: usize, keep_in: Option<&Path>) -> Result<Vec<Self>> {
+        let mut members = (0..size)
+            .map(|i| Self::unstarted(format!("m{i}"), None, keep_in))
+            .collect::<Result<Vec<_>>>()?;
         let initial_cluster = members
             .iter()
-            .enumerate()
-            .map(|(i, m)| format!("member-{i}=http://127.0.0.1:{}", m.peer_port))
+            .map(|m| m.initial_cluster.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        for (i, m) in members.iter_mut().enumerate() {
-            m.member = Some((format!("member-{i}"), initial_cluster.clone()));
+        for m in &mut members {
+            m.initial_cluster.clone_from(&initial_cluster);
             // No member serves before a majority runs: start all, then wait for each.
             m.spawn()?;
         }
@@ -135,6 +139,11 @@ impl EtcdProcess {
             Some(dir) => dir.path(),
             None => Path::new("/nonexistent"),
         }
+    }
+
+    /// The member's name (`--name`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The client URL, `http://127.0.0.1:<port>` (`https://` with TLS).
@@ -198,16 +207,10 @@ impl EtcdProcess {
                 .arg(&pki.ca)
                 .arg("--client-cert-auth");
         }
-        let (name, initial_cluster) = match &self.member {
-            Some((name, cluster)) => (name.clone(), cluster.clone()),
-            None => (
-                "elector-test".to_owned(),
-                format!("elector-test={peer_url}"),
-            ),
-        };
+        // An existing data directory makes etcd ignore the --initial-* flags: a restart rejoins.
         let child = command
             .arg("--name")
-            .arg(name)
+            .arg(&self.name)
             .arg("--data-dir")
             .arg(self.dir().join("data"))
             .arg("--listen-client-urls")
@@ -219,7 +222,7 @@ impl EtcdProcess {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer_url)
             .arg("--initial-cluster")
-            .arg(initial_cluster)
+            .arg(&self.initial_cluster)
             .arg("--logger")
             .arg("zap")
             .arg("--log-outputs")
@@ -236,7 +239,7 @@ impl EtcdProcess {
 
     /// Polls `GET /health` (`etcdctl endpoint health` with TLS) until etcd says it is healthy:
     /// it has a leader and serves reads.
-    fn wait_until_serving(&mut self) -> Result<()> {
+    pub fn wait_until_serving(&mut self) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port));
         loop {
@@ -286,6 +289,17 @@ impl EtcdProcess {
                 }
             }
         }
+    }
+
+    /// Kills etcd at once (SIGKILL, as a power loss does): no graceful shutdown, no raft
+    /// leadership handed over.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL works on a stopped process too.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused = false;
     }
 
     /// Freezes etcd with SIGSTOP: its sockets stay open but nothing answers.
@@ -415,11 +429,7 @@ impl EtcdProcess {
 
 impl Drop for EtcdProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGKILL works on a stopped process too.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
         if thread::panicking()
             && let Some(dir) = self.dir.take()
         {
@@ -504,12 +514,32 @@ fn signal(child: &Child, signal: libc::c_int) -> Result<()> {
     Ok(())
 }
 
-/// Two distinct free loopback ports. Both listeners are held at once so the ports differ;
-/// another process could take one before etcd binds it, which is unlikely enough for tests.
-fn two_free_ports() -> Result<(u16, u16)> {
-    let first = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    let second = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
+/// Which of the etcd members at `endpoints` (plain `http://`) is the raft leader, by the
+/// maintenance status API: each member's own id against the leader id the members that answer
+/// know. A member that does not answer (frozen, killed) is not found as the leader.
+pub async fn raft_leader(endpoints: &[String]) -> Result<usize> {
+    let mut ids = Vec::new();
+    let mut leader = None;
+    for endpoint in endpoints {
+        let status = async {
+            let mut client = etcd_client::Client::connect([endpoint], None).await?;
+            client.status().await
+        };
+        match tokio::time::timeout(STATUS_TIMEOUT, status).await {
+            Ok(Ok(status)) => {
+                ids.push(status.header().map(|header| header.member_id()));
+                // 0: this member knows no leader.
+                if status.leader() != 0 {
+                    leader = Some(status.leader());
+                }
+            }
+            _ => ids.push(None),
+        }
+    }
+    let leader = leader.with_context(|| format!("no member of {endpoints:?} knows a leader"))?;
+    ids.iter()
+        .position(|id| *id == Some(leader))
+        .with_context(|| format!("the raft leader {leader:x} is not a member that answers"))
 }
 
 /// `GET /health` on etcd's client port; true if it answers `"health":"true"`.

@@ -11,7 +11,7 @@
 //! benchmark measures, not the connection switch measured here.
 
 use elector_integration::cluster::{Cluster, ClusterOptions, SETTLE, ttl};
-use elector_integration::etcd_process::EtcdProcess;
+use elector_integration::etcd_process::{EtcdProcess, raft_leader};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,20 +20,6 @@ use tokio::time::Instant;
 const FROZEN_FOR: Duration = Duration::from_secs(12);
 /// How often the leader's `/status` is read while the member is frozen.
 const POLL: Duration = Duration::from_millis(50);
-
-/// The raft leader's member id and this member's, from `etcdctl endpoint status`.
-fn ids(member: &EtcdProcess) -> (u64, u64) {
-    let out = member
-        .etcdctl_ok(&["endpoint", "status", "-w", "json"])
-        .expect("etcdctl endpoint status");
-    let status: serde_json::Value = serde_json::from_str(&out).expect("endpoint status JSON");
-    let header = &status[0]["Status"]["header"];
-    let leader = status[0]["Status"]["leader"]
-        .as_u64()
-        .expect("raft leader id");
-    let me = header["member_id"].as_u64().expect("member id");
-    (leader, me)
-}
 
 /// Role changes of replica `i` since its start.
 async fn transitions(cluster: &Cluster, i: usize) -> f64 {
@@ -45,20 +31,15 @@ async fn transitions(cluster: &Cluster, i: usize) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_rides_through_a_silently_frozen_etcd_member() {
-    let mut members = tokio::task::block_in_place(|| EtcdProcess::start_cluster(3))
+    let mut members = tokio::task::block_in_place(|| EtcdProcess::start_cluster(3, None))
         .expect("starting a three-member etcd cluster");
+    let mut endpoints: Vec<String> = members.iter().map(EtcdProcess::endpoint).collect();
+    let first_leads = raft_leader(&endpoints).await.expect("raft leader") == 0;
     // A follower's endpoint first: that member is the one frozen.
-    let follower = tokio::task::block_in_place(|| {
-        members
-            .iter()
-            .position(|m| {
-                let (leader, me) = ids(m);
-                leader != me
-            })
-            .expect("a three-member cluster has followers")
-    });
-    members.swap(0, follower);
-    let endpoints: Vec<String> = members.iter().map(EtcdProcess::endpoint).collect();
+    if first_leads {
+        members.swap(0, 1);
+        endpoints.swap(0, 1);
+    }
     let cluster = Cluster::start_with(ClusterOptions {
         etcd_endpoints: endpoints.clone(),
         ..ClusterOptions::default()

@@ -9,14 +9,17 @@
 //!
 //! `etcdctl` runs inside a member with [`EtcdContainer::etcdctl`] (bounded, to completion) or
 //! [`EtcdContainer::spawn_etcdctl`] (long-running, with a terminal so Ctrl-C can stop it).
+//!
+//! Apart from [`raft_leader`], nothing is shared with [`crate::etcd_process`]: members here
+//! are reached by container name on a network and checked by `etcdctl` inside the container.
 
 use super::{
     DockerNetwork, ExecOutput, ImageRef, TtyExec, etcd_image, exec, labels, log_tail,
     loopback_port_bindings, unique_name,
 };
-use crate::etcd_process::TestPki;
+use crate::etcd_process::{TestPki, raft_leader};
 use crate::host::free_port;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use futures_util::future::try_join_all;
 use std::time::{Duration, Instant};
 use testcontainers::bollard::Docker;
@@ -358,23 +361,6 @@ impl EtcdContainer {
         }
     }
 
-    /// The raft member id this member reports, and the id of the leader it knows (0: none).
-    /// Only for plain (`http://`) members.
-    pub async fn status(&self) -> Result<(u64, u64)> {
-        let status = async {
-            let mut client = etcd_client::Client::connect([self.endpoint()], None).await?;
-            client.status().await
-        };
-        let status = tokio::time::timeout(Duration::from_secs(2), status)
-            .await
-            .map_err(|_| anyhow!("{} did not answer a status call within 2s", self.name))??;
-        let member = status
-            .header()
-            .map(|header| header.member_id())
-            .ok_or_else(|| anyhow!("status of {} without a header", self.name))?;
-        Ok((member, status.leader()))
-    }
-
     /// The last lines of the member's log.
     pub async fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.docker, self.id(), lines).await
@@ -448,23 +434,7 @@ impl EtcdCluster {
 
     /// The index of the raft leader, as the members that answer report it.
     pub async fn leader(&self) -> Result<usize> {
-        let mut ids = Vec::new();
-        let mut leader = None;
-        for member in &self.members {
-            match member.status().await {
-                Ok((id, known_leader)) => {
-                    ids.push(Some(id));
-                    if known_leader != 0 {
-                        leader = Some(known_leader);
-                    }
-                }
-                Err(_) => ids.push(None),
-            }
-        }
-        let leader = leader.ok_or_else(|| anyhow!("no member knows a leader"))?;
-        ids.iter()
-            .position(|id| *id == Some(leader))
-            .ok_or_else(|| anyhow!("the leader {leader:x} is not a member that answers"))
+        raft_leader(&self.endpoints()).await
     }
 
     /// Waits until every member is healthy.

@@ -5,15 +5,19 @@
 //! up). Then the whole cluster is frozen for increasing lengths until the leader demotes: the
 //! longest etcd-wide outage it rode through.
 
-use super::etcd_cluster::{EtcdCluster, MEMBERS};
 use super::{SETTLE, SetCheck};
 use anyhow::{Context, Result, bail};
+use elector_integration::etcd_process::{EtcdProcess, raft_leader};
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::History;
-use etcd_client::GetOptions;
+use etcd_client::{Client, GetOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tokio::task::block_in_place;
+
+/// Members of the cluster: the smallest that keeps a majority with one member down.
+const MEMBERS: usize = 3;
 
 /// How long one member stays frozen or dead: the lease TTL and 2 s more, so that a leader
 /// that could not switch to a live member would have lost its lease meanwhile.
@@ -149,11 +153,13 @@ pub(super) async fn etcd_trouble_phase(
     };
     let outcome = async {
         std::fs::create_dir_all(dir)?;
-        let mut etcd = EtcdCluster::start(dir).await?;
+        // Members' data and logs go in `dir`, to be kept with the elector logs.
+        let mut etcd = block_in_place(|| EtcdProcess::start_cluster(MEMBERS, Some(dir)))?;
         let key = format!("/bench/etcd-trouble-{}", profile_tag(profile));
         let mut set = ReplicaSet::new(host, key, profile, FlagStyle::Conventional);
-        set.set_etcd_endpoints(etcd.endpoints());
-        let outcome = trouble(&mut etcd, &mut set, profile, &mut result).await;
+        let endpoints: Vec<String> = etcd.iter().map(EtcdProcess::endpoint).collect();
+        set.set_etcd_endpoints(endpoints.join(","));
+        let outcome = trouble(&mut etcd, &endpoints, &mut set, profile, &mut result).await;
         result.check = SetCheck::of(&set);
         set.shutdown().await;
         outcome
@@ -166,8 +172,11 @@ pub(super) async fn etcd_trouble_phase(
     result
 }
 
+/// The etcd fixture's waits block: they run in `block_in_place`, so the stand-in nodes,
+/// served on this runtime, go on answering the electors meanwhile.
 async fn trouble(
-    etcd: &mut EtcdCluster,
+    etcd: &mut [EtcdProcess],
+    endpoints: &[String],
     set: &mut ReplicaSet,
     profile: TimingProfile,
     result: &mut TroubleResult,
@@ -177,28 +186,29 @@ async fn trouble(
         set.start_elector(i)?;
     }
     set.wait_active(None, SETTLE).await?;
-    wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+    wait_candidates(endpoints, set.key(), MEMBERS as i64).await?;
     let hold = hold(profile);
-    let first = etcd.raft_leader().await?;
+    let first = raft_leader(endpoints).await?;
     let order: Vec<usize> = std::iter::once(first)
         .chain((0..MEMBERS).filter(|&m| m != first))
         .collect();
     for m in order {
         for trouble in [Trouble::Freeze, Trouble::Kill] {
-            let raft_leader = etcd.raft_leader().await? == m;
+            let leads_raft = raft_leader(endpoints).await? == m;
             let since = set.host().on_clock(Instant::now());
             let by_etcd_before = demoted_by_etcd(set);
             match trouble {
-                Trouble::Freeze => etcd.freeze(m)?,
-                Trouble::Kill => etcd.kill(m)?,
+                Trouble::Freeze => etcd[m].pause()?,
+                Trouble::Kill => etcd[m].kill(),
             }
             tokio::time::sleep(hold).await;
             match trouble {
                 Trouble::Freeze => {
-                    etcd.thaw(m)?;
-                    etcd.wait_healthy(m).await?;
+                    etcd[m].resume()?;
+                    block_in_place(|| etcd[m].wait_until_serving())?;
                 }
-                Trouble::Kill => etcd.restart(m).await?,
+                // On the same data directory: the member rejoins.
+                Trouble::Kill => block_in_place(|| etcd[m].start())?,
             }
             tokio::time::sleep(SETTLE_BETWEEN).await;
             let (demotions, moves) = changes_since(&set.histories(), since);
@@ -208,8 +218,8 @@ async fn trouble(
                 .map(|(now, before)| now - before)
                 .sum();
             result.members.push(MemberTrouble {
-                member: etcd.name(m).to_owned(),
-                raft_leader,
+                member: etcd[m].name().to_owned(),
+                raft_leader: leads_raft,
                 trouble,
                 held: hold.as_secs_f64(),
                 demotions,
@@ -217,21 +227,24 @@ async fn trouble(
                 moves,
             });
             set.wait_active(None, SETTLE).await?;
-            wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+            wait_candidates(endpoints, set.key(), MEMBERS as i64).await?;
         }
     }
     let ttl = profile.timing().lease_ttl;
     for tenths in OUTAGE_TENTHS {
         let length = ttl * tenths / 10;
         let since = set.host().on_clock(Instant::now());
-        for m in 0..MEMBERS {
-            etcd.freeze(m)?;
+        for member in etcd.iter_mut() {
+            member.pause()?;
         }
         tokio::time::sleep(length).await;
-        for m in 0..MEMBERS {
-            etcd.thaw(m)?;
+        for member in etcd.iter_mut() {
+            member.resume()?;
         }
-        etcd.wait_all_healthy().await?;
+        block_in_place(|| {
+            etcd.iter_mut()
+                .try_for_each(EtcdProcess::wait_until_serving)
+        })?;
         tokio::time::sleep(after_thaw(profile)).await;
         let (demotions, moves) = changes_since(&set.histories(), since);
         let demoted = demotions + moves > 0;
@@ -242,16 +255,19 @@ async fn trouble(
         if demoted {
             break;
         }
-        wait_candidates(etcd, set.key(), MEMBERS as i64).await?;
+        wait_candidates(endpoints, set.key(), MEMBERS as i64).await?;
     }
     // The cluster recovers by itself (one active node again) before it is torn down.
     set.wait_active(None, SETTLE).await?;
     Ok(())
 }
 
-/// Waits (bounded) until `count` candidate keys are under `<key>/`.
-async fn wait_candidates(etcd: &EtcdCluster, key: &str, count: i64) -> Result<()> {
-    let mut client = etcd.client().await?;
+/// Waits (bounded) until `count` candidate keys are under `<key>/`, read from the cluster at
+/// `endpoints`.
+async fn wait_candidates(endpoints: &[String], key: &str, count: i64) -> Result<()> {
+    let mut client = Client::connect(endpoints, None)
+        .await
+        .context("connecting to the etcd cluster")?;
     let deadline = Instant::now() + SETTLE;
     loop {
         let found = client

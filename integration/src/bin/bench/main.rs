@@ -41,7 +41,6 @@ mod crash;
 mod elector_crash;
 mod etcd;
 mod etcd_budget;
-mod etcd_cluster;
 mod etcd_trouble;
 mod footprint;
 mod handover;
