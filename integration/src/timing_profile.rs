@@ -1,55 +1,14 @@
-//! The elector timing profiles the host-process fixtures run, defined once as core
-//! [`Timing`]s, and [`timing_flags`]: a `Timing` as the `elector` command line that gives it
-//! back (the inverse of the CLI's parser, checked by the tests below with that parser).
+//! The timing profiles (defined once, in `elector_model`) as the `elector` command line:
+//! [`timing_flags`] gives back a `Timing` (the inverse of the CLI's parser, checked by the
+//! tests below with that parser).
+
+pub use elector_model::timing_profile::TimingProfile;
 
 use elector_core::Timing;
-use std::time::Duration;
 
-/// A timing for the electors and the consensus round of their stand-in nodes, which must stay
-/// within the timing's drain bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimingProfile {
-    /// The elector's defaults: TTL 10 s, drain bound 5.1 s, activation delay 13.7 s; 2.5 s
-    /// slots.
-    Default,
-    /// The fast profile of docs/safety.md for a low-latency etcd (what the deploy files' fast
-    /// drop-in sets): TTL 7 s, activation delay 10.6 s; 2.5 s slots.
-    Fast,
-    /// The functional tests' profile: the fast profile with quicker probes and node checks (a
-    /// test sees a turned-unready node in a fraction of a second), a 1 s restart bound, a
-    /// 600 ms safety margin (room for a loaded 2-core runner), a 10 s handover timeout and
-    /// the default node-lost bound: TTL 7 s, activation delay 9.6 s; 2.5 s slots. The
-    /// restart bound leaves no room for a bare run's own watcher: its electors run with
-    /// `--no-watcher`, standing for supervised ones.
-    Functional,
-}
-
-impl TimingProfile {
-    /// The core's timing of this profile, with the activation delay the elector derives.
-    pub fn timing(self) -> Timing {
-        match self {
-            TimingProfile::Default => Timing::default(),
-            TimingProfile::Fast => Timing::fast_profile(),
-            TimingProfile::Functional => {
-                let mut timing = Timing {
-                    safety_margin: Duration::from_millis(600),
-                    restart_bound: Duration::from_secs(1),
-                    probe_interval: Duration::from_millis(200),
-                    node_check_interval: Duration::from_millis(300),
-                    handover_timeout: Duration::from_secs(10),
-                    node_lost_after: Timing::default().node_lost_after,
-                    ..Timing::fast_profile()
-                };
-                timing.activation_delay = timing.minimum_activation_delay();
-                timing
-            }
-        }
-    }
-
-    /// The elector flags of this profile ([`timing_flags`] of [`TimingProfile::timing`]).
-    pub fn flags(self) -> Vec<String> {
-        timing_flags(&self.timing())
-    }
+/// The elector flags of `profile` ([`timing_flags`] of its timing).
+pub fn profile_flags(profile: TimingProfile) -> Vec<String> {
+    timing_flags(&profile.timing())
 }
 
 /// `timing` as `elector` flags (`--ttl=3s`, ...), one argument each, that the CLI parses back
@@ -86,7 +45,7 @@ pub fn timing_flags(timing: &Timing) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{TimingProfile, timing_flags};
+    use super::{TimingProfile, profile_flags, timing_flags};
     use elector_core::Timing;
     use std::time::Duration;
 
@@ -115,7 +74,11 @@ mod tests {
             TimingProfile::Fast,
             TimingProfile::Functional,
         ] {
-            assert_eq!(parsed(profile.flags()), profile.timing(), "{profile:?}");
+            assert_eq!(
+                parsed(profile_flags(profile)),
+                profile.timing(),
+                "{profile:?}"
+            );
         }
     }
 
@@ -126,13 +89,5 @@ mod tests {
         let flags = timing_flags(&timing);
         assert!(flags.iter().any(|f| f.starts_with("--activation-delay=")));
         assert_eq!(parsed(flags), timing);
-    }
-
-    #[test]
-    fn the_functional_profile_keeps_the_fast_lease() {
-        let timing = TimingProfile::Functional.timing();
-        assert_eq!(timing.lease_ttl, Timing::fast_profile().lease_ttl);
-        assert_eq!(timing.probe_interval, Duration::from_millis(200));
-        timing.validate().expect("the functional profile is safe");
     }
 }

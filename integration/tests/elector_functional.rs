@@ -15,6 +15,7 @@ use elector_integration::cluster::{Cluster, ClusterOptions, KEY, PROFILE, SETTLE
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, elector_command, http_get};
 use elector_integration::standin::{StandIn, StandInOptions};
+use elector_integration::timing_profile::profile_flags;
 use elector_model::node::AdminFault;
 use std::process::Stdio;
 use std::time::Duration;
@@ -693,7 +694,7 @@ async fn a_key_nested_inside_another_election_is_refused() {
         // a bare run's own watcher, which the elector rightly refuses before this check.
         "--no-watcher",
     ];
-    let flags = PROFILE.flags();
+    let flags = profile_flags(PROFILE);
     args.extend(flags.iter().map(String::as_str));
     let (code, _, stderr) = run_elector(&args).await;
     assert_eq!(code, Some(2), "{stderr}");

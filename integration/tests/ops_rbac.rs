@@ -8,6 +8,7 @@ use elector_integration::cluster::{PROFILE, SETTLE};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{self, elector_binary};
 use elector_integration::standin::{StandIn, StandInOptions};
+use elector_integration::timing_profile::profile_flags;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -101,7 +102,7 @@ async fn replica(endpoint: &str, value: &'static str) -> Replica {
         // these electors stand for supervised ones.
         "--no-watcher",
     ];
-    let flags = PROFILE.flags();
+    let flags = profile_flags(PROFILE);
     args.extend(flags.iter().map(String::as_str));
     let child = elector_command(endpoint, &args)
         .stdin(Stdio::null())

@@ -12,7 +12,9 @@
 //! - [`history`]: the checks on what the nodes did: [`history::double_signs`] (no height and
 //!   round signed by two replicas) and [`history::dual_active`] (no two nodes active at once);
 //! - [`exposition`]: a strict reader of the Prometheus text format, for the tests that read
-//!   the elector's `/metrics`.
+//!   the elector's `/metrics`;
+//! - [`timing_profile`]: the elector timings the simulation and the real-world tests run,
+//!   each defined once.
 //!
 //! It lives apart from `elector-sim` so that the real-world tests, and the binaries built
 //! with them (the stand-in node, the demo, the benchmark), never link the simulation: the
@@ -23,3 +25,4 @@ pub mod chain;
 pub mod exposition;
 pub mod history;
 pub mod node;
+pub mod timing_profile;

@@ -183,7 +183,7 @@ fn targets(target: Target, replicas: usize) -> Vec<usize> {
 
 impl<'a> World<'a> {
     pub(crate) fn new(scenario: &'a Scenario, recorder: Recorder) -> Self {
-        let timing = &scenario.profile.timing;
+        let timing = &scenario.profile.timing();
         let sim = turmoil::Builder::new()
             .rng_seed(scenario.seed)
             .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
@@ -666,7 +666,7 @@ impl<'a> World<'a> {
         if let Some(delay) = supervisor {
             self.schedule_stop_post(now + delay, elector);
         }
-        let bound = self.scenario.profile.timing.restart_bound;
+        let bound = self.scenario.profile.timing().restart_bound;
         self.schedule(
             now + bound,
             Action::CheckRestartBound { elector, died: now },

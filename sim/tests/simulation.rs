@@ -250,7 +250,7 @@ fn directed(
         .max()
         .unwrap_or_default()
         .max(ready_1);
-    s.liveness_deadline = liveness_deadline(&s.profile.timing, s.last_heal, None);
+    s.liveness_deadline = liveness_deadline(&s.profile.timing(), s.last_heal, None);
     s.duration = s.liveness_deadline + SETTLE_WINDOW;
     s
 }
@@ -331,10 +331,10 @@ fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
                 && s.persistent.as_ref().is_some_and(|p| {
                     p.quiet_after
                         && p.kind.name() == kind
-                        && p.at >= s.last_heal + liveness_bound(&s.profile.timing)
+                        && p.at >= s.last_heal + liveness_bound(&s.profile.timing())
                         && s.faults
                             .iter()
-                            .all(|f| f.heal + s.profile.timing.lease_ttl <= p.at)
+                            .all(|f| f.heal + s.profile.timing().lease_ttl <= p.at)
                 })
                 && !s
                     .faults
@@ -349,7 +349,7 @@ fn persistent_seed(kind: &str, fence: FenceOutcome) -> u64 {
 /// the lead and reports itself stuck to the end (and nobody else activates).
 #[test]
 fn persistent_faults_are_checked_for_takeover_or_stuck_report() {
-    let timing = |s: &Scenario| s.profile.timing.clone();
+    let timing = |s: &Scenario| s.profile.timing().clone();
     let seed = persistent_seed("node-death", FenceOutcome::Succeeds);
     let outcome = simulate(&Scenario::generate(seed, &Options::default()));
     let report = outcome.persistent.as_ref().expect("a persistent fault");

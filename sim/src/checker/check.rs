@@ -425,13 +425,16 @@ mod tests {
             standard > Duration::from_millis(48_800) && standard < Duration::from_millis(48_900),
             "{standard:?}"
         );
-        let fast = persistent_fault_bound(&crate::seed::schedule::Profile::fast().timing);
+        let fast =
+            persistent_fault_bound(&elector_model::timing_profile::TimingProfile::Fast.timing());
         assert!(
             fast > Duration::from_millis(36_300) && fast < Duration::from_millis(36_400),
             "{fast:?}"
         );
         // The quick-restart profile's activation delay is 1 s shorter than the fast one's.
-        let quick = persistent_fault_bound(&crate::seed::schedule::Profile::quick_restart().timing);
+        let quick = persistent_fault_bound(
+            &elector_model::timing_profile::TimingProfile::QuickRestart.timing(),
+        );
         assert!(
             quick > Duration::from_millis(35_300) && quick < Duration::from_millis(35_400),
             "{quick:?}"
@@ -453,17 +456,14 @@ mod tests {
     #[test]
     fn liveness_bounds_of_the_profiles() {
         // The restart path is the longest of the three in every profile.
-        for profile in [
-            crate::seed::schedule::Profile::standard(),
-            crate::seed::schedule::Profile::fast(),
-            crate::seed::schedule::Profile::quick_restart(),
-        ] {
-            let t = &profile.timing;
+        use elector_model::timing_profile::TimingProfile as P;
+        for profile in [P::Default, P::Fast, P::QuickRestart] {
+            let t = &profile.timing();
             let expiry = t.lease_ttl + ELECTION_TIMEOUT + SWEEP_INTERVAL;
             assert!(
                 restart_span(t) > expiry.max(reconnect_span(t)),
                 "{}",
-                profile.name
+                profile.name()
             );
         }
         assert_eq!(
@@ -475,12 +475,13 @@ mod tests {
             standard > Duration::from_millis(27_900) && standard < Duration::from_millis(28_000),
             "{standard:?}"
         );
-        let fast = liveness_bound(&crate::seed::schedule::Profile::fast().timing);
+        let fast = liveness_bound(&elector_model::timing_profile::TimingProfile::Fast.timing());
         assert!(
             fast > Duration::from_millis(22_400) && fast < Duration::from_millis(22_500),
             "{fast:?}"
         );
-        let quick = liveness_bound(&crate::seed::schedule::Profile::quick_restart().timing);
+        let quick =
+            liveness_bound(&elector_model::timing_profile::TimingProfile::QuickRestart.timing());
         assert!(
             quick > Duration::from_millis(21_350) && quick < Duration::from_millis(21_450),
             "{quick:?}"

@@ -52,7 +52,7 @@ pub(crate) fn fence_explained(
     victim: Option<&Victim>,
     call: &FenceCall,
 ) -> bool {
-    let from = call.at.saturating_sub(scenario.profile.timing.lease_ttl);
+    let from = call.at.saturating_sub(scenario.profile.timing().lease_ttl);
     node_troubled(scenario, victim, call.elector, from, call.at)
 }
 
@@ -69,7 +69,7 @@ pub(crate) fn fenced_after_early_revocation(
     revocations: &[(usize, Duration)],
     fences: &[FenceCall],
 ) -> Vec<Broken> {
-    let within = scenario.profile.timing.lease_ttl + Duration::from_secs(1);
+    let within = scenario.profile.timing().lease_ttl + Duration::from_secs(1);
     let mut broken = Vec::new();
     for &(leader, revoked) in revocations {
         let fenced = fences.iter().find(|call| {
@@ -146,7 +146,7 @@ pub(crate) fn unstopped_at_expiry(
     expirations: &[(usize, Duration)],
     end: Duration,
 ) -> Vec<Broken> {
-    let t = &scenario.profile.timing;
+    let t = &scenario.profile.timing();
     if scenario.fence.stops_node_within(t.restart_bound) {
         return Vec::new();
     }
@@ -247,7 +247,7 @@ pub(crate) fn judge_persistent(
     end: Duration,
 ) -> Option<PersistentReport> {
     let p = scenario.persistent.as_ref()?;
-    let t = &scenario.profile.timing;
+    let t = &scenario.profile.timing();
     let first_up = scenario
         .nodes
         .iter()

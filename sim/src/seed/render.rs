@@ -13,13 +13,13 @@ impl Outcome {
     pub fn render(&self, warnings: bool) -> String {
         use std::fmt::Write as _;
         let s = &self.scenario;
-        let t = &s.profile.timing;
+        let t = &s.profile.timing();
         let mut out = String::new();
         let _ = writeln!(
             out,
             "seed {}: {} profile (ttl {}, activation delay {}, drain bound {}, restart bound {}), {} replicas, tick {}ms, etcd link latency <= {}ms (curve {}), mutation {}",
             s.seed,
-            s.profile.name,
+            s.profile.name(),
             secs(t.lease_ttl),
             secs(t.activation_delay),
             secs(t.drain_bound),

@@ -200,7 +200,8 @@ pub fn simulate(scenario: &Scenario) -> Outcome {
             from: Duration::ZERO,
             detail: format!(
                 "elector-{i} clock rate {:.4} (bound ±{})",
-                scenario.electors[i].rate, scenario.profile.timing.max_clock_drift
+                scenario.electors[i].rate,
+                scenario.profile.timing().max_clock_drift
             ),
         });
     }

@@ -11,72 +11,9 @@
 use crate::seed::rng::Rng;
 use elector_core::{Mutation, Timing};
 use elector_model::node::AdminFault;
+use elector_model::timing_profile::TimingProfile;
 use std::fmt;
 use std::time::Duration;
-
-/// A timing configuration the electors run with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Profile {
-    pub name: &'static str,
-    pub timing: Timing,
-}
-
-impl Profile {
-    /// The defaults of `elector --help`: 10 s lease, 5.1 s drain bound (iotex-core's consensus
-    /// tail with 2.5 s slots), 13.7 s activation delay (rule
-    /// `activation_delay_covers_early_revocation`; the dead-leader bound is 10.3 s).
-    pub fn standard() -> Self {
-        Profile {
-            name: "default",
-            timing: Timing::default(),
-        }
-    }
-
-    /// The fast profile of `docs/safety.md` (`Timing::fast_profile`): a 7 s lease, the shortest
-    /// the 5.1 s drain allows, a 2 s restart bound, 10.6 s activation delay (dead-leader
-    /// bound 9.29 s).
-    pub fn fast() -> Self {
-        Profile {
-            name: "fast",
-            timing: Timing::fast_profile(),
-        }
-    }
-
-    /// The fast profile with a supervisor that commands standby within 1 s (the functional
-    /// tests' restart bound) and the activation delay that allows (its own minimum, 9.6 s; the
-    /// dead-leader bound is 8.28 s): the shortest activation gate the inequalities allow, so
-    /// the search sees a leader activate as early as the rules let it.
-    pub fn quick_restart() -> Self {
-        let mut timing = Timing {
-            restart_bound: Duration::from_secs(1),
-            ..Timing::fast_profile()
-        };
-        timing.activation_delay = timing.minimum_activation_delay();
-        Profile {
-            name: "quick-restart",
-            timing,
-        }
-    }
-
-    /// The defaults with a 20 s lease and the activation delay that allows (23.8 s), for the
-    /// planted bug `short-activation-delay`; not in the mixed draw. A leader that etcd's early
-    /// revocation catches cut off keeps its node active until its own step-down deadline,
-    /// 13.3 s after its last acknowledged keep-alive; with a 20 s lease that is far beyond the
-    /// dead-leader bound (10.3 s), so a gate that waits only that shows at once. With the
-    /// default 10 s lease the two bounds lie 3.4 s apart, but iotex-core's drain is rarely
-    /// near its 5.1 s bound (usually within one 2.5 s slot), which eats the difference.
-    pub fn long_lease() -> Self {
-        let mut timing = Timing {
-            lease_ttl: Duration::from_secs(20),
-            ..Timing::default()
-        };
-        timing.activation_delay = timing.minimum_activation_delay();
-        Profile {
-            name: "long-lease",
-            timing,
-        }
-    }
-}
 
 /// Which profile runs use.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -84,7 +21,7 @@ pub enum ProfileChoice {
     Standard,
     Fast,
     QuickRestart,
-    /// [`Profile::long_lease`]: only when asked for.
+    /// [`TimingProfile::LongLease`]: only when asked for.
     LongLease,
     /// Drawn from the seed: a third quick-restart, the rest half default, half fast.
     Mixed,
@@ -92,19 +29,19 @@ pub enum ProfileChoice {
 
 impl ProfileChoice {
     /// The one profile every run uses, or `None` for `Mixed` (drawn per seed).
-    pub fn fixed(self) -> Option<Profile> {
+    pub fn fixed(self) -> Option<TimingProfile> {
         match self {
-            ProfileChoice::Standard => Some(Profile::standard()),
-            ProfileChoice::Fast => Some(Profile::fast()),
-            ProfileChoice::QuickRestart => Some(Profile::quick_restart()),
-            ProfileChoice::LongLease => Some(Profile::long_lease()),
+            ProfileChoice::Standard => Some(TimingProfile::Default),
+            ProfileChoice::Fast => Some(TimingProfile::Fast),
+            ProfileChoice::QuickRestart => Some(TimingProfile::QuickRestart),
+            ProfileChoice::LongLease => Some(TimingProfile::LongLease),
             ProfileChoice::Mixed => None,
         }
     }
 
     /// As `--profile` spells it: the profile's name, or `mixed`.
     pub fn name(self) -> &'static str {
-        self.fixed().map_or("mixed", |profile| profile.name)
+        self.fixed().map_or("mixed", TimingProfile::name)
     }
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -631,7 +568,7 @@ impl fmt::Display for PersistentFault {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     pub seed: u64,
-    pub profile: Profile,
+    pub profile: TimingProfile,
     pub mutation: MutationChoice,
     pub tick: Duration,
     /// Latency of the elector-etcd links: `min..=max` (turmoil draws from an exponential
@@ -688,11 +625,11 @@ impl Scenario {
         let quick_restart = root.fork(6).chance(1.0 / 3.0);
         let profile = match options.profile.fixed() {
             Some(profile) => profile,
-            None if quick_restart => Profile::quick_restart(),
-            None if setup.chance(0.5) => Profile::standard(),
-            None => Profile::fast(),
+            None if quick_restart => TimingProfile::QuickRestart,
+            None if setup.chance(0.5) => TimingProfile::Default,
+            None => TimingProfile::Fast,
         };
-        let timing = profile.timing.clone();
+        let timing = profile.timing();
         let replicas = options
             .replicas
             .unwrap_or_else(|| setup.range(2, 5) as usize);
@@ -833,7 +770,7 @@ impl Scenario {
 
     /// Whether an elector's clock drifts more than the configured bound allows.
     pub fn drift_beyond_bound(&self) -> Vec<usize> {
-        let rho = self.profile.timing.max_clock_drift;
+        let rho = self.profile.timing().max_clock_drift;
         self.electors
             .iter()
             .enumerate()
@@ -1289,7 +1226,7 @@ mod tests {
                     assert!(f.at + d < f.heal, "restart before ExecStopPost: {f:?}");
                 }
             }
-            s.profile.timing.validate().expect("profiles are valid");
+            s.profile.timing().validate().expect("profiles are valid");
         }
     }
 
@@ -1308,7 +1245,7 @@ mod tests {
                     FaultKind::NodeRestart { active_start, .. } => assert!(!active_start),
                     FaultKind::ElectorCrash { supervisor, .. } => {
                         let d = supervisor.expect("within bound: ExecStopPost runs");
-                        assert!(d < s.profile.timing.restart_bound);
+                        assert!(d < s.profile.timing().restart_bound);
                     }
                     _ => {}
                 }
@@ -1332,7 +1269,8 @@ mod tests {
                 assert!(p.fallback < s.replicas());
                 assert!(
                     s.liveness_deadline
-                        >= p.at + crate::checker::check::persistent_fault_bound(&s.profile.timing)
+                        >= p.at
+                            + crate::checker::check::persistent_fault_bound(&s.profile.timing())
                 );
                 if p.quiet_after {
                     assert!(s.faults.iter().all(|f| f.at <= p.at), "{s:?}");

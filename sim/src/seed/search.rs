@@ -78,7 +78,7 @@ impl RunSummary {
         broken.dedup();
         RunSummary {
             seed: outcome.scenario.seed,
-            profile: outcome.scenario.profile.name,
+            profile: outcome.scenario.profile.name(),
             replicas: outcome.scenario.replicas(),
             verdict: outcome.verdict(),
             problems: outcome.problems(),
@@ -404,8 +404,8 @@ impl Summary {
 fn profile_timing(name: &str) -> elector_core::Timing {
     ProfileChoice::parse(name)
         .and_then(ProfileChoice::fixed)
-        .unwrap_or_else(crate::seed::schedule::Profile::standard)
-        .timing
+        .unwrap_or(elector_model::timing_profile::TimingProfile::Default)
+        .timing()
 }
 
 /// The command that replays one seed with a timeline.

@@ -95,15 +95,6 @@ impl TroubleResult {
     }
 }
 
-/// A profile's name in keys and directories.
-pub(super) fn profile_tag(profile: TimingProfile) -> &'static str {
-    match profile {
-        TimingProfile::Default => "default",
-        TimingProfile::Fast => "fast",
-        TimingProfile::Functional => "functional",
-    }
-}
-
 /// What a leader's log says, once per demotion, when etcd ended its lease before its step-down
 /// deadline (the role change into stepping-down with the core's demotion reason; later role
 /// changes of the same demotion repeat the reason without this arrow).
@@ -155,7 +146,7 @@ pub(super) async fn etcd_trouble_phase(
         std::fs::create_dir_all(dir)?;
         // Members' data and logs go in `dir`, to be kept with the elector logs.
         let mut etcd = block_in_place(|| EtcdProcess::start_cluster(MEMBERS, Some(dir)))?;
-        let key = format!("/bench/etcd-trouble-{}", profile_tag(profile));
+        let key = format!("/bench/etcd-trouble-{}", profile.name());
         let mut set = ReplicaSet::new(host, key, profile, FlagStyle::Conventional);
         let endpoints: Vec<String> = etcd.iter().map(EtcdProcess::endpoint).collect();
         set.set_etcd_endpoints(endpoints.join(","));

@@ -67,7 +67,7 @@ use elector_crash::{ElectorCrashResult, elector_crash_phase};
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
 use etcd::{Etcd, EtcdWindow};
-use etcd_trouble::{TroubleResult, etcd_trouble_phase, profile_tag};
+use etcd_trouble::{TroubleResult, etcd_trouble_phase};
 use footprint::{Footprint, footprint_phase};
 use futures_util::future::join_all;
 use handover::{Handover, HandoverResult, handover_phase, handover_values};
@@ -361,11 +361,9 @@ async fn run(args: Args) -> Result<()> {
         for profile in [TimingProfile::Default, TimingProfile::Fast] {
             step(&format!(
                 "etcd trouble: a three-member cluster, {} profile",
-                profile_tag(profile)
+                profile.name()
             ));
-            let dir = logs
-                .path()
-                .join(format!("etcd-trouble-{}", profile_tag(profile)));
+            let dir = logs.path().join(format!("etcd-trouble-{}", profile.name()));
             let r = etcd_trouble_phase(env.host(), profile, &dir).await;
             if let Some(e) = &r.error {
                 eprintln!("  etcd-trouble: {e}");

@@ -348,7 +348,7 @@ fn profile_name(profile: TimingProfile) -> &'static str {
     match profile {
         TimingProfile::Default => "defaults",
         TimingProfile::Fast => "fast profile",
-        TimingProfile::Functional => "functional profile",
+        other => other.name(),
     }
 }
 
