@@ -65,16 +65,24 @@ fn run_operation(operation: Operation) -> u8 {
     };
     runtime.block_on(async move {
         match operation {
-            Operation::Check(args) => commands::check::check(args).await,
-            Operation::Status(args) => commands::status::status(args).await,
-            Operation::History(args) => commands::history::history(args).await,
-            Operation::Handover(args) => commands::handover::handover(args).await,
-            Operation::Exclude(args) => commands::exclude::exclude(args).await,
-            Operation::Include(args) => commands::include::include(args).await,
-            Operation::ForceStandby(args) => commands::force_standby::force_standby(args).await,
+            Operation::Check(args) => exit_code(commands::check::run(args).await),
+            Operation::Status(args) => exit_code(commands::status::run(args).await),
+            Operation::History(args) => exit_code(commands::history::run(args).await),
+            Operation::Handover(args) => exit_code(commands::handover::run(args).await),
+            Operation::Exclude(args) => exit_code(commands::exclude::run(args).await),
+            Operation::Include(args) => exit_code(commands::include::run(args).await),
+            Operation::ForceStandby(args) => exit_code(commands::force_standby::run(args).await),
             Operation::Supervise(args) => commands::supervise::supervise(*args).await,
             Operation::Watch(args) => watcher::watch(*args).await,
         }
+    })
+}
+
+/// An operator command's exit code; its failure said on stderr as one line.
+fn exit_code(outcome: commands::Outcome) -> u8 {
+    outcome.unwrap_or_else(|failure| {
+        elector::errln!("elector: {}", failure.line);
+        failure.code
     })
 }
 

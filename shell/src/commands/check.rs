@@ -10,7 +10,7 @@
 //! `main`).
 
 use crate::commands::status::{self, StatusReport};
-use crate::commands::{EXIT_FAILED, connect, supervise};
+use crate::commands::{EXIT_FAILED, Outcome, connect, supervise};
 use crate::systemd;
 use crate::watcher::Protection;
 use elector::cli::{CheckArgs, RunArgs};
@@ -68,13 +68,11 @@ impl Findings {
     }
 }
 
-/// Runs `elector check`; returns the exit code.
-pub async fn check(args: Box<CheckArgs>) -> u8 {
+/// Runs `elector check`: exit 0 without a `FAIL`.
+pub async fn run(args: Box<CheckArgs>) -> Outcome {
     let run = &args.run;
-    let Ok(timing) = run.timing() else {
-        // Checked at parse time; cannot happen.
-        return EXIT_FAILED;
-    };
+    // Checked at parse time already.
+    let timing = run.timing()?;
     let value = run.value();
     outln!(
         "elector check {}: election {} as {value:?} (read-only)",
@@ -118,14 +116,14 @@ pub async fn check(args: Box<CheckArgs>) -> u8 {
             n => format!(" ({n} warning{})", if n == 1 { "" } else { "s" }),
         };
         outln!("result: everything reachable and sane{warnings}; exit 0");
-        0
+        Ok(0)
     } else {
         outln!(
             "result: {} check{} failed; exit 1",
             failures.len(),
             if failures.len() == 1 { "" } else { "s" }
         );
-        EXIT_FAILED
+        Ok(EXIT_FAILED)
     }
 }
 

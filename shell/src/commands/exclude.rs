@@ -2,7 +2,7 @@
 //! `excluded_replica` in the core) and waits until etcd shows it left.
 
 use super::records::{Expect, wait_for_records};
-use super::{Connection, connect, fail};
+use super::{Connection, Outcome, connect};
 use elector::cli::{ExcludeArgs, host_name};
 use elector::etcd::{Excluded, ExclusionJson};
 use elector_core::{CandidateId, Observation};
@@ -13,35 +13,22 @@ use tokio::time::Instant;
 /// How often `elector exclude` re-reads the election while it waits.
 const EXCLUDE_POLL: Duration = Duration::from_millis(100);
 
-/// Runs `elector exclude`; returns the exit code.
-pub async fn exclude(args: ExcludeArgs) -> u8 {
-    let connection = match connect(&args.etcd).await {
-        Ok(connection) => connection,
-        Err(line) => return fail(&line),
-    };
-    let (first, registered) = match before_storing(&connection, &args).await {
-        Ok(read) => read,
+/// Runs `elector exclude`.
+pub async fn run(args: ExcludeArgs) -> Outcome {
+    let connection = connect(&args.etcd).await?;
+    let (first, registered) = before_storing(&connection, &args)
+        .await
         // Nothing was stored.
-        Err(line) => return fail(&format!("exclude: {line}")),
-    };
-    match run_exclude(
-        &connection,
-        &args,
-        first,
-        registered,
-        tokio::signal::ctrl_c(),
-    )
-    .await
-    {
-        Ok(line) => {
-            elector::outln!("{line}");
-            0
-        }
-        Err(line) => fail(&format!(
-            "exclude: {line}; the exclusion stays (`elector include {}` lifts it)",
-            args.value
-        )),
-    }
+        .map_err(|line| format!("exclude: {line}"))?;
+    let interrupted = tokio::signal::ctrl_c();
+    let line = run_exclude(&connection, &args, first, registered, interrupted)
+        .await
+        .map_err(|line| {
+            let lift = format!("`elector include {}` lifts it", args.value);
+            format!("exclude: {line}; the exclusion stays ({lift})")
+        })?;
+    elector::outln!("{line}");
+    Ok(0)
 }
 
 /// What is read before anything is stored: the election and the registered values; refuses a

@@ -3,7 +3,7 @@
 //! if standby is not proven in time. The work itself is the library's
 //! [`elector::standby::ForceStandby`], which the simulation runs too.
 
-use super::{connect, fail};
+use super::{Outcome, connect};
 use elector::cli::{EtcdArgs, ForceStandbyArgs};
 use elector::etcd::Connect;
 use elector::node::{NodeClient, NodeTimeouts, ReqwestTransport};
@@ -18,8 +18,8 @@ use std::time::Duration;
 /// force-standby that hangs stops asking and is killed this long after its last request.
 const EXTEND_BY: Duration = Duration::from_secs(1);
 
-/// Runs `elector force-standby`; returns the exit code.
-pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
+/// Runs `elector force-standby`.
+pub async fn run(args: ForceStandbyArgs) -> Outcome {
     let extending = crate::systemd::Notifier::from_env()
         .ok()
         .flatten()
@@ -28,15 +28,10 @@ pub async fn force_standby(args: ForceStandbyArgs) -> u8 {
     if let Some(task) = extending {
         task.abort();
     }
-    match outcome {
-        Ok(lines) => {
-            for line in lines {
-                elector::outln!("elector force-standby: {line}");
-            }
-            0
-        }
-        Err(line) => fail(&format!("force-standby: {line}")),
+    for line in outcome.map_err(|line| format!("force-standby: {line}"))? {
+        elector::outln!("elector force-standby: {line}");
     }
+    Ok(0)
 }
 
 /// Asks systemd for [`EXTEND_BY`] more, every half of it, until aborted.

@@ -1,7 +1,7 @@
 //! `elector handover`: asks the leader to hand over cleanly and waits until etcd shows it did.
 
 use super::records::{Expect, wait_for_records};
-use super::{Connection, connect, fail};
+use super::{Connection, Outcome, connect};
 use elector::cli::HandoverArgs;
 use elector_core::{Candidate, Observation};
 use std::fmt::Write as _;
@@ -11,19 +11,14 @@ use tokio::time::Instant;
 /// How often `elector handover` re-reads the election while it waits.
 const HANDOVER_POLL: Duration = Duration::from_millis(100);
 
-/// Runs `elector handover`; returns the exit code.
-pub async fn handover(args: HandoverArgs) -> u8 {
-    let connection = match connect(&args.etcd).await {
-        Ok(connection) => connection,
-        Err(line) => return fail(&line),
-    };
-    match run_handover(&connection, &args, tokio::signal::ctrl_c()).await {
-        Ok(line) => {
-            elector::outln!("{line}");
-            0
-        }
-        Err(line) => fail(&format!("handover failed: {line}")),
-    }
+/// Runs `elector handover`.
+pub async fn run(args: HandoverArgs) -> Outcome {
+    let connection = connect(&args.etcd).await?;
+    let line = run_handover(&connection, &args, tokio::signal::ctrl_c())
+        .await
+        .map_err(|line| format!("handover failed: {line}"))?;
+    elector::outln!("{line}");
+    Ok(0)
 }
 
 /// What the current leader's term looks like at the start.

@@ -15,7 +15,7 @@
 //! `etcdctl compact`): the command says from which revision on it knows. Candidates and
 //! handovers have revisions but no wall-clock time; role changes and exclusions have both.
 
-use super::{connect, fail};
+use super::{Outcome, connect};
 use elector::cli::HistoryArgs;
 use elector::etcd::{ExclusionJson, KeyChange, KeyHistory};
 use elector::registry::MemberRecord;
@@ -57,16 +57,11 @@ pub struct HistoryReport {
     pub entries: Vec<Entry>,
 }
 
-/// Runs `elector history`; returns the exit code.
-pub async fn history(args: HistoryArgs) -> u8 {
-    let connection = match connect(&args.etcd).await {
-        Ok(connection) => connection,
-        Err(line) => return fail(&line),
-    };
-    let read = match connection.election.history(MAX_CHANGES, REPLAY_BOUND).await {
-        Ok(read) => read,
-        Err(e) => return fail(&format!("cannot read the election's history: {e}")),
-    };
+/// Runs `elector history`.
+pub async fn run(args: HistoryArgs) -> Outcome {
+    let connection = connect(&args.etcd).await?;
+    let read = (connection.election.history(MAX_CHANGES, REPLAY_BOUND).await)
+        .map_err(|e| format!("cannot read the election's history: {e}"))?;
     let mut entries = entries(args.etcd.key(), &read.changes);
     if entries.len() > args.limit {
         entries.drain(..entries.len() - args.limit);
@@ -80,14 +75,13 @@ pub async fn history(args: HistoryArgs) -> u8 {
         entries,
     };
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => elector::outln!("{text}"),
-            Err(e) => return fail(&format!("cannot render JSON: {e}")),
-        }
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| format!("cannot render JSON: {e}"))?;
+        elector::outln!("{text}");
     } else {
         elector::out!("{}", render(&report, &read));
     }
-    0
+    Ok(0)
 }
 
 /// What one key is.

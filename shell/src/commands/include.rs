@@ -1,14 +1,11 @@
 //! `elector include`: lifts an exclusion, so the replica campaigns again.
 
-use super::{connect, fail};
+use super::{Outcome, connect};
 use elector::cli::IncludeArgs;
 
-/// Runs `elector include`; returns the exit code.
-pub async fn include(args: IncludeArgs) -> u8 {
-    let connection = match connect(&args.etcd).await {
-        Ok(connection) => connection,
-        Err(line) => return fail(&line),
-    };
+/// Runs `elector include`.
+pub async fn run(args: IncludeArgs) -> Outcome {
+    let connection = connect(&args.etcd).await?;
     match connection.election.include(&args.value).await {
         Ok(true) => {
             elector::outln!(
@@ -16,12 +13,12 @@ pub async fn include(args: IncludeArgs) -> u8 {
                  ready",
                 args.value
             );
-            0
+            Ok(0)
         }
         Ok(false) => {
             elector::outln!("{} was not excluded; nothing to do", args.value);
-            0
+            Ok(0)
         }
-        Err(e) => fail(&format!("include failed: {e}")),
+        Err(e) => Err(format!("include failed: {e}").into()),
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! The operator commands read and write the election through the same adapter as the running
 //! elector ([`Election`]), and reach the node through the same `NodeClient`. Every etcd call
-//! and node call is bounded; every wait has a deadline. Results go to stdout, failures to
-//! stderr as one line; the exit code says which (0 success, [`EXIT_FAILED`]; 2 is for bad
+//! and node call is bounded; every wait has a deadline. Each is `run(args) -> Outcome`:
+//! results go to stdout, and a failure comes back as one line ([`Failure`]) that `main.rs`
+//! prints on stderr and turns into the exit code (0 success, [`EXIT_FAILED`]; 2 is for bad
 //! flags).
 
 pub mod check;
@@ -29,6 +30,26 @@ use etcd_client::Client;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for bad flags or configuration, as clap and the Go flag package use.
 pub const EXIT_USAGE: u8 = 2;
+
+/// What an operator command ends with: its exit code once its result is printed, or a failure.
+pub type Outcome = Result<u8, Failure>;
+
+/// An operator command's failure: one line for stderr, and its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub line: String,
+    pub code: u8,
+}
+
+/// A failure line exits [`EXIT_FAILED`], so that `?` works on `Result<_, String>`.
+impl From<String> for Failure {
+    fn from(line: String) -> Failure {
+        Failure {
+            line,
+            code: EXIT_FAILED,
+        }
+    }
+}
 
 /// A connection to the election, for an operator command.
 pub(crate) struct Connection {
@@ -56,12 +77,6 @@ pub(crate) async fn connect(args: &EtcdArgs) -> Result<Connection, String> {
         election,
         server_version,
     })
-}
-
-/// Prints `line` as the command's one-line failure; returns [`EXIT_FAILED`].
-fn fail(line: &str) -> u8 {
-    elector::errln!("elector: {line}");
-    EXIT_FAILED
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub use judge::{
 };
 pub use render::{duplicate_warnings, render_status};
 
-use super::{Connection, EXIT_FAILED, connect};
+use super::{Connection, EXIT_FAILED, Failure, Outcome, connect};
 use elector::cli::{EtcdArgs, StatusArgs};
 use elector::etcd::ExclusionJson;
 use elector::node::{HttpGet, ReqwestTransport};
@@ -56,16 +56,16 @@ pub fn exit_code(report: &StatusReport) -> u8 {
 }
 
 /// Runs `elector status`; returns the exit code.
-pub async fn status(args: StatusArgs) -> u8 {
+pub async fn run(args: StatusArgs) -> Outcome {
     match args.watch {
         None => match status_report(&args.etcd, !args.no_live).await {
-            Ok(report) => show(&report, args.json),
-            Err(line) => {
-                elector::errln!("elector: cannot read the election: {line}");
-                EXIT_ETCD
-            }
+            Ok(report) => Ok(show(&report, args.json)),
+            Err(line) => Err(Failure {
+                line: format!("cannot read the election: {line}"),
+                code: EXIT_ETCD,
+            }),
         },
-        Some(interval) => watch(&args, interval, tokio::signal::ctrl_c()).await,
+        Some(interval) => Ok(watch(&args, interval, tokio::signal::ctrl_c()).await),
     }
 }
 
