@@ -339,16 +339,24 @@ impl ContainerReplicas {
         instant.saturating_duration_since(self.origin)
     }
 
-    /// Every node's mode history on the common clock, from the stand-ins' logs.
-    pub async fn histories(&self) -> Result<Vec<History>> {
-        let mut histories = Vec::new();
+    /// `read` of every stand-in's log so far (index: replica); `what` it reads, for errors.
+    async fn read_node_logs<T>(
+        &self,
+        what: &str,
+        read: impl Fn(&[super::LogLine]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
         for replica in &self.replicas {
             let lines = logs_with_times(&self.docker, replica.node.id()).await?;
-            let history = stand_in_history(&lines, self.origin_wall)
-                .with_context(|| format!("the history of node {}", replica.name))?;
-            histories.push(history);
+            all.push(read(&lines).with_context(|| format!("the {what} of node {}", replica.name))?);
         }
-        Ok(histories)
+        Ok(all)
+    }
+
+    /// Every node's mode history on the common clock, from the stand-ins' logs.
+    pub async fn histories(&self) -> Result<Vec<History>> {
+        let read = |lines: &[super::LogLine]| stand_in_history(lines, self.origin_wall);
+        self.read_node_logs("history", read).await
     }
 
     /// The replicas whose nodes are active according to their logs so far.
@@ -383,14 +391,7 @@ impl ContainerReplicas {
 
     /// Every node's signatures, from the stand-ins' logs (index: replica).
     pub async fn signatures(&self) -> Result<Vec<Vec<Signature>>> {
-        let mut all = Vec::new();
-        for replica in &self.replicas {
-            let lines = logs_with_times(&self.docker, replica.node.id()).await?;
-            let signatures = stand_in_signatures(&lines)
-                .with_context(|| format!("the signatures of node {}", replica.name))?;
-            all.push(signatures);
-        }
-        Ok(all)
+        self.read_node_logs("signatures", stand_in_signatures).await
     }
 
     /// The safety checks over the whole run so far: first no height and round signed by two
