@@ -1,7 +1,7 @@
 //! The functional tests' front on the [`ReplicaSet`]: one real etcd ([`EtcdProcess`]), `n`
 //! in-process stand-in nodes ([`StandIn`]) and `n` `elector` processes, one beside each node,
-//! all on free loopback ports. Where the replica set returns errors, the cluster panics with
-//! a description of every node and elector, as a test wants.
+//! all on free loopback ports. The replica set does the work and returns errors; the cluster
+//! panics with them (and a description of every node and elector), as a test wants.
 //!
 //! The electors run the binary of this workspace ([`elector_binary`]: run `cargo build -p
 //! elector` first; `ELECTOR_BIN` names another) with the functional tests' timing profile
@@ -12,31 +12,29 @@
 //! panic the directory is kept and the tail of every elector's log is printed (set
 //! `CLUSTER_KEEP_LOGS=1` to keep the logs of passing tests too).
 //!
-//! The safety monitor ([`Cluster::assert_never_two_active`]) judges first what the property is
-//! about: the stand-ins' signatures (they share the wall clock and so one chain), failing if
-//! two replicas ever signed the same height and round (`elector_model::history::double_signs`);
-//! then, second, it puts the mode histories of all stand-ins on one time line and fails if two
-//! nodes were ever active at the same instant (a round still in progress counts as active),
-//! with the check the simulation and the demo use too (`elector_model::history::dual_active`).
-//! Activations a test makes on purpose behind the electors' backs
+//! The safety monitor ([`Cluster::assert_never_two_active`], the replica set's
+//! [`monitor`](crate::replica_set::monitor)) judges first what the property is about: the
+//! stand-ins' signatures (they share the wall clock and so one chain), failing if two replicas
+//! ever signed the same height and round; then, second, it puts the mode histories of all
+//! stand-ins on one time line and fails if two nodes were ever active at the same instant (a
+//! round still in progress counts as active), with the check the simulation and the demo use
+//! too. Activations a test makes on purpose behind the electors' backs
 //! ([`Cluster::activate_behind_the_back`]) are excused, with what their nodes signed then.
 //!
 //! Blocking etcd operations run under `block_in_place`: use a multi-threaded runtime
 //! (`#[tokio::test(flavor = "multi_thread")]`).
 
-mod monitor;
-
-use monitor::{Injected, describe_histories};
-
 use crate::etcd_process::EtcdProcess;
-use crate::host::{elector_binary, http_get};
+use crate::host::elector_binary;
+use crate::replica_set::monitor::describe_histories;
 use crate::replica_set::{FlagStyle, Host, ReplicaSet};
 use crate::standin::{StandIn, StandInOptions};
 use crate::timing_profile::TimingProfile;
 use elector_core::Timing;
+use elector_model::history::{DoubleSign, Overlap};
+use elector_model::node::Signature;
 use std::fmt::Write as _;
 use std::process::ExitStatus;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -66,8 +64,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
 /// Set this environment variable to keep the electors' logs of passing tests too.
 pub const KEEP_LOGS_VAR: &str = "CLUSTER_KEEP_LOGS";
-/// Lines of each elector's log printed when a test fails.
-const LOG_TAIL_LINES: usize = 40;
 
 /// How the cluster starts.
 #[derive(Clone, Debug)]
@@ -135,7 +131,6 @@ pub struct Cluster {
     set: ReplicaSet,
     etcd: EtcdProcess,
     dir: Option<TempDir>,
-    injected: Mutex<Vec<Injected>>,
 }
 
 impl Cluster {
@@ -198,7 +193,6 @@ impl Cluster {
             set,
             etcd,
             dir: Some(dir),
-            injected: Mutex::new(Vec::new()),
         };
         for i in 0..options.nodes {
             cluster.start_elector(i).await;
@@ -233,7 +227,7 @@ impl Cluster {
 
     /// Replica `i`'s stand-in node.
     pub fn node(&self, i: usize) -> &StandIn {
-        self.set.node(i).unwrap_or_else(|e| panic!("{e:#}"))
+        must(self.set.node(i))
     }
 
     /// Replica `i`'s value in the election (`node-<i>`).
@@ -264,7 +258,7 @@ impl Cluster {
 
     /// The arguments replica `i`'s elector is started with.
     pub fn elector_args(&self, i: usize) -> Vec<String> {
-        self.set.elector_args(i).unwrap_or_else(|e| panic!("{e:#}"))
+        must(self.set.elector_args(i))
     }
 
     /// Starts replica `i`'s elector (again) and waits until its status server answers. Its
@@ -272,9 +266,7 @@ impl Cluster {
     /// process, starts it again on another port.
     pub async fn start_elector(&mut self, i: usize) {
         assert!(!self.elector_running(i), "elector {i} is still running");
-        if let Err(e) = self.set.start_elector_serving(i, START_TIMEOUT).await {
-            panic!("elector {i}: {e:#}");
-        }
+        must(self.set.start_elector_serving(i, START_TIMEOUT).await);
     }
 
     /// Whether replica `i`'s elector process is running (not exited, not killed).
@@ -290,16 +282,13 @@ impl Cluster {
     /// Kills replica `i`'s elector with SIGKILL, like a crash or the OOM killer, and reaps it.
     /// Nothing demotes its node: see [`Cluster::supervisor_forces_standby`].
     pub fn kill_elector(&mut self, i: usize) {
-        if let Err(e) = self.set.kill_elector(i) {
-            panic!("elector {i}: {e:#}");
-        }
+        must(self.set.kill_elector(i));
     }
 
     /// What systemd's `ExecStopPost=` does after the elector died: `/ha?activate=false` on its
     /// node. Returns whether the node answered 200.
     pub async fn supervisor_forces_standby(&self, i: usize) -> bool {
-        let admin = self.node(i).admin_addr();
-        matches!(http_get(admin, "/ha?activate=false").await, Ok((200, _)))
+        self.set.force_standby(i).await.is_ok()
     }
 
     /// The process id of replica `i`'s elector (the process the operator started), while it
@@ -310,16 +299,12 @@ impl Cluster {
 
     /// Sends `sig` to replica `i`'s elector (SIGSTOP for a hang, SIGKILL without reaping).
     pub fn signal_elector(&self, i: usize, sig: libc::c_int) {
-        if let Err(e) = self.set.signal_elector(i, sig) {
-            panic!("sending signal {sig} to elector {i}: {e:#}");
-        }
+        must(self.set.signal_elector(i, sig));
     }
 
     /// Sends SIGTERM to replica `i`'s elector: the graceful path.
     pub fn sigterm(&self, i: usize) {
-        if let Err(e) = self.set.signal_elector(i, libc::SIGTERM) {
-            panic!("sending SIGTERM to elector {i}: {e:#}");
-        }
+        self.signal_elector(i, libc::SIGTERM);
     }
 
     /// Waits, bounded, for replica `i`'s elector to exit and returns its exit status.
@@ -335,33 +320,22 @@ impl Cluster {
 
     /// `GET /status` of replica `i`'s elector, or `None` while it does not answer with JSON.
     pub async fn status(&self, i: usize) -> Option<serde_json::Value> {
-        match self.status_server_get(i, "/status").await {
-            Some((200, body)) => serde_json::from_str(&body).ok(),
-            _ => None,
-        }
+        self.set.status(i).await.ok()
     }
 
     /// The `role` of replica `i`'s `/status`, or `None` while it does not answer.
     pub async fn role(&self, i: usize) -> Option<String> {
-        let status = self.status(i).await?;
-        status["role"].as_str().map(str::to_owned)
+        self.set.role(i).await.ok()
     }
 
     /// `GET <path>` on replica `i`'s status server: `/status`, `/metrics`, `/healthz`.
     pub async fn status_server_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
-        let addr = self.set.replica(i).status_addr()?;
-        http_get(addr, path).await.ok()
+        self.set.status_get(i, path).await.ok()
     }
 
     /// The value of an unlabelled Prometheus sample of replica `i`'s `/metrics`.
     pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
-        let (status, body) = self.status_server_get(i, "/metrics").await?;
-        if status != 200 {
-            return None;
-        }
-        body.lines()
-            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .find_map(|value| value.trim().parse().ok())
+        self.set.metric(i, name).await.ok()
     }
 
     /// Replicas whose node is active now (a round still in progress counts).
@@ -396,43 +370,89 @@ impl Cluster {
     /// Waits until exactly one node is active and its elector reports the role `active`;
     /// returns that replica.
     pub async fn wait_for_single_leader(&self, bound: Duration) -> usize {
-        self.single_leader_where("exactly one active node, led by its elector", bound, |_| {
-            true
-        })
-        .await
+        self.wait_for_leader(None, bound).await
     }
 
     /// Like [`Cluster::wait_for_single_leader`], for a leader other than `old`.
     pub async fn wait_for_new_leader(&self, old: usize, bound: Duration) -> usize {
-        let what = format!("exactly one active node, led by its elector, not {old}");
-        self.single_leader_where(&what, bound, |i| i != old).await
+        self.wait_for_leader(Some(old), bound).await
     }
 
-    async fn single_leader_where(
-        &self,
-        what: &str,
-        bound: Duration,
-        wanted: impl Fn(usize) -> bool,
-    ) -> usize {
-        let mut leader = None;
-        self.wait_until(what, bound, async || {
-            leader = None;
-            let active = self.active_nodes();
-            if let [only] = active[..]
-                && wanted(only)
-                && self.role(only).await.as_deref() == Some("active")
-            {
-                leader = Some(only);
-            }
-            leader.is_some()
-        })
-        .await;
-        leader.expect("set when the wait ended")
+    async fn wait_for_leader(&self, except: Option<usize>, bound: Duration) -> usize {
+        match self.set.wait_leader(except, bound).await {
+            Ok(leader) => leader,
+            Err(e) => panic!("{e:#}\n{}", self.describe().await),
+        }
     }
 
     /// Time since the cluster started, on the time line of [`Cluster::last_deactivation`].
     pub fn elapsed(&self) -> Duration {
-        self.set.host().origin.elapsed()
+        self.set.elapsed()
+    }
+
+    /// `/ha?activate=true` on replica `i`'s node, as a misbehaving operator or a second process
+    /// would do. The monitor excuses the activation.
+    pub async fn activate_behind_the_back(&self, i: usize) {
+        must(self.set.activate_behind_the_back(i).await);
+    }
+
+    /// When (since the cluster started) replica `i`'s node last became inactive, if it was
+    /// ever active and is not now.
+    pub fn last_deactivation(&self, i: usize) -> Option<Duration> {
+        let history = self.set.replica_history(i);
+        match history.last() {
+            Some(&(at, false)) if history.len() > 1 => Some(at),
+            _ => None,
+        }
+    }
+
+    /// When (since the cluster started) replica `i`'s node last changed to `active`.
+    pub fn last_change(&self, i: usize, active: bool) -> Option<Duration> {
+        self.set.last_change(i, active)
+    }
+
+    /// Every activation of every node so far: `(replica, time since the cluster started)`,
+    /// in no particular order. A node that started active is listed at its start.
+    pub fn activations(&self) -> Vec<(usize, Duration)> {
+        (0..self.len())
+            .flat_map(|i| {
+                self.set
+                    .replica_history(i)
+                    .into_iter()
+                    .filter(|&(_, active)| active)
+                    .map(move |(at, _)| (i, at))
+            })
+            .collect()
+    }
+
+    /// Every replica's signatures (index: replica), those of excused activations left out.
+    pub fn signatures(&self) -> Vec<Vec<Signature>> {
+        self.set.signatures()
+    }
+
+    /// Every height and round two replicas signed so far, excused activations left out.
+    /// [`Cluster::assert_never_two_active`] fails unless this is empty.
+    pub fn double_signs(&self) -> Vec<DoubleSign> {
+        self.set.double_signs()
+    }
+
+    /// Every span so far during which two or more nodes were effectively active (times since
+    /// the cluster started), excused activations left out. [`Cluster::assert_never_two_active`]
+    /// fails unless this is empty.
+    pub fn dual_active(&self) -> Vec<Overlap> {
+        self.set.dual_active()
+    }
+
+    /// The property alone: panics if two replicas signed the same height and round.
+    pub fn assert_no_double_sign(&self) {
+        must(self.set.check_no_double_sign());
+    }
+
+    /// The safety monitor: panics, first, if two replicas signed the same height and round
+    /// (the property); second, if two nodes were active at one instant at any time since the
+    /// cluster started. A clean handover leaves a gap of at least the predecessor's last slot.
+    pub fn assert_never_two_active(&self) {
+        must(self.set.check_safety());
     }
 
     /// Replica `i`'s elector log (JSON lines, every run appended).
@@ -501,38 +521,25 @@ impl Cluster {
                 field("stuck"),
             );
         }
-        let (histories, end) = self.histories();
-        text + &describe_histories(&histories, end)
+        let histories = self.set.judged_histories();
+        text + &describe_histories(&histories, self.elapsed(), &self.set.values())
     }
 }
 
 impl Drop for Cluster {
+    /// Keeps the logs of a failed test (the replica set prints their tails), or of every test
+    /// with [`KEEP_LOGS_VAR`].
     fn drop(&mut self) {
-        self.set.kill_electors();
-        if std::env::var_os(KEEP_LOGS_VAR).is_some()
-            && !std::thread::panicking()
-            && let Some(dir) = self.dir.take()
-        {
+        let keep = std::thread::panicking() || std::env::var_os(KEEP_LOGS_VAR).is_some();
+        if keep && let Some(dir) = self.dir.take() {
             eprintln!("elector logs kept in {}", dir.keep().display());
         }
-        if std::thread::panicking() {
-            let mut text = String::new();
-            for replica in self.set.replicas() {
-                let _ = writeln!(
-                    text,
-                    "--- elector {} log {}, last {LOG_TAIL_LINES} lines ---\n{}",
-                    replica.value(),
-                    replica.log_path().display(),
-                    replica.log_tail(LOG_TAIL_LINES)
-                );
-            }
-            if let Some(dir) = self.dir.take() {
-                let kept = dir.keep();
-                let _ = writeln!(text, "elector logs kept in {}", kept.display());
-            }
-            eprintln!("{text}");
-        }
     }
+}
+
+/// The value, or the test's failure: a panic with the error and its causes.
+fn must<T>(result: anyhow::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A JSON log line as a person reads it: its `message`, then `: reason` if it has one (the

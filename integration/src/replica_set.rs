@@ -12,37 +12,41 @@
 //! named after the key and the value.
 //!
 //! A crashed host's node is replaced by a new one (a new *life*); every life's mode history
-//! and signatures stay, so that [`ReplicaSet::double_signs`] judges the whole run with the
-//! simulation's check of the property (no height and round signed by two replicas), and
-//! [`ReplicaSet::overlap`] with its dual-active check. The stand-ins run on the wall clock and
-//! share one chain (see [`crate::standin`]), so their signatures are comparable as they are. Every process is killed when its replica set is dropped, on success,
-//! error or panic.
+//! and signatures stay, so that the safety monitor ([`monitor`]: [`ReplicaSet::check_safety`])
+//! judges the whole run with the simulation's check of the property (no height and round
+//! signed by two replicas), then with its dual-active check. The stand-ins run on the wall
+//! clock and share one chain (see [`crate::standin`]), so their signatures are comparable as
+//! they are. Every process is killed when its replica set is dropped, on success, error or
+//! panic; after a panic, the tail of every elector's log is printed.
 
+pub mod monitor;
 mod replica;
 
+use monitor::Excused;
 pub use replica::Replica;
 use replica::{Candidate, NodeLife};
 
 use crate::etcd_process::EtcdProcess;
 use crate::go_election::GoCandidate;
-use crate::host::{Guarded, elector_command, free_port, http_get};
+use crate::host::{Guarded, elector_command, free_port, http_get, http_get_ok};
 use crate::standin::{ClockAnchor, StandIn, StandInOptions};
 use crate::timing_profile::{TimingProfile, timing_flags};
 use anyhow::{Context, Result, bail};
 use elector_core::Timing;
-use elector_model::history::{DoubleSign, History, double_signs, dual_active};
+use elector_model::history::{History, dual_active};
 use elector_model::node::Signature;
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Poll period of the waits: short, for the measured times to be accurate.
 const POLL: Duration = Duration::from_millis(10);
 /// Attempts at starting an elector whose status port another process took meanwhile.
 const STATUS_PORT_ATTEMPTS: usize = 3;
-/// Lines of an elector's log quoted in an error.
+/// Lines of an elector's log quoted in an error, or printed after a panic.
 const LOG_TAIL_LINES: usize = 40;
 
 /// What every replica set of a run shares: the clock's origin, the etcd endpoints, the
@@ -96,6 +100,8 @@ pub struct ReplicaSet {
     /// Electors get no state directory from the fixture (no `--state-dir`, no
     /// `ELECTOR_STATE_DIR`): they use the elector's default one.
     default_state_dir: bool,
+    /// Activations made on purpose, which the monitor excuses.
+    excused: Mutex<Vec<Excused>>,
 }
 
 impl ReplicaSet {
@@ -119,6 +125,7 @@ impl ReplicaSet {
             extra_args: Vec::new(),
             watcher: false,
             default_state_dir: false,
+            excused: Mutex::new(Vec::new()),
         }
     }
 
@@ -195,6 +202,11 @@ impl ReplicaSet {
 
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// Time on the run's clock.
+    pub fn elapsed(&self) -> Duration {
+        self.host.origin.elapsed()
     }
 
     /// The election key.
@@ -364,9 +376,7 @@ impl ReplicaSet {
     /// another process took the status port meanwhile, starts it again on another port.
     pub async fn start_elector_serving(&mut self, i: usize, within: Duration) -> Result<()> {
         for _attempt in 0..STATUS_PORT_ATTEMPTS {
-            let addr = self.replicas[i]
-                .status_addr()
-                .context("the replica's elector has no status server")?;
+            let addr = self.status_addr(i)?;
             self.start_elector(i)?;
             let deadline = Instant::now() + within;
             let replica = &self.replicas[i];
@@ -477,30 +487,34 @@ impl ReplicaSet {
         except: Option<usize>,
         within: Duration,
     ) -> Result<(usize, Instant)> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let [one] = self.active()[..]
-                && Some(one) != except
-            {
-                let life = self.replicas[one].lives.last().context("no node")?;
-                let became = life
-                    .history()
-                    .iter()
-                    .rev()
-                    .find(|(_, active)| *active)
-                    .map(|(at, _)| life.instant_of(*at))
-                    .unwrap_or_else(Instant::now);
-                return Ok((one, became));
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{}: no single active node within {within:?} (active: {:?})",
-                    self.key,
-                    self.active()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let active = async || Ok(self.active());
+        let one = wait_sole_active(except, within, POLL, active, async |_| true)
+            .await
+            .context(self.key.clone())?;
+        let life = self.replicas[one].lives.last().context("no node")?;
+        let became = life
+            .history()
+            .iter()
+            .rev()
+            .find(|(_, active)| *active)
+            .map(|(at, _)| life.instant_of(*at))
+            .unwrap_or_else(Instant::now);
+        Ok((one, became))
+    }
+
+    /// Waits until exactly one node, not `except`, is active and its elector's `/status` says
+    /// `role` `active`; returns that replica.
+    pub async fn wait_leader(&self, except: Option<usize>, within: Duration) -> Result<usize> {
+        let active = async || Ok(self.active());
+        let led = async |i| self.role(i).await.is_ok_and(|role| role == "active");
+        wait_sole_active(except, within, POLL, active, led)
+            .await
+            .with_context(|| format!("{}: no active node led by its elector", self.key))
+    }
+
+    /// When replica `i`'s node (any life) last changed to `active`, on the run's clock.
+    pub fn last_change(&self, i: usize, active: bool) -> Option<Duration> {
+        monitor::last_change(&self.replica_history(i), active)
     }
 
     /// When replica `i`'s current node last went from active to inactive, at or after `since`.
@@ -523,7 +537,8 @@ impl ReplicaSet {
             .collect()
     }
 
-    /// Every node life's history on the run's clock, up to now.
+    /// Every node life's history on the run's clock, up to now, none left out (see
+    /// [`ReplicaSet::judged_histories`]).
     pub fn histories(&self) -> Vec<History> {
         self.replicas
             .iter()
@@ -541,36 +556,71 @@ impl ReplicaSet {
             .collect()
     }
 
-    /// Every replica's signatures (index: replica), for [`double_signs`].
-    pub fn signatures(&self) -> Vec<Vec<Signature>> {
-        (0..self.replicas.len())
-            .map(|i| self.replica_signatures(i))
-            .collect()
-    }
-
-    /// The property: every height and round two replicas signed with the same key, over the
-    /// whole run so far (every life of every node). Empty when safe.
-    pub fn double_signs(&self) -> Vec<DoubleSign> {
-        double_signs(&self.signatures())
-    }
-
     /// Total time two nodes of this set were active at once over the whole run so far, and
     /// the number of node histories checked.
     pub fn overlap(&self) -> (Duration, usize) {
-        let end = self.host.on_clock(Instant::now());
         let histories = self.histories();
-        let overlaps = dual_active(&histories, end);
+        let overlaps = dual_active(&histories, self.elapsed());
         let total = overlaps.iter().map(|o| o.until - o.from).sum();
         (total, histories.len())
     }
 
-    /// kill -9 of every elector (reaped, exit statuses kept); nodes and Go candidates live on.
-    pub fn kill_electors(&self) {
-        for replica in &self.replicas {
-            if let Some(guard) = replica.elector() {
-                guard.kill9();
-            }
-        }
+    /// What a supervisor does when an elector dies (systemd `ExecStopPost=`, see
+    /// docs/safety.md's `restart_bound`): `/ha?activate=false` on replica `i`'s node.
+    pub async fn force_standby(&self, i: usize) -> Result<()> {
+        http_get_ok(self.node(i)?.admin_addr(), "/ha?activate=false").await?;
+        Ok(())
+    }
+
+    /// The address of replica `i`'s elector's status server; an error if it has none.
+    fn status_addr(&self, i: usize) -> Result<SocketAddr> {
+        let replica = &self.replicas[i];
+        replica
+            .status_addr()
+            .with_context(|| format!("the elector of {} has no status server", replica.value))
+    }
+
+    /// `GET <path>` on replica `i`'s status server: `/status`, `/metrics`, `/healthz`.
+    pub async fn status_get(&self, i: usize, path: &str) -> Result<(u16, String)> {
+        http_get(self.status_addr(i)?, path).await
+    }
+
+    /// Replica `i`'s `/status`.
+    pub async fn status(&self, i: usize) -> Result<serde_json::Value> {
+        let body = http_get_ok(self.status_addr(i)?, "/status").await?;
+        serde_json::from_str(&body).context("/status is no JSON")
+    }
+
+    /// The `role` of replica `i`'s `/status`.
+    pub async fn role(&self, i: usize) -> Result<String> {
+        let status = self.status(i).await?;
+        status["role"]
+            .as_str()
+            .map(str::to_owned)
+            .context("/status has no role")
+    }
+
+    /// The value of an unlabelled Prometheus sample of replica `i`'s `/metrics`.
+    pub async fn metric(&self, i: usize, name: &str) -> Result<f64> {
+        let body = http_get_ok(self.status_addr(i)?, "/metrics").await?;
+        body.lines()
+            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .find_map(|value| value.trim().parse().ok())
+            .with_context(|| format!("/metrics has no sample {name}"))
+    }
+
+    /// The last `lines` lines of every elector's log, each headed by its value and file.
+    pub fn log_tails(&self, lines: usize) -> String {
+        self.replicas
+            .iter()
+            .map(|r| {
+                let (value, path) = (&r.value, r.log.display());
+                format!(
+                    "--- elector {value} ({path}), last {lines} lines ---\n{}\n",
+                    r.log_tail(lines)
+                )
+            })
+            .collect()
     }
 
     /// Stops everything: candidates first (kill -9: nothing to measure any more), then nodes.
@@ -585,5 +635,42 @@ impl ReplicaSet {
                 }
             }
         }
+    }
+}
+
+impl Drop for ReplicaSet {
+    /// After a panic, the tail of every elector's log: what a failing test's reader needs
+    /// first. The processes end with the fields.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tails(LOG_TAIL_LINES));
+        }
+    }
+}
+
+/// Polls `active` (the replicas active now) every `period` until it is exactly one, not
+/// `except`, and `confirmed` holds for it; returns that replica.
+pub async fn wait_sole_active(
+    except: Option<usize>,
+    within: Duration,
+    period: Duration,
+    active: impl AsyncFn() -> Result<Vec<usize>>,
+    confirmed: impl AsyncFn(usize) -> bool,
+) -> Result<usize> {
+    let deadline = Instant::now() + within;
+    loop {
+        let active = active().await?;
+        if let [one] = active[..]
+            && Some(one) != except
+            && confirmed(one).await
+        {
+            return Ok(one);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no single active node other than {except:?} within {within:?} (active: {active:?})"
+            );
+        }
+        tokio::time::sleep(period).await;
     }
 }

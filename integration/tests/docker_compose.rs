@@ -10,13 +10,12 @@
 //! loud message when no engine answers, unless `ELECTOR_REQUIRE_DOCKER=1`.
 
 use anyhow::{Context, Result, bail, ensure};
-use elector_integration::containers::replicas::{
-    ProfileBounds, check_never_two_active, stand_in_history,
-};
+use elector_integration::containers::replicas::{ProfileBounds, stand_in_history};
 use elector_integration::containers::{
     COMPOSE_PROJECT_PREFIX, DockerTest, elector_image, etcd_image, logs_with_times, stand_in_image,
 };
 use elector_integration::host::{free_port, http_get_ok};
+use elector_integration::replica_set::monitor::check_never_two_active;
 use elector_model::history::History;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

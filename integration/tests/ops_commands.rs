@@ -16,7 +16,6 @@ use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::{elector_binary, elector_command, free_port};
 use elector_integration::timing_profile::TimingProfile;
 use elector_model::exposition::{parse_exposition, sample_value};
-use elector_model::history::{History, dual_active};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -305,63 +304,6 @@ async fn status_lists_candidates_in_order_and_flags_duplicates() {
     }
 }
 
-/// Every stand-in's history on one time line (since `origin`), for `dual_active`.
-struct Timeline {
-    origin: Instant,
-    /// Each stand-in's epoch, measured once: its history times are relative to it.
-    epochs: Vec<Instant>,
-}
-
-impl Timeline {
-    fn new(cluster: &Cluster) -> Self {
-        let origin = Instant::now();
-        let epochs = (0..cluster.len())
-            .map(|i| {
-                let before = Instant::now();
-                let now = cluster.node(i).state().now;
-                before - now
-            })
-            .collect();
-        Timeline { origin, epochs }
-    }
-
-    fn histories(&self, cluster: &Cluster) -> Vec<History> {
-        (0..cluster.len())
-            .map(|i| {
-                cluster
-                    .node(i)
-                    .state()
-                    .history
-                    .into_iter()
-                    .map(|(at, active)| {
-                        let at = (self.epochs[i] + at).saturating_duration_since(self.origin);
-                        (at, active)
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// Fails if two nodes were ever active at one instant.
-    fn assert_never_two_active(&self, cluster: &Cluster) {
-        let histories = self.histories(cluster);
-        let overlaps = dual_active(&histories, self.origin.elapsed());
-        assert!(
-            overlaps.is_empty(),
-            "TWO NODES ACTIVE AT ONCE: {overlaps:?}\nhistories: {histories:?}"
-        );
-    }
-
-    /// When node `i` last became active, and last became inactive, on this time line.
-    fn last_change(&self, cluster: &Cluster, i: usize, active: bool) -> Option<Duration> {
-        self.histories(cluster)[i]
-            .iter()
-            .rev()
-            .find(|(_, a)| *a == active)
-            .map(|(at, _)| *at)
-    }
-}
-
 /// Waits until `status --json` lists `count` candidates; returns their values in order.
 async fn wait_for_candidates(cluster: &Cluster, count: usize) -> Vec<String> {
     let endpoint = cluster.etcd().endpoint();
@@ -390,13 +332,7 @@ async fn wait_for_active(cluster: &Cluster, i: usize) {
 }
 
 /// One `elector handover`, checked on the nodes: returns the new leader's index.
-async fn hand_over(
-    cluster: &Cluster,
-    timeline: &Timeline,
-    leader: usize,
-    to: Option<&str>,
-    expected: &str,
-) -> usize {
+async fn hand_over(cluster: &Cluster, leader: usize, to: Option<&str>, expected: &str) -> usize {
     let endpoint = cluster.etcd().endpoint();
     let mut args = vec![
         "handover",
@@ -422,11 +358,11 @@ async fn hand_over(
         .index_of(expected)
         .expect("a replica of the cluster");
     wait_for_active(cluster, next).await;
-    let standby = timeline
-        .last_change(cluster, leader, false)
+    let standby = cluster
+        .last_change(leader, false)
         .expect("the old leader's node went standby");
-    let active = timeline
-        .last_change(cluster, next, true)
+    let active = cluster
+        .last_change(next, true)
         .expect("the new leader's node went active");
     println!(
         "{} standby at {standby:?}, {expected} active at {active:?}: gap {:?}",
@@ -442,7 +378,7 @@ async fn hand_over(
         "gap {:?}: the new leader waited the activation delay",
         active - standby
     );
-    timeline.assert_never_two_active(cluster);
+    assert_eq!(cluster.dual_active(), [], "two nodes active at once");
     next
 }
 
@@ -452,7 +388,6 @@ async fn hand_over(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handover_to_a_named_replica_and_to_the_next_in_line() {
     let cluster = Cluster::start_with(ClusterOptions::default()).await;
-    let timeline = Timeline::new(&cluster);
     let leader = cluster.wait_for_single_leader(SETTLE).await;
     let order = wait_for_candidates(&cluster, 3).await;
     assert_eq!(order[0], cluster.value(leader));
@@ -460,7 +395,7 @@ async fn handover_to_a_named_replica_and_to_the_next_in_line() {
     // Named: the candidate between the leader and the target steps aside.
     let target = order[2].clone();
     let second = order[1].clone();
-    let new_leader = hand_over(&cluster, &timeline, leader, Some(&target), &target).await;
+    let new_leader = hand_over(&cluster, leader, Some(&target), &target).await;
     let order = wait_for_candidates(&cluster, 3).await;
     assert_eq!(order[0], target, "{order:?}");
     // The one that stepped aside campaigned again, ahead of the old leader, which resigned last.
@@ -469,12 +404,12 @@ async fn handover_to_a_named_replica_and_to_the_next_in_line() {
 
     // Next in line.
     let next = order[1].clone();
-    hand_over(&cluster, &timeline, new_leader, None, &next).await;
+    hand_over(&cluster, new_leader, None, &next).await;
     wait_for_candidates(&cluster, 3).await;
     let status = status_json(&cluster.etcd().endpoint(), KEY).await;
     assert_eq!(status["handover_request"], Value::Null);
     assert_eq!(status["last_handover"]["value"], target.as_str());
-    timeline.assert_never_two_active(&cluster);
+    assert_eq!(cluster.dual_active(), [], "two nodes active at once");
 }
 
 /// A handover is refused at once when no other candidate is ready: the other replica's node is
@@ -487,7 +422,6 @@ async fn handover_is_refused_when_no_other_replica_is_ready() {
         ..ClusterOptions::default()
     })
     .await;
-    let timeline = Timeline::new(&cluster);
     let leader = cluster.wait_for_single_leader(SETTLE).await;
     let other = 1 - leader;
     wait_for_candidates(&cluster, 2).await;
@@ -525,7 +459,7 @@ async fn handover_is_refused_when_no_other_replica_is_ready() {
         Value::Null
     );
     assert_eq!(cluster.active_nodes(), [leader]);
-    timeline.assert_never_two_active(&cluster);
+    assert_eq!(cluster.dual_active(), [], "two nodes active at once");
 
     // The Grafana dashboard charts only series the leader's /metrics serves.
     let (code, metrics) = cluster

@@ -1,7 +1,7 @@
 //! Replicas for the Docker tests: an elector beside a stand-in node, recording the node's
-//! signatures and mode history, and the checks every case makes with them: first no height
-//! and round signed by two replicas ([`elector_model::history::double_signs`]), then never two
-//! active ([`elector_model::history::dual_active`]), the simulation's checkers.
+//! signatures and mode history, and the checks every case makes with them, the replica set's
+//! [`monitor`](crate::replica_set::monitor): first no height and round signed by two replicas,
+//! then never two active, with the simulation's checkers.
 //!
 //! - [`HostReplicas`]: electors as processes on the host (the binary cargo built, see
 //!   [`elector_binary`]) beside in-process stand-in nodes; they reach etcd through the ports
@@ -22,11 +22,12 @@ pub use election_watch::{ElectionWatch, KeyEvent};
 pub use profile_bounds::ProfileBounds;
 
 use super::{DockerNetwork, labels, log_tail, logs_with_times, unique_name};
-use crate::host::{elector_binary, http_get_ok};
-use crate::replica_set::{FlagStyle, Host, ReplicaSet};
+use crate::host::elector_binary;
+use crate::replica_set::monitor::{check_never_two_active, check_no_double_sign, last_change};
+use crate::replica_set::{FlagStyle, Host, ReplicaSet, wait_sole_active};
 use crate::timing_profile::timing_flags;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use elector_model::history::{History, double_signs, dual_active};
+use elector_model::history::History;
 use elector_model::node::{SignKind, Signature};
 use futures_util::future::try_join_all;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,11 +43,13 @@ pub const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 const STAND_IN_READY: &str = "stand-in-node: admin http://";
 /// The line an elector prints when it starts.
 const ELECTOR_STARTING: &str = "elector starting";
+/// How often the waits read the stand-ins' logs.
+const LOG_POLL: Duration = Duration::from_millis(100);
 
 /// Replicas on the host for the Docker tests: the [`ReplicaSet`] (electors as host processes
 /// beside in-process stand-ins, one clock), each elector given its own etcd endpoints, extra
 /// flags and environment, no status server, text logs. Electors are killed when this drops;
-/// if the test is failing, their log tails are printed.
+/// after a panic, their log tails are printed.
 pub struct HostReplicas {
     // Dropped in declaration order: the electors (with the set) before their log directory.
     set: ReplicaSet,
@@ -126,7 +129,7 @@ impl HostReplicas {
 
     /// Time on the replicas' common clock.
     pub fn now(&self) -> Duration {
-        self.set.host().origin.elapsed()
+        self.set.elapsed()
     }
 
     /// Converts an instant to the common clock.
@@ -145,13 +148,9 @@ impl HostReplicas {
         except: Option<usize>,
         within: Duration,
     ) -> Result<usize> {
-        match self.set.wait_active(except, within).await {
-            Ok((one, _)) => Ok(one),
-            Err(e) => Err(e.context(format!(
-                "no single active node other than {except:?}\n{}",
-                self.log_tails(15)
-            ))),
-        }
+        let (one, _) = (self.set.wait_active(except, within).await)
+            .map_err(|e| anyhow!("{e:#}\n{}", self.log_tails(15)))?;
+        Ok(one)
     }
 
     /// Checks for `period` that `leader` alone is active, without a gap; fails at once
@@ -181,27 +180,20 @@ impl HostReplicas {
         Ok(())
     }
 
-    /// Every node's mode history on the common clock, up to now.
+    /// Every replica's mode history on the common clock, up to now.
     pub fn histories(&self) -> Vec<History> {
-        self.set.histories()
+        self.set.judged_histories()
     }
 
     /// When node `i` last changed to `active`.
     pub fn last_change(&self, i: usize, active: bool) -> Option<Duration> {
-        self.set
-            .replica_history(i)
-            .iter()
-            .rev()
-            .find(|(_, mode)| *mode == active)
-            .map(|(at, _)| *at)
+        self.set.last_change(i, active)
     }
 
     /// The safety checks over the whole run so far: first no height and round signed by two
     /// replicas, then never two active.
     pub fn check_never_two_active(&self) -> Result<()> {
-        let names = &NAMES[..self.len()];
-        check_no_double_sign(&self.set.signatures(), names)?;
-        check_never_two_active(&self.histories(), self.now(), names)
+        self.set.check_safety()
     }
 
     /// Kills replica `i`'s elector with SIGKILL (its log stays readable).
@@ -209,11 +201,10 @@ impl HostReplicas {
         self.set.kill_elector(i).map(drop)
     }
 
-    /// What a supervisor does when an elector dies (systemd `ExecStopPost=`, see
-    /// docs/safety.md's `restart_bound`): commands the node standby through its admin port.
+    /// What a supervisor does when an elector dies: commands the node standby through its
+    /// admin port ([`ReplicaSet::force_standby`]).
     pub async fn force_standby(&self, i: usize) -> Result<()> {
-        http_get_ok(self.set.node(i)?.admin_addr(), "/ha?activate=false").await?;
-        Ok(())
+        self.set.force_standby(i).await
     }
 
     /// Replica `i`'s elector log.
@@ -223,50 +214,8 @@ impl HostReplicas {
 
     /// The last `lines` lines of every elector's log.
     pub fn log_tails(&self, lines: usize) -> String {
-        self.set
-            .replicas()
-            .iter()
-            .map(|r| format!("--- elector {} ---\n{}\n", r.value(), r.log_tail(lines)))
-            .collect()
+        self.set.log_tails(lines)
     }
-}
-
-impl Drop for HostReplicas {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tails(40));
-        }
-    }
-}
-
-/// Fails if two replicas (index: replica) signed the same height and round; names the nodes.
-pub fn check_no_double_sign(signatures: &[Vec<Signature>], names: &[&str]) -> Result<()> {
-    let found = double_signs(signatures);
-    if let Some(first) = found.first() {
-        bail!(
-            "DOUBLE SIGN: {} and {}: {first} ({} in all)",
-            names.get(first.nodes.0).unwrap_or(&"?"),
-            names.get(first.nodes.1).unwrap_or(&"?"),
-            found.len()
-        );
-    }
-    Ok(())
-}
-
-/// Fails unless no two of `histories` overlap in activity before `end`; names the nodes.
-pub fn check_never_two_active(histories: &[History], end: Duration, names: &[&str]) -> Result<()> {
-    let overlaps = dual_active(histories, end);
-    if let Some(first) = overlaps.first() {
-        bail!(
-            "TWO ACTIVE: {} and {} from {:.3}s to {:.3}s ({} overlap(s)); histories: {histories:?}",
-            names.get(first.nodes.0).unwrap_or(&"?"),
-            names.get(first.nodes.1).unwrap_or(&"?"),
-            first.from.as_secs_f64(),
-            first.until.as_secs_f64(),
-            overlaps.len()
-        );
-    }
-    Ok(())
 }
 
 /// One replica in containers: a stand-in node container on the etcd network and an elector
@@ -390,16 +339,24 @@ impl ContainerReplicas {
         instant.saturating_duration_since(self.origin)
     }
 
-    /// Every node's mode history on the common clock, from the stand-ins' logs.
-    pub async fn histories(&self) -> Result<Vec<History>> {
-        let mut histories = Vec::new();
+    /// `read` of every stand-in's log so far (index: replica); `what` it reads, for errors.
+    async fn read_node_logs<T>(
+        &self,
+        what: &str,
+        read: impl Fn(&[super::LogLine]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
         for replica in &self.replicas {
             let lines = logs_with_times(&self.docker, replica.node.id()).await?;
-            let history = stand_in_history(&lines, self.origin_wall)
-                .with_context(|| format!("the history of node {}", replica.name))?;
-            histories.push(history);
+            all.push(read(&lines).with_context(|| format!("the {what} of node {}", replica.name))?);
         }
-        Ok(histories)
+        Ok(all)
+    }
+
+    /// Every node's mode history on the common clock, from the stand-ins' logs.
+    pub async fn histories(&self) -> Result<Vec<History>> {
+        let read = |lines: &[super::LogLine]| stand_in_history(lines, self.origin_wall);
+        self.read_node_logs("history", read).await
     }
 
     /// The replicas whose nodes are active according to their logs so far.
@@ -420,52 +377,30 @@ impl ContainerReplicas {
         except: Option<usize>,
         within: Duration,
     ) -> Result<usize> {
-        let deadline = Instant::now() + within;
-        loop {
-            let active = self.active().await?;
-            if let [one] = active[..]
-                && Some(one) != except
-            {
-                return Ok(one);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "no single active node (other than {except:?}) within {within:?}; active: \
-                     {active:?}\n{}",
-                    self.log_tails(15).await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let active_now = async || self.active().await;
+        match wait_sole_active(except, within, LOG_POLL, active_now, async |_| true).await {
+            Ok(one) => Ok(one),
+            Err(e) => bail!("{e:#}\n{}", self.log_tails(15).await),
         }
     }
 
     /// When node `i` last changed to `active`, on the common clock.
     pub async fn last_change(&self, i: usize, active: bool) -> Result<Option<Duration>> {
-        Ok(self.histories().await?[i]
-            .iter()
-            .rev()
-            .find(|(_, mode)| *mode == active)
-            .map(|(at, _)| *at))
+        Ok(last_change(&self.histories().await?[i], active))
     }
 
     /// Every node's signatures, from the stand-ins' logs (index: replica).
     pub async fn signatures(&self) -> Result<Vec<Vec<Signature>>> {
-        let mut all = Vec::new();
-        for replica in &self.replicas {
-            let lines = logs_with_times(&self.docker, replica.node.id()).await?;
-            let signatures = stand_in_signatures(&lines)
-                .with_context(|| format!("the signatures of node {}", replica.name))?;
-            all.push(signatures);
-        }
-        Ok(all)
+        self.read_node_logs("signatures", stand_in_signatures).await
     }
 
     /// The safety checks over the whole run so far: first no height and round signed by two
     /// replicas (from the stand-ins' logs), then never two active.
     pub async fn check_never_two_active(&self) -> Result<()> {
         let names: Vec<&str> = self.replicas.iter().map(|r| r.name).collect();
-        check_no_double_sign(&self.signatures().await?, &names)?;
-        check_never_two_active(&self.histories().await?, self.now(), &names)
+        let (histories, end) = (self.histories().await?, self.now());
+        check_no_double_sign(&self.signatures().await?, &histories, end, &names)?;
+        check_never_two_active(&histories, end, &names)
     }
 
     /// The last `lines` lines of every elector's log.
