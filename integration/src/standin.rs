@@ -20,6 +20,9 @@
 //!
 //! The stand-in node's two servers, its fault switches and the glue between the model's
 //! tickets and HTTP make one program that the tests, the demo and the container image run.
+//! They stay on hyper's connection API rather than a router: a dead node must close a
+//! connection without answering, and a killed one must drain its busy connections, which a
+//! router's handlers cannot express.
 
 use std::io;
 use std::net::SocketAddr;
