@@ -33,6 +33,7 @@ use crate::standin::{ClockAnchor, StandIn, StandInOptions};
 use crate::timing_profile::{TimingProfile, timing_flags};
 use anyhow::{Context, Result, bail};
 use elector_core::Timing;
+use elector_model::exposition::{parse_exposition, sample_value};
 use elector_model::history::{History, dual_active};
 use elector_model::node::Signature;
 use std::fs::OpenOptions;
@@ -603,10 +604,8 @@ impl ReplicaSet {
     /// The value of an unlabelled Prometheus sample of replica `i`'s `/metrics`.
     pub async fn metric(&self, i: usize, name: &str) -> Result<f64> {
         let body = http_get_ok(self.status_addr(i)?, "/metrics").await?;
-        body.lines()
-            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .find_map(|value| value.trim().parse().ok())
-            .with_context(|| format!("/metrics has no sample {name}"))
+        let samples = parse_exposition(&body).map_err(|e| anyhow::anyhow!("/metrics: {e}"))?;
+        sample_value(&samples, name, &[]).with_context(|| format!("/metrics has no sample {name}"))
     }
 
     /// The last `lines` lines of every elector's log, each headed by its value and file.
