@@ -95,6 +95,15 @@ impl Elector {
             .is_some_and(|d| d.in_flight && d.term.id.lease == lease)
     }
 
+    /// etcd did not end the dead term: try again a keep-alive interval later.
+    pub(super) fn on_dead_term_resign_failed(&mut self) {
+        let retry_at = self.now + self.timing().keepalive_interval;
+        if let Some(dead) = self.memory.dead.as_mut() {
+            dead.in_flight = false;
+            dead.retry_at = retry_at;
+        }
+    }
+
     /// The dead term is ended: forget it, here and in `--state-dir`.
     pub(super) fn on_dead_term_ended(&mut self) {
         let Some(dead) = self.memory.dead.take() else {

@@ -325,6 +325,26 @@ impl Elector {
         }
     }
 
+    /// etcd did not confirm our resignation: try again soon (a quarter of a keep-alive
+    /// interval), well within the lease.
+    pub(super) fn on_resign_failed(&mut self, lease: LeaseId, reason: String) {
+        let retry_at = self.now + self.timing().keepalive_interval / 4;
+        if let Some(r) = self.leaving.resigning.as_mut().filter(|r| r.lease == lease) {
+            r.in_flight = false;
+            r.retry_at = retry_at;
+            self.why = format!("etcd: resign failed: {reason}");
+        }
+    }
+
+    /// The process was asked to stop (a signal): rule `shutdown` takes it from here, within the
+    /// shutdown grace.
+    pub(super) fn on_shutdown_requested(&mut self) {
+        if self.leaving.shutdown_deadline.is_none() {
+            self.leaving.shutdown_deadline = Some(self.now + self.timing().shutdown_grace());
+            self.why = "shutdown requested".into();
+        }
+    }
+
     /// Rule `shutdown`: exit once the node is proven standby and we left the election, or, with
     /// the node proven standby, when the shutdown grace ran out and no resignation is in flight
     /// (etcd unreachable: the lease then expires by itself, which is safe); exit 0 when a read confirmed standby, 1 when

@@ -132,6 +132,51 @@ impl Elector {
         self.candidacy = Candidacy::None;
     }
 
+    pub(super) fn on_lease_grant_failed(&mut self, reason: String) {
+        if self.lease.status == Lease::Granting {
+            self.why = format!("etcd: lease grant failed: {reason}");
+            self.lease.status = Lease::None {
+                retry_at: self.etcd_retry_at(),
+            };
+        }
+    }
+
+    pub(super) fn on_keepalive_failed(&mut self, lease: LeaseId) {
+        if self.lease() == Some(lease) {
+            self.lease.keepalive_in_flight = false;
+            self.lease.next_keepalive_at = self.now + self.timing().keepalive_retry_interval();
+        }
+    }
+
+    pub(super) fn on_candidate_created(&mut self, lease: LeaseId, create_revision: i64) {
+        if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+            self.lease.backoff = ETCD_RETRY_MIN;
+            self.candidacy = Candidacy::Created(CandidateId {
+                lease,
+                create_revision,
+            });
+            self.why = format!("candidate key created at revision {create_revision}");
+            // The watch may report our new key before the create call returns; read the latest
+            // view again now that we know the key is ours, or we would wait for the next change
+            // of the election to lead.
+            if let Some(view) = self.view.clone() {
+                self.on_observed(view);
+            }
+        }
+    }
+
+    pub(super) fn on_candidate_create_failed(&mut self, lease: LeaseId, reason: String) {
+        if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
+            self.why = format!("etcd: creating candidate key failed: {reason}");
+            self.candidacy = Candidacy::None;
+            self.lease.next_keepalive_at = self.lease.next_keepalive_at.min(self.now);
+            if let Lease::Held { .. } = self.lease.status {
+                // Try again after a pause; a lost lease is noticed by its keep-alive.
+                self.resign_abandoned_lease_if_stale();
+            }
+        }
+    }
+
     pub(super) fn on_keepalive_acked(&mut self, lease: LeaseId, sent_at: Instant, ttl: Duration) {
         let Lease::Held { id, deadline } = self.lease.status else {
             return;

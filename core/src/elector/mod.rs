@@ -18,6 +18,9 @@
 //! - `handover`: leaving the election (rules `handover_request`, `handover_record`,
 //!   `withdraw_when_unready`, `excluded_replica`, `shutdown`);
 //! - `dead_term`: the term a crashed previous process left behind (rule `end_dead_term`).
+//!
+//! An input changes only its own sub-state (`handle_input` dispatches to an `on_*` method in
+//! that sub-state's file); the rules then run in one fixed order in `step`.
 
 mod custody;
 mod dead_term;
@@ -40,7 +43,7 @@ use custody::Custody;
 use dead_term::TermMemory;
 use fence::{Fence, Stuck};
 use handover::Leaving;
-use lease::{Candidacy, ETCD_RETRY_MIN, Lease, LeaseState};
+use lease::{Candidacy, Lease, LeaseState};
 use node::{Node, Probe};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -303,7 +306,9 @@ impl Elector {
     }
 
     /// Feeds one input, handled at `now`. `now` earlier than a previous input's is taken as the
-    /// previous one: time never runs backwards inside the core.
+    /// previous one: time never runs backwards inside the core. This only dispatches: each
+    /// input's effect is an `on_*` method in its sub-state's file, and [`Elector::step`] then
+    /// applies every rule.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.now = self.now.max(now);
         if self.stopped {
@@ -316,60 +321,21 @@ impl Elector {
                 ttl,
                 sent_at,
             } => self.on_lease_granted(lease, ttl, sent_at),
-            Input::LeaseGrantFailed { reason } => {
-                if self.lease.status == Lease::Granting {
-                    self.why = format!("etcd: lease grant failed: {reason}");
-                    self.lease.status = Lease::None {
-                        retry_at: self.etcd_retry_at(),
-                    };
-                }
-            }
+            Input::LeaseGrantFailed { reason } => self.on_lease_grant_failed(reason),
             Input::KeepAliveAcked {
                 lease,
                 sent_at,
                 ttl,
             } => self.on_keepalive_acked(lease, sent_at, ttl),
-            Input::KeepAliveFailed { lease, .. } => {
-                if self.lease() == Some(lease) {
-                    self.lease.keepalive_in_flight = false;
-                    self.lease.next_keepalive_at =
-                        self.now + self.timing().keepalive_retry_interval();
-                }
-            }
+            Input::KeepAliveFailed { lease, .. } => self.on_keepalive_failed(lease),
             Input::CandidateCreated {
                 lease,
                 create_revision,
-            } => {
-                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
-                    self.lease.backoff = ETCD_RETRY_MIN;
-                    self.candidacy = Candidacy::Created(CandidateId {
-                        lease,
-                        create_revision,
-                    });
-                    self.why = format!("candidate key created at revision {create_revision}");
-                    // The watch may report our new key before the create call
-                    // returns; read the latest view again now that we know the key is ours,
-                    // or we would wait for the next change of the election to lead.
-                    if let Some(view) = self.view.clone() {
-                        self.on_observed(view);
-                    }
-                }
-            }
+            } => self.on_candidate_created(lease, create_revision),
             Input::CandidateCreateFailed { lease, reason } => {
-                if self.lease() == Some(lease) && self.candidacy == Candidacy::Creating {
-                    self.why = format!("etcd: creating candidate key failed: {reason}");
-                    self.candidacy = Candidacy::None;
-                    self.lease.next_keepalive_at = self.lease.next_keepalive_at.min(self.now);
-                    if let Lease::Held { .. } = self.lease.status {
-                        // Try again after a pause; a lost lease is noticed by its keep-alive.
-                        self.resign_abandoned_lease_if_stale();
-                    }
-                }
+                self.on_candidate_create_failed(lease, reason)
             }
-            Input::Observed(observation) => {
-                self.etcd_answered();
-                self.on_observed(observation)
-            }
+            Input::Observed(observation) => self.on_observed_from_etcd(observation),
             Input::ObserveFailed { .. } => {}
             Input::NodeCallDone {
                 id,
@@ -383,33 +349,16 @@ impl Elector {
             Input::Probed { ready, detail } => self.readiness_from_probes(ready, detail),
             Input::Resigned { lease } if self.is_dead_term(lease) => self.on_dead_term_ended(),
             Input::ResignFailed { lease, .. } if self.is_dead_term(lease) => {
-                let retry_at = self.now + self.timing().keepalive_interval;
-                if let Some(dead) = self.memory.dead.as_mut() {
-                    dead.in_flight = false;
-                    dead.retry_at = retry_at;
-                }
+                self.on_dead_term_resign_failed()
             }
             Input::Resigned { lease } => self.on_resigned(lease),
-            Input::ResignFailed { lease, reason } => {
-                let retry_at = self.now + self.timing().keepalive_interval / 4;
-                if let Some(r) = self.leaving.resigning.as_mut().filter(|r| r.lease == lease) {
-                    r.in_flight = false;
-                    r.retry_at = retry_at;
-                    self.why = format!("etcd: resign failed: {reason}");
-                }
-            }
+            Input::ResignFailed { lease, reason } => self.on_resign_failed(lease, reason),
             Input::FenceDone {
                 run,
                 success,
                 detail,
             } => self.on_fence_done(run, success, detail),
-            Input::ShutdownRequested => {
-                if self.leaving.shutdown_deadline.is_none() {
-                    self.leaving.shutdown_deadline =
-                        Some(self.now + self.timing().shutdown_grace());
-                    self.why = "shutdown requested".into();
-                }
-            }
+            Input::ShutdownRequested => self.on_shutdown_requested(),
             Input::HandoverRequested { to } => self.request_handover(to, "local request".into()),
         }
         self.step();

@@ -60,6 +60,12 @@ impl Term {
 }
 
 impl Elector {
+    /// A view of the election read from etcd: etcd answers, and the view is judged.
+    pub(super) fn on_observed_from_etcd(&mut self, observation: Observation) {
+        self.etcd_answered();
+        self.on_observed(observation);
+    }
+
     pub(super) fn on_observed(&mut self, observation: Observation) {
         self.report_exclusion(&observation);
         if let Candidacy::Created(ours) = self.candidacy {
