@@ -302,12 +302,14 @@ impl EtcdProcess {
         self.paused = false;
     }
 
-    /// Freezes etcd with SIGSTOP: its sockets stay open but nothing answers.
+    /// Freezes etcd with SIGSTOP: its sockets stay open but nothing answers. Returns once every
+    /// thread of etcd has stopped: kill(2) only queues the stop, and a thread still running on
+    /// the other core could otherwise answer a request sent right after.
     pub fn pause(&mut self) -> Result<()> {
         let child = self.child.as_ref().context("etcd is not running")?;
         signal(child, libc::SIGSTOP)?;
         self.paused = true;
-        Ok(())
+        wait_until_stopped(child.id(), Duration::from_secs(5))
     }
 
     /// Lets a paused etcd go on (SIGCONT).
@@ -510,6 +512,32 @@ fn signal(child: &Child, signal: libc::c_int) -> Result<()> {
     if result != 0 {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("sending signal {signal} to process {pid}"));
+    }
+    Ok(())
+}
+
+/// Waits until every thread of process `pid` is stopped (state `T` in /proc), within `bound`.
+fn wait_until_stopped(pid: u32, bound: Duration) -> Result<()> {
+    let pid = i32::try_from(pid).context("process id out of range")?;
+    let process = procfs::process::Process::new(pid).context("reading the process in /proc")?;
+    let all_stopped = || -> Result<bool> {
+        for task in process.tasks().context("listing the process's threads")? {
+            // A thread that exited between the listing and the read is not running either.
+            let Ok(stat) = task.and_then(|task| task.stat()) else {
+                continue;
+            };
+            if stat.state != 'T' {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let deadline = Instant::now() + bound;
+    while !all_stopped()? {
+        if Instant::now() >= deadline {
+            bail!("process {pid} did not stop within {bound:?} of SIGSTOP");
+        }
+        thread::sleep(Duration::from_millis(1));
     }
     Ok(())
 }
