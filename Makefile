@@ -153,10 +153,10 @@ compose-test: etcd-image image
 ## by force-standby), handover, etcd trouble (a three-member cluster frozen and killed),
 ## footprint and scale against local etcd, side by side with etcd's Go election (`etcdctl
 ## elect`); criterion for the core's decision step; the simulation's speed in the release and
-## the test build (at the CI seed set's step). Rewrites docs/benchmarks.md and
-## docs/benchmarks.svg (about 15 minutes on 2 cores once built). BENCH_ARGS go to
-## target/release/bench (see its --help), e.g.
-## BENCH_ARGS="--phases crash-fast --out /tmp/b.md --svg /tmp/b.svg".
+## the test build (at the CI seed set's step). Writes the measured results to
+## docs/benchmarks.json and fills docs/benchmarks.md and docs/benchmarks.svg from them (about
+## 15 minutes on 2 cores once built). BENCH_ARGS go to target/release/bench (see its --help),
+## e.g. BENCH_ARGS="--phases crash-fast --results /tmp/b.json --out /tmp/b.md --svg /tmp/b.svg".
 .PHONY: bench
 bench: build
 	$(CARGO) build --release --locked -p elector-integration --bin bench
@@ -171,6 +171,13 @@ bench: build
 	  sim_test=/nonexistent/elector-sim; }; \
 	target/release/bench --elector bin/elector --sim $$sim --sim-test-build $$sim_test \
 	  --sim-ci-tick-ms $(SIM_CI_TICK_MS) --criterion-dir target/criterion $(BENCH_ARGS)
+
+## bench-report: the report and the chart written again from docs/benchmarks.json, no phase
+## run (after a change to the report's wording or the chart's drawing).
+.PHONY: bench-report
+bench-report:
+	$(CARGO) build --release --locked -p elector-integration --bin bench
+	target/release/bench --render-from docs/benchmarks.json
 
 ## sim-ci: the simulation's CI seed set (part of `make test`): SIM_CI_SEEDS seeds from 0, each
 ## drawing its timing profile (10 s lease, 7 s, or 7 s with a 1 s restart bound) and its faults,

@@ -38,6 +38,20 @@ pub enum TimingProfile {
 }
 
 impl TimingProfile {
+    /// Every profile, in the order the docs list them.
+    pub const ALL: [TimingProfile; 5] = [
+        TimingProfile::Default,
+        TimingProfile::Fast,
+        TimingProfile::QuickRestart,
+        TimingProfile::LongLease,
+        TimingProfile::Functional,
+    ];
+
+    /// The profile [`TimingProfile::name`] spells `name`.
+    pub fn from_name(name: &str) -> Option<TimingProfile> {
+        TimingProfile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// As `--profile` of the simulation spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -83,13 +97,8 @@ mod tests {
 
     #[test]
     fn every_profile_is_safe() {
-        for profile in [
-            P::Default,
-            P::Fast,
-            P::QuickRestart,
-            P::LongLease,
-            P::Functional,
-        ] {
+        for profile in P::ALL {
+            assert_eq!(P::from_name(profile.name()), Some(profile));
             let timing = profile.timing();
             timing
                 .validate()

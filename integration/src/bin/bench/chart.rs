@@ -1,8 +1,8 @@
 //! The SVG chart (docs/benchmarks.svg): box plots of the crash failovers and handovers.
 
-use super::Results;
 use super::crash::{CrashResult, failovers};
 use super::handover::{Handover, HandoverTrial, handover_values};
+use super::results::Results;
 use super::stats::summarize;
 use std::fmt::Write as _;
 

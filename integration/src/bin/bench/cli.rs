@@ -1,13 +1,17 @@
 //! The benchmark's command line.
 
 use clap::Parser;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Parser, Debug)]
+/// The settings are kept in the results, so that the report written again from them says what
+/// the run measured.
+#[derive(Parser, Debug, Clone, Serialize, Deserialize)]
 #[command(
     about = "Failover, handover and footprint of the elector against a local etcd; \
-                   writes docs/benchmarks.md and docs/benchmarks.svg."
+                   writes docs/benchmarks.json, and docs/benchmarks.md and docs/benchmarks.svg \
+                   from it."
 )]
 pub struct Args {
     /// The elector binary (a release build)
@@ -29,6 +33,13 @@ pub struct Args {
     /// The chart to write (plain SVG)
     #[arg(long, default_value = "docs/benchmarks.svg")]
     pub(super) svg: PathBuf,
+    /// The measured results to write, as JSON: the report and the chart are filled from them
+    #[arg(long, default_value = "docs/benchmarks.json")]
+    pub(super) results: PathBuf,
+    /// Run no phase: write the report and the chart again from the results of an earlier run
+    /// (its settings included)
+    #[arg(long, value_name = "JSON")]
+    pub(super) render_from: Option<PathBuf>,
     /// Phases to run, comma separated: idle, crash-default, crash-fast,
     /// elector-crash-default, elector-crash-fast, baseline, handover, etcd-trouble,
     /// footprint, scale, sim (default: all)
@@ -97,6 +108,13 @@ pub(super) const ALL_PHASES: [&str; 11] = [
     "scale",
     "sim",
 ];
+
+/// The defaults, as a command line without flags gives them.
+impl Default for Args {
+    fn default() -> Self {
+        Args::parse_from(["bench"])
+    }
+}
 
 impl Args {
     pub(super) fn runs(&self, phase: &str) -> bool {

@@ -8,10 +8,11 @@ use super::{Env, SETTLE};
 use anyhow::Result;
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One crash: kill -> the other node active, in seconds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct CrashTrial {
     pub(super) failover: f64,
     /// kill -> the killed candidate's key deleted by etcd (lease expired).

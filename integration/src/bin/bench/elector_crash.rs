@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use elector_integration::host::elector_command;
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub(super) const RESTART_AFTER: Duration = Duration::from_secs(1);
 /// Bound on one `elector force-standby` run: its own `--timeout` (10 s) plus etcd calls.
 const FORCE_STANDBY_BOUND: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(super) enum Recovery {
     /// The elector is started again after [`RESTART_AFTER`].
     Restart,
@@ -42,7 +43,7 @@ impl Recovery {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct ElectorCrashTrial {
     pub(super) recovery: Recovery,
     /// kill -9 → the next node active.

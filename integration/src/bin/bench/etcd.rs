@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use elector_integration::etcd_process::EtcdProcess;
 use elector_integration::host::http_get;
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -142,7 +143,7 @@ pub(super) async fn etcd_counters(etcd: &Etcd) -> Result<EtcdCounters> {
 }
 
 /// What etcd did between two snapshots.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct EtcdWindow {
     pub(super) seconds: f64,
     pub(super) cpu_share: f64,

@@ -12,6 +12,7 @@ use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
 use elector_model::history::History;
 use etcd_client::{Client, GetOptions};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::task::block_in_place;
@@ -37,14 +38,14 @@ fn after_thaw(profile: TimingProfile) -> Duration {
     profile.timing().keepalive_interval * 3 + Duration::from_secs(1)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Trouble {
     Freeze,
     Kill,
 }
 
 /// One disturbance of one member and what the electors did meanwhile.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct MemberTrouble {
     pub(super) member: String,
     pub(super) raft_leader: bool,
@@ -62,14 +63,15 @@ pub(super) struct MemberTrouble {
 }
 
 /// One etcd-wide freeze and whether the leader rode through it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Outage {
     pub(super) length: f64,
     pub(super) demoted: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct TroubleResult {
+    #[serde(with = "crate::results::profile_by_name")]
     pub(super) profile: TimingProfile,
     pub(super) members: Vec<MemberTrouble>,
     pub(super) outages: Vec<Outage>,

@@ -8,10 +8,11 @@ use anyhow::{Context, Result, bail};
 use elector_integration::host::http_get;
 use elector_integration::replica_set::{FlagStyle, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
+use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Footprint {
     pub(super) window: f64,
     pub(super) leader_rss: u64,

@@ -8,10 +8,11 @@ use super::{Env, SETTLE};
 use anyhow::{Context, Result, bail};
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;
+use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(super) enum Handover {
     Sigterm,
     Command,
@@ -28,7 +29,7 @@ impl Handover {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct HandoverTrial {
     pub(super) kind: Handover,
     /// Trigger -> the new node active.

@@ -1,9 +1,10 @@
 //! The machine the benchmark ran on, for the report's header.
 
+use serde::{Deserialize, Serialize};
 use std::process::{Command, Stdio};
 use std::thread;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Machine {
     pub(super) cores: usize,
     pub(super) cpu: String,

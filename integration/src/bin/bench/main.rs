@@ -50,6 +50,7 @@ mod proc_stats;
 mod report;
 mod report_recovery;
 mod report_slots;
+mod results;
 mod scale;
 mod sim;
 mod stats;
@@ -63,22 +64,23 @@ use anyhow::{Context, Result, bail};
 use chart::render_svg;
 use cli::ALL_PHASES;
 use crash::{CrashResult, baseline_phase, crash_phase, failovers};
-use elector_crash::{ElectorCrashResult, elector_crash_phase};
+use elector_crash::elector_crash_phase;
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
-use etcd::{Etcd, EtcdWindow};
-use etcd_trouble::{TroubleResult, etcd_trouble_phase};
-use footprint::{Footprint, footprint_phase};
+use etcd::Etcd;
+use etcd_trouble::etcd_trouble_phase;
+use footprint::footprint_phase;
 use futures_util::future::join_all;
-use handover::{Handover, HandoverResult, handover_phase, handover_values};
+use handover::{Handover, handover_phase, handover_values};
 use idle::idle_phase;
-use machine::{Machine, machine};
+use machine::machine;
 use proc_stats::{cpu_time, load_average, machine_ticks, own_cpu, tick_seconds};
 use report::render_markdown;
-use scale::{Scale, scale_phase};
-use sim::{SimSpeed, criterion_results, sim_ci_speed, sim_phase};
+use results::{Results, measured};
+use scale::scale_phase;
+use serde::{Deserialize, Serialize};
+use sim::{criterion_results, sim_ci_speed, sim_phase};
 use stats::summarize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 use tally::Tally;
@@ -89,7 +91,7 @@ const SETTLE: Duration = Duration::from_secs(90);
 /// What a finished set's nodes say about the one property: the total time two nodes were
 /// active at once ([`ReplicaSet::overlap`], a proxy) and the slots signed by two replicas
 /// ([`ReplicaSet::double_signs`], the property itself), with how much each check read.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct SetCheck {
     overlap: Duration,
     histories: usize,
@@ -192,35 +194,6 @@ impl Env {
     }
 }
 
-/// Every phase's outcome, for the report and the chart.
-#[derive(Default)]
-struct Results {
-    machine: Machine,
-    started_utc: String,
-    wall: f64,
-    load_start: String,
-    load_end: String,
-    busy_share: f64,
-    others_share: f64,
-    idle: Option<Result<EtcdWindow>>,
-    crash_default: Option<CrashResult>,
-    crash_fast: Option<CrashResult>,
-    elector_crash_default: Option<ElectorCrashResult>,
-    elector_crash_fast: Option<ElectorCrashResult>,
-    baseline: Option<CrashResult>,
-    handover: Option<HandoverResult>,
-    /// The etcd-trouble phase, one result per timing profile.
-    etcd_trouble: Vec<TroubleResult>,
-    footprint: Option<Result<Footprint>>,
-    scale: Option<Result<Scale>>,
-    sim: Option<Result<SimSpeed>>,
-    /// The simulation's speed at the CI seed set's settings: the release and the test build.
-    sim_ci_release: Option<Result<SimSpeed>>,
-    sim_ci_test_build: Option<Result<SimSpeed>>,
-    criterion: BTreeMap<String, f64>,
-    args: Vec<String>,
-}
-
 /// Now as the report prints it: `2026-12-07 18:20 UTC`.
 fn utc_now() -> String {
     let rfc3339 = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -236,6 +209,12 @@ async fn run(args: Args) -> Result<()> {
             ALL_PHASES.join(", ")
         );
     }
+    if let Some(path) = &args.render_from {
+        let results = Results::read(path)?;
+        write_report(&results, &args)?;
+        print_summary(&results);
+        return Ok(());
+    }
     if !args.elector.exists() {
         bail!(
             "{} not found: run `make build` first",
@@ -250,6 +229,7 @@ async fn run(args: Args) -> Result<()> {
         started_utc: utc_now(),
         load_start: load_average(),
         args: std::env::args().skip(1).collect(),
+        settings: args.clone(),
         ..Results::default()
     };
     let m = &results.machine;
@@ -276,7 +256,7 @@ async fn run(args: Args) -> Result<()> {
 
     if args.runs("idle") {
         step("idle: etcd alone");
-        results.idle = Some(idle_phase(&env, args.idle_window).await);
+        results.idle = Some(measured(idle_phase(&env, args.idle_window).await));
     }
     if args.runs("crash-default") {
         step("crash failover, default timing");
@@ -360,7 +340,7 @@ async fn run(args: Args) -> Result<()> {
         if let Err(e) = &r {
             eprintln!("  footprint failed: {e:#}");
         }
-        results.footprint = Some(r);
+        results.footprint = Some(measured(r));
     }
     if args.runs("scale") {
         step("scale: many electors on one etcd");
@@ -368,7 +348,7 @@ async fn run(args: Args) -> Result<()> {
         if let Err(e) = &r {
             eprintln!("  scale failed: {e:#}");
         }
-        results.scale = Some(r);
+        results.scale = Some(measured(r));
     }
     let etcd_cpu = cpu_time(env.etcd.pid).unwrap_or_default();
     drop(env);
@@ -378,7 +358,7 @@ async fn run(args: Args) -> Result<()> {
         if let Err(e) = &r {
             eprintln!("  simulation: {e:#}");
         }
-        results.sim = Some(r);
+        results.sim = Some(measured(r));
         for (sim, slot) in [
             (&args.sim, &mut results.sim_ci_release),
             (&args.sim_test_build, &mut results.sim_ci_test_build),
@@ -387,7 +367,7 @@ async fn run(args: Args) -> Result<()> {
             if let Err(e) = &r {
                 eprintln!("  simulation ({}): {e:#}", sim.display());
             }
-            *slot = Some(r);
+            *slot = Some(measured(r));
         }
     }
     results.criterion = criterion_results(&args.criterion_dir);
@@ -403,18 +383,10 @@ async fn run(args: Args) -> Result<()> {
         results.busy_share = busy_seconds / machine_seconds;
         results.others_share = ((busy_seconds - ours) / machine_seconds).max(0.0);
     }
-    step("writing the report");
-    let markdown = render_markdown(&results, &args);
-    std::fs::write(&args.out, markdown)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    std::fs::write(&args.svg, render_svg(&results))
-        .with_context(|| format!("writing {}", args.svg.display()))?;
-    eprintln!(
-        "bench: wrote {} and {} in {:.0} s",
-        args.out.display(),
-        args.svg.display(),
-        wall
-    );
+    step("writing the results and the report");
+    results.write(&args.results)?;
+    write_report(&results, &args)?;
+    eprintln!("bench: measured in {wall:.0} s");
     print_summary(&results);
     let failed = [
         &results.crash_default,
@@ -441,6 +413,20 @@ async fn run(args: Args) -> Result<()> {
     if args.keep_logs {
         eprintln!("elector logs kept in {}", logs.keep().display());
     }
+    Ok(())
+}
+
+/// Writes the report and the chart, filled from `results` alone, where `args` says.
+fn write_report(results: &Results, args: &Args) -> Result<()> {
+    std::fs::write(&args.out, render_markdown(results))
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.svg, render_svg(results))
+        .with_context(|| format!("writing {}", args.svg.display()))?;
+    eprintln!(
+        "bench: wrote {} and {}",
+        args.out.display(),
+        args.svg.display()
+    );
     Ok(())
 }
 

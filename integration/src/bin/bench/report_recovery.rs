@@ -1,15 +1,13 @@
 //! The report's sections on recovery: the elector crash on a live host, etcd trouble
 //! ride-through and the lease TTL's trade-off, and the simulation's speed in both builds. Called by the report in the document's order.
 
-use super::Results;
-use super::cli::Args;
 use super::crash::{CrashResult, failovers};
 use super::elector_crash::{ElectorCrashResult, RESTART_AFTER, Recovery};
 use super::etcd_trouble::{Trouble, TroubleResult};
+use super::results::{Measured, Results};
 use super::sim::SimSpeed;
 use super::stats::{median, secs, summarize};
 use super::units::{fmt_ms, fmt_s};
-use anyhow::Result;
 use elector_integration::timing_profile::TimingProfile;
 use std::fmt::Write as _;
 
@@ -146,7 +144,8 @@ fn elector_crash_row(
 }
 
 /// The simulation's speed at the CI seed set's settings, in the release and the test build.
-pub(super) fn render_sim_builds(o: &mut String, r: &Results, args: &Args) {
+pub(super) fn render_sim_builds(o: &mut String, r: &Results) {
+    let args = &r.settings;
     let (Some(release), Some(test_build)) = (&r.sim_ci_release, &r.sim_ci_test_build) else {
         return;
     };
@@ -164,7 +163,8 @@ pub(super) fn render_sim_builds(o: &mut String, r: &Results, args: &Args) {
         "| build | binary | wall | simulated s per wall s | per core |"
     );
     let _ = writeln!(o, "| --- | --- | ---: | ---: | ---: |");
-    let row = |o: &mut String, build: &str, path: &std::path::Path, s: &Result<SimSpeed>| match s {
+    let row = |o: &mut String, build: &str, path: &std::path::Path, s: &Measured<SimSpeed>| match s
+    {
         Ok(s) => {
             let _ = writeln!(
                 o,

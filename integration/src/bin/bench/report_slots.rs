@@ -2,10 +2,10 @@
 //! section that puts every takeover of the run (handovers, elector restarts, crashed hosts,
 //! the Go election) on one scale.
 
-use super::Results;
 use super::crash::failovers;
 use super::elector_crash::Recovery;
 use super::handover::{Handover, handover_values};
+use super::results::Results;
 use super::stats::median;
 use elector_integration::timing_profile::TimingProfile;
 use std::fmt::Write as _;

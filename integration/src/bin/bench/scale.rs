@@ -9,9 +9,10 @@ use anyhow::Result;
 use elector_integration::replica_set::{FlagStyle, Replica, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
 use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Scale {
     pub(super) electors: usize,
     pub(super) clusters: usize,

@@ -1,12 +1,13 @@
 //! The `sim` phase (the simulation's speed) and criterion's results of the decision step.
 
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct SimSpeed {
     /// The simulation's own summary line.
     pub(super) line: String,

@@ -6,10 +6,11 @@ use super::{Env, SETTLE, SetCheck};
 use anyhow::Result;
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// A phase's trials over all its replica sets, and what went wrong in them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Tally<T> {
     pub(super) trials: Vec<T>,
     /// Replica sets run at once.
