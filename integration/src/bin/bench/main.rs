@@ -420,7 +420,7 @@ async fn run(args: Args) -> Result<()> {
 fn write_report(results: &Results, args: &Args) -> Result<()> {
     std::fs::write(&args.out, render_markdown(results))
         .with_context(|| format!("writing {}", args.out.display()))?;
-    std::fs::write(&args.svg, render_svg(results))
+    std::fs::write(&args.svg, render_svg(results)?)
         .with_context(|| format!("writing {}", args.svg.display()))?;
     eprintln!(
         "bench: wrote {} and {}",

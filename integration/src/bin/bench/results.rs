@@ -176,7 +176,7 @@ mod tests {
         run.write(&path).unwrap();
         let again = Results::read(&path).unwrap();
         assert_eq!(render_markdown(&again), render_markdown(&run));
-        assert_eq!(render_svg(&again), render_svg(&run));
+        assert_eq!(render_svg(&again).unwrap(), render_svg(&run).unwrap());
         assert_eq!(again.etcd_trouble[0].profile, TimingProfile::Fast);
     }
 
