@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::etcd::{Connect, Election};
 use crate::node::{HttpGet, NodeClient};
 use crate::state::StateFile;
-use crate::status::Status;
+use crate::telemetry::Telemetry;
 use connect::connect_loop;
 use elector_core::{Command, Elector, Input, Output};
 use execute::{Executor, spawn_node_worker};
@@ -50,7 +50,7 @@ pub struct Driver<T: HttpGet, C: Clock, E: Connect> {
     pub value: String,
     pub etcd_request_timeout: Duration,
     pub fence: Fence,
-    pub status: Arc<Status>,
+    pub telemetry: Arc<Telemetry>,
     /// `--state-dir`'s term file, if one is configured (rule `end_dead_term`).
     pub state: Option<StateFile>,
 }
@@ -67,7 +67,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             value,
             etcd_request_timeout,
             fence,
-            status,
+            telemetry,
             state,
         } = self;
         let clock = Arc::new(clock);
@@ -81,9 +81,9 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             value,
             (etcd_request_timeout, retry_max),
             election_tx,
-            status.metrics.clone(),
+            telemetry.metrics.clone(),
         ));
-        let node_calls = spawn_node_worker(node.clone(), tx.clone(), status.metrics.clone());
+        let node_calls = spawn_node_worker(node.clone(), tx.clone(), telemetry.metrics.clone());
         let mut exec = Executor {
             tx,
             clock: clock.clone(),
@@ -91,7 +91,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             node_calls,
             election: election_rx,
             fence,
-            metrics: status.metrics.clone(),
+            metrics: telemetry.metrics.clone(),
             state,
         };
         let mut log = LogThrottle::default();
@@ -101,16 +101,16 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
             let wake = loop {
                 match core.poll_output() {
                     Output::Command(Command::Exit { code }) => {
-                        status.update(&core, clock.now());
+                        telemetry.update(&core, clock.now());
                         info!(code, reason = %core.role_reason(), "exiting");
                         return code;
                     }
                     Output::Command(command) => exec.execute(command),
-                    Output::Event(event) => report(&event, &status.metrics),
+                    Output::Event(event) => report(&event, &telemetry.metrics),
                     Output::Timeout(at) => break at,
                 }
             };
-            status.update(&core, clock.now());
+            telemetry.update(&core, clock.now());
             identity.check(&core, clock.now());
             let input = tokio::select! {
                 // Fixed order (inputs, control, timer) instead of tokio's random one, so that
@@ -130,7 +130,7 @@ impl<T: HttpGet, C: Clock, E: Connect> Driver<T, C, E> {
                 },
                 _ = tokio::time::sleep_until(clock.wake_at(wake)) => Input::Timeout,
                 // Nothing for the core: the loop only shows it is alive (`LOOP_HEARTBEAT`).
-                () = tokio::time::sleep(crate::status::LOOP_HEARTBEAT) => continue,
+                () = tokio::time::sleep(crate::telemetry::LOOP_HEARTBEAT) => continue,
             };
             log.input(&input, tokio::time::Instant::now());
             core.handle_input(clock.now(), input);

@@ -39,4 +39,4 @@ pub mod node_config;
 pub mod registry;
 pub mod standby;
 pub mod state;
-pub mod status;
+pub mod telemetry;

@@ -4,7 +4,7 @@
 //! are gone. The record is JSON ([`MemberRecord`]).
 //!
 //! **A mirror, never an input.** The record is written from the elector's observable state
-//! (the [`Status`] snapshot the driver takes after every step of the core) by a task of its
+//! (the [`Telemetry`] snapshot the driver takes after every step of the core) by a task of its
 //! own, over an etcd connection of its own: no election read ever includes it (the observer
 //! even skips the re-read a record's write would cause), so it cannot influence the election or
 //! the node, and a slow or failing registry write cannot delay a keep-alive or a node command.
@@ -44,7 +44,7 @@ use crate::cli::{TimingValue, flag_of_field, timing_values};
 use crate::etcd::Connect;
 use crate::etcd::{Election, EtcdError};
 use crate::logging::Every;
-use crate::status::{Snapshot, Status};
+use crate::telemetry::{Snapshot, Telemetry};
 use elector_core::{LeaseId, Timing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -136,7 +136,7 @@ pub struct MemberRecord {
     /// replicas with one p2p identity show the same (null without `--node-config`).
     #[serde(default)]
     pub node_key_fingerprint: Option<String>,
-    /// The last role changes, oldest first (at most [`crate::status::RECENT_TRANSITIONS`]):
+    /// The last role changes, oldest first (at most [`crate::telemetry::RECENT_TRANSITIONS`]):
     /// what `elector history` reads back from etcd's revisions of the record.
     #[serde(default)]
     pub recent_transitions: Vec<TransitionRecord>,
@@ -314,7 +314,7 @@ impl MemberRecord {
         node_mode_age: Option<Duration>,
         now: SystemTime,
     ) -> Self {
-        let transition = |t: &crate::status::Transition| TransitionRecord {
+        let transition = |t: &crate::telemetry::Transition| TransitionRecord {
             from: t.from.to_owned(),
             to: t.to.to_owned(),
             at: rfc3339(UNIX_EPOCH + Duration::from_millis(t.at_unix_ms)),
@@ -449,7 +449,7 @@ pub fn spawn<E: Connect>(
     key: String,
     value: String,
     request_timeout: Duration,
-    status: Arc<Status>,
+    telemetry: Arc<Telemetry>,
     context: RecordContext,
 ) -> RegistryHandle {
     let (stop, stop_rx) = watch::channel(None);
@@ -457,7 +457,7 @@ pub fn spawn<E: Connect>(
         key,
         value,
         request_timeout,
-        status,
+        telemetry,
         context,
         election: None,
         lease: None,
@@ -478,7 +478,7 @@ struct Writer {
     key: String,
     value: String,
     request_timeout: Duration,
-    status: Arc<Status>,
+    telemetry: Arc<Telemetry>,
     context: RecordContext,
     election: Option<Election>,
     lease: Option<LeaseId>,
@@ -510,7 +510,7 @@ impl Writer {
                 Some(Ending::Withdraw) => return self.withdraw().await,
                 None => {}
             }
-            let Some(snapshot) = self.status.snapshot() else {
+            let Some(snapshot) = self.telemetry.snapshot() else {
                 continue;
             };
             let watched = Watched::of(&snapshot);
@@ -548,7 +548,7 @@ impl Writer {
     /// no connection or no lease (no connect, no grant at exit).
     async fn final_write(&self) {
         let (Some(election), Some(lease), Some(snapshot)) =
-            (&self.election, self.lease, self.status.snapshot())
+            (&self.election, self.lease, self.telemetry.snapshot())
         else {
             return;
         };
@@ -556,7 +556,7 @@ impl Writer {
             &snapshot,
             &self.context,
             lease,
-            self.status.metrics.node_mode_age(),
+            self.telemetry.metrics.node_mode_age(),
             SystemTime::now(),
         );
         if let Ok(json) = serde_json::to_string(&record) {
@@ -624,7 +624,7 @@ impl Writer {
             snapshot,
             &self.context,
             lease,
-            self.status.metrics.node_mode_age(),
+            self.telemetry.metrics.node_mode_age(),
             SystemTime::now(),
         );
         let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
@@ -671,7 +671,7 @@ impl Writer {
                 differing.push(format!("{}: {}", record.value, listed.join(", ")));
             }
         }
-        self.status
+        self.telemetry
             .metrics
             .set_timing_mismatch(differing.len() as u64);
         if differing == self.timing_said {

@@ -34,7 +34,7 @@
 //! The same protocol goes to the watcher process of a bare run (`watcher`), through the
 //! [`Notify`] seam.
 
-use elector::status::{Snapshot, Status};
+use elector::telemetry::{Snapshot, Telemetry};
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Arc;
@@ -240,7 +240,7 @@ pub fn loop_alive(loop_age: Duration) -> bool {
 pub async fn keep_informed(
     notifier: Arc<dyn Notify>,
     watchdog: Option<Duration>,
-    status: Arc<Status>,
+    telemetry: Arc<Telemetry>,
 ) {
     let ping_every = watchdog.map(|w| w / 2);
     let tick = ping_every.map_or(STATUS_TICK, |p| p.min(STATUS_TICK));
@@ -265,18 +265,18 @@ pub async fn keep_informed(
         let now = Instant::now();
         if let Some(every) = ping_every
             && last_ping.is_none_or(|at| now >= at + every)
-            && loop_alive(status.loop_age())
+            && loop_alive(telemetry.loop_age())
         {
             send("WATCHDOG=1".into());
             last_ping = Some(now);
         }
-        let Some(snapshot) = status.snapshot() else {
+        let Some(snapshot) = telemetry.snapshot() else {
             continue;
         };
         let mut lines = Vec::new();
         let extension = stop_extension(watchdog);
         if snapshot.shutting_down
-            && loop_alive(status.loop_age())
+            && loop_alive(telemetry.loop_age())
             && last_extend.is_none_or(|at| now >= at + extension / 2)
         {
             lines.push(format!("EXTEND_TIMEOUT_USEC={}", extension.as_micros()));
@@ -419,7 +419,7 @@ mod tests {
     #[test]
     fn pings_stop_when_the_loop_stalls() {
         // A live loop runs every heartbeat; one late heartbeat is no stall.
-        assert!(loop_alive(elector::status::LOOP_HEARTBEAT * 2));
+        assert!(loop_alive(elector::telemetry::LOOP_HEARTBEAT * 2));
         assert!(!loop_alive(LOOP_STALL));
     }
 
@@ -461,7 +461,7 @@ mod tests {
     fn an_excluded_standby_says_who_excluded_it() {
         let mut s = snapshot("standby");
         s.excluded = true;
-        s.exclusion = Some(elector::status::ExclusionView {
+        s.exclusion = Some(elector::telemetry::ExclusionView {
             by: "ops@host-1".into(),
             since: "2026-11-30T12:00:00Z".into(),
             reason: "upgrade".into(),

@@ -374,7 +374,7 @@ impl<'a> World<'a> {
         }
         if let Some(victim) = &self.victim {
             let i = victim.node;
-            let snapshot = lock(&self.slots[i].status)
+            let snapshot = lock(&self.slots[i].telemetry)
                 .as_ref()
                 .and_then(|status| status.snapshot());
             let running = self.running[i];

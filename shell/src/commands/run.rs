@@ -12,7 +12,7 @@ use elector::node::{NodeClient, NodeTimeouts, ReqwestTransport};
 use elector::node_config::{self, NodeConfig};
 use elector::registry::{self, RecordContext};
 use elector::state::{self, StateFile};
-use elector::status::{self, Status};
+use elector::telemetry::{self, Telemetry};
 use elector_core::{Elector, Settings};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -132,8 +132,8 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
             warn!("WATCHDOG_USEC is set but NOTIFY_SOCKET is not: no watchdog pings");
         }
     }
-    let status = Status::new(args.key(), &value);
-    status
+    let telemetry = Telemetry::new(args.key(), &value);
+    telemetry
         .metrics
         .set_etcd_silence_bound(etcd::silence_bound(timing.etcd_request_timeout));
     if let Some(notifier) = &notifier {
@@ -145,18 +145,18 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         tokio::spawn(systemd::keep_informed(
             notifier.clone(),
             watchdog,
-            status.clone(),
+            telemetry.clone(),
         ));
     }
     let mut status_addr = args.status_addr;
     if let StatusAddr::At(addr) = args.status_addr {
-        let listener = status::bind(addr).await?;
+        let listener = telemetry::bind(addr).await?;
         // The bound address, so that port 0 tells which port it got.
         let bound = listener
             .local_addr()
             .map_err(|e| format!("--status-addr {addr}: {e}"))?;
         info!(addr = %bound, "status server: /status /metrics /healthz");
-        tokio::spawn(status::serve(listener, status.clone()));
+        tokio::spawn(telemetry::serve(listener, telemetry.clone()));
         status_addr = StatusAddr::At(bound);
     }
     let transport = ReqwestTransport::new()?;
@@ -223,7 +223,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
             tokio::spawn(systemd::keep_informed(
                 link.clone(),
                 Some(every),
-                status.clone(),
+                telemetry.clone(),
             ));
             notifier = Some(link.clone());
             watchdog = Some(every);
@@ -242,7 +242,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         control.clone(),
         notifier,
         watchdog,
-        status.clone(),
+        telemetry.clone(),
     ));
     // Beside the driver, not before it: a restarted elector must force its node standby at
     // once (the restart bound), whether etcd answers or not.
@@ -264,7 +264,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         args.key().to_string(),
         value.clone(),
         timing.etcd_request_timeout,
-        status.clone(),
+        telemetry.clone(),
         RecordContext {
             status_url: match status_addr {
                 StatusAddr::At(addr) => Some(registry::status_url(addr, &host)),
@@ -288,7 +288,7 @@ pub async fn run(args: RunArgs) -> Result<i32, String> {
         value,
         etcd_request_timeout: timing.etcd_request_timeout,
         fence,
-        status,
+        telemetry,
         state,
     };
     let code = driver.run(control_rx).await;
@@ -419,7 +419,7 @@ async fn forward_signals(
     control: mpsc::UnboundedSender<Control>,
     notifier: Option<Arc<dyn Notify>>,
     watchdog: Option<Duration>,
-    status: Arc<Status>,
+    telemetry: Arc<Telemetry>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -436,7 +436,7 @@ async fn forward_signals(
         }
         if let Some(notifier) = &notifier {
             let mut message = String::from("STOPPING=1\n");
-            if systemd::loop_alive(status.loop_age()) {
+            if systemd::loop_alive(telemetry.loop_age()) {
                 let extension = systemd::stop_extension(watchdog);
                 message.push_str(&format!("EXTEND_TIMEOUT_USEC={}\n", extension.as_micros()));
             }

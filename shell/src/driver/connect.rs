@@ -5,7 +5,7 @@
 use super::log_throttle::LOG_REPEAT_EVERY;
 use crate::etcd::{Connect, Election};
 use crate::logging::Every;
-use crate::status::Metrics;
+use crate::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -7,7 +7,7 @@ use crate::etcd::{Election, EtcdError};
 use crate::fence::Fence;
 use crate::node::{HttpGet, NodeClient};
 use crate::state::StateFile;
-use crate::status::{Metrics, NodeCallKind};
+use crate::telemetry::{Metrics, NodeCallKind};
 use elector_core::{Command, Input, NodeCall, NodeKeys};
 use std::future::Future;
 use std::sync::Arc;

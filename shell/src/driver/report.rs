@@ -2,7 +2,7 @@
 //! and a warning when another candidate shares this replica's identity. Only words and
 //! counters: nothing about roles is decided here.
 
-use crate::status::Metrics;
+use crate::telemetry::Metrics;
 use elector_core::{Candidate, CandidateId, Elector, Event, Instant, LeaseId, Role};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -61,7 +61,7 @@ pub use members::{PrefixEntry, is_member_key};
 pub use observer::{OBSERVE_RECHECK_PERIOD, silence_bound};
 pub use placement::{Placement, check_key_placement, enclosing_keys, find_enclosing_election};
 
-use crate::status::CallHealth;
+use crate::telemetry::CallHealth;
 use election::KeepAliveStream;
 use elector_core::Timing;
 use etcd_client::Client;

@@ -250,7 +250,7 @@ mod tests {
     fn the_metrics_default_silence_bound_is_that_of_the_default_request_timeout() {
         assert_eq!(
             silence_bound(Duration::from_secs(1)),
-            crate::status::DEFAULT_ETCD_SILENCE_BOUND
+            crate::telemetry::DEFAULT_ETCD_SILENCE_BOUND
         );
     }
 }

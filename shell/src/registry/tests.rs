@@ -4,14 +4,14 @@ use super::*;
 use elector_core::{Elector, Instant as CoreInstant, Settings, Timing};
 
 fn snapshot() -> Snapshot {
-    let status = Status::new("/iotex", "node-a");
+    let telemetry = Telemetry::new("/iotex", "node-a");
     let core = Elector::new(
         Settings::new("node-a".to_owned(), Timing::default()),
         CoreInstant::ZERO,
     )
     .expect("default timing");
-    status.update(&core, CoreInstant::ZERO);
-    status.snapshot().expect("a snapshot after an update")
+    telemetry.update(&core, CoreInstant::ZERO);
+    telemetry.snapshot().expect("a snapshot after an update")
 }
 
 fn watched(role: &'static str) -> Watched {
@@ -87,7 +87,7 @@ fn the_record_copies_the_snapshot_and_says_when() {
     snapshot.node_mode = Some("active");
     snapshot.stuck = Some("the node does not answer".to_owned());
     snapshot.lease_id = Some("2b".to_owned());
-    snapshot.last_transition = Some(crate::status::Transition {
+    snapshot.last_transition = Some(crate::telemetry::Transition {
         from: "standby",
         to: "candidate",
         reason: "node ready".to_owned(),

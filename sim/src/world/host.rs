@@ -16,7 +16,7 @@ use elector::driver::{Control, Driver, Fence, FenceFuture};
 use elector::node::{NodeClient, NodeTimeouts};
 use elector::standby::{DeadTermEnding, ForceStandby};
 use elector::state::StateFile;
-use elector::status::Status;
+use elector::telemetry::Telemetry;
 use elector_core::{Elector, Settings, Timing};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,7 +63,7 @@ pub(crate) struct ElectorSlot {
     pub(crate) stop_post_done: Mutex<Option<Result<Vec<String>, String>>>,
     boots: AtomicU32,
     /// The running process's `/status` (what an operator or a monitor sees).
-    pub(crate) status: Mutex<Option<Arc<Status>>>,
+    pub(crate) telemetry: Mutex<Option<Arc<Telemetry>>>,
 }
 
 /// One fence call.
@@ -220,10 +220,10 @@ impl ElectorHost {
             value: self.value.clone(),
             etcd_request_timeout: self.timing.etcd_request_timeout,
             fence: self.fence(),
-            status: Status::new(KEY, &self.value),
+            telemetry: Telemetry::new(KEY, &self.value),
             state: Some(state),
         };
-        *lock(&self.slot.status) = Some(driver.status.clone());
+        *lock(&self.slot.telemetry) = Some(driver.telemetry.clone());
         let code = driver.run(control_rx).await;
         *lock(&self.slot.exited) = Some(code);
     }

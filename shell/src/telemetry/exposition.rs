@@ -3,7 +3,7 @@
 //! snapshot at each scrape. Encoded by the `prometheus` crate; the tests read it back with
 //! `elector_model::exposition`, a strict reader that the product does not carry.
 
-use super::Status;
+use super::Telemetry;
 use elector_core::Role;
 use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
 use std::sync::atomic::Ordering;
@@ -51,7 +51,7 @@ fn flag(on: bool) -> f64 {
     f64::from(u8::from(on))
 }
 
-impl Status {
+impl Telemetry {
     /// Prometheus text exposition (format 0.0.4).
     pub fn render_metrics(&self) -> String {
         let m = &self.metrics;

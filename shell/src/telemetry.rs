@@ -1,9 +1,12 @@
-//! What an operator can see: `/status` (JSON), `/metrics` (Prometheus text) and `/healthz`.
-//! The driver updates a snapshot after every step of the core; the server only reads it.
+//! What an operator can see of this process: `/status` (JSON), `/metrics` (Prometheus text) and
+//! `/healthz`, served by the status server on `--status-addr`. The driver updates a snapshot
+//! after every step of the core; the server only reads it. (`elector status`, the replica set's
+//! view from etcd, is `commands::status`.)
 //!
-//! In files: this one holds the snapshot ([`Status`]); [`metrics`] the counters, gauges and
-//! histograms the driver and the etcd adapter record; [`exposition`] the Prometheus text
-//! (encoded by the `prometheus` crate); [`server`] the HTTP server.
+//! In files: this one holds the latest [`Snapshot`] and the [`Metrics`] ([`Telemetry`]);
+//! [`metrics`] the counters, gauges and histograms the driver and the etcd adapter record;
+//! [`exposition`] the Prometheus text (encoded by the `prometheus` crate); [`server`] the status
+//! server.
 
 mod exposition;
 mod metrics;
@@ -112,7 +115,7 @@ pub struct Snapshot {
 }
 
 /// Shared between the driver (writer) and the status server (reader).
-pub struct Status {
+pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     key: String,
     value: String,
@@ -126,9 +129,9 @@ struct Inner {
     recent_transitions: std::collections::VecDeque<Transition>,
     last_loop: tokio::time::Instant,
 }
-impl Status {
+impl Telemetry {
     pub fn new(key: &str, value: &str) -> Arc<Self> {
-        Arc::new(Status {
+        Arc::new(Telemetry {
             metrics: Arc::new(Metrics::default()),
             key: key.to_string(),
             value: value.to_string(),

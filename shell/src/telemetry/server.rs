@@ -1,6 +1,6 @@
 //! The status server: `GET /status` (JSON), `/metrics`, `/healthz`, on `--status-addr`.
 
-use super::Status;
+use super::Telemetry;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 /// Serves `/status`, `/metrics` and `/healthz` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, status: Arc<Status>) {
-    if let Err(e) = axum::serve(listener, router(status)).await {
+pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
+    if let Err(e) = axum::serve(listener, router(telemetry)).await {
         warn!("status server stopped: {e}");
     }
 }
@@ -27,14 +27,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// The routes. Only `GET` and `HEAD` are served, on every path: nothing here changes anything.
-pub(super) fn router(status: Arc<Status>) -> Router {
+pub(super) fn router(telemetry: Arc<Telemetry>) -> Router {
     Router::new()
         .route("/status", get(status_json))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "try /status, /metrics or /healthz\n") })
         .layer(middleware::from_fn(only_get_and_head))
-        .with_state(status)
+        .with_state(telemetry)
 }
 
 /// Other methods get 405 with `Allow: GET, HEAD`, on known and unknown paths alike.
@@ -48,8 +48,8 @@ async fn only_get_and_head(request: Request, next: Next) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, allow, why).into_response()
 }
 
-async fn status_json(State(status): State<Arc<Status>>) -> Response {
-    match status.snapshot() {
+async fn status_json(State(telemetry): State<Arc<Telemetry>>) -> Response {
+    match telemetry.snapshot() {
         Some(s) => {
             let body = serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -58,13 +58,13 @@ async fn status_json(State(status): State<Arc<Status>>) -> Response {
     }
 }
 
-async fn metrics(State(status): State<Arc<Status>>) -> Response {
+async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> Response {
     let kind = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
-    (kind, status.render_metrics()).into_response()
+    (kind, telemetry.render_metrics()).into_response()
 }
 
-async fn healthz(State(status): State<Arc<Status>>) -> Response {
-    match status.healthy() {
+async fn healthz(State(telemetry): State<Arc<Telemetry>>) -> Response {
+    match telemetry.healthy() {
         true => (StatusCode::OK, "ok\n"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "driver loop stalled\n"),
     }

@@ -8,27 +8,27 @@ use elector_core::{Settings, Timing};
 use elector_model::exposition::{parse_exposition, sample_value};
 use tower::ServiceExt;
 
-fn status() -> Arc<Status> {
-    let status = Status::new("/iotex-server", "replica \"a\"\n");
+fn telemetry() -> Arc<Telemetry> {
+    let telemetry = Telemetry::new("/iotex-server", "replica \"a\"\n");
     let core = Elector::new(
         Settings::new("replica-a".to_string(), Timing::default()),
         Instant::ZERO,
     )
     .expect("default timing");
-    status.update(&core, Instant::ZERO);
-    status
+    telemetry.update(&core, Instant::ZERO);
+    telemetry
 }
 
 #[test]
 fn the_exposition_parses_and_keeps_every_name() {
-    let status = status();
-    let m = &status.metrics;
+    let telemetry = telemetry();
+    let m = &telemetry.metrics;
     m.observe_keepalive(Duration::from_millis(3));
     m.observe_keepalive(Duration::from_millis(40));
     m.observe_keepalive(Duration::from_secs(9));
     m.observe_node_call(NodeCallKind::ReadMode, Duration::from_millis(2));
     m.set_node_mode(false);
-    let text = status.render_metrics();
+    let text = telemetry.render_metrics();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     for name in [
         "elector_role",
@@ -160,13 +160,13 @@ async fn etcd_connected_follows_recent_successes() {
 
 #[tokio::test]
 async fn only_get_and_head_are_served() {
-    let status = status();
+    let telemetry = telemetry();
     let answer = |method: Method, path: &str| {
         let request = Request::builder()
             .method(method)
             .uri(path)
             .body(Body::empty());
-        router(status.clone()).oneshot(request.expect("a valid request"))
+        router(telemetry.clone()).oneshot(request.expect("a valid request"))
     };
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
         for path in ["/metrics", "/nowhere"] {
@@ -194,7 +194,7 @@ async fn only_get_and_head_are_served() {
 
 #[test]
 fn an_exclusion_shows_in_status_and_metrics() {
-    let status = Status::new("/iotex-server", "replica-a");
+    let telemetry = Telemetry::new("/iotex-server", "replica-a");
     let mut core = Elector::new(
         Settings::new("replica-a".to_string(), Timing::default()),
         Instant::ZERO,
@@ -213,8 +213,8 @@ fn an_exclusion_shows_in_status_and_metrics() {
             ..Default::default()
         }),
     );
-    status.update(&core, Instant::ZERO);
-    let snapshot = status.snapshot().expect("a snapshot");
+    telemetry.update(&core, Instant::ZERO);
+    let snapshot = telemetry.snapshot().expect("a snapshot");
     assert!(snapshot.excluded);
     assert_eq!(
         snapshot.exclusion,
@@ -224,7 +224,7 @@ fn an_exclusion_shows_in_status_and_metrics() {
             reason: "iotex-core upgrade".into(),
         })
     );
-    let text = status.render_metrics();
+    let text = telemetry.render_metrics();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(sample_value(&samples, "elector_excluded", &[]), Some(1.0));
     assert_eq!(
@@ -240,10 +240,10 @@ fn an_exclusion_shows_in_status_and_metrics() {
             ..Default::default()
         }),
     );
-    status.update(&core, Instant::ZERO);
-    let snapshot = status.snapshot().expect("a snapshot");
+    telemetry.update(&core, Instant::ZERO);
+    let snapshot = telemetry.snapshot().expect("a snapshot");
     assert!(!snapshot.excluded && snapshot.exclusion.is_none());
-    let text = status.render_metrics();
+    let text = telemetry.render_metrics();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(sample_value(&samples, "elector_excluded", &[]), Some(0.0));
     assert_eq!(
@@ -256,26 +256,26 @@ fn an_exclusion_shows_in_status_and_metrics() {
 /// changes; `/metrics` has the timing comparison once the registry made one.
 #[test]
 fn status_reports_the_version_and_metrics_the_timing_comparison() {
-    let status = status();
-    let snapshot = status.snapshot().expect("a snapshot");
+    let telemetry = telemetry();
+    let snapshot = telemetry.snapshot().expect("a snapshot");
     assert_eq!(snapshot.version, crate::cli::VERSION);
     let body = serde_json::to_value(&snapshot).expect("JSON");
     assert_eq!(body["version"], crate::cli::VERSION);
     assert!(body.get("node_mode_read_ms_ago").is_some(), "{body}");
     assert!(body["recent_transitions"].is_array(), "{body}");
     // Before the registry compared the timings: no sample (unknown is not 0).
-    let text = status.render_metrics();
+    let text = telemetry.render_metrics();
     assert!(!text.contains("elector_timing_mismatch"), "{text}");
-    status.metrics.set_timing_mismatch(2);
-    let text = status.render_metrics();
+    telemetry.metrics.set_timing_mismatch(2);
+    let text = telemetry.render_metrics();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(
         sample_value(&samples, "elector_timing_mismatch", &[]),
         Some(2.0)
     );
     // The node read's age follows the read.
-    status.metrics.set_node_mode(false);
-    let age = status
+    telemetry.metrics.set_node_mode(false);
+    let age = telemetry
         .snapshot()
         .and_then(|s| s.node_mode_read_ms_ago)
         .expect("an age after a read");
