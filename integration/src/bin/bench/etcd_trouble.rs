@@ -71,13 +71,34 @@ pub(super) struct Outage {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct TroubleResult {
-    #[serde(with = "crate::results::profile_by_name")]
+    #[serde(with = "profile_by_name")]
     pub(super) profile: TimingProfile,
     pub(super) members: Vec<MemberTrouble>,
     pub(super) outages: Vec<Outage>,
     pub(super) check: SetCheck,
     pub(super) wall: Duration,
     pub(super) error: Option<String>,
+}
+
+/// A timing profile in the results: its name, as `elector-sim --profile` spells it.
+mod profile_by_name {
+    use elector_integration::timing_profile::TimingProfile;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(
+        profile: &TimingProfile,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(profile.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<TimingProfile, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        TimingProfile::from_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown timing profile {name:?}")))
+    }
 }
 
 impl TroubleResult {

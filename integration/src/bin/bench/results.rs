@@ -74,27 +74,6 @@ impl Results {
     }
 }
 
-/// A timing profile in the results: its name, as `elector-sim --profile` spells it.
-pub(super) mod profile_by_name {
-    use elector_integration::timing_profile::TimingProfile;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(crate) fn serialize<S: Serializer>(
-        profile: &TimingProfile,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(profile.name())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<TimingProfile, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        TimingProfile::from_name(&name)
-            .ok_or_else(|| D::Error::custom(format!("unknown timing profile {name:?}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
