@@ -352,18 +352,30 @@ impl<'writer> FormatFields<'writer> for HumanFields {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use tracing::{info, warn};
 
-    /// A writer into a shared buffer.
+    /// A writer into a shared buffer: what a test's subscriber wrote (the throttle's tests use
+    /// it too).
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Buffer {
+        /// Everything written so far.
+        pub(crate) fn text(&self) -> String {
+            let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
 
     impl Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -388,7 +400,7 @@ mod tests {
             buffer.clone(),
         );
         tracing::subscriber::with_default(subscriber, emit);
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     fn role_change() {

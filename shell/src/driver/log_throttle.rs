@@ -149,31 +149,9 @@ fn answered(input: &Input) -> Option<Dependency> {
 mod tests {
     use super::*;
     use crate::logging::subscriber;
+    use crate::logging::tests::Buffer;
     use elector_core::{NodeCall, Observation};
-    use std::io;
-    use std::sync::{Arc, Mutex};
     use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
-    }
 
     /// The lines `feed` makes the throttle write, in the human format.
     fn lines(feed: impl FnOnce(&mut LogThrottle)) -> Vec<String> {
@@ -186,9 +164,7 @@ mod tests {
             buffer.clone(),
         );
         tracing::subscriber::with_default(subscriber, || feed(&mut LogThrottle::default()));
-        let text = String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned();
-        text.lines().map(str::to_owned).collect()
+        buffer.text().lines().map(str::to_owned).collect()
     }
 
     fn etcd_failure(i: u32) -> Input {
