@@ -1,6 +1,6 @@
 //! An elector run bare, as the Go elector always was (`elector -etcd=... -iotexAdmin=...` in a
 //! shell, tmux or a `docker run` without a restart policy): no systemd, no `elector supervise`.
-//! Its watcher (shell/src/watcher.rs) must do what `ExecStopPost=` does under systemd.
+//! Its watcher (shell/src/commands/watcher.rs) must do what `ExecStopPost=` does under systemd.
 //!
 //! - kill -9 of the leader's elector (the process the operator started) or a SIGSTOP of it
 //!   leaves its node standby within the restart bound plus a node round, and another replica

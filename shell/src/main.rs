@@ -7,7 +7,6 @@
 
 mod commands;
 mod systemd;
-mod watcher;
 
 use commands::{EXIT_FAILED, EXIT_USAGE};
 use elector::cli::{self, LogFormat, Operation, Parsed};
@@ -73,7 +72,7 @@ fn run_operation(operation: Operation) -> u8 {
             Operation::Include(args) => exit_code(commands::include::run(args).await),
             Operation::ForceStandby(args) => exit_code(commands::force_standby::run(args).await),
             Operation::Supervise(args) => commands::supervise::supervise(*args).await,
-            Operation::Watch(args) => watcher::watch(*args).await,
+            Operation::Watch(args) => commands::watcher::watch(*args).await,
         }
     })
 }

@@ -10,9 +10,9 @@
 //! `main`).
 
 use crate::commands::status::{self, StatusReport};
+use crate::commands::watcher::Protection;
 use crate::commands::{EXIT_FAILED, Outcome, connect, supervise};
 use crate::systemd;
-use crate::watcher::Protection;
 use elector::cli::{CheckArgs, RunArgs};
 use elector::etcd::lease_revocation_bug;
 use elector::node::{HttpGet, NodeClient, NodeTimeouts, ReqwestTransport};

@@ -1,7 +1,9 @@
 //! The operator commands, one file each: [`check`], [`status`], [`history`], [`handover`],
 //! [`exclude`], [`include`], [`force_standby`]; [`run`], the elector itself (no subcommand);
-//! and [`supervise`], the parent that runs the elector as its child where no systemd unit can.
-//! Beside them, `records`: waiting for the registry records a command changed.
+//! [`supervise`], the parent that runs the elector as its child where no systemd unit can; and
+//! [`watcher`] (`elector watch`, started by a bare run itself), the small process that commands
+//! the node standby when a bare-run elector dies or hangs. Beside them, `records`: waiting for
+//! the registry records a command changed.
 //!
 //! The operator commands read and write the election through the same adapter as the running
 //! elector ([`Election`]), and reach the node through the same `NodeClient`. Every etcd call
@@ -20,6 +22,7 @@ mod records;
 pub mod run;
 pub mod status;
 pub mod supervise;
+pub mod watcher;
 
 use elector::cli::EtcdArgs;
 use elector::etcd::{self, Election};

@@ -2,8 +2,8 @@
 //! fence, the status server, systemd, the state file, the registry record) and runs it until
 //! it exits.
 
+use crate::commands::watcher::{self, Protection};
 use crate::systemd::{self, Notify};
-use crate::watcher::{self, Protection};
 use elector::cli::{RunArgs, StatusAddr, host_name};
 use elector::clock::{Clock, TokioClock};
 use elector::driver::{Control, Driver};
