@@ -2,9 +2,9 @@
 //! host), time until the other node is active; our elector (`crash-default`, `crash-fast`)
 //! and the Go election (`baseline`), added up the same way ([`Env::tally`]).
 
+use super::env::{Env, SETTLE};
 use super::etcd::KeyWatch;
 use super::tally::{Tally, elect_one_of_two};
-use super::{Env, SETTLE};
 use anyhow::Result;
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;

@@ -6,9 +6,9 @@
 //! active, the gap with no active node, and the overlap from the history checker.
 
 use super::crash::jitter;
+use super::env::{Env, SETTLE};
 use super::stats::{secs, signed_seconds};
 use super::tally::{Tally, elect_one_of_two};
-use super::{Env, SETTLE};
 use anyhow::{Context, Result, bail};
 use elector_integration::host::elector_command;
 use elector_integration::replica_set::ReplicaSet;

@@ -5,7 +5,7 @@
 //! up). Then the whole cluster is frozen for increasing lengths until the leader demotes: the
 //! longest etcd-wide outage it rode through.
 
-use super::{SETTLE, SetCheck};
+use super::env::{SETTLE, SetCheck};
 use anyhow::{Context, Result, bail};
 use elector_integration::etcd_process::{EtcdProcess, raft_leader};
 use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};

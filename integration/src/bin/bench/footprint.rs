@@ -1,9 +1,9 @@
 //! The `footprint` phase: RSS and CPU of an idle leader and standby, etcd requests per
 //! elector.
 
+use super::env::{Env, SETTLE};
 use super::etcd::{EtcdWindow, etcd_counters, metric_total};
 use super::proc_stats::{cpu_time, resident_bytes};
-use super::{Env, SETTLE};
 use anyhow::{Context, Result, bail};
 use elector_integration::host::http_get;
 use elector_integration::replica_set::{FlagStyle, ReplicaSet};

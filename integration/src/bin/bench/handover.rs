@@ -2,9 +2,9 @@
 //! leader's node turning unready; the gap with no active node and the overlap.
 
 use super::crash::jitter;
+use super::env::{Env, SETTLE};
 use super::stats::signed_seconds;
 use super::tally::{Tally, elect_one_of_two};
-use super::{Env, SETTLE};
 use anyhow::{Context, Result, bail};
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;

@@ -1,6 +1,6 @@
 //! The `idle` phase: etcd's own CPU with no client, for reference.
 
-use super::Env;
+use super::env::Env;
 use super::etcd::{EtcdWindow, etcd_counters};
 use super::proc_stats::resident_bytes;
 use anyhow::Result;

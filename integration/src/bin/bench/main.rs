@@ -30,15 +30,18 @@
 //! Every child process is killed when its guard is dropped: on success, on error, on panic and
 //! on Ctrl-C or SIGTERM (the run is abandoned and the guards dropped).
 //!
-//! One module per phase; [`cli`] is the command line, [`procfs`] what /proc says, [`etcd`] the
-//! shared etcd, [`report`] the markdown and [`chart`] the SVG. Every phase runs its replicas
-//! as [`elector_integration::replica_set::ReplicaSet`]s. A binary of its own, so
-//! that no test binary compiles it.
+//! One module per phase; [`cli`] is the command line, [`env`] what every phase shares (the
+//! environment, replica sets run at once, the check of the one property), [`proc_stats`] what
+//! /proc says, [`etcd`] the shared etcd, [`results`] every outcome as data, and [`report`] (the
+//! markdown) and [`chart`] (the SVG) are filled from those results. Every phase runs its
+//! replicas as [`elector_integration::replica_set::ReplicaSet`]s. A binary of its own, so that
+//! no test binary compiles it.
 
 mod chart;
 mod cli;
 mod crash;
 mod elector_crash;
+mod env;
 mod etcd;
 mod etcd_budget;
 mod etcd_trouble;
@@ -65,12 +68,11 @@ use chart::render_svg;
 use cli::ALL_PHASES;
 use crash::{CrashResult, baseline_phase, crash_phase, failovers};
 use elector_crash::elector_crash_phase;
-use elector_integration::replica_set::{FlagStyle, Host, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;
+use env::Env;
 use etcd::Etcd;
 use etcd_trouble::etcd_trouble_phase;
 use footprint::footprint_phase;
-use futures_util::future::join_all;
 use handover::{Handover, handover_phase, handover_values};
 use idle::idle_phase;
 use machine::machine;
@@ -78,121 +80,10 @@ use proc_stats::{cpu_time, load_average, machine_ticks, own_cpu, tick_seconds};
 use report::render_markdown;
 use results::{Results, measured};
 use scale::scale_phase;
-use serde::{Deserialize, Serialize};
 use sim::{criterion_results, sim_ci_speed, sim_phase};
 use stats::summarize;
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 use tally::Tally;
-
-/// Bound on reaching a state the cluster should reach by itself (an election, a failover).
-const SETTLE: Duration = Duration::from_secs(90);
-
-/// What a finished set's nodes say about the one property: the total time two nodes were
-/// active at once ([`ReplicaSet::overlap`], a proxy) and the slots signed by two replicas
-/// ([`ReplicaSet::double_signs`], the property itself), with how much each check read.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-struct SetCheck {
-    overlap: Duration,
-    histories: usize,
-    signatures: usize,
-    double_signs: usize,
-}
-
-impl SetCheck {
-    fn of(set: &ReplicaSet) -> SetCheck {
-        let (overlap, histories) = set.overlap();
-        let signatures = set.signatures();
-        SetCheck {
-            overlap,
-            histories,
-            signatures: signatures.iter().map(Vec::len).sum(),
-            double_signs: elector_model::history::double_signs(&signatures).len(),
-        }
-    }
-
-    fn add(&mut self, other: SetCheck) {
-        self.overlap += other.overlap;
-        self.histories += other.histories;
-        self.signatures += other.signatures;
-        self.double_signs += other.double_signs;
-    }
-
-    /// No slot signed twice and never two nodes active: anything else fails the run.
-    fn clean(&self) -> bool {
-        self.double_signs == 0 && self.overlap.is_zero()
-    }
-
-    /// A table cell: slots signed twice / time two nodes were active, "0 / 0" when clean.
-    fn cell(&self) -> String {
-        if self.clean() {
-            "0 / 0".to_owned()
-        } else {
-            format!(
-                "**{} / {:.3} s**",
-                self.double_signs,
-                self.overlap.as_secs_f64()
-            )
-        }
-    }
-
-    /// For the report: "no slot signed twice (412 signatures), dual-active never (12 node
-    /// histories)".
-    fn describe(&self) -> String {
-        let signed = if self.double_signs == 0 {
-            "no slot signed twice".to_owned()
-        } else {
-            format!("**{} slot(s) signed twice**", self.double_signs)
-        };
-        format!(
-            "{signed} ({} signatures), dual-active {} ({} node histories)",
-            self.signatures,
-            units::fmt_overlap(self.overlap),
-            self.histories
-        )
-    }
-}
-
-/// The environment every replica set shares.
-struct Env {
-    origin: Instant,
-    etcd: Etcd,
-    elector: PathBuf,
-    logs: PathBuf,
-}
-
-impl Env {
-    fn host(&self) -> Host {
-        Host {
-            origin: self.origin,
-            etcd: self.etcd.process.endpoint(),
-            elector: self.elector.clone(),
-            logs: self.logs.clone(),
-        }
-    }
-
-    /// Runs `scenario` on `clusters` replica sets at once, set `c` on the key
-    /// `/bench/<name>-<c>`; returns each outcome with the set's [`SetCheck`]. Every set is
-    /// shut down.
-    async fn in_parallel<T>(
-        &self,
-        name: &str,
-        profile: TimingProfile,
-        clusters: usize,
-        scenario: impl AsyncFn(&mut ReplicaSet, usize) -> T,
-    ) -> Vec<(T, SetCheck)> {
-        let scenario = &scenario;
-        join_all((0..clusters).map(|c| async move {
-            let key = format!("/bench/{name}-{c}");
-            let mut set = ReplicaSet::new(self.host(), key, profile, FlagStyle::Conventional);
-            let outcome = scenario(&mut set, c).await;
-            let check = SetCheck::of(&set);
-            set.shutdown().await;
-            (outcome, check)
-        }))
-        .await
-    }
-}
 
 /// Now as the report prints it: `2026-12-07 18:20 UTC`.
 fn utc_now() -> String {

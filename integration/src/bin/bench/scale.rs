@@ -1,10 +1,10 @@
 //! The `scale` phase: many electors on one etcd; etcd's CPU and the keep-alive latency.
 
+use super::env::{Env, SETTLE, SetCheck};
 use super::etcd::{EtcdWindow, etcd_counters};
 use super::footprint::keepalive_counters;
 use super::proc_stats::{cpu_time, resident_bytes};
 use super::stats::summarize;
-use super::{Env, SETTLE, SetCheck};
 use anyhow::Result;
 use elector_integration::replica_set::{FlagStyle, Replica, ReplicaSet};
 use elector_integration::timing_profile::TimingProfile;

@@ -2,7 +2,7 @@
 //! run at once, each adding its trials, and the phase adds up trials, errors and the
 //! dual-active check of every set in one [`Tally`].
 
-use super::{Env, SETTLE, SetCheck};
+use super::env::{Env, SETTLE, SetCheck};
 use anyhow::Result;
 use elector_integration::replica_set::ReplicaSet;
 use elector_integration::timing_profile::TimingProfile;
