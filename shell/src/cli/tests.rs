@@ -628,3 +628,18 @@ fn timing_errors_name_the_flag_and_a_value_that_works() {
         );
     }
 }
+
+/// A profile sets every timing flag but the two derived ones, so the profile's flags and the
+/// timing's fields name the same flags.
+#[test]
+fn the_profile_flags_are_the_timing_flags_but_the_derived_ones() {
+    let mut from_fields: Vec<&str> = TIMING_FIELDS
+        .iter()
+        .map(|(_, flag)| *flag)
+        .filter(|flag| !["--drain-bound", "--activation-delay"].contains(flag))
+        .collect();
+    let mut from_profile: Vec<&str> = PROFILE_FLAGS.iter().map(|(_, flag)| *flag).collect();
+    from_fields.sort_unstable();
+    from_profile.sort_unstable();
+    assert_eq!(from_profile, from_fields);
+}
